@@ -10,11 +10,11 @@ import java.nio.file.StandardOpenOption;
 /**
  * {@link Storage} on a regular file through a {@link FileChannel}.
  *
- * <p>Positional channel I/O is safe to use from many threads at once. Growing the file with
- * {@link #resize} leaves a hole, so storage reserved ahead of use costs no disk blocks on file
- * systems with sparse files. {@link #force()} calls {@code fdatasync}-like {@code force(false)}
- * after plain writes and the stronger {@code force(true)} after a resize, because a changed
- * length is file metadata that must survive a crash too.
+ * <p>Positional channel I/O is safe to use from many threads at once. Growing the file with {@link
+ * #resize} leaves a hole, so storage reserved ahead of use costs no disk blocks on file systems
+ * with sparse files. {@link #force()} calls {@code fdatasync}-like {@code force(false)} after plain
+ * writes and the stronger {@code force(true)} after a resize, because a changed length is file
+ * metadata that must survive a crash too.
  */
 public final class FileStorage implements Storage {
 
@@ -40,10 +40,7 @@ public final class FileStorage implements Storage {
   public static FileStorage createNew(Path path) throws IOException {
     FileChannel channel =
         FileChannel.open(
-            path,
-            StandardOpenOption.READ,
-            StandardOpenOption.WRITE,
-            StandardOpenOption.CREATE_NEW);
+            path, StandardOpenOption.READ, StandardOpenOption.WRITE, StandardOpenOption.CREATE_NEW);
     return new FileStorage(path, channel);
   }
 

@@ -32,7 +32,12 @@ public final class MemoryStorage implements Storage {
     ensureOpen();
     if (positionBytes < 0 || positionBytes + dst.remaining() > sizeBytes) {
       throw new EOFException(
-          name + ": read of " + dst.remaining() + " bytes at offset " + positionBytes + " hits end");
+          name
+              + ": read of "
+              + dst.remaining()
+              + " bytes at offset "
+              + positionBytes
+              + " hits end");
     }
     long position = positionBytes;
     while (dst.hasRemaining()) {

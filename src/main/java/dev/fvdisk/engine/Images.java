@@ -1,0 +1,89 @@
+package dev.fvdisk.engine;
+
+import dev.fvdisk.engine.io.FileStorage;
+import dev.fvdisk.engine.io.Storage;
+import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.List;
+
+/**
+ * Creates, opens and checks image files.
+ *
+ * <p>A new image is built under a temporary name and renamed into place only once it is complete
+ * and forced, and the directory is forced after the rename: a crash during creation leaves either
+ * no image or a whole one, never a half-initialised file under the real name.
+ */
+public final class Images {
+
+  private static final String TEMPORARY_SUFFIX = ".creating";
+
+  private Images() {}
+
+  /**
+   * Creates a new image file at {@code path} and opens it for writing. Durable on return: the file
+   * and its directory entry survive a crash.
+   *
+   * @throws FileAlreadyExistsException if {@code path} exists
+   */
+  public static Image create(Path path, ImageOptions options) throws IOException {
+    if (Files.exists(path, LinkOption.NOFOLLOW_LINKS)) {
+      throw new FileAlreadyExistsException(path.toString());
+    }
+    Path temporary = path.resolveSibling(path.getFileName() + TEMPORARY_SUFFIX);
+    Files.deleteIfExists(temporary);
+    try (Storage storage = FileStorage.createNew(temporary)) {
+      Image.create(storage, options).close();
+    } catch (IOException | RuntimeException e) {
+      Files.deleteIfExists(temporary);
+      throw e;
+    }
+    Files.move(temporary, path, StandardCopyOption.ATOMIC_MOVE);
+    forceDirectory(path.toAbsolutePath().getParent());
+    return open(path, true);
+  }
+
+  /** Opens an existing image file; see {@link Image#open(Storage, boolean)}. */
+  public static Image open(Path path, boolean writable) throws IOException {
+    FileStorage storage = FileStorage.open(path, writable);
+    try {
+      return Image.open(storage, writable);
+    } catch (IOException | RuntimeException e) {
+      storage.close();
+      throw e;
+    }
+  }
+
+  /**
+   * Checks an image that is not open, without changing it: header copies, table checksum, journal
+   * records (replayed in memory), chunk references and leaks.
+   */
+  public static CheckReport check(Storage storage) throws IOException {
+    RecoveredMetadata recovered;
+    try {
+      recovered = RecoveredMetadata.recover(storage);
+    } catch (CorruptImageException e) {
+      return CheckReport.of(List.of(), 0, List.of(e.getMessage()));
+    }
+    return CheckReport.of(recovered.leakedChunks(), 0, recovered.problems());
+  }
+
+  /** Checks an image file that is not open; see {@link #check(Storage)}. */
+  public static CheckReport check(Path path) throws IOException {
+    try (Storage storage = FileStorage.open(path, false)) {
+      return check(storage);
+    }
+  }
+
+  /** Forces a directory, so that a rename or delete inside it survives a crash. */
+  public static void forceDirectory(Path directory) throws IOException {
+    try (FileChannel channel = FileChannel.open(directory, StandardOpenOption.READ)) {
+      channel.force(true);
+    }
+  }
+}

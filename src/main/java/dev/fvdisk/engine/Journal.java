@@ -1,0 +1,234 @@
+package dev.fvdisk.engine;
+
+import dev.fvdisk.engine.io.Storage;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.zip.CRC32C;
+
+/**
+ * The metadata journal: a ring of 512-byte records, each a self-contained, checksummed batch of new
+ * chunk mappings.
+ *
+ * <p>Record layout (little-endian; unused bytes zero):
+ *
+ * <pre>
+ * offset size field
+ *      0    4 magic "FVJR"
+ *      4    4 CRC-32C of bytes 8..511
+ *      8    8 image tag: the image UUID's two halves XORed, so a sector copied from another
+ *             image never verifies
+ *     16    8 epoch: must equal the header's stable epoch to be replayed
+ *     24    8 sequence number within the epoch, for diagnostics
+ *     32    2 kind: 1 = chunk mappings
+ *     34    2 count: number of mappings, 1..59
+ *     36    4 reserved, zero
+ *     40  8×n mappings: virtual chunk index (u32), physical chunk (u32)
+ * </pre>
+ *
+ * <p>Every record is judged on its own. A torn or garbage sector fails its checksum and is skipped;
+ * a record from before the last table write carries an older epoch and is ignored; a record whose
+ * checksum verifies but whose values break the format is reported as corruption. Replaying the
+ * valid records in any order gives the same table, because a mapping, once durable, never changes.
+ * That is why a torn multi-sector append is safe even when an earlier sector of the append was lost
+ * and a later one survived.
+ *
+ * <p><b>Thread safety.</b> Not thread-safe: only the image's committer appends.
+ */
+final class Journal {
+
+  static final int SECTOR_BYTES = 512;
+  static final int MAGIC = 0x524A5646; // "FVJR" read as a little-endian int
+  static final int KIND_CHUNK_MAPPINGS = 1;
+  static final int RECORD_HEADER_BYTES = 40;
+  static final int MAPPING_BYTES = 8;
+  static final int MAPPINGS_PER_RECORD = (SECTOR_BYTES - RECORD_HEADER_BYTES) / MAPPING_BYTES;
+
+  private final Storage storage;
+  private final long offsetBytes;
+  private final long sectorCount;
+  private final long imageTag;
+  private long epoch;
+  private long nextSector;
+  private long nextSequence;
+
+  Journal(Storage storage, Header header) {
+    this.storage = storage;
+    this.offsetBytes = header.journalOffsetBytes();
+    this.sectorCount = header.journalSectorCount();
+    this.imageTag = imageTag(header);
+    this.epoch = header.stableEpoch();
+  }
+
+  static long imageTag(Header header) {
+    return header.imageId().getMostSignificantBits() ^ header.imageId().getLeastSignificantBits();
+  }
+
+  static int recordsFor(int mappingCount) {
+    return (mappingCount + MAPPINGS_PER_RECORD - 1) / MAPPINGS_PER_RECORD;
+  }
+
+  boolean fits(int mappingCount) {
+    return nextSector + recordsFor(mappingCount) <= sectorCount;
+  }
+
+  long usedSectors() {
+    return nextSector;
+  }
+
+  long sectorCount() {
+    return sectorCount;
+  }
+
+  /** Starts writing at the ring's beginning again, in a new epoch the header has made stable. */
+  void restart(long newEpoch) {
+    this.epoch = newEpoch;
+    this.nextSector = 0;
+    this.nextSequence = 0;
+  }
+
+  /**
+   * Writes the mappings as consecutive records in one write; the caller forces afterwards.
+   *
+   * @param chunkIndexes virtual chunks, with {@code physicalChunks} at the same positions
+   */
+  void append(int[] chunkIndexes, long[] physicalChunks, int count) throws IOException {
+    int records = recordsFor(count);
+    if (nextSector + records > sectorCount) {
+      throw new IllegalStateException("journal append of " + records + " records does not fit");
+    }
+    ByteBuffer buf = ByteBuffer.allocate(records * SECTOR_BYTES).order(ByteOrder.LITTLE_ENDIAN);
+    for (int r = 0; r < records; r++) {
+      int first = r * MAPPINGS_PER_RECORD;
+      int n = Math.min(MAPPINGS_PER_RECORD, count - first);
+      int base = r * SECTOR_BYTES;
+      buf.putInt(base, MAGIC);
+      buf.putLong(base + 8, imageTag);
+      buf.putLong(base + 16, epoch);
+      buf.putLong(base + 24, nextSequence++);
+      buf.putShort(base + 32, (short) KIND_CHUNK_MAPPINGS);
+      buf.putShort(base + 34, (short) n);
+      for (int i = 0; i < n; i++) {
+        buf.putInt(base + RECORD_HEADER_BYTES + i * MAPPING_BYTES, chunkIndexes[first + i]);
+        buf.putInt(
+            base + RECORD_HEADER_BYTES + i * MAPPING_BYTES + 4, (int) physicalChunks[first + i]);
+      }
+      buf.putInt(base + 4, recordCrc(buf, base));
+    }
+    storage.write(buf, offsetBytes + nextSector * SECTOR_BYTES);
+    nextSector += records;
+  }
+
+  private static int recordCrc(ByteBuffer buf, int base) {
+    CRC32C crc = new CRC32C();
+    crc.update(buf.duplicate().limit(base + SECTOR_BYTES).position(base + 8));
+    return (int) crc.getValue();
+  }
+
+  /** What replay found, for the opener and the checker. */
+  record Replay(
+      long appliedRecords,
+      long appliedMappings,
+      long staleRecords,
+      long skippedSectors,
+      List<String> problems) {}
+
+  /**
+   * Applies every valid record of the header's stable epoch to {@code table}.
+   *
+   * @param physicalChunkLimit a mapping to a slot at or past this lies outside the file
+   */
+  static Replay replay(Storage storage, Header header, ChunkTable table, long physicalChunkLimit)
+      throws IOException {
+    long tag = imageTag(header);
+    long applied = 0;
+    long appliedMappings = 0;
+    long stale = 0;
+    long skipped = 0;
+    List<String> problems = new ArrayList<>();
+    int sectorsPerRead = 2048;
+    ByteBuffer buf =
+        ByteBuffer.allocate(sectorsPerRead * SECTOR_BYTES).order(ByteOrder.LITTLE_ENDIAN);
+    long sectors = header.journalSectorCount();
+    for (long first = 0; first < sectors; first += sectorsPerRead) {
+      int n = (int) Math.min(sectorsPerRead, sectors - first);
+      buf.clear().limit(n * SECTOR_BYTES);
+      storage.read(buf, header.journalOffsetBytes() + first * SECTOR_BYTES);
+      for (int s = 0; s < n; s++) {
+        int base = s * SECTOR_BYTES;
+        long sectorOffset = header.journalOffsetBytes() + (first + s) * SECTOR_BYTES;
+        if (buf.getInt(base) != MAGIC || buf.getInt(base + 4) != recordCrc(buf, base)) {
+          if (!isBlank(buf, base)) {
+            skipped++;
+          }
+          continue;
+        }
+        if (buf.getLong(base + 8) != tag) {
+          skipped++;
+          continue;
+        }
+        long epoch = buf.getLong(base + 16);
+        if (epoch < header.stableEpoch()) {
+          stale++;
+          continue;
+        }
+        String where = storage.description() + ": journal record at offset " + sectorOffset;
+        if (epoch > header.stableEpoch()) {
+          problems.add(
+              where
+                  + ": epoch "
+                  + epoch
+                  + " is newer than the stable epoch "
+                  + header.stableEpoch());
+          continue;
+        }
+        int kind = Short.toUnsignedInt(buf.getShort(base + 32));
+        int count = Short.toUnsignedInt(buf.getShort(base + 34));
+        if (kind != KIND_CHUNK_MAPPINGS || count < 1 || count > MAPPINGS_PER_RECORD) {
+          problems.add(where + ": kind " + kind + " with " + count + " mappings is not valid");
+          continue;
+        }
+        for (int i = 0; i < count; i++) {
+          long chunkIndex =
+              Integer.toUnsignedLong(buf.getInt(base + RECORD_HEADER_BYTES + i * MAPPING_BYTES));
+          long physical =
+              Integer.toUnsignedLong(
+                  buf.getInt(base + RECORD_HEADER_BYTES + i * MAPPING_BYTES + 4));
+          if (chunkIndex >= table.chunkCount() || physical >= physicalChunkLimit) {
+            problems.add(
+                where
+                    + ": maps chunk "
+                    + chunkIndex
+                    + " to physical chunk "
+                    + physical
+                    + ", outside the table ("
+                    + table.chunkCount()
+                    + " chunks) or the file ("
+                    + physicalChunkLimit
+                    + " chunk slots)");
+            continue;
+          }
+          String conflict = table.applyDurable((int) chunkIndex, physical);
+          if (conflict != null) {
+            problems.add(where + ": " + conflict);
+          } else {
+            appliedMappings++;
+          }
+        }
+        applied++;
+      }
+    }
+    return new Replay(applied, appliedMappings, stale, skipped, List.copyOf(problems));
+  }
+
+  private static boolean isBlank(ByteBuffer buf, int base) {
+    for (int i = 0; i < SECTOR_BYTES; i += 8) {
+      if (buf.getLong(base + i) != 0) {
+        return false;
+      }
+    }
+    return true;
+  }
+}
