@@ -308,9 +308,11 @@ public final class Image implements Closeable {
           throw e;
         }
       }
+      // Queued before it is published: a writer that sees the mapping and then flushes must find
+      // it in the queue, or its flush could return before the mapping is durable.
+      unjournalledMappings.add(chunkIndex);
       t.mapDirty(chunkIndex, allocation.physicalChunk());
       mappedChunks.incrementAndGet();
-      unjournalledMappings.add(chunkIndex);
       return allocation.physicalChunk();
     } finally {
       lock.unlock();
@@ -352,15 +354,19 @@ public final class Image implements Closeable {
    * (its zero-fill included) is durable before the record that points at it.
    */
   private void commitRound() throws IOException {
+    ChunkTable t = table;
     List<Integer> batch = new ArrayList<>();
+    List<Integer> notYetPublished = new ArrayList<>();
     for (Integer chunkIndex; (chunkIndex = unjournalledMappings.poll()) != null; ) {
-      batch.add(chunkIndex);
+      // A mapping queued but not yet published has no writer depending on it; its allocating
+      // writer will flush it in a later round.
+      (t.physicalChunk(chunkIndex) < 0 ? notYetPublished : batch).add(chunkIndex);
     }
+    unjournalledMappings.addAll(notYetPublished);
     storage.force();
     if (batch.isEmpty()) {
       return;
     }
-    ChunkTable t = table;
     if (journal.fits(batch.size())) {
       int[] chunkIndexes = new int[batch.size()];
       long[] physicalChunks = new long[batch.size()];
