@@ -1,0 +1,65 @@
+/**
+ * The fvdisk storage engine: virtual disks kept in FVD-style compact image files. Plain Java, no
+ * framework; the service wraps it, and it could live in its own module unchanged.
+ *
+ * <h2>The file</h2>
+ *
+ * <p>An image file holds, in this order and each on a 4 KiB boundary: two copies of the {@code
+ * Header}, two copies of the {@code ChunkTable}, the {@code Journal}, and the data area of chunk
+ * slots. The header records every region's offset, so readers never assume the order. The
+ * repository's {@code docs/format.md} gives the byte layout of each structure; the javadoc of the
+ * class that reads and writes a structure carries the same table.
+ *
+ * <h2>Glossary</h2>
+ *
+ * <dl>
+ *   <dt>image
+ *   <dd>one file holding one virtual disk and its metadata.
+ *   <dt>virtual disk
+ *   <dd>the linear byte space a client reads and writes; its size is a multiple of 512.
+ *   <dt>sector
+ *   <dd>512 bytes, the unit of crash atomicity: after a crash each sector of an unflushed write
+ *       holds its old or its new content.
+ *   <dt>chunk
+ *   <dd>the allocation unit (default 1 MiB): one chunk table entry per virtual chunk, one slot in
+ *       the data area per physical chunk.
+ *   <dt>chunk table
+ *   <dd>maps virtual chunks to physical chunks; unallocated chunks read as zeros.
+ *   <dt>frontier
+ *   <dd>the first physical chunk slot never handed out; slots are handed out in first-touch order.
+ *   <dt>journal
+ *   <dd>a ring of checksummed 512-byte records holding new chunk mappings, so a flush never
+ *       rewrites the whole table.
+ *   <dt>epoch
+ *   <dd>the journal generation; a whole-table write starts a new one and older records are ignored.
+ *   <dt>clean shutdown
+ *   <dd>a header flag set by {@link dev.fvdisk.engine.Image#close()}; when it is clear at open, the
+ *       journal is replayed.
+ *   <dt>leaked chunk
+ *   <dd>a slot below the frontier that no durable mapping references, left by a crash between a
+ *       data write and its journal record; found at open and handed out again before the file
+ *       grows.
+ * </dl>
+ *
+ * <h2>Invariants</h2>
+ *
+ * <ul>
+ *   <li>A durable mapping never changes: a table entry goes from unallocated to a physical chunk
+ *       once and keeps it. This is what lets journal records be replayed blindly and in any order.
+ *   <li>Physical chunks are unique among mapped entries and lie inside the file.
+ *   <li>Data before metadata: a mapping reaches the journal only after the data written into its
+ *       slot (and the zeroing of a reused slot) has been forced.
+ *   <li>A whole-table write goes to the inactive copy, is forced, and only then does a new header
+ *       switch to it; a torn write of either leaves the previous state in force.
+ *   <li>The clean-shutdown flag is set only after the whole table has been written and forced.
+ * </ul>
+ *
+ * <p><b>Public surface.</b> {@link dev.fvdisk.engine.Images} creates, opens and checks image files;
+ * {@link dev.fvdisk.engine.Image} is the open virtual disk; {@link dev.fvdisk.engine.ImageOptions},
+ * {@link dev.fvdisk.engine.ImageStats} and {@link dev.fvdisk.engine.CheckReport} are values; the
+ * exceptions say what went wrong. Everything else is package-private.
+ */
+@NullMarked
+package dev.fvdisk.engine;
+
+import org.jspecify.annotations.NullMarked;
