@@ -23,27 +23,38 @@ import java.util.zip.CRC32C;
  * offset size field
  *      0    8 magic "FVDISK\r\n"
  *      8    4 format version (1)
- *     12    4 header length in bytes, up to the checksum (152)
+ *     12    4 header length in bytes, up to the checksum (472)
  *     16    8 generation: incremented by every header write
  *     24   16 image UUID (most significant 8 bytes, then least significant 8 bytes)
  *     40    8 virtual size in bytes (multiple of 512)
  *     48    8 maximum virtual size in bytes the table space is reserved for
  *     56    4 chunk size in bytes (power of two)
- *     60    4 flags: bit 0 = clean shutdown
+ *     60    4 flags: bit 0 clean shutdown, 1 read-only, 2 standalone (holds all its data; the
+ *             base and bitmap are ignored), 3 copy-on-read, 4 prefetch enabled; others must be 0
  *     64    4 incompatible features: must be 0 for this version
- *     68    4 active table copy (0 or 1)
+ *     68    4 active copy of table and bitmap (0 or 1)
  *     72    8 offset of table copy 0
  *     80    8 offset of table copy 1
  *     88    8 bytes reserved for each table copy
  *     96    4 CRC-32C of the active table's entries (one per chunk of the virtual size)
- *    100    4 reserved, zero
+ *    100    4 block size in bytes (bitmap unit; power of two, 512 to chunk size; 0 without base)
  *    104    8 journal offset
  *    112    8 journal size in bytes
  *    120    8 data area offset (chunk slot 0)
  *    128    8 storage growth unit in bytes
  *    136    8 stable journal epoch: records of older epochs are ignored
  *    144    8 creation time, milliseconds since the epoch
- *    152    4 CRC-32C of bytes 0..151
+ *    152   16 base image UUID; all zero when the image has no base
+ *    168    8 base header generation when the clone was made
+ *    176    8 base size in bytes covered by the bitmap: min(virtual size, base size)
+ *    184    8 offset of bitmap copy 0 (0 without base)
+ *    192    8 offset of bitmap copy 1
+ *    200    8 bytes reserved for each bitmap copy
+ *    208    4 CRC-32C of the active bitmap's ceil(blocks / 8) bytes
+ *    212    4 prefetch start delay in seconds
+ *    216    2 base locator length n in bytes (at most 254)
+ *    218  254 base locator, UTF-8, n bytes then zeros
+ *    472    4 CRC-32C of bytes 0..471
  * </pre>
  */
 record Header(
@@ -52,30 +63,86 @@ record Header(
     long sizeBytes,
     long maxSizeBytes,
     int chunkSizeBytes,
-    boolean cleanShutdown,
+    int flags,
     int activeTable,
     long tableOffset0,
     long tableOffset1,
     long tableRegionBytes,
     int tableCrc,
+    int blockSizeBytes,
     long journalOffsetBytes,
     long journalSizeBytes,
     long dataOffsetBytes,
     long growthUnitBytes,
     long stableEpoch,
-    long createdAtMillis) {
+    long createdAtMillis,
+    BaseLink base,
+    long bitmapOffset0,
+    long bitmapOffset1,
+    long bitmapRegionBytes,
+    int bitmapCrc,
+    int prefetchStartDelaySeconds) {
 
   static final int FORMAT_VERSION = 1;
   static final int SLOT_BYTES = 4096;
   static final int SLOT_COUNT = 2;
   static final int REGION_BYTES = SLOT_BYTES * SLOT_COUNT;
-  static final int LENGTH_BYTES = 152;
+  static final int LENGTH_BYTES = 472;
+  static final int MAX_LOCATOR_BYTES = 254;
   static final long MAGIC =
       ByteBuffer.wrap("FVDISK\r\n".getBytes(StandardCharsets.US_ASCII))
           .order(ByteOrder.LITTLE_ENDIAN)
           .getLong();
 
-  private static final int FLAG_CLEAN_SHUTDOWN = 1;
+  static final int FLAG_CLEAN_SHUTDOWN = 1;
+  static final int FLAG_READ_ONLY = 1 << 1;
+  static final int FLAG_STANDALONE = 1 << 2;
+  static final int FLAG_COPY_ON_READ = 1 << 3;
+  static final int FLAG_PREFETCH = 1 << 4;
+  private static final int KNOWN_FLAGS = (1 << 5) - 1;
+
+  /**
+   * The base image a clone reads through until it holds all its data.
+   *
+   * @param baseId the base's image UUID
+   * @param baseGeneration the base's header generation when the clone was made; a read-only base
+   *     never writes its header, so any other value means the base was changed
+   * @param baseSizeBytes the part of the virtual disk the base covers: min(virtual size, base size)
+   * @param locator how the caller names the base (the service uses the image name); at most {@value
+   *     MAX_LOCATOR_BYTES} bytes of UTF-8
+   */
+  record BaseLink(UUID baseId, long baseGeneration, long baseSizeBytes, String locator) {}
+
+  boolean cleanShutdown() {
+    return (flags & FLAG_CLEAN_SHUTDOWN) != 0;
+  }
+
+  boolean readOnly() {
+    return (flags & FLAG_READ_ONLY) != 0;
+  }
+
+  /** Whether the image holds all its data: its base and bitmap are then ignored for good. */
+  boolean standalone() {
+    return (flags & FLAG_STANDALONE) != 0;
+  }
+
+  boolean copyOnRead() {
+    return (flags & FLAG_COPY_ON_READ) != 0;
+  }
+
+  boolean prefetchEnabled() {
+    return (flags & FLAG_PREFETCH) != 0;
+  }
+
+  /** Whether reads may still go to a base image. */
+  boolean dependsOnBase() {
+    return base != null && !standalone();
+  }
+
+  /** Blocks the bitmap covers: the base's range, in blocks (0 without a base). */
+  long baseBlockCount() {
+    return base == null ? 0 : ceilDiv(base.baseSizeBytes(), blockSizeBytes);
+  }
 
   long tableOffset(int copy) {
     return copy == 0 ? tableOffset0 : tableOffset1;
@@ -83,6 +150,14 @@ record Header(
 
   long activeTableOffset() {
     return tableOffset(activeTable);
+  }
+
+  long bitmapOffset(int copy) {
+    return copy == 0 ? bitmapOffset0 : bitmapOffset1;
+  }
+
+  long activeBitmapOffset() {
+    return bitmapOffset(activeTable);
   }
 
   long chunkCount() {
@@ -93,51 +168,134 @@ record Header(
     return journalSizeBytes / Journal.SECTOR_BYTES;
   }
 
-  Header withCleanShutdown(boolean clean) {
-    return new Header(
-        generation + 1,
-        imageId,
-        sizeBytes,
-        maxSizeBytes,
-        chunkSizeBytes,
-        clean,
-        activeTable,
-        tableOffset0,
-        tableOffset1,
-        tableRegionBytes,
-        tableCrc,
-        journalOffsetBytes,
-        journalSizeBytes,
-        dataOffsetBytes,
-        growthUnitBytes,
-        stableEpoch,
-        createdAtMillis);
+  /** The next header: one generation on, with {@code flag} set or cleared. */
+  Header withFlag(int flag, boolean on) {
+    Draft d = draft();
+    d.flags = on ? flags | flag : flags & ~flag;
+    return d.build();
   }
 
-  /** The header that makes a freshly written table copy active and starts a new journal epoch. */
-  Header withNewTable(int newActiveTable, int newTableCrc, long newSizeBytes, boolean clean) {
-    return new Header(
-        generation + 1,
-        imageId,
-        newSizeBytes,
-        maxSizeBytes,
-        chunkSizeBytes,
-        clean,
-        newActiveTable,
-        tableOffset0,
-        tableOffset1,
-        tableRegionBytes,
-        newTableCrc,
-        journalOffsetBytes,
-        journalSizeBytes,
-        dataOffsetBytes,
-        growthUnitBytes,
-        stableEpoch + 1,
-        createdAtMillis);
+  Header withPrefetch(boolean enabled, int startDelaySeconds) {
+    Draft d = draft();
+    d.flags = enabled ? flags | FLAG_PREFETCH : flags & ~FLAG_PREFETCH;
+    d.prefetchStartDelaySeconds = startDelaySeconds;
+    return d.build();
+  }
+
+  Header withCleanShutdown(boolean clean) {
+    return withFlag(FLAG_CLEAN_SHUTDOWN, clean);
+  }
+
+  /**
+   * The header that makes freshly written table and bitmap copies active and starts a new journal
+   * epoch.
+   */
+  Header withNewTable(
+      int newActiveTable, int newTableCrc, int newBitmapCrc, long newSizeBytes, int newFlags) {
+    Draft d = draft();
+    d.activeTable = newActiveTable;
+    d.tableCrc = newTableCrc;
+    d.bitmapCrc = newBitmapCrc;
+    d.sizeBytes = newSizeBytes;
+    d.flags = newFlags;
+    d.stableEpoch = stableEpoch + 1;
+    return d.build();
+  }
+
+  /** A copy of every field, one generation on, for the {@code with} methods to change. */
+  Draft draft() {
+    return new Draft(this);
+  }
+
+  /** Mutable copy of a header; {@link #build()} validates nothing, {@link #decode} does. */
+  static final class Draft {
+    long generation;
+    UUID imageId;
+    long sizeBytes;
+    long maxSizeBytes;
+    int chunkSizeBytes;
+    int flags;
+    int activeTable;
+    long tableOffset0;
+    long tableOffset1;
+    long tableRegionBytes;
+    int tableCrc;
+    int blockSizeBytes;
+    long journalOffsetBytes;
+    long journalSizeBytes;
+    long dataOffsetBytes;
+    long growthUnitBytes;
+    long stableEpoch;
+    long createdAtMillis;
+    BaseLink base;
+    long bitmapOffset0;
+    long bitmapOffset1;
+    long bitmapRegionBytes;
+    int bitmapCrc;
+    int prefetchStartDelaySeconds;
+
+    Draft() {}
+
+    private Draft(Header h) {
+      generation = h.generation + 1;
+      imageId = h.imageId;
+      sizeBytes = h.sizeBytes;
+      maxSizeBytes = h.maxSizeBytes;
+      chunkSizeBytes = h.chunkSizeBytes;
+      flags = h.flags;
+      activeTable = h.activeTable;
+      tableOffset0 = h.tableOffset0;
+      tableOffset1 = h.tableOffset1;
+      tableRegionBytes = h.tableRegionBytes;
+      tableCrc = h.tableCrc;
+      blockSizeBytes = h.blockSizeBytes;
+      journalOffsetBytes = h.journalOffsetBytes;
+      journalSizeBytes = h.journalSizeBytes;
+      dataOffsetBytes = h.dataOffsetBytes;
+      growthUnitBytes = h.growthUnitBytes;
+      stableEpoch = h.stableEpoch;
+      createdAtMillis = h.createdAtMillis;
+      base = h.base;
+      bitmapOffset0 = h.bitmapOffset0;
+      bitmapOffset1 = h.bitmapOffset1;
+      bitmapRegionBytes = h.bitmapRegionBytes;
+      bitmapCrc = h.bitmapCrc;
+      prefetchStartDelaySeconds = h.prefetchStartDelaySeconds;
+    }
+
+    Header build() {
+      return new Header(
+          generation,
+          imageId,
+          sizeBytes,
+          maxSizeBytes,
+          chunkSizeBytes,
+          flags,
+          activeTable,
+          tableOffset0,
+          tableOffset1,
+          tableRegionBytes,
+          tableCrc,
+          blockSizeBytes,
+          journalOffsetBytes,
+          journalSizeBytes,
+          dataOffsetBytes,
+          growthUnitBytes,
+          stableEpoch,
+          createdAtMillis,
+          base,
+          bitmapOffset0,
+          bitmapOffset1,
+          bitmapRegionBytes,
+          bitmapCrc,
+          prefetchStartDelaySeconds);
+    }
   }
 
   ByteBuffer encode() {
     ByteBuffer buf = ByteBuffer.allocate(SLOT_BYTES).order(ByteOrder.LITTLE_ENDIAN);
+    UUID baseId = base == null ? new UUID(0, 0) : base.baseId();
+    byte[] locator = base == null ? new byte[0] : base.locator().getBytes(StandardCharsets.UTF_8);
     buf.putLong(MAGIC)
         .putInt(FORMAT_VERSION)
         .putInt(LENGTH_BYTES)
@@ -147,20 +305,31 @@ record Header(
         .putLong(sizeBytes)
         .putLong(maxSizeBytes)
         .putInt(chunkSizeBytes)
-        .putInt(cleanShutdown ? FLAG_CLEAN_SHUTDOWN : 0)
+        .putInt(flags)
         .putInt(0)
         .putInt(activeTable)
         .putLong(tableOffset0)
         .putLong(tableOffset1)
         .putLong(tableRegionBytes)
         .putInt(tableCrc)
-        .putInt(0)
+        .putInt(blockSizeBytes)
         .putLong(journalOffsetBytes)
         .putLong(journalSizeBytes)
         .putLong(dataOffsetBytes)
         .putLong(growthUnitBytes)
         .putLong(stableEpoch)
-        .putLong(createdAtMillis);
+        .putLong(createdAtMillis)
+        .putLong(baseId.getMostSignificantBits())
+        .putLong(baseId.getLeastSignificantBits())
+        .putLong(base == null ? 0 : base.baseGeneration())
+        .putLong(base == null ? 0 : base.baseSizeBytes())
+        .putLong(bitmapOffset0)
+        .putLong(bitmapOffset1)
+        .putLong(bitmapRegionBytes)
+        .putInt(bitmapCrc)
+        .putInt(prefetchStartDelaySeconds)
+        .putShort((short) locator.length)
+        .put(locator);
     buf.putInt(LENGTH_BYTES, crc(buf, LENGTH_BYTES));
     buf.clear();
     return buf;
@@ -264,6 +433,31 @@ record Header(
               "%s: header at offset %d: unknown incompatible features 0x%08x",
               file, slotOffset, incompatibleFeatures));
     }
+    int flags = buf.getInt(60);
+    if ((flags & ~KNOWN_FLAGS) != 0) {
+      throw new CorruptImageException(
+          Kind.UNSUPPORTED_VERSION,
+          String.format("%s: header at offset %d: unknown flags 0x%08x", file, slotOffset, flags));
+    }
+    UUID baseId = new UUID(buf.getLong(152), buf.getLong(160));
+    int locatorBytes = Short.toUnsignedInt(buf.getShort(216));
+    if (locatorBytes > MAX_LOCATOR_BYTES) {
+      throw corrupt(
+          file,
+          slotOffset,
+          "base locator of " + locatorBytes + " bytes, at most " + MAX_LOCATOR_BYTES);
+    }
+    byte[] locator = new byte[locatorBytes];
+    buf.get(218, locator);
+    boolean hasBase = baseId.getMostSignificantBits() != 0 || baseId.getLeastSignificantBits() != 0;
+    BaseLink base =
+        hasBase
+            ? new BaseLink(
+                baseId,
+                buf.getLong(168),
+                buf.getLong(176),
+                new String(locator, StandardCharsets.UTF_8))
+            : null;
     Header h =
         new Header(
             buf.getLong(16),
@@ -271,18 +465,25 @@ record Header(
             buf.getLong(40),
             buf.getLong(48),
             buf.getInt(56),
-            (buf.getInt(60) & FLAG_CLEAN_SHUTDOWN) != 0,
+            flags,
             buf.getInt(68),
             buf.getLong(72),
             buf.getLong(80),
             buf.getLong(88),
             buf.getInt(96),
+            buf.getInt(100),
             buf.getLong(104),
             buf.getLong(112),
             buf.getLong(120),
             buf.getLong(128),
             buf.getLong(136),
-            buf.getLong(144));
+            buf.getLong(144),
+            base,
+            buf.getLong(184),
+            buf.getLong(192),
+            buf.getLong(200),
+            buf.getInt(208),
+            buf.getInt(212));
     String problem = h.layoutProblem();
     if (problem != null) {
       throw corrupt(file, slotOffset, problem);
@@ -355,16 +556,29 @@ record Header(
           + " up to "
           + ImageOptions.MAX_GROWTH_UNIT_BYTES;
     }
+    if (base != null) {
+      String problem = baseProblem();
+      if (problem != null) {
+        return problem;
+      }
+    }
     long[][] regions = {
       {REGION_BYTES, REGION_BYTES},
       {tableOffset0, tableRegionBytes},
       {tableOffset1, tableRegionBytes},
-      {journalOffsetBytes, journalSizeBytes}
+      {journalOffsetBytes, journalSizeBytes},
+      {bitmapOffset0, bitmapRegionBytes},
+      {bitmapOffset1, bitmapRegionBytes}
     };
-    String[] names = {"header", "table copy 0", "table copy 1", "journal"};
+    String[] names = {
+      "header", "table copy 0", "table copy 1", "journal", "bitmap copy 0", "bitmap copy 1"
+    };
     for (int i = 1; i < regions.length; i++) {
       long start = regions[i][0];
       long length = regions[i][1];
+      if (length == 0 && i >= 4) {
+        continue; // no bitmap without a base
+      }
       if (start % 4096 != 0
           || start < REGION_BYTES
           || start > dataOffsetBytes
@@ -385,6 +599,39 @@ record Header(
     }
     if (dataOffsetBytes % 4096 != 0) {
       return "data offset " + dataOffsetBytes + " is not 4096-aligned";
+    }
+    return null;
+  }
+
+  /** Checks the base link and the block size against each other and the bitmap region. */
+  private String baseProblem() {
+    if (Integer.bitCount(blockSizeBytes) != 1
+        || blockSizeBytes < ImageOptions.SECTOR_BYTES
+        || blockSizeBytes > chunkSizeBytes) {
+      return "block size "
+          + Integer.toUnsignedString(blockSizeBytes)
+          + " is not a power of two between 512 and the chunk size "
+          + chunkSizeBytes;
+    }
+    long baseSize = base.baseSizeBytes();
+    if (baseSize <= 0 || baseSize % ImageOptions.SECTOR_BYTES != 0 || baseSize > sizeBytes) {
+      return "base size " + baseSize + " is not a positive multiple of 512 up to the virtual size";
+    }
+    if (ceilDiv(baseSize, blockSizeBytes) > ImageOptions.MAX_BITMAP_BLOCKS) {
+      return "base of "
+          + baseSize
+          + " bytes has more than "
+          + ImageOptions.MAX_BITMAP_BLOCKS
+          + " blocks of "
+          + blockSizeBytes
+          + " bytes";
+    }
+    if (bitmapRegionBytes < Bitmap.regionBytes(baseBlockCount())) {
+      return "bitmap copies of "
+          + bitmapRegionBytes
+          + " bytes cannot hold "
+          + baseBlockCount()
+          + " bits";
     }
     return null;
   }

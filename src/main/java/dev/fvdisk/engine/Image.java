@@ -13,6 +13,7 @@ import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
+import org.jspecify.annotations.Nullable;
 
 /**
  * An open fvdisk image: a virtual disk of {@link #sizeBytes()} bytes that can be read and written
@@ -36,11 +37,25 @@ public final class Image implements Closeable {
   private static final int MAPPING_LOCK_STRIPES = 64;
   private static final ByteBuffer ZEROS = ByteBuffer.allocate(1 << 20).asReadOnlyBuffer();
 
+  /** Copy-on-read skips copies while this many bytes are being copied already (FVD's default). */
+  public static final long DEFAULT_COPY_ON_READ_LIMIT_BYTES = 2_000_000;
+
   private final Storage storage;
   private final boolean writable;
   private final ReentrantReadWriteLock lifecycle = new ReentrantReadWriteLock();
   private final ReentrantLock[] mappingLocks = new ReentrantLock[MAPPING_LOCK_STRIPES];
   private final ConcurrentLinkedQueue<Integer> unjournalledMappings = new ConcurrentLinkedQueue<>();
+  private final ConcurrentLinkedQueue<Long> unjournalledBlocks = new ConcurrentLinkedQueue<>();
+  private final ReentrantLock[] blockLocks = new ReentrantLock[MAPPING_LOCK_STRIPES];
+  private final Bitmap bitmap;
+  private final Image base;
+  private final AtomicLong copyOnReadBytesInFlight = new AtomicLong();
+  private final AtomicLong copiedFromBaseBytes = new AtomicLong();
+  private final AtomicLong presentBlocks;
+  private final PrefetchTuning prefetchTuning;
+  private volatile long copyOnReadLimitBytes = DEFAULT_COPY_ON_READ_LIMIT_BYTES;
+  private volatile long lastClientIoNanos = System.nanoTime();
+  private volatile @Nullable Prefetcher prefetcher;
   private final AtomicLong mappedChunks;
   private final ChunkAllocator allocator;
   private final Journal journal;
@@ -50,13 +65,23 @@ public final class Image implements Closeable {
   private volatile ChunkTable table;
   private volatile boolean closed;
 
-  private Image(Storage storage, boolean writable, RecoveredMetadata recovered, Header header)
+  private Image(
+      Storage storage,
+      boolean writable,
+      RecoveredMetadata recovered,
+      Header header,
+      @Nullable Image base,
+      PrefetchTuning prefetchTuning)
       throws IOException {
     this.storage = storage;
     this.writable = writable;
     this.recovered = recovered;
     this.header = header;
     this.table = recovered.table();
+    this.bitmap = recovered.bitmap();
+    this.base = base;
+    this.presentBlocks = new AtomicLong(bitmap.setCount());
+    this.prefetchTuning = prefetchTuning;
     this.mappedChunks = new AtomicLong(recovered.mappedChunks());
     this.allocator =
         new ChunkAllocator(
@@ -71,6 +96,7 @@ public final class Image implements Closeable {
     this.groupCommit = new GroupCommit(storage.description(), this::commitRound);
     for (int i = 0; i < mappingLocks.length; i++) {
       mappingLocks[i] = new ReentrantLock();
+      blockLocks[i] = new ReentrantLock();
     }
   }
 
@@ -80,55 +106,148 @@ public final class Image implements Closeable {
    * @throws IOException if the storage is not empty or cannot be written
    */
   public static Image create(Storage storage, ImageOptions options) throws IOException {
+    return create(storage, options, null, "");
+  }
+
+  /**
+   * Lays out a new copy-on-write clone of {@code base} in empty storage and opens it for writing.
+   * The clone reads every block it has not written from the base, which must stay open, read-only
+   * and unchanged for as long as the clone depends on it; the clone never closes it.
+   *
+   * @param locator how the caller will name the base again at open, through a {@link BaseResolver};
+   *     at most 254 bytes of UTF-8
+   * @throws IllegalArgumentException if the base is open for writing or the locator is too long
+   */
+  public static Image create(
+      Storage storage, ImageOptions options, @Nullable Image base, String locator)
+      throws IOException {
     if (storage.sizeBytes() != 0) {
       throw new IOException(
           storage.description() + ": cannot create an image in storage that is not empty");
     }
+    Header.Draft d = new Header.Draft();
+    d.generation = 1;
+    d.imageId = UUID.randomUUID();
+    d.sizeBytes = options.sizeBytes();
+    d.maxSizeBytes = options.maxSizeBytes();
+    d.chunkSizeBytes = options.chunkSizeBytes();
+    d.flags = Header.FLAG_CLEAN_SHUTDOWN;
+    d.createdAtMillis = System.currentTimeMillis();
+    d.stableEpoch = 1;
+    d.growthUnitBytes = options.growthUnitBytes();
     long maxChunks = Header.ceilDiv(options.maxSizeBytes(), options.chunkSizeBytes());
-    long tableRegionBytes = ChunkTable.regionBytes(maxChunks);
-    long table0 = Header.REGION_BYTES;
-    long table1 = table0 + tableRegionBytes;
-    long journalOffset = table1 + tableRegionBytes;
-    long journalBytes = options.journalSizeBytes();
-    // The data area starts on a 1 MiB boundary so chunk slots line up with large device blocks.
-    long dataOffset = Header.ceilDiv(journalOffset + journalBytes, 1 << 20) << 20;
+    d.tableRegionBytes = ChunkTable.regionBytes(maxChunks);
+    d.tableOffset0 = Header.REGION_BYTES;
+    d.tableOffset1 = d.tableOffset0 + d.tableRegionBytes;
+    long next = d.tableOffset1 + d.tableRegionBytes;
     long chunkCount = Header.ceilDiv(options.sizeBytes(), options.chunkSizeBytes());
     // A new table is all zeros ("unallocated"), which the file's hole already holds.
-    int tableCrc =
-        ChunkTable.crc(
-            new ChunkTable(Math.toIntExact(chunkCount)).encode(ChunkTable.ChunkSet.NONE));
-    Header header =
-        new Header(
-            1,
-            UUID.randomUUID(),
-            options.sizeBytes(),
-            options.maxSizeBytes(),
-            options.chunkSizeBytes(),
-            true,
-            0,
-            table0,
-            table1,
-            tableRegionBytes,
-            tableCrc,
-            journalOffset,
-            journalBytes,
-            dataOffset,
-            options.growthUnitBytes(),
-            1,
-            System.currentTimeMillis());
-    storage.resize(dataOffset);
-    header.writeTo(storage);
-    return open(storage, true);
+    d.tableCrc = ChunkTable.crc(new ChunkTable(Math.toIntExact(chunkCount)).encode(i -> false));
+    Bitmap bitmap = Bitmap.none();
+    if (base != null) {
+      d.base = baseLink(base, options, locator);
+      d.blockSizeBytes = options.blockSizeBytes();
+      d.flags |= options.copyOnRead() ? Header.FLAG_COPY_ON_READ : 0;
+      d.flags |= options.prefetchEnabled() ? Header.FLAG_PREFETCH : 0;
+      d.prefetchStartDelaySeconds = options.prefetchStartDelaySeconds();
+      long blocks = Header.ceilDiv(d.base.baseSizeBytes(), d.blockSizeBytes);
+      if (blocks > ImageOptions.MAX_BITMAP_BLOCKS) {
+        throw new IllegalArgumentException(
+            "a base of "
+                + d.base.baseSizeBytes()
+                + " bytes needs more than "
+                + ImageOptions.MAX_BITMAP_BLOCKS
+                + " blocks of "
+                + d.blockSizeBytes
+                + " bytes; use larger blocks");
+      }
+      d.bitmapRegionBytes = Bitmap.regionBytes(blocks);
+      d.bitmapOffset0 = next;
+      d.bitmapOffset1 = next + d.bitmapRegionBytes;
+      next = d.bitmapOffset1 + d.bitmapRegionBytes;
+      bitmap = new Bitmap(blocks);
+      if (options.detectZeroBlocks()) {
+        markZeroBlocks(base, bitmap, d.blockSizeBytes, d.base.baseSizeBytes());
+      }
+    }
+    d.journalOffsetBytes = next;
+    d.journalSizeBytes = options.journalSizeBytes();
+    // The data area starts on a 1 MiB boundary so chunk slots line up with large device blocks.
+    d.dataOffsetBytes = Header.ceilDiv(next + d.journalSizeBytes, 1 << 20) << 20;
+    storage.resize(d.dataOffsetBytes);
+    if (base != null) {
+      ByteBuffer encoded = bitmap.encode(new long[0]);
+      d.bitmapCrc = Bitmap.crc(encoded);
+      storage.write(encoded, d.bitmapOffset0);
+    }
+    d.build().writeTo(storage);
+    return open(storage, true, locatorName -> base);
+  }
+
+  private static Header.BaseLink baseLink(Image base, ImageOptions options, String locator) {
+    if (base.isWritable()) {
+      throw new IllegalArgumentException(
+          base.description() + ": a base image must be open read-only");
+    }
+    if (locator.getBytes(java.nio.charset.StandardCharsets.UTF_8).length
+        > Header.MAX_LOCATOR_BYTES) {
+      throw new IllegalArgumentException(
+          "base locator is longer than " + Header.MAX_LOCATOR_BYTES + " bytes: " + locator);
+    }
+    long baseSize = Math.min(options.sizeBytes(), base.sizeBytes());
+    return new Header.BaseLink(base.id(), base.header.generation(), baseSize, locator);
+  }
+
+  /**
+   * Zero-block detection: marks every all-zero block of the base as present, so it is never read
+   * from the base again. Safe in a compact image because unallocated chunks read as zeros and every
+   * chunk slot is zero-filled before first use.
+   */
+  private static void markZeroBlocks(Image base, Bitmap bitmap, int blockSizeBytes, long baseSize)
+      throws IOException {
+    ByteBuffer buf = ByteBuffer.allocate(Math.min(blockSizeBytes, ZEROS.capacity()));
+    for (long b = 0; b < bitmap.blockCount(); b++) {
+      long start = b * blockSizeBytes;
+      long end = Math.min(start + blockSizeBytes, baseSize);
+      boolean zero = true;
+      for (long at = start; zero && at < end; at += buf.capacity()) {
+        buf.clear().limit((int) Math.min(buf.capacity(), end - at));
+        base.read(at, buf);
+        zero = buf.flip().equals(ZEROS.duplicate().limit(buf.limit()));
+      }
+      if (zero) {
+        bitmap.markDurable(b);
+      }
+    }
+  }
+
+  /** Opens an image that has no base; see {@link #open(Storage, boolean, BaseResolver)}. */
+  public static Image open(Storage storage, boolean writable) throws IOException {
+    return open(storage, writable, BaseResolver.NONE);
   }
 
   /**
    * Opens an image, replaying its journal first when it was not shut down cleanly (for read-only
-   * opens too, in memory only).
+   * opens too, in memory only). A clone that still depends on its base gets the base from {@code
+   * bases} and checks that it is the very image, unchanged, it was cloned from.
    *
    * @throws CorruptImageException when the file is not an fvdisk image, has an unsupported version,
    *     or its metadata is damaged; the message names the file and the offset
+   * @throws BaseImageException when the base is missing, open for writing, replaced or changed
    */
-  public static Image open(Storage storage, boolean writable) throws IOException {
+  public static Image open(Storage storage, boolean writable, BaseResolver bases)
+      throws IOException {
+    return open(storage, writable, bases, PrefetchTuning.DEFAULTS);
+  }
+
+  /**
+   * Opens an image as {@link #open(Storage, boolean, BaseResolver)} does, pacing a writable clone's
+   * prefetching with {@code prefetchTuning}. Prefetching, when the image has it switched on, starts
+   * in the background once the image is open.
+   */
+  public static Image open(
+      Storage storage, boolean writable, BaseResolver bases, PrefetchTuning prefetchTuning)
+      throws IOException {
     RecoveredMetadata recovered = RecoveredMetadata.recover(storage);
     if (!recovered.problems().isEmpty()) {
       throw new CorruptImageException(
@@ -137,11 +256,44 @@ public final class Image implements Closeable {
               "; ", recovered.problems().subList(0, Math.min(5, recovered.problems().size()))));
     }
     Header header = recovered.header();
-    Image image = new Image(storage, writable, recovered, header);
+    Image base = null;
+    if (header.dependsOnBase()) {
+      base = checkedBase(storage.description(), header.base(), bases);
+    }
+    Image image = new Image(storage, writable, recovered, header, base, prefetchTuning);
     if (writable) {
       image.markOpenForWriting();
+      if (image.header.dependsOnBase() && image.header.prefetchEnabled()) {
+        image.startPrefetcher(true, image.header.prefetchStartDelaySeconds());
+      }
     }
     return image;
+  }
+
+  private static Image checkedBase(String file, Header.BaseLink link, BaseResolver bases)
+      throws IOException {
+    Image base = bases.resolve(link.locator());
+    String problem = null;
+    if (base == null) {
+      problem = "is not available";
+    } else if (!base.id().equals(link.baseId())) {
+      problem = "is image " + base.id() + ", but the clone was made from image " + link.baseId();
+    } else if (base.header.generation() != link.baseGeneration()) {
+      problem =
+          "has changed since the clone was made (header generation "
+              + base.header.generation()
+              + ", expected "
+              + link.baseGeneration()
+              + ")";
+    } else if (base.isWritable()) {
+      problem = "is open for writing; a base must be read-only";
+    } else if (base.sizeBytes() < link.baseSizeBytes()) {
+      problem = "is shorter than the " + link.baseSizeBytes() + " bytes the clone reads from it";
+    }
+    if (problem != null) {
+      throw new BaseImageException(file + ": base image \"" + link.locator() + "\" " + problem);
+    }
+    return base;
   }
 
   /**
@@ -151,14 +303,16 @@ public final class Image implements Closeable {
    * while cutting them off costs nothing.
    */
   private void markOpenForWriting() throws IOException {
-    if (header.cleanShutdown()) {
+    // Replay found records only if the newest header copy was lost; treat that as a crash too, so
+    // the recovered mappings reach a table copy before new records overwrite the old ones.
+    if (header.cleanShutdown() && recovered.replay().appliedRecords() == 0) {
       Header next = header.withCleanShutdown(false);
       next.writeTo(storage);
       header = next;
     } else {
       storage.resize(header.dataOffsetBytes() + allocator.frontier() * header.chunkSizeBytes());
       allocator.resetStorageBytes(storage.sizeBytes());
-      writeTableCopy(false);
+      writeMetadataCopy(header.flags());
     }
     journal.restart(header.stableEpoch());
   }
@@ -190,7 +344,7 @@ public final class Image implements Closeable {
 
   /**
    * Reads {@code dst.remaining()} bytes of the virtual disk starting at {@code offsetBytes}.
-   * Never-written bytes read as zeros.
+   * Never-written bytes read as zeros, or as the base's bytes in a clone.
    *
    * @throws IllegalArgumentException if the range is not inside the virtual disk
    */
@@ -199,42 +353,102 @@ public final class Image implements Closeable {
     try {
       ensureOpen();
       checkRange(offsetBytes, dst.remaining());
-      ChunkTable t = table;
-      long chunkSize = header.chunkSizeBytes();
-      long position = offsetBytes;
-      // Consecutive pieces that sit next to each other in the file are read in one call.
-      int end = dst.limit();
-      long runFileOffset = -1;
-      int runStart = dst.position();
-      int runLength = 0;
-      while (dst.position() + runLength < end) {
-        int pieceStart = dst.position() + runLength;
-        int chunkIndex = (int) (position / chunkSize);
-        long inChunk = position % chunkSize;
-        int n = (int) Math.min(end - pieceStart, chunkSize - inChunk);
-        long physical = t.physicalChunk(chunkIndex);
-        long fileOffset =
-            physical < 0 ? -1 : header.dataOffsetBytes() + physical * chunkSize + inChunk;
-        if (runLength > 0 && (fileOffset < 0 || fileOffset != runFileOffset + runLength)) {
-          readRun(dst, runStart, runLength, runFileOffset, end);
-          runLength = 0;
-        }
-        if (fileOffset < 0) {
-          dst.put(ZEROS.duplicate().limit(n));
-        } else {
-          if (runLength == 0) {
-            runStart = pieceStart;
-            runFileOffset = fileOffset;
-          }
-          runLength += n;
-        }
-        position += n;
-      }
-      if (runLength > 0) {
-        readRun(dst, runStart, runLength, runFileOffset, end);
+      lastClientIoNanos = System.nanoTime();
+      int start = dst.position();
+      boolean fromBase = readVirtual(offsetBytes, dst);
+      if (fromBase && writable && header.copyOnRead() && groupCommit.failure() == null) {
+        copyOnRead(offsetBytes, dst.duplicate().flip().position(start));
       }
     } finally {
       lifecycle.readLock().unlock();
+    }
+  }
+
+  /**
+   * Reads through the base where the bitmap says a block is still there, and from this image
+   * elsewhere. Each run of blocks in the same state is one read.
+   *
+   * @return whether any byte came from the base
+   */
+  private boolean readVirtual(long offsetBytes, ByteBuffer dst) throws IOException {
+    Header h = header;
+    if (!h.dependsOnBase() || offsetBytes >= h.base().baseSizeBytes()) {
+      readLocal(offsetBytes, dst);
+      return false;
+    }
+    long baseEnd = h.base().baseSizeBytes();
+    long blockSize = h.blockSizeBytes();
+    int end = dst.limit();
+    long position = offsetBytes;
+    boolean fromBase = false;
+    try {
+      while (dst.position() < end) {
+        long stop = position + (end - dst.position());
+        boolean inImage = true;
+        if (position < baseEnd) {
+          long block = position / blockSize;
+          inImage = bitmap.isSet(block);
+          long runEnd = (block + 1) * blockSize;
+          while (runEnd < baseEnd && runEnd < stop && bitmap.isSet(runEnd / blockSize) == inImage) {
+            runEnd += blockSize;
+          }
+          if (!inImage) {
+            stop = Math.min(stop, Math.min(runEnd, baseEnd));
+          } else if (runEnd < baseEnd) {
+            stop = Math.min(stop, runEnd);
+          } // else: past the base's end everything lives in this image, so the run goes on.
+        }
+        dst.limit(dst.position() + (int) (stop - position));
+        if (inImage) {
+          readLocal(position, dst);
+        } else {
+          base.read(position, dst);
+          fromBase = true;
+        }
+        dst.limit(end);
+        position = stop;
+      }
+    } finally {
+      dst.limit(end);
+    }
+    return fromBase;
+  }
+
+  /** Reads from this image's chunks only; unallocated chunks read as zeros. */
+  private void readLocal(long offsetBytes, ByteBuffer dst) throws IOException {
+    ChunkTable t = table;
+    long chunkSize = header.chunkSizeBytes();
+    long position = offsetBytes;
+    // Consecutive pieces that sit next to each other in the file are read in one call.
+    int end = dst.limit();
+    long runFileOffset = -1;
+    int runStart = dst.position();
+    int runLength = 0;
+    while (dst.position() + runLength < end) {
+      int pieceStart = dst.position() + runLength;
+      int chunkIndex = (int) (position / chunkSize);
+      long inChunk = position % chunkSize;
+      int n = (int) Math.min(end - pieceStart, chunkSize - inChunk);
+      long physical = t.physicalChunk(chunkIndex);
+      long fileOffset =
+          physical < 0 ? -1 : header.dataOffsetBytes() + physical * chunkSize + inChunk;
+      if (runLength > 0 && (fileOffset < 0 || fileOffset != runFileOffset + runLength)) {
+        readRun(dst, runStart, runLength, runFileOffset, end);
+        runLength = 0;
+      }
+      if (fileOffset < 0) {
+        dst.put(ZEROS.duplicate().limit(n));
+      } else {
+        if (runLength == 0) {
+          runStart = pieceStart;
+          runFileOffset = fileOffset;
+        }
+        runLength += n;
+      }
+      position += n;
+    }
+    if (runLength > 0) {
+      readRun(dst, runStart, runLength, runFileOffset, end);
     }
   }
 
@@ -251,7 +465,8 @@ public final class Image implements Closeable {
 
   /**
    * Writes {@code src.remaining()} bytes at {@code offsetBytes}. On return the bytes are visible to
-   * reads but not durable; call {@link #flush()} for that.
+   * reads but not durable; call {@link #flush()} for that. In a clone, a write that covers part of
+   * a block still in the base first merges the base's bytes, so the whole block moves at once.
    *
    * @throws IllegalArgumentException if the range is not inside the virtual disk
    * @throws IllegalStateException if the image was opened read-only
@@ -263,25 +478,169 @@ public final class Image implements Closeable {
       ensureOpen();
       ensureWritable();
       checkRange(offsetBytes, src.remaining());
-      long chunkSize = header.chunkSizeBytes();
-      long position = offsetBytes;
+      lastClientIoNanos = System.nanoTime();
+      Header h = header;
+      if (!h.dependsOnBase() || offsetBytes >= h.base().baseSizeBytes()) {
+        writeLocal(offsetBytes, src);
+        return;
+      }
+      long baseEnd = h.base().baseSizeBytes();
+      long blockSize = h.blockSizeBytes();
       int end = src.limit();
+      long position = offsetBytes;
       try {
         while (src.position() < end) {
-          int chunkIndex = (int) (position / chunkSize);
-          long inChunk = position % chunkSize;
-          int n = (int) Math.min(end - src.position(), chunkSize - inChunk);
-          long physical = physicalChunkForWrite(chunkIndex);
-          src.limit(src.position() + n);
-          storage.write(src, header.dataOffsetBytes() + physical * chunkSize + inChunk);
+          long stop = position + (end - src.position());
+          if (position < baseEnd) {
+            long block = position / blockSize;
+            if (!bitmap.isSet(block)) {
+              stop = Math.min(stop, Math.min((block + 1) * blockSize, baseEnd));
+              src.limit(src.position() + (int) (stop - position));
+              copyOnWrite(block, position, src);
+              src.limit(end);
+              position = stop;
+              continue;
+            }
+            long firstClear = bitmap.nextClear(block);
+            if (firstClear < bitmap.blockCount()) {
+              stop = Math.min(stop, firstClear * blockSize);
+            }
+          }
+          src.limit(src.position() + (int) (stop - position));
+          writeLocal(position, src);
           src.limit(end);
-          position += n;
+          position = stop;
         }
       } finally {
         src.limit(end);
       }
     } finally {
       lifecycle.readLock().unlock();
+    }
+  }
+
+  /**
+   * Writes part of a block that is still in the base: under the block's lock, merges the block's
+   * current content with {@code src}, stores the whole block, then sets its bit. The lock keeps a
+   * copy-on-read or prefetch copy of the same block from writing base bytes over the new data.
+   */
+  private void copyOnWrite(long block, long offsetBytes, ByteBuffer src) throws IOException {
+    ReentrantLock lock = blockLocks[(int) (block % blockLocks.length)];
+    lock.lock();
+    try {
+      if (bitmap.isSet(block)) {
+        writeLocal(offsetBytes, src);
+        return;
+      }
+      long blockSize = header.blockSizeBytes();
+      long blockStart = block * blockSize;
+      // A block's bit covers only the part inside the base; the rest is this image's already.
+      int blockBytes =
+          (int) (Math.min(blockStart + blockSize, header.base().baseSizeBytes()) - blockStart);
+      ByteBuffer whole;
+      if (offsetBytes == blockStart && src.remaining() == blockBytes) {
+        whole = src;
+      } else {
+        whole = ByteBuffer.allocate(blockBytes);
+        readVirtual(blockStart, whole);
+        whole.position((int) (offsetBytes - blockStart));
+        whole.put(src);
+        whole.clear();
+      }
+      writeLocal(blockStart, whole);
+      publishBlock(block);
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /**
+   * Sets a block's bit once its data is in the image. Queued before it is set, for the same reason
+   * as a new mapping: a writer that sees the bit and then flushes must find it in the queue.
+   */
+  private void publishBlock(long block) {
+    unjournalledBlocks.add(block);
+    bitmap.set(block);
+    presentBlocks.incrementAndGet();
+  }
+
+  /**
+   * Copy-on-read: stores the whole blocks of a base read in this image as well, unless their bits
+   * were set meanwhile or too many copies are in flight already. A failed copy costs nothing but a
+   * later re-read from the base, so errors are not passed to the reader.
+   */
+  private void copyOnRead(long offsetBytes, ByteBuffer data) {
+    Header h = header;
+    if (!h.dependsOnBase()) {
+      return;
+    }
+    long blockSize = h.blockSizeBytes();
+    long baseEnd = h.base().baseSizeBytes();
+    long readEnd = Math.min(offsetBytes + data.remaining(), baseEnd);
+    for (long block = Header.ceilDiv(offsetBytes, blockSize);
+        block < bitmap.blockCount() && Math.min((block + 1) * blockSize, baseEnd) <= readEnd;
+        block++) {
+      if (bitmap.isSet(block)) {
+        continue;
+      }
+      long blockStart = block * blockSize;
+      int n = (int) Math.min(blockSize, baseEnd - blockStart);
+      if (copyOnReadBytesInFlight.addAndGet(n) > copyOnReadLimitBytes) {
+        copyOnReadBytesInFlight.addAndGet(-n);
+        return;
+      }
+      try {
+        int at = data.position() + (int) (blockStart - offsetBytes);
+        copyIn(block, data.duplicate().position(at).limit(at + n));
+      } catch (IOException | RuntimeException e) {
+        return;
+      } finally {
+        copyOnReadBytesInFlight.addAndGet(-n);
+      }
+    }
+  }
+
+  /**
+   * Stores a block read from the base (a soft write) unless its bit is already set. The bit and the
+   * chunk mapping are journalled with the next flush; a crash before that costs a re-copy.
+   *
+   * @return whether the block was copied
+   */
+  boolean copyIn(long block, ByteBuffer blockData) throws IOException {
+    ReentrantLock lock = blockLocks[(int) (block % blockLocks.length)];
+    lock.lock();
+    try {
+      if (bitmap.isSet(block)) {
+        return false;
+      }
+      int n = blockData.remaining();
+      writeLocal(block * header.blockSizeBytes(), blockData);
+      publishBlock(block);
+      copiedFromBaseBytes.addAndGet(n);
+      return true;
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /** Writes into this image's chunks, allocating them on first touch. */
+  private void writeLocal(long offsetBytes, ByteBuffer src) throws IOException {
+    long chunkSize = header.chunkSizeBytes();
+    long position = offsetBytes;
+    int end = src.limit();
+    try {
+      while (src.position() < end) {
+        int chunkIndex = (int) (position / chunkSize);
+        long inChunk = position % chunkSize;
+        int n = (int) Math.min(end - src.position(), chunkSize - inChunk);
+        long physical = physicalChunkForWrite(chunkIndex);
+        src.limit(src.position() + n);
+        storage.write(src, header.dataOffsetBytes() + physical * chunkSize + inChunk);
+        src.limit(end);
+        position += n;
+      }
+    } finally {
+      src.limit(end);
     }
   }
 
@@ -355,60 +714,105 @@ public final class Image implements Closeable {
    */
   private void commitRound() throws IOException {
     ChunkTable t = table;
-    List<Integer> batch = new ArrayList<>();
-    List<Integer> notYetPublished = new ArrayList<>();
+    List<Integer> mappings = new ArrayList<>();
+    List<Integer> unpublishedMappings = new ArrayList<>();
     for (Integer chunkIndex; (chunkIndex = unjournalledMappings.poll()) != null; ) {
       // A mapping queued but not yet published has no writer depending on it; its allocating
       // writer will flush it in a later round.
-      (t.physicalChunk(chunkIndex) < 0 ? notYetPublished : batch).add(chunkIndex);
+      (t.physicalChunk(chunkIndex) < 0 ? unpublishedMappings : mappings).add(chunkIndex);
     }
-    unjournalledMappings.addAll(notYetPublished);
+    unjournalledMappings.addAll(unpublishedMappings);
+    List<Long> blocks = new ArrayList<>();
+    List<Long> unpublishedBlocks = new ArrayList<>();
+    for (Long block; (block = unjournalledBlocks.poll()) != null; ) {
+      (bitmap.isSet(block) ? blocks : unpublishedBlocks).add(block);
+    }
+    unjournalledBlocks.addAll(unpublishedBlocks);
     storage.force();
-    if (batch.isEmpty()) {
+    if (mappings.isEmpty() && blocks.isEmpty()) {
       return;
     }
-    if (journal.fits(batch.size())) {
-      int[] chunkIndexes = new int[batch.size()];
-      long[] physicalChunks = new long[batch.size()];
-      for (int i = 0; i < chunkIndexes.length; i++) {
-        chunkIndexes[i] = batch.get(i);
-        physicalChunks[i] = t.physicalChunk(chunkIndexes[i]);
-      }
-      journal.append(chunkIndexes, physicalChunks, chunkIndexes.length);
+    long[] committingBlocks =
+        blocks.stream().mapToLong(Long::longValue).sorted().distinct().toArray();
+    Journal.Batch batch = journalBatch(t, mappings, committingBlocks);
+    if (journal.fits(batch.mappingCount(), batch.rangeCount())) {
+      journal.append(batch);
       storage.force();
-      for (int chunkIndex : chunkIndexes) {
+      for (int chunkIndex : mappings) {
         t.markClean(chunkIndex);
+      }
+      for (long block : committingBlocks) {
+        bitmap.markDurable(block);
       }
     } else {
       BitSet committable = new BitSet();
-      batch.forEach(committable::set);
-      writeTableCopy(committable, false);
+      mappings.forEach(committable::set);
+      writeMetadataCopy(t, committable, committingBlocks, header.sizeBytes(), header.flags());
     }
   }
 
-  private void writeTableCopy(boolean clean) throws IOException {
-    writeTableCopy(new BitSet(), clean);
+  /** The journal records for one round: the mappings, and the blocks merged into ranges. */
+  private static Journal.Batch journalBatch(
+      ChunkTable t, List<Integer> mappings, long[] sortedBlocks) {
+    int[] chunkIndexes = mappings.stream().mapToInt(Integer::intValue).toArray();
+    long[] physicalChunks = new long[chunkIndexes.length];
+    for (int i = 0; i < chunkIndexes.length; i++) {
+      physicalChunks[i] = t.physicalChunk(chunkIndexes[i]);
+    }
+    long[] firstBlocks = new long[sortedBlocks.length];
+    int[] blockCounts = new int[sortedBlocks.length];
+    int ranges = 0;
+    for (long block : sortedBlocks) {
+      if (ranges > 0
+          && firstBlocks[ranges - 1] + blockCounts[ranges - 1] == block
+          && blockCounts[ranges - 1] < Integer.MAX_VALUE) {
+        blockCounts[ranges - 1]++;
+      } else {
+        firstBlocks[ranges] = block;
+        blockCounts[ranges] = 1;
+        ranges++;
+      }
+    }
+    return new Journal.Batch(
+        chunkIndexes, physicalChunks, chunkIndexes.length, firstBlocks, blockCounts, ranges);
+  }
+
+  /** Writes the whole table and bitmap, making only durable state and nothing new durable. */
+  private void writeMetadataCopy(int flags) throws IOException {
+    writeMetadataCopy(table, new BitSet(), new long[0], header.sizeBytes(), flags);
   }
 
   /**
-   * Writes the whole table to the inactive copy, then a header that switches to it and starts a new
-   * journal epoch. Until the header write completes the old copy and the old journal stay in force,
-   * so a crash at any point leaves a complete table. Entries in {@code committable} are written
-   * even if DIRTY (their slots are durable); other DIRTY entries are left out.
+   * Writes table {@code t} and the bitmap to the inactive copies, then a header that switches to
+   * them with {@code newFlags} and starts a new journal epoch. Until the header write completes the
+   * old copies and the old journal stay in force, so a crash at any point leaves complete metadata.
+   * Table entries in {@code committable} are written even if DIRTY and {@code committingBlocks} are
+   * set in the bitmap copy (their data is durable); other DIRTY entries and fresh bits are left
+   * out.
    */
-  private void writeTableCopy(BitSet committable, boolean clean) throws IOException {
-    ChunkTable t = table;
+  private void writeMetadataCopy(
+      ChunkTable t, BitSet committable, long[] committingBlocks, long newSizeBytes, int newFlags)
+      throws IOException {
     ByteBuffer encoded = t.encode(committable::get);
-    int crc = ChunkTable.crc(encoded);
+    int tableCrc = ChunkTable.crc(encoded);
     int target = 1 - header.activeTable();
     storage.write(encoded, header.tableOffset(target));
+    int bitmapCrc = header.bitmapCrc();
+    if (header.dependsOnBase()) {
+      ByteBuffer bits = bitmap.encode(committingBlocks);
+      bitmapCrc = Bitmap.crc(bits);
+      storage.write(bits, header.bitmapOffset(target));
+    }
     storage.force();
-    Header next = header.withNewTable(target, crc, header.sizeBytes(), clean);
+    Header next = header.withNewTable(target, tableCrc, bitmapCrc, newSizeBytes, newFlags);
     next.writeTo(storage);
     header = next;
     journal.restart(next.stableEpoch());
     for (int i = committable.nextSetBit(0); i >= 0; i = committable.nextSetBit(i + 1)) {
       t.markClean(i);
+    }
+    for (long block : committingBlocks) {
+      bitmap.markDurable(block);
     }
   }
 
@@ -441,17 +845,14 @@ public final class Image implements Closeable {
       groupCommit.commit();
       int newCount = Math.toIntExact(Header.ceilDiv(newSizeBytes, header.chunkSizeBytes()));
       ChunkTable grown = table.grownTo(newCount);
-      ByteBuffer encoded = grown.encode(ChunkTable.ChunkSet.NONE);
-      int crc = ChunkTable.crc(encoded);
-      int target = 1 - header.activeTable();
       try {
-        storage.write(encoded, header.tableOffset(target));
-        storage.force();
-        Header next = header.withNewTable(target, crc, newSizeBytes, false);
-        next.writeTo(storage);
-        header = next;
+        writeMetadataCopy(
+            grown,
+            new BitSet(),
+            new long[0],
+            newSizeBytes,
+            header.flags() & ~Header.FLAG_CLEAN_SHUTDOWN);
         table = grown;
-        journal.restart(next.stableEpoch());
       } catch (IOException | RuntimeException e) {
         groupCommit.fail(e);
         throw e;
@@ -459,6 +860,164 @@ public final class Image implements Closeable {
     } finally {
       lifecycle.writeLock().unlock();
     }
+  }
+
+  private void startPrefetcher(boolean enabled, int startDelaySeconds) {
+    Prefetcher p =
+        new Prefetcher(
+            this,
+            bitmap,
+            header.base().baseSizeBytes(),
+            header.blockSizeBytes(),
+            prefetchTuning,
+            enabled,
+            startDelaySeconds);
+    prefetcher = p;
+    p.start();
+  }
+
+  /** Blocks of the base range that are in this image; kept current, so reading it costs nothing. */
+  long presentBlocks() {
+    return presentBlocks.get();
+  }
+
+  long lastClientIoNanos() {
+    return lastClientIoNanos;
+  }
+
+  /**
+   * Reads from the base for the prefetcher, under the image's lifecycle lock.
+   *
+   * @return false when the image is closed
+   */
+  boolean readBaseForPrefetch(long offsetBytes, ByteBuffer dst) throws IOException {
+    lifecycle.readLock().lock();
+    try {
+      if (closed || !header.dependsOnBase()) {
+        return false;
+      }
+      base.read(offsetBytes, dst);
+      return true;
+    } finally {
+      lifecycle.readLock().unlock();
+    }
+  }
+
+  /**
+   * Ends the clone's dependency on its base once every block is here: makes all copies durable,
+   * then writes table and bitmap with the standalone flag set. From then on reads never look at the
+   * base, and the base may be deleted.
+   */
+  void completePrefetch() throws IOException {
+    lifecycle.writeLock().lock();
+    try {
+      ensureOpen();
+      if (!header.dependsOnBase()) {
+        return;
+      }
+      if (!bitmap.allSet()) {
+        throw new IllegalStateException(description() + ": prefetch ended with blocks missing");
+      }
+      groupCommit.commit();
+      try {
+        writeMetadataCopy(header.flags() | Header.FLAG_STANDALONE);
+      } catch (IOException | RuntimeException e) {
+        groupCommit.fail(e);
+        throw e;
+      }
+    } finally {
+      lifecycle.writeLock().unlock();
+    }
+  }
+
+  /**
+   * Switches background prefetching on or off, durably. Off pauses it where it is; on starts it
+   * after {@code startDelaySeconds}. Does nothing for an image that does not depend on a base.
+   */
+  public void setPrefetch(boolean enabled, int startDelaySeconds) throws IOException {
+    if (startDelaySeconds < 0) {
+      throw new IllegalArgumentException(
+          "startDelaySeconds must not be negative, was " + startDelaySeconds);
+    }
+    lifecycle.writeLock().lock();
+    try {
+      ensureOpen();
+      ensureWritable();
+      if (!header.dependsOnBase()) {
+        return;
+      }
+      Header next = header.withPrefetch(enabled, startDelaySeconds);
+      next.writeTo(storage);
+      header = next;
+      Prefetcher p = prefetcher;
+      if (p != null) {
+        p.setEnabled(enabled, startDelaySeconds);
+      } else if (enabled) {
+        startPrefetcher(true, startDelaySeconds);
+      }
+    } finally {
+      lifecycle.writeLock().unlock();
+    }
+  }
+
+  /** Switches copy-on-read on or off, durably. */
+  public void setCopyOnRead(boolean enabled) throws IOException {
+    lifecycle.writeLock().lock();
+    try {
+      ensureOpen();
+      ensureWritable();
+      Header next = header.withFlag(Header.FLAG_COPY_ON_READ, enabled);
+      next.writeTo(storage);
+      header = next;
+    } finally {
+      lifecycle.writeLock().unlock();
+    }
+  }
+
+  /** Where prefetching stands; costs no I/O. */
+  public PrefetchStatus prefetchStatus() {
+    Header h = header;
+    if (h.base() == null) {
+      return new PrefetchStatus(PrefetchStatus.State.DISABLED, 0, 0, null);
+    }
+    long total = h.base().baseSizeBytes();
+    if (h.standalone()) {
+      return new PrefetchStatus(PrefetchStatus.State.DONE, total, total, null);
+    }
+    Prefetcher p = prefetcher;
+    if (p == null) {
+      long present = Math.min(total, presentBlocks.get() * h.blockSizeBytes());
+      return new PrefetchStatus(PrefetchStatus.State.DISABLED, present, total, null);
+    }
+    return p.status();
+  }
+
+  /** The locator of the base this image reads through, or null when it depends on none. */
+  public @Nullable String baseLocator() {
+    Header h = header;
+    return h.dependsOnBase() ? h.base().locator() : null;
+  }
+
+  /** The bitmap's block size in bytes, or 0 for an image created without a base. */
+  public int blockSizeBytes() {
+    return header.blockSizeBytes();
+  }
+
+  public boolean copyOnRead() {
+    return header.copyOnRead();
+  }
+
+  public boolean prefetchEnabled() {
+    return header.prefetchEnabled();
+  }
+
+  public int prefetchStartDelaySeconds() {
+    return header.prefetchStartDelaySeconds();
+  }
+
+  /** Copy-on-read skips copies while this many bytes are in flight; for tuning and tests. */
+  public void setCopyOnReadLimitBytes(long limitBytes) {
+    this.copyOnReadLimitBytes = limitBytes;
   }
 
   /** Counters as of now; costs no I/O. */
@@ -536,6 +1095,11 @@ public final class Image implements Closeable {
    */
   @Override
   public void close() throws IOException {
+    Prefetcher p = prefetcher;
+    if (p != null) {
+      // Before taking the lock: a copy in flight needs the read lock to finish.
+      p.stop();
+    }
     lifecycle.writeLock().lock();
     try {
       if (closed) {
@@ -544,7 +1108,7 @@ public final class Image implements Closeable {
       closed = true;
       if (writable && groupCommit.failure() == null) {
         groupCommit.commit();
-        writeTableCopy(true);
+        writeMetadataCopy(header.flags() | Header.FLAG_CLEAN_SHUTDOWN);
       }
     } finally {
       try {

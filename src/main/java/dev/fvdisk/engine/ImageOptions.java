@@ -15,13 +15,27 @@ package dev.fvdisk.engine;
  *     journal rewrites the whole table less often
  * @param growthUnitBytes how much the file grows by when chunks run out, a multiple of the chunk
  *     size; default 100 MiB rounded up to whole chunks
+ * @param blockSizeBytes for clones: the copy-on-write unit tracked by the bitmap, a power of two
+ *     from 512 bytes to the chunk size; default 64 KiB (or the chunk size, if smaller). Ignored
+ *     without a base
+ * @param copyOnRead for clones: store blocks read from the base in the image too; default off
+ * @param prefetchEnabled for clones: copy the whole base into the image in the background; default
+ *     off
+ * @param prefetchStartDelaySeconds seconds after open before prefetching starts; 0 starts at once
+ * @param detectZeroBlocks for clones: at creation, scan the base and mark all-zero blocks as
+ *     present without copying them; default off
  */
 public record ImageOptions(
     long sizeBytes,
     int chunkSizeBytes,
     long maxSizeBytes,
     long journalSizeBytes,
-    long growthUnitBytes) {
+    long growthUnitBytes,
+    int blockSizeBytes,
+    boolean copyOnRead,
+    boolean prefetchEnabled,
+    int prefetchStartDelaySeconds,
+    boolean detectZeroBlocks) {
 
   public static final int SECTOR_BYTES = 512;
   public static final int DEFAULT_CHUNK_SIZE_BYTES = 1 << 20;
@@ -33,6 +47,10 @@ public record ImageOptions(
   public static final long MAX_JOURNAL_SIZE_BYTES = 1L << 30;
   public static final long DEFAULT_GROWTH_UNIT_BYTES = 100L << 20;
   public static final long MAX_GROWTH_UNIT_BYTES = 64L << 30;
+  public static final int DEFAULT_BLOCK_SIZE_BYTES = 64 << 10;
+
+  /** Most blocks a bitmap may track: 2^31 bits, 256 MiB per bitmap copy. */
+  public static final long MAX_BITMAP_BLOCKS = 1L << 31;
 
   /** Validates every value; the message names the offending one. */
   public ImageOptions {
@@ -90,6 +108,19 @@ public record ImageOptions(
               + ", was "
               + growthUnitBytes);
     }
+    if (Integer.bitCount(blockSizeBytes) != 1
+        || blockSizeBytes < SECTOR_BYTES
+        || blockSizeBytes > chunkSizeBytes) {
+      throw new IllegalArgumentException(
+          "blockSizeBytes must be a power of two from 512 to chunkSizeBytes ("
+              + chunkSizeBytes
+              + "), was "
+              + blockSizeBytes);
+    }
+    if (prefetchStartDelaySeconds < 0) {
+      throw new IllegalArgumentException(
+          "prefetchStartDelaySeconds must not be negative, was " + prefetchStartDelaySeconds);
+    }
   }
 
   public static Builder builder(long sizeBytes) {
@@ -103,6 +134,11 @@ public record ImageOptions(
     private long maxSizeBytes;
     private long journalSizeBytes = DEFAULT_JOURNAL_SIZE_BYTES;
     private long growthUnitBytes;
+    private int blockSizeBytes;
+    private boolean copyOnRead;
+    private boolean prefetchEnabled;
+    private int prefetchStartDelaySeconds;
+    private boolean detectZeroBlocks;
 
     private Builder(long sizeBytes) {
       this.sizeBytes = sizeBytes;
@@ -128,6 +164,27 @@ public record ImageOptions(
       return this;
     }
 
+    public Builder blockSizeBytes(int value) {
+      this.blockSizeBytes = value;
+      return this;
+    }
+
+    public Builder copyOnRead(boolean value) {
+      this.copyOnRead = value;
+      return this;
+    }
+
+    public Builder prefetch(boolean enabled, int startDelaySeconds) {
+      this.prefetchEnabled = enabled;
+      this.prefetchStartDelaySeconds = startDelaySeconds;
+      return this;
+    }
+
+    public Builder detectZeroBlocks(boolean value) {
+      this.detectZeroBlocks = value;
+      return this;
+    }
+
     public ImageOptions build() {
       long max = maxSizeBytes;
       if (max == 0) {
@@ -138,7 +195,21 @@ public record ImageOptions(
       if (growth == 0 && chunkSizeBytes > 0) {
         growth = Header.ceilDiv(DEFAULT_GROWTH_UNIT_BYTES, chunkSizeBytes) * chunkSizeBytes;
       }
-      return new ImageOptions(sizeBytes, chunkSizeBytes, max, journalSizeBytes, growth);
+      int block = blockSizeBytes;
+      if (block == 0) {
+        block = Math.min(DEFAULT_BLOCK_SIZE_BYTES, chunkSizeBytes);
+      }
+      return new ImageOptions(
+          sizeBytes,
+          chunkSizeBytes,
+          max,
+          journalSizeBytes,
+          growth,
+          block,
+          copyOnRead,
+          prefetchEnabled,
+          prefetchStartDelaySeconds,
+          detectZeroBlocks);
     }
   }
 }

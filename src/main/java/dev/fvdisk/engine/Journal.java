@@ -22,11 +22,18 @@ import java.util.zip.CRC32C;
  *             image never verifies
  *     16    8 epoch: must equal the header's stable epoch to be replayed
  *     24    8 sequence number within the epoch, for diagnostics
- *     32    2 kind: 1 = chunk mappings
- *     34    2 count: number of mappings, 1..59
+ *     32    2 kind: 1 = chunk mappings, 2 = block ranges
+ *     34    2 count n: 1..59 mappings or 1..39 block ranges
  *     36    4 reserved, zero
- *     40  8×n mappings: virtual chunk index (u32), physical chunk (u32)
+ *     40  8×n kind 1: virtual chunk index (u32), physical chunk (u32)
+ *     40 12×n kind 2: first block (u64), block count (u32); the bitmap bits of these blocks are set
  * </pre>
+ *
+ * <p>A block range only counts where the chunk holding the block is mapped once all mapping records
+ * are applied. A write's mapping and its bits may land in different sectors of one journal write,
+ * and a torn write may keep the bits but lose the mapping; setting such a bit would make the block
+ * read from an unmapped chunk (zeros) instead of the base. Skipping it leaves the old content,
+ * which is what a lost, unacknowledged write must show.
  *
  * <p>Every record is judged on its own. A torn or garbage sector fails its checksum and is skipped;
  * a record from before the last table write carries an older epoch and is ignored; a record whose
@@ -42,9 +49,12 @@ final class Journal {
   static final int SECTOR_BYTES = 512;
   static final int MAGIC = 0x524A5646; // "FVJR" read as a little-endian int
   static final int KIND_CHUNK_MAPPINGS = 1;
+  static final int KIND_BLOCK_RANGES = 2;
   static final int RECORD_HEADER_BYTES = 40;
   static final int MAPPING_BYTES = 8;
   static final int MAPPINGS_PER_RECORD = (SECTOR_BYTES - RECORD_HEADER_BYTES) / MAPPING_BYTES;
+  static final int RANGE_BYTES = 12;
+  static final int RANGES_PER_RECORD = (SECTOR_BYTES - RECORD_HEADER_BYTES) / RANGE_BYTES;
 
   private final Storage storage;
   private final long offsetBytes;
@@ -66,12 +76,13 @@ final class Journal {
     return header.imageId().getMostSignificantBits() ^ header.imageId().getLeastSignificantBits();
   }
 
-  static int recordsFor(int mappingCount) {
-    return (mappingCount + MAPPINGS_PER_RECORD - 1) / MAPPINGS_PER_RECORD;
+  static int recordsFor(int mappingCount, int rangeCount) {
+    return (mappingCount + MAPPINGS_PER_RECORD - 1) / MAPPINGS_PER_RECORD
+        + (rangeCount + RANGES_PER_RECORD - 1) / RANGES_PER_RECORD;
   }
 
-  boolean fits(int mappingCount) {
-    return nextSector + recordsFor(mappingCount) <= sectorCount;
+  boolean fits(int mappingCount, int rangeCount) {
+    return nextSector + recordsFor(mappingCount, rangeCount) <= sectorCount;
   }
 
   long usedSectors() {
@@ -89,32 +100,49 @@ final class Journal {
     this.nextSequence = 0;
   }
 
-  /**
-   * Writes the mappings as consecutive records in one write; the caller forces afterwards.
-   *
-   * @param chunkIndexes virtual chunks, with {@code physicalChunks} at the same positions
-   */
-  void append(int[] chunkIndexes, long[] physicalChunks, int count) throws IOException {
-    int records = recordsFor(count);
+  /** What one commit puts in the journal: new chunk mappings and newly set bitmap block ranges. */
+  record Batch(
+      int[] chunkIndexes,
+      long[] physicalChunks,
+      int mappingCount,
+      long[] firstBlocks,
+      int[] blockCounts,
+      int rangeCount) {}
+
+  /** Writes the batch as consecutive records in one write; the caller forces afterwards. */
+  void append(Batch batch) throws IOException {
+    int mappingRecords = recordsFor(batch.mappingCount(), 0);
+    int records = mappingRecords + recordsFor(0, batch.rangeCount());
     if (nextSector + records > sectorCount) {
       throw new IllegalStateException("journal append of " + records + " records does not fit");
     }
     ByteBuffer buf = ByteBuffer.allocate(records * SECTOR_BYTES).order(ByteOrder.LITTLE_ENDIAN);
     for (int r = 0; r < records; r++) {
-      int first = r * MAPPINGS_PER_RECORD;
-      int n = Math.min(MAPPINGS_PER_RECORD, count - first);
       int base = r * SECTOR_BYTES;
       buf.putInt(base, MAGIC);
       buf.putLong(base + 8, imageTag);
       buf.putLong(base + 16, epoch);
       buf.putLong(base + 24, nextSequence++);
-      buf.putShort(base + 32, (short) KIND_CHUNK_MAPPINGS);
-      buf.putShort(base + 34, (short) n);
-      for (int i = 0; i < n; i++) {
-        buf.putInt(base + RECORD_HEADER_BYTES + i * MAPPING_BYTES, chunkIndexes[first + i]);
-        buf.putInt(
-            base + RECORD_HEADER_BYTES + i * MAPPING_BYTES + 4, (int) physicalChunks[first + i]);
+      int at = base + RECORD_HEADER_BYTES;
+      int n;
+      if (r < mappingRecords) {
+        int first = r * MAPPINGS_PER_RECORD;
+        n = Math.min(MAPPINGS_PER_RECORD, batch.mappingCount() - first);
+        buf.putShort(base + 32, (short) KIND_CHUNK_MAPPINGS);
+        for (int i = 0; i < n; i++, at += MAPPING_BYTES) {
+          buf.putInt(at, batch.chunkIndexes()[first + i]);
+          buf.putInt(at + 4, (int) batch.physicalChunks()[first + i]);
+        }
+      } else {
+        int first = (r - mappingRecords) * RANGES_PER_RECORD;
+        n = Math.min(RANGES_PER_RECORD, batch.rangeCount() - first);
+        buf.putShort(base + 32, (short) KIND_BLOCK_RANGES);
+        for (int i = 0; i < n; i++, at += RANGE_BYTES) {
+          buf.putLong(at, batch.firstBlocks()[first + i]);
+          buf.putInt(at + 8, batch.blockCounts()[first + i]);
+        }
       }
+      buf.putShort(base + 34, (short) n);
       buf.putInt(base + 4, recordCrc(buf, base));
     }
     storage.write(buf, offsetBytes + nextSector * SECTOR_BYTES);
@@ -133,14 +161,20 @@ final class Journal {
       long appliedMappings,
       long staleRecords,
       long skippedSectors,
-      List<String> problems) {}
+      long skippedBlocks,
+      List<String> problems) {
+
+    static final Replay NONE = new Replay(0, 0, 0, 0, 0, List.of());
+  }
 
   /**
-   * Applies every valid record of the header's stable epoch to {@code table}.
+   * Applies every valid record of the header's stable epoch: all mappings to {@code table} first,
+   * then the block ranges to {@code bitmap}, each block only if its chunk is mapped.
    *
    * @param physicalChunkLimit a mapping to a slot at or past this lies outside the file
    */
-  static Replay replay(Storage storage, Header header, ChunkTable table, long physicalChunkLimit)
+  static Replay replay(
+      Storage storage, Header header, ChunkTable table, Bitmap bitmap, long physicalChunkLimit)
       throws IOException {
     long tag = imageTag(header);
     long applied = 0;
@@ -148,6 +182,7 @@ final class Journal {
     long stale = 0;
     long skipped = 0;
     List<String> problems = new ArrayList<>();
+    List<long[]> blockRanges = new ArrayList<>();
     int sectorsPerRead = 2048;
     ByteBuffer buf =
         ByteBuffer.allocate(sectorsPerRead * SECTOR_BYTES).order(ByteOrder.LITTLE_ENDIAN);
@@ -186,16 +221,41 @@ final class Journal {
         }
         int kind = Short.toUnsignedInt(buf.getShort(base + 32));
         int count = Short.toUnsignedInt(buf.getShort(base + 34));
-        if (kind != KIND_CHUNK_MAPPINGS || count < 1 || count > MAPPINGS_PER_RECORD) {
-          problems.add(where + ": kind " + kind + " with " + count + " mappings is not valid");
+        int limit =
+            kind == KIND_CHUNK_MAPPINGS
+                ? MAPPINGS_PER_RECORD
+                : kind == KIND_BLOCK_RANGES ? RANGES_PER_RECORD : 0;
+        if (count < 1 || count > limit) {
+          problems.add(where + ": kind " + kind + " with " + count + " entries is not valid");
           continue;
         }
-        for (int i = 0; i < count; i++) {
-          long chunkIndex =
-              Integer.toUnsignedLong(buf.getInt(base + RECORD_HEADER_BYTES + i * MAPPING_BYTES));
-          long physical =
-              Integer.toUnsignedLong(
-                  buf.getInt(base + RECORD_HEADER_BYTES + i * MAPPING_BYTES + 4));
+        int at = base + RECORD_HEADER_BYTES;
+        if (kind == KIND_BLOCK_RANGES) {
+          for (int i = 0; i < count; i++, at += RANGE_BYTES) {
+            long firstBlock = buf.getLong(at);
+            long blockCount = Integer.toUnsignedLong(buf.getInt(at + 8));
+            if (firstBlock < 0
+                || blockCount == 0
+                || firstBlock > bitmap.blockCount() - blockCount) {
+              problems.add(
+                  where
+                      + ": block range of "
+                      + blockCount
+                      + " blocks from "
+                      + firstBlock
+                      + " is outside the bitmap ("
+                      + bitmap.blockCount()
+                      + " blocks)");
+            } else {
+              blockRanges.add(new long[] {firstBlock, blockCount});
+            }
+          }
+          applied++;
+          continue;
+        }
+        for (int i = 0; i < count; i++, at += MAPPING_BYTES) {
+          long chunkIndex = Integer.toUnsignedLong(buf.getInt(at));
+          long physical = Integer.toUnsignedLong(buf.getInt(at + 4));
           if (chunkIndex >= table.chunkCount() || physical >= physicalChunkLimit) {
             problems.add(
                 where
@@ -220,7 +280,20 @@ final class Journal {
         applied++;
       }
     }
-    return new Replay(applied, appliedMappings, stale, skipped, List.copyOf(problems));
+    long skippedBlocks = 0;
+    long blocksPerChunk =
+        header.base() == null ? 1 : header.chunkSizeBytes() / header.blockSizeBytes();
+    for (long[] range : blockRanges) {
+      for (long b = range[0]; b < range[0] + range[1]; b++) {
+        if (table.physicalChunk((int) (b / blocksPerChunk)) >= 0) {
+          bitmap.markDurable(b);
+        } else {
+          skippedBlocks++;
+        }
+      }
+    }
+    return new Replay(
+        applied, appliedMappings, stale, skipped, skippedBlocks, List.copyOf(problems));
   }
 
   private static boolean isBlank(ByteBuffer buf, int base) {

@@ -20,6 +20,7 @@ import java.util.List;
 record RecoveredMetadata(
     Header header,
     ChunkTable table,
+    Bitmap bitmap,
     long storageBytes,
     long mappedChunks,
     long frontier,
@@ -48,11 +49,13 @@ record RecoveredMetadata(
               + " bytes): truncated");
     }
     ChunkTable table = ChunkTable.load(storage, header);
+    // A standalone image no longer reads its bitmap; all its blocks count as present.
+    Bitmap bitmap = header.dependsOnBase() ? Bitmap.load(storage, header) : Bitmap.none();
     long slotLimit = (storageBytes - header.dataOffsetBytes()) / header.chunkSizeBytes();
-    Journal.Replay replay =
-        header.cleanShutdown()
-            ? new Journal.Replay(0, 0, 0, 0, List.of())
-            : Journal.replay(storage, header, table, slotLimit);
+    // Replayed even when the header says the image was shut down cleanly: if the newest header
+    // copy is damaged, the older one may say "clean" while records of its epoch hold flushed
+    // mappings. After a real clean shutdown the epoch has moved on and nothing is replayed.
+    Journal.Replay replay = Journal.replay(storage, header, table, bitmap, slotLimit);
     List<String> problems = new ArrayList<>(replay.problems());
 
     BitSet referenced = new BitSet();
@@ -103,6 +106,7 @@ record RecoveredMetadata(
     return new RecoveredMetadata(
         header,
         table,
+        bitmap,
         storageBytes,
         mapped,
         frontier,
