@@ -30,6 +30,12 @@ final class ChunkTable {
   /** Largest number of physical chunk slots: entries are 31-bit, and 0 means "unallocated". */
   static final long MAX_PHYSICAL_CHUNKS = Integer.MAX_VALUE - 1L;
 
+  /**
+   * Most entries a table may have: 2^28, so that one table copy (1 GiB) fits a single buffer. With
+   * 1 MiB chunks that is a 256 TiB virtual disk.
+   */
+  static final long MAX_ENTRIES = 1L << 28;
+
   static final int ENTRY_BYTES = 4;
   private static final int EMPTY = 0;
   private static final int DIRTY = 0x8000_0000;

@@ -354,8 +354,14 @@ record Header(
   static Header read(Storage storage) throws IOException {
     long fileBytes = storage.sizeBytes();
     if (fileBytes < REGION_BYTES) {
+      boolean ours = false;
+      if (fileBytes >= 8) {
+        ByteBuffer magic = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
+        storage.read(magic, 0);
+        ours = magic.getLong(0) == MAGIC;
+      }
       throw new CorruptImageException(
-          fileBytes < 8 ? Kind.NOT_AN_IMAGE : Kind.CORRUPT,
+          ours ? Kind.CORRUPT : Kind.NOT_AN_IMAGE,
           storage.description()
               + ": file is "
               + fileBytes
@@ -374,6 +380,11 @@ record Header(
           best = h;
         }
       } catch (CorruptImageException e) {
+        if (e.kind() == Kind.UNSUPPORTED_VERSION) {
+          // A verified copy from a newer format: falling back to the other, older copy would read
+          // the image as it was before the upgrade.
+          throw e;
+        }
         failures[slot] = e;
       }
     }
@@ -401,6 +412,22 @@ record Header(
                   + " not an fvdisk image",
               file, slotOffset, magic, MAGIC));
     }
+    // The checksum comes before the version: a flipped bit in the version field is damage, not a
+    // newer format. The length field says where the checksum sits, so a newer, longer header can
+    // still be verified and then refused for its version.
+    int length = buf.getInt(12);
+    if (length < 16 || length > SLOT_BYTES - 4) {
+      throw corrupt(
+          file, slotOffset, "header length " + length + " is outside 16.." + (SLOT_BYTES - 4));
+    }
+    int storedCrc = buf.getInt(length);
+    int actualCrc = crc(buf, length);
+    if (storedCrc != actualCrc) {
+      throw corrupt(
+          file,
+          slotOffset,
+          String.format("checksum 0x%08x, computed 0x%08x", storedCrc, actualCrc));
+    }
     int version = buf.getInt(8);
     if (version != FORMAT_VERSION) {
       throw new CorruptImageException(
@@ -413,17 +440,8 @@ record Header(
               + ", this build reads only version "
               + FORMAT_VERSION);
     }
-    int length = buf.getInt(12);
     if (length != LENGTH_BYTES) {
       throw corrupt(file, slotOffset, "header length " + length + ", expected " + LENGTH_BYTES);
-    }
-    int storedCrc = buf.getInt(LENGTH_BYTES);
-    int actualCrc = crc(buf, LENGTH_BYTES);
-    if (storedCrc != actualCrc) {
-      throw corrupt(
-          file,
-          slotOffset,
-          String.format("checksum 0x%08x, computed 0x%08x", storedCrc, actualCrc));
     }
     int incompatibleFeatures = buf.getInt(64);
     if (incompatibleFeatures != 0) {
@@ -520,13 +538,14 @@ record Header(
           + ImageOptions.MAX_SIZE_LIMIT_BYTES;
     }
     long maxChunks = ceilDiv(maxSizeBytes, chunkSizeBytes);
-    if (maxChunks > ChunkTable.MAX_PHYSICAL_CHUNKS) {
+    if (maxChunks > ChunkTable.MAX_ENTRIES) {
       return "maximum virtual size "
           + maxSizeBytes
           + " needs "
           + maxChunks
-          + " chunks, more than the format's "
-          + ChunkTable.MAX_PHYSICAL_CHUNKS;
+          + " chunks, more than the "
+          + ChunkTable.MAX_ENTRIES
+          + " a table may hold";
     }
     if (activeTable != 0 && activeTable != 1) {
       return "active table copy " + activeTable + " is neither 0 nor 1";

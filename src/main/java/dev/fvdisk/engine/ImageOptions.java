@@ -78,12 +78,12 @@ public record ImageOptions(
               + ", was "
               + maxSizeBytes);
     }
-    if (Header.ceilDiv(maxSizeBytes, chunkSizeBytes) > ChunkTable.MAX_PHYSICAL_CHUNKS) {
+    if (Header.ceilDiv(maxSizeBytes, chunkSizeBytes) > ChunkTable.MAX_ENTRIES) {
       throw new IllegalArgumentException(
           "maxSizeBytes "
               + maxSizeBytes
               + " needs more than "
-              + ChunkTable.MAX_PHYSICAL_CHUNKS
+              + ChunkTable.MAX_ENTRIES
               + " chunks of "
               + chunkSizeBytes
               + " bytes; use larger chunks");
