@@ -56,6 +56,8 @@ public final class Image implements Closeable {
   private volatile long copyOnReadLimitBytes = DEFAULT_COPY_ON_READ_LIMIT_BYTES;
   private volatile long lastClientIoNanos = System.nanoTime();
   private volatile @Nullable Prefetcher prefetcher;
+  private final AtomicLong modifications = new AtomicLong();
+  private final UUID openId = UUID.randomUUID();
   private final AtomicLong mappedChunks;
   private final ChunkAllocator allocator;
   private final Journal journal;
@@ -185,9 +187,9 @@ public final class Image implements Closeable {
   }
 
   private static Header.BaseLink baseLink(Image base, ImageOptions options, String locator) {
-    if (base.isWritable()) {
+    if (!base.isReadOnly()) {
       throw new IllegalArgumentException(
-          base.description() + ": a base image must be open read-only");
+          base.description() + ": a base image must be marked read-only");
     }
     if (locator.getBytes(java.nio.charset.StandardCharsets.UTF_8).length
         > Header.MAX_LOCATOR_BYTES) {
@@ -256,6 +258,12 @@ public final class Image implements Closeable {
               "; ", recovered.problems().subList(0, Math.min(5, recovered.problems().size()))));
     }
     Header header = recovered.header();
+    if (writable && header.readOnly()) {
+      throw new IllegalStateException(
+          storage.description()
+              + ": image is read-only; clear the flag with Image.setReadOnly before opening it for"
+              + " writing");
+    }
     Image base = null;
     if (header.dependsOnBase()) {
       base = checkedBase(storage.description(), header.base(), bases);
@@ -285,8 +293,8 @@ public final class Image implements Closeable {
               + ", expected "
               + link.baseGeneration()
               + ")";
-    } else if (base.isWritable()) {
-      problem = "is open for writing; a base must be read-only";
+    } else if (!base.isReadOnly()) {
+      problem = "is not marked read-only";
     } else if (base.sizeBytes() < link.baseSizeBytes()) {
       problem = "is shorter than the " + link.baseSizeBytes() + " bytes the clone reads from it";
     }
@@ -335,6 +343,41 @@ public final class Image implements Closeable {
 
   public boolean isWritable() {
     return writable;
+  }
+
+  /**
+   * Whether the image is marked read-only. A marked image can only be opened for reading, so its
+   * header, and with it the identity its clones check, never changes while the mark is set.
+   */
+  public boolean isReadOnly() {
+    return header.readOnly();
+  }
+
+  /**
+   * Marks a closed image read-only, or clears the mark, by rewriting its header; durable on return.
+   * Nothing else changes, so an image that was not shut down cleanly is still recovered at its next
+   * open. The caller makes sure no one has the image open; clearing the mark while clones depend on
+   * the image makes those clones refuse to open, because the header generation changes.
+   */
+  public static void setReadOnly(Storage storage, boolean readOnly) throws IOException {
+    Header h = Header.read(storage);
+    if (h.readOnly() != readOnly) {
+      h.withFlag(Header.FLAG_READ_ONLY, readOnly).writeTo(storage);
+    }
+  }
+
+  /**
+   * A number that changes with every change of the image's data or settings made through this open
+   * image: writes, growth and flag changes. Together with {@link #openId()} it identifies one
+   * version of the image's content, for HTTP validators.
+   */
+  public long modificationCount() {
+    return modifications.get();
+  }
+
+  /** Random per open, so versions seen before a restart never match those after it. */
+  public UUID openId() {
+    return openId;
   }
 
   /** The storage description, usually the file path. */
@@ -479,6 +522,7 @@ public final class Image implements Closeable {
       ensureWritable();
       checkRange(offsetBytes, src.remaining());
       lastClientIoNanos = System.nanoTime();
+      modifications.incrementAndGet();
       Header h = header;
       if (!h.dependsOnBase() || offsetBytes >= h.base().baseSizeBytes()) {
         writeLocal(offsetBytes, src);
@@ -853,6 +897,7 @@ public final class Image implements Closeable {
             newSizeBytes,
             header.flags() & ~Header.FLAG_CLEAN_SHUTDOWN);
         table = grown;
+        modifications.incrementAndGet();
       } catch (IOException | RuntimeException e) {
         groupCommit.fail(e);
         throw e;
@@ -921,6 +966,7 @@ public final class Image implements Closeable {
       groupCommit.commit();
       try {
         writeMetadataCopy(header.flags() | Header.FLAG_STANDALONE);
+        modifications.incrementAndGet();
       } catch (IOException | RuntimeException e) {
         groupCommit.fail(e);
         throw e;
@@ -950,6 +996,7 @@ public final class Image implements Closeable {
       next.writeTo(storage);
       header = next;
       Prefetcher p = prefetcher;
+      modifications.incrementAndGet();
       if (p != null) {
         p.setEnabled(enabled, startDelaySeconds);
       } else if (enabled) {
@@ -969,6 +1016,7 @@ public final class Image implements Closeable {
       Header next = header.withFlag(Header.FLAG_COPY_ON_READ, enabled);
       next.writeTo(storage);
       header = next;
+      modifications.incrementAndGet();
     } finally {
       lifecycle.writeLock().unlock();
     }

@@ -80,6 +80,13 @@ public final class Images {
     }
   }
 
+  /** Marks a closed image file read-only or clears the mark; see {@link Image#setReadOnly}. */
+  public static void setReadOnly(Path path, boolean readOnly) throws IOException {
+    try (Storage storage = FileStorage.open(path, true)) {
+      Image.setReadOnly(storage, readOnly);
+    }
+  }
+
   /** Forces a directory, so that a rename or delete inside it survives a crash. */
   public static void forceDirectory(Path directory) throws IOException {
     try (FileChannel channel = FileChannel.open(directory, StandardOpenOption.READ)) {

@@ -64,6 +64,7 @@ class CloneRandomOperationsTest {
     try (Image writable = Image.create(baseStorage, options(BASE_BYTES, random).build())) {
       writable.write(0, ByteBuffer.wrap(baseContent));
     }
+    Image.setReadOnly(baseStorage.reopen(), true);
     byte[] model = Arrays.copyOf(baseContent, CLONE_BYTES);
     try (Image base = Image.open(baseStorage.reopen(), false)) {
       Image parent = base;
@@ -83,6 +84,7 @@ class CloneRandomOperationsTest {
             System.arraycopy(data, 0, model, offset, data.length);
           }
         }
+        Image.setReadOnly(midStorage.reopen(), true);
         mid = Image.open(midStorage.reopen(), false, name -> base);
         parent = mid;
         parentName = "mid";

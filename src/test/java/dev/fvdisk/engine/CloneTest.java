@@ -43,6 +43,7 @@ class CloneTest {
     try (Image base = Image.create(storage, options(content.length).build())) {
       base.write(0, ByteBuffer.wrap(content));
     }
+    Image.setReadOnly(storage.reopen(), true);
     return Image.open(storage.reopen(), false);
   }
 
@@ -110,6 +111,7 @@ class CloneTest {
       try (Image m = Image.create(s1, options(BASE_SIZE).build(), base, "base")) {
         m.write(BLOCK * 10 + 7, ByteBuffer.wrap(mid));
       }
+      Image.setReadOnly(s1.reopen(), true);
       try (Image m = Image.open(s1.reopen(), false, name -> base)) {
         byte[] top = pattern(100, 6);
         try (Image t = Image.create(s2, options(BASE_SIZE).build(), m, "mid")) {
@@ -131,8 +133,10 @@ class CloneTest {
     try (Image base = readOnlyBase(baseStorage, content)) {
       Image.create(cloneStorage, options(BASE_SIZE).build(), base, "base").close();
     }
-    // Opening the base for writing changes its header generation.
-    Image.open(baseStorage.reopen(), true).close();
+    // A read-only base cannot be opened for writing; clearing the mark changes its header.
+    assertThrows(IllegalStateException.class, () -> Image.open(baseStorage.reopen(), true));
+    Image.setReadOnly(baseStorage.reopen(), false);
+    Image.setReadOnly(baseStorage.reopen(), true);
     try (Image changed = Image.open(baseStorage.reopen(), false)) {
       BaseImageException e =
           assertThrows(
@@ -152,7 +156,7 @@ class CloneTest {
   }
 
   @Test
-  void base_must_be_open_read_only() throws Exception {
+  void base_must_be_marked_read_only() throws Exception {
     MemoryStorage baseStorage = new MemoryStorage("base");
     try (Image writableBase = Image.create(baseStorage, options(BASE_SIZE).build())) {
       assertThrows(
