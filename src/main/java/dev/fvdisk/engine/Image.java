@@ -1026,16 +1026,16 @@ public final class Image implements Closeable {
   public PrefetchStatus prefetchStatus() {
     Header h = header;
     if (h.base() == null) {
-      return new PrefetchStatus(PrefetchStatus.State.DISABLED, 0, 0, null);
+      return new PrefetchStatus(PrefetchStatus.State.DISABLED, 0, 0, 0, null);
     }
     long total = h.base().baseSizeBytes();
     if (h.standalone()) {
-      return new PrefetchStatus(PrefetchStatus.State.DONE, total, total, null);
+      return new PrefetchStatus(PrefetchStatus.State.DONE, total, total, 0, null);
     }
     Prefetcher p = prefetcher;
     if (p == null) {
       long present = Math.min(total, presentBlocks.get() * h.blockSizeBytes());
-      return new PrefetchStatus(PrefetchStatus.State.DISABLED, present, total, null);
+      return new PrefetchStatus(PrefetchStatus.State.DISABLED, present, total, 0, null);
     }
     return p.status();
   }

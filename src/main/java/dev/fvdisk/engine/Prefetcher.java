@@ -44,6 +44,8 @@ final class Prefetcher {
   private boolean throttled;
   private volatile PrefetchStatus.State state;
   private volatile String error;
+  private final java.util.concurrent.atomic.AtomicLong pauses =
+      new java.util.concurrent.atomic.AtomicLong();
 
   Prefetcher(
       Image image,
@@ -91,7 +93,7 @@ final class Prefetcher {
     if (s == PrefetchStatus.State.RUNNING && throttled) {
       s = PrefetchStatus.State.PAUSED;
     }
-    return new PrefetchStatus(s, presentBytes, baseEndBytes, error);
+    return new PrefetchStatus(s, presentBytes, baseEndBytes, pauses.get(), error);
   }
 
   /** Stops the thread and waits for it; the image then closes without a copy in flight. */
@@ -103,7 +105,9 @@ final class Prefetcher {
     } finally {
       lock.unlock();
     }
-    thread.interrupt();
+    // No interrupt: an interrupted FileChannel operation closes the channel, which would break
+    // this image and the base it shares with other clones. The current step is at most one
+    // buffer's worth of copying.
     try {
       thread.join();
     } catch (InterruptedException e) {
@@ -133,6 +137,7 @@ final class Prefetcher {
       state = PrefetchStatus.State.DONE;
     } catch (InterruptedException | ImageClosedException e) {
       // Closing: the durable bits say where the next open resumes.
+      Thread.currentThread().interrupt();
     } catch (IOException | RuntimeException e) {
       // A failed copy costs nothing but time: the base still holds the data. Stop until reopened.
       error = e.getMessage();
@@ -220,6 +225,7 @@ final class Prefetcher {
   /** Backs off for a random time, then starts measuring afresh. */
   private void pause() throws InterruptedException {
     long millis = 1 + ThreadLocalRandom.current().nextLong(tuning.maxPauseMillis());
+    pauses.incrementAndGet();
     lock.lock();
     try {
       throttled = true;

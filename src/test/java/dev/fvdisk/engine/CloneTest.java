@@ -209,6 +209,105 @@ class CloneTest {
   }
 
   @Test
+  void a_second_copy_on_read_of_the_same_range_does_not_touch_the_base() throws Exception {
+    byte[] content = baseContent();
+    MemoryStorage baseStorage = new MemoryStorage("base");
+    readOnlyBase(baseStorage, content).close();
+    SlowCountingStorage counted = new SlowCountingStorage(baseStorage.reopen());
+    try (Image base = Image.open(counted, false);
+        Image clone =
+            Image.create(
+                new MemoryStorage("clone"),
+                options(BASE_SIZE).copyOnRead(true).build(),
+                base,
+                "base")) {
+      counted.resetCount();
+      assertArrayEquals(
+          Arrays.copyOfRange(content, 8 * BLOCK, 24 * BLOCK), read(clone, 8 * BLOCK, 16 * BLOCK));
+      assertEquals(16L * BLOCK, counted.readBytes());
+      counted.resetCount();
+      assertArrayEquals(
+          Arrays.copyOfRange(content, 8 * BLOCK, 24 * BLOCK), read(clone, 8 * BLOCK, 16 * BLOCK));
+      assertEquals(0, counted.readBytes());
+    }
+  }
+
+  @Test
+  void prefetch_resumes_after_a_restart_without_copying_finished_blocks_again() throws Exception {
+    byte[] content = baseContent();
+    MemoryStorage baseStorage = new MemoryStorage("base");
+    readOnlyBase(baseStorage, content).close();
+    SlowCountingStorage counted = new SlowCountingStorage(baseStorage.reopen());
+    MemoryStorage cloneStorage = new MemoryStorage("clone");
+    PrefetchTuning oneBlockAtATime = new PrefetchTuning(BLOCK, 100, 80, 0, 1, 0);
+    try (Image base = Image.open(counted, false)) {
+      long copiedBeforeRestart;
+      // Slow base reads, so that the close below lands mid-way.
+      counted.setReadDelayMillis(2);
+      Image.create(cloneStorage, options(BASE_SIZE).build(), base, "base").close();
+      try (Image clone = Image.open(cloneStorage.reopen(), true, name -> base, oneBlockAtATime)) {
+        clone.setPrefetch(true, 0);
+        while (clone.prefetchStatus().copiedBytes() < 40L * BLOCK) {
+          Thread.sleep(1);
+        }
+      }
+      counted.setReadDelayMillis(0);
+      try (Image clone = Image.open(cloneStorage.reopen(), false, name -> base)) {
+        copiedBeforeRestart = clone.prefetchStatus().copiedBytes();
+        assertTrue(copiedBeforeRestart >= 40L * BLOCK && copiedBeforeRestart < BASE_SIZE);
+      }
+      counted.resetCount();
+      try (Image clone = Image.open(cloneStorage.reopen(), true, name -> base, oneBlockAtATime)) {
+        awaitPrefetchDone(clone);
+      }
+      // Only the blocks still missing were read from the base.
+      assertEquals(BASE_SIZE - copiedBeforeRestart, counted.readBytes());
+    }
+    try (Image clone = Image.open(cloneStorage.reopen(), false)) {
+      assertArrayEquals(content, read(clone, 0, content.length));
+    }
+  }
+
+  @Test
+  void prefetch_pauses_when_the_base_is_slow() throws Exception {
+    byte[] content = baseContent();
+    MemoryStorage baseStorage = new MemoryStorage("base");
+    readOnlyBase(baseStorage, content).close();
+    SlowCountingStorage slow = new SlowCountingStorage(baseStorage.reopen());
+    slow.setReadDelayMillis(5);
+    // 4 KiB per 5 ms is under 1 MB/s, far below the 100 MB/s minimum; pauses of up to 20 ms.
+    PrefetchTuning tuning = new PrefetchTuning(BLOCK, 20, 80, 100_000_000, 20, 0);
+    try (Image base = Image.open(slow, false);
+        Image clone =
+            Image.open(
+                createClone(base, options(BASE_SIZE).prefetch(true, 0).build()),
+                true,
+                name -> base,
+                tuning)) {
+      long deadline = System.nanoTime() + 30_000_000_000L;
+      while (clone.prefetchStatus().throttlePauses() < 3 && System.nanoTime() < deadline) {
+        Thread.sleep(5);
+      }
+      assertTrue(clone.prefetchStatus().throttlePauses() >= 3, clone.prefetchStatus().toString());
+    }
+  }
+
+  private static MemoryStorage createClone(Image base, ImageOptions options) throws Exception {
+    MemoryStorage storage = new MemoryStorage("clone");
+    Image.create(storage, options, base, "base").close();
+    return storage.reopen();
+  }
+
+  private static void awaitPrefetchDone(Image clone) throws InterruptedException {
+    long deadline = System.nanoTime() + 30_000_000_000L;
+    while (clone.prefetchStatus().state() != PrefetchStatus.State.DONE
+        && System.nanoTime() < deadline) {
+      Thread.sleep(5);
+    }
+    assertEquals(PrefetchStatus.State.DONE, clone.prefetchStatus().state());
+  }
+
+  @Test
   void prefetch_copies_everything_and_then_the_clone_stands_alone() throws Exception {
     byte[] content = baseContent();
     MemoryStorage cloneStorage = new MemoryStorage("clone");
@@ -217,12 +316,7 @@ class CloneTest {
       try (Image clone = Image.create(cloneStorage, options(BASE_SIZE).build(), base, "base")) {
         clone.write(5 * BLOCK + 100, ByteBuffer.wrap(written));
         clone.setPrefetch(true, 0);
-        long deadline = System.nanoTime() + 30_000_000_000L;
-        while (clone.prefetchStatus().state() != PrefetchStatus.State.DONE
-            && System.nanoTime() < deadline) {
-          Thread.sleep(10);
-        }
-        assertEquals(PrefetchStatus.State.DONE, clone.prefetchStatus().state());
+        awaitPrefetchDone(clone);
         assertNull(clone.baseLocator());
       }
     }

@@ -1,0 +1,78 @@
+package dev.fvdisk.engine;
+
+import dev.fvdisk.engine.io.Storage;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * A storage wrapper that counts the bytes read through it and can make each read slow, to stand in
+ * for a base image on a remote or overloaded store.
+ */
+final class SlowCountingStorage implements Storage {
+
+  private final Storage delegate;
+  private final AtomicLong readBytes = new AtomicLong();
+  private volatile long readDelayMillis;
+
+  SlowCountingStorage(Storage delegate) {
+    this.delegate = delegate;
+  }
+
+  long readBytes() {
+    return readBytes.get();
+  }
+
+  void resetCount() {
+    readBytes.set(0);
+  }
+
+  void setReadDelayMillis(long millis) {
+    this.readDelayMillis = millis;
+  }
+
+  @Override
+  public void read(ByteBuffer dst, long positionBytes) throws IOException {
+    readBytes.addAndGet(dst.remaining());
+    long delay = readDelayMillis;
+    if (delay > 0) {
+      try {
+        Thread.sleep(delay);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new java.io.InterruptedIOException("interrupted in a slow read");
+      }
+    }
+    delegate.read(dst, positionBytes);
+  }
+
+  @Override
+  public void write(ByteBuffer src, long positionBytes) throws IOException {
+    delegate.write(src, positionBytes);
+  }
+
+  @Override
+  public void force() throws IOException {
+    delegate.force();
+  }
+
+  @Override
+  public long sizeBytes() throws IOException {
+    return delegate.sizeBytes();
+  }
+
+  @Override
+  public void resize(long sizeBytes) throws IOException {
+    delegate.resize(sizeBytes);
+  }
+
+  @Override
+  public String description() {
+    return delegate.description();
+  }
+
+  @Override
+  public void close() throws IOException {
+    delegate.close();
+  }
+}
