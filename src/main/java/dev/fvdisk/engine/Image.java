@@ -353,6 +353,20 @@ public final class Image implements Closeable {
     return header.readOnly();
   }
 
+  /** When the image was created, in milliseconds since the epoch. */
+  public long createdAtMillis() {
+    return header.createdAtMillis();
+  }
+
+  /**
+   * A token that changes with every change of the image's data or settings made through this open
+   * image, and never repeats, also across restarts: image UUID, a random id of this open and the
+   * {@link #modificationCount()}. For strong HTTP validators.
+   */
+  public String changeTag() {
+    return header.imageId() + "-" + openId + "-" + modifications.get();
+  }
+
   /**
    * Marks a closed image read-only, or clears the mark, by rewriting its header; durable on return.
    * Nothing else changes, so an image that was not shut down cleanly is still recovered at its next
@@ -525,42 +539,188 @@ public final class Image implements Closeable {
       ensureWritable();
       checkRange(offsetBytes, src.remaining());
       lastClientIoNanos = System.nanoTime();
-      modifications.incrementAndGet();
-      Header h = header;
-      if (!h.dependsOnBase() || offsetBytes >= h.base().baseSizeBytes()) {
-        writeLocal(offsetBytes, src);
-        return;
+      try {
+        writeVirtual(offsetBytes, src);
+      } finally {
+        modifications.incrementAndGet();
       }
-      long baseEnd = h.base().baseSizeBytes();
-      long blockSize = h.blockSizeBytes();
-      int end = src.limit();
+    } finally {
+      lifecycle.readLock().unlock();
+    }
+  }
+
+  /** Writes through the copy-on-write layer where blocks are still in the base. */
+  private void writeVirtual(long offsetBytes, ByteBuffer src) throws IOException {
+    Header h = header;
+    if (!h.dependsOnBase() || offsetBytes >= h.base().baseSizeBytes()) {
+      writeLocal(offsetBytes, src);
+      return;
+    }
+    long baseEnd = h.base().baseSizeBytes();
+    long blockSize = h.blockSizeBytes();
+    int end = src.limit();
+    long position = offsetBytes;
+    try {
+      while (src.position() < end) {
+        long stop = position + (end - src.position());
+        if (position < baseEnd) {
+          long block = position / blockSize;
+          if (!bitmap.isSet(block)) {
+            stop = Math.min(stop, Math.min((block + 1) * blockSize, baseEnd));
+            src.limit(src.position() + (int) (stop - position));
+            copyOnWrite(block, position, src);
+            src.limit(end);
+            position = stop;
+            continue;
+          }
+          long firstClear = bitmap.nextClear(block);
+          if (firstClear < bitmap.blockCount()) {
+            stop = Math.min(stop, firstClear * blockSize);
+          }
+        }
+        src.limit(src.position() + (int) (stop - position));
+        writeLocal(position, src);
+        src.limit(end);
+        position = stop;
+      }
+    } finally {
+      src.limit(end);
+    }
+  }
+
+  /**
+   * Makes {@code [offsetBytes, offsetBytes + lengthBytes)} read as zeros. Outside the base's range
+   * only allocated chunks are written, since unallocated ones read as zeros already; inside it the
+   * zeros go through copy-on-write like any write. Durable only after {@link #flush()}.
+   *
+   * @throws IllegalArgumentException if the range is not inside the virtual disk
+   * @throws IllegalStateException if the image was opened read-only
+   * @throws ImageFailedException if an earlier flush failed
+   */
+  public void zero(long offsetBytes, long lengthBytes) throws IOException {
+    lifecycle.readLock().lock();
+    try {
+      ensureOpen();
+      ensureWritable();
+      checkRange(offsetBytes, lengthBytes);
+      lastClientIoNanos = System.nanoTime();
+      Header h = header;
+      long end = offsetBytes + lengthBytes;
       long position = offsetBytes;
       try {
-        while (src.position() < end) {
-          long stop = position + (end - src.position());
-          if (position < baseEnd) {
-            long block = position / blockSize;
-            if (!bitmap.isSet(block)) {
-              stop = Math.min(stop, Math.min((block + 1) * blockSize, baseEnd));
-              src.limit(src.position() + (int) (stop - position));
-              copyOnWrite(block, position, src);
-              src.limit(end);
-              position = stop;
-              continue;
-            }
-            long firstClear = bitmap.nextClear(block);
-            if (firstClear < bitmap.blockCount()) {
-              stop = Math.min(stop, firstClear * blockSize);
-            }
+        long baseEnd = h.dependsOnBase() ? Math.min(end, h.base().baseSizeBytes()) : 0;
+        while (position < baseEnd) {
+          int n = (int) Math.min(ZEROS.capacity(), baseEnd - position);
+          writeVirtual(position, ZEROS.duplicate().limit(n));
+          position += n;
+        }
+        ChunkTable t = table;
+        long chunkSize = h.chunkSizeBytes();
+        while (position < end) {
+          int chunkIndex = (int) (position / chunkSize);
+          long inChunk = position % chunkSize;
+          long n = Math.min(end - position, chunkSize - inChunk);
+          long physical = t.physicalChunk(chunkIndex);
+          if (physical >= 0) {
+            writeZeros(slotOffset(physical) + inChunk, n);
           }
-          src.limit(src.position() + (int) (stop - position));
-          writeLocal(position, src);
-          src.limit(end);
-          position = stop;
+          position += n;
         }
       } finally {
-        src.limit(end);
+        modifications.incrementAndGet();
       }
+    } finally {
+      lifecycle.readLock().unlock();
+    }
+  }
+
+  /**
+   * Lists where the bytes of {@code [offsetBytes, offsetBytes + lengthBytes)} come from, in order,
+   * neighbours in the same state merged, clipped to the range. Reads only in-memory metadata. At
+   * most {@code maxExtents} are returned; when the list is cut short its last extent ends before
+   * the range does, and the caller continues from there.
+   *
+   * @throws IllegalArgumentException if the range is not inside the virtual disk or {@code
+   *     maxExtents} is below 1
+   */
+  public List<Extent> extents(long offsetBytes, long lengthBytes, int maxExtents) {
+    if (maxExtents < 1) {
+      throw new IllegalArgumentException("maxExtents must be at least 1, was " + maxExtents);
+    }
+    lifecycle.readLock().lock();
+    try {
+      ensureOpen();
+      checkRange(offsetBytes, lengthBytes);
+      Header h = header;
+      ChunkTable t = table;
+      long chunkSize = h.chunkSizeBytes();
+      long baseEnd = h.dependsOnBase() ? h.base().baseSizeBytes() : 0;
+      long blockSize = Math.max(1, h.blockSizeBytes());
+      long end = offsetBytes + lengthBytes;
+      List<Extent> extents = new ArrayList<>();
+      long runStart = offsetBytes;
+      Extent.State runState = null;
+      for (long position = offsetBytes; position < end; ) {
+        Extent.State state;
+        long next;
+        if (position < baseEnd && !bitmap.isSet(position / blockSize)) {
+          state = Extent.State.BASE;
+          next = Math.min((position / blockSize + 1) * blockSize, baseEnd);
+        } else {
+          int chunkIndex = (int) (position / chunkSize);
+          state = t.physicalChunk(chunkIndex) >= 0 ? Extent.State.DATA : Extent.State.ZERO;
+          next = (chunkIndex + 1L) * chunkSize;
+          if (position < baseEnd) {
+            next = Math.min(next, (position / blockSize + 1) * blockSize);
+          }
+        }
+        next = Math.min(next, end);
+        if (runState != null && state != runState) {
+          extents.add(new Extent(runStart, position - runStart, runState));
+          if (extents.size() == maxExtents) {
+            return extents;
+          }
+          runStart = position;
+        }
+        runState = state;
+        position = next;
+      }
+      if (runState != null) {
+        extents.add(new Extent(runStart, end - runStart, runState));
+      }
+      return extents;
+    } finally {
+      lifecycle.readLock().unlock();
+    }
+  }
+
+  /**
+   * How many bytes of new file space a write of {@code [offsetBytes, offsetBytes + lengthBytes)}
+   * would take at most: one chunk for each chunk the range touches that is not allocated yet, less
+   * the leaked and free slots the allocator reuses first. Reads only in-memory state.
+   *
+   * @throws IllegalArgumentException if the range is not inside the virtual disk
+   */
+  public long bytesToAllocate(long offsetBytes, long lengthBytes) {
+    lifecycle.readLock().lock();
+    try {
+      ensureOpen();
+      checkRange(offsetBytes, lengthBytes);
+      if (lengthBytes == 0) {
+        return 0;
+      }
+      ChunkTable t = table;
+      long chunkSize = header.chunkSizeBytes();
+      int first = (int) (offsetBytes / chunkSize);
+      int last = (int) ((offsetBytes + lengthBytes - 1) / chunkSize);
+      long unallocated = 0;
+      for (int i = first; i <= last; i++) {
+        if (t.physicalChunk(i) < 0) {
+          unallocated++;
+        }
+      }
+      long reusable = allocator.leakedCount() + allocator.freeCount();
+      return Math.max(0, unallocated - reusable) * chunkSize;
     } finally {
       lifecycle.readLock().unlock();
     }

@@ -101,6 +101,32 @@ class CloneTest {
   }
 
   @Test
+  void zeroing_a_clone_range_hides_the_base_and_the_map_says_where_bytes_come_from()
+      throws Exception {
+    byte[] content = baseContent();
+    try (Image base = readOnlyBase(new MemoryStorage("base"), content);
+        Image clone =
+            Image.create(
+                new MemoryStorage("clone"), options(BASE_SIZE + CHUNK).build(), base, "base")) {
+      clone.zero(BLOCK + 100, 2 * BLOCK);
+      byte[] expected = Arrays.copyOf(content, (int) BASE_SIZE + CHUNK);
+      Arrays.fill(expected, BLOCK + 100, 3 * BLOCK + 100, (byte) 0);
+      assertArrayEquals(expected, read(clone, 0, expected.length));
+      assertEquals(
+          java.util.List.of(
+              new Extent(0, BLOCK, Extent.State.BASE),
+              new Extent(BLOCK, 3 * BLOCK, Extent.State.DATA),
+              new Extent(4 * BLOCK, BASE_SIZE - 4 * BLOCK, Extent.State.BASE),
+              new Extent(BASE_SIZE, CHUNK, Extent.State.ZERO)),
+          clone.extents(0, BASE_SIZE + CHUNK, 1000));
+      assertEquals(2, clone.extents(0, BASE_SIZE + CHUNK, 2).size());
+      // Only chunk 0 of the 17 is allocated.
+      assertEquals(16L * CHUNK, clone.bytesToAllocate(0, BASE_SIZE + CHUNK));
+      assertEquals(0, clone.bytesToAllocate(10, CHUNK - 10));
+    }
+  }
+
+  @Test
   void clone_of_a_clone_reads_through_the_chain() throws Exception {
     byte[] content = baseContent();
     MemoryStorage s0 = new MemoryStorage("base");
