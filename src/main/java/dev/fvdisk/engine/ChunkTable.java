@@ -130,9 +130,8 @@ final class ChunkTable {
   }
 
   /**
-   * Loads the active table copy and verifies it against the header's checksum and limits.
-   *
-   * @param physicalChunkLimit ids at or above this cannot exist in the file (past its end)
+   * Loads the active table copy and verifies it against the header's checksum. Whether the chunks
+   * it maps lie inside the file is checked by the caller, which knows the file's size.
    */
   static ChunkTable load(Storage storage, Header header) throws IOException {
     long count = header.chunkCount();

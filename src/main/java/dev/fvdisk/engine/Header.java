@@ -401,7 +401,9 @@ record Header(
     throw failures[0];
   }
 
-  /** Decodes one slot, checking magic, version and checksum in that order, then the values. */
+  /**
+   * Decodes one slot, checking magic, length, checksum and version in that order, then the values.
+   */
   static Header decode(ByteBuffer buf, String file, long slotOffset) throws CorruptImageException {
     long magic = buf.getLong(0);
     if (magic != MAGIC) {
@@ -468,6 +470,9 @@ record Header(
     byte[] locator = new byte[locatorBytes];
     buf.get(218, locator);
     boolean hasBase = baseId.getMostSignificantBits() != 0 || baseId.getLeastSignificantBits() != 0;
+    if (!hasBase && (locatorBytes != 0 || buf.getLong(168) != 0 || buf.getLong(176) != 0)) {
+      throw corrupt(file, slotOffset, "base fields are set, but the base image id is zero");
+    }
     BaseLink base =
         hasBase
             ? new BaseLink(
@@ -580,6 +585,12 @@ record Header(
       if (problem != null) {
         return problem;
       }
+    } else if (blockSizeBytes != 0
+        || bitmapOffset0 != 0
+        || bitmapOffset1 != 0
+        || bitmapRegionBytes != 0
+        || (flags & (FLAG_STANDALONE | FLAG_COPY_ON_READ | FLAG_PREFETCH)) != 0) {
+      return "an image without a base has clone settings (block size, bitmap or clone flags)";
     }
     long[][] regions = {
       {REGION_BYTES, REGION_BYTES},

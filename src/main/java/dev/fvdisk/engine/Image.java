@@ -229,9 +229,10 @@ public final class Image implements Closeable {
   }
 
   /**
-   * Opens an image, replaying its journal first when it was not shut down cleanly (for read-only
-   * opens too, in memory only). A clone that still depends on its base gets the base from {@code
-   * bases} and checks that it is the very image, unchanged, it was cloned from.
+   * Opens an image, replaying the journal records of its stable epoch first (there are some only
+   * after an unclean shutdown; read-only opens replay in memory only). A clone that still depends
+   * on its base gets the base from {@code bases} and checks that it is the very image, unchanged,
+   * it was cloned from.
    *
    * @throws CorruptImageException when the file is not an fvdisk image, has an unsupported version,
    *     or its metadata is damaged; the message names the file and the offset
@@ -320,7 +321,7 @@ public final class Image implements Closeable {
     } else {
       storage.resize(header.dataOffsetBytes() + allocator.frontier() * header.chunkSizeBytes());
       allocator.resetStorageBytes(storage.sizeBytes());
-      writeMetadataCopy(header.flags());
+      writeMetadataCopy(header.flags() & ~Header.FLAG_CLEAN_SHUTDOWN);
     }
     journal.restart(header.stableEpoch());
   }
@@ -814,10 +815,13 @@ public final class Image implements Closeable {
    * @return whether the block was copied
    */
   boolean copyIn(long block, ByteBuffer blockData) throws IOException {
+    // The lifecycle lock keeps grow from swapping the table while the copy maps a chunk.
+    lifecycle.readLock().lock();
     ReentrantLock lock = blockLocks[(int) (block % blockLocks.length)];
     lock.lock();
     try {
-      if (bitmap.isSet(block)) {
+      ensureOpen();
+      if (bitmap.isSet(block) || !header.dependsOnBase()) {
         return false;
       }
       int n = blockData.remaining();
@@ -827,6 +831,7 @@ public final class Image implements Closeable {
       return true;
     } finally {
       lock.unlock();
+      lifecycle.readLock().unlock();
     }
   }
 
@@ -921,6 +926,15 @@ public final class Image implements Closeable {
    */
   private void commitRound() throws IOException {
     ChunkTable t = table;
+    // Blocks before mappings: a block's chunk mapping is queued before the block, so every block
+    // taken here has its mapping taken in this round or an earlier one. The other order could
+    // write a bit whose chunk a table switch leaves out.
+    List<Long> blocks = new ArrayList<>();
+    List<Long> unpublishedBlocks = new ArrayList<>();
+    for (Long block; (block = unjournalledBlocks.poll()) != null; ) {
+      (bitmap.isSet(block) ? blocks : unpublishedBlocks).add(block);
+    }
+    unjournalledBlocks.addAll(unpublishedBlocks);
     List<Integer> mappings = new ArrayList<>();
     List<Integer> unpublishedMappings = new ArrayList<>();
     for (Integer chunkIndex; (chunkIndex = unjournalledMappings.poll()) != null; ) {
@@ -929,12 +943,6 @@ public final class Image implements Closeable {
       (t.physicalChunk(chunkIndex) < 0 ? unpublishedMappings : mappings).add(chunkIndex);
     }
     unjournalledMappings.addAll(unpublishedMappings);
-    List<Long> blocks = new ArrayList<>();
-    List<Long> unpublishedBlocks = new ArrayList<>();
-    for (Long block; (block = unjournalledBlocks.poll()) != null; ) {
-      (bitmap.isSet(block) ? blocks : unpublishedBlocks).add(block);
-    }
-    unjournalledBlocks.addAll(unpublishedBlocks);
     storage.force();
     if (mappings.isEmpty() && blocks.isEmpty()) {
       return;

@@ -77,7 +77,8 @@ final class Prefetcher {
   void setEnabled(boolean on, int startDelaySeconds) {
     lock.lock();
     try {
-      if (on && !enabled) {
+      // A new delay counts from now, unless copying is under way already.
+      if (on && (!enabled || state == PrefetchStatus.State.WAITING)) {
         startAtNanos = System.nanoTime() + TimeUnit.SECONDS.toNanos(startDelaySeconds);
       }
       enabled = on;

@@ -9,9 +9,9 @@ import java.util.BitSet;
 import java.util.List;
 
 /**
- * An image's metadata as read from storage, with the journal replayed when the last shutdown was
- * not clean, and the allocation state derived from it. Nothing is written: opening an image and
- * checking one both start here.
+ * An image's metadata as read from storage, with the journal's records of the stable epoch replayed
+ * (after a clean shutdown there are none), and the allocation state derived from it. Nothing is
+ * written: opening an image and checking one both start here.
  *
  * @param frontier one past the highest physical chunk in use; slots from here on are unused
  * @param leakedChunks slots below the frontier that no table entry references
@@ -29,7 +29,7 @@ record RecoveredMetadata(
     List<String> problems) {
 
   /**
-   * Reads header, table and, after an unclean shutdown, the journal.
+   * Reads header, table, bitmap and journal.
    *
    * @throws CorruptImageException when the header or table cannot be read at all (wrong magic,
    *     unsupported version, checksum mismatch, truncated metadata)

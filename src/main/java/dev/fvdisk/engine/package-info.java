@@ -5,10 +5,11 @@
  * <h2>The file</h2>
  *
  * <p>An image file holds, in this order and each on a 4 KiB boundary: two copies of the {@code
- * Header}, two copies of the {@code ChunkTable}, the {@code Journal}, and the data area of chunk
- * slots. The header records every region's offset, so readers never assume the order. The
- * repository's {@code docs/format.md} gives the byte layout of each structure; the javadoc of the
- * class that reads and writes a structure carries the same table.
+ * Header}, two copies of the {@code ChunkTable}, for a clone two copies of the block {@code
+ * Bitmap}, the {@code Journal}, and the data area of chunk slots. The header records every region's
+ * offset, so readers never assume the order. The repository's {@code docs/format.md} gives the byte
+ * layout of each structure; the javadoc of the class that reads and writes a structure carries the
+ * same table.
  *
  * <h2>Glossary</h2>
  *
@@ -34,7 +35,16 @@
  *   <dd>the journal generation; a whole-table write starts a new one and older records are ignored.
  *   <dt>clean shutdown
  *   <dd>a header flag set by {@link dev.fvdisk.engine.Image#close()}; when it is clear at open, the
- *       journal is replayed.
+ *       image is treated as crashed: recovered mappings are written to a table copy and the file is
+ *       cut back to its last used chunk. The journal is replayed at every open; after a clean
+ *       shutdown it holds no records of the current epoch.
+ *   <dt>base image, clone, block, bitmap
+ *   <dd>a clone reads every block (the copy-on-write unit, default 64 KiB) it has not written from
+ *       its read-only base image; the bitmap has one bit per block of the base's range, set once
+ *       the block lives in the clone.
+ *   <dt>copy-on-read, prefetch
+ *   <dd>ways a clone copies base blocks into itself: on reading them, or in the background until it
+ *       holds everything and no longer needs its base (standalone).
  *   <dt>leaked chunk
  *   <dd>a slot below the frontier that no durable mapping references, left by a crash between a
  *       data write and its journal record; found at open and handed out again before the file
