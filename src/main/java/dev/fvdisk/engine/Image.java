@@ -1254,7 +1254,9 @@ public final class Image implements Closeable {
         journal.sectorCount(),
         !recovered.header().cleanShutdown(),
         recovered.replay().appliedRecords(),
-        recovered.replay().skippedSectors());
+        recovered.replay().skippedSectors(),
+        copyOnReadBytesInFlight.get(),
+        copiedFromBaseBytes.get());
   }
 
   /**

@@ -15,6 +15,8 @@ package dev.fvdisk.engine;
  * @param openedAfterCrash whether the image was open for writing when it was last stopped
  * @param replayedJournalRecords records replayed at open
  * @param skippedJournalSectors torn, garbage or foreign journal sectors skipped at open
+ * @param copyOnReadBytesInFlight bytes copy-on-read is storing right now
+ * @param copiedFromBaseBytes bytes copied from the base by copy-on-read and prefetching since open
  */
 public record ImageStats(
     long sizeBytes,
@@ -28,7 +30,9 @@ public record ImageStats(
     long journalSectors,
     boolean openedAfterCrash,
     long replayedJournalRecords,
-    long skippedJournalSectors) {
+    long skippedJournalSectors,
+    long copyOnReadBytesInFlight,
+    long copiedFromBaseBytes) {
 
   /** Journal fill between 0 and 1. */
   public double journalUsedRatio() {
