@@ -220,7 +220,10 @@ public final class Image implements Closeable {
           runLength = 0;
         }
         if (fileOffset < 0) {
-          dst.put(ZEROS.duplicate().limit(n));
+          // A chunk may be larger than the zero buffer, so one piece can need several puts.
+          for (int done = 0; done < n; done += ZEROS.capacity()) {
+            dst.put(ZEROS.duplicate().limit(Math.min(n - done, ZEROS.capacity())));
+          }
         } else {
           if (runLength == 0) {
             runStart = pieceStart;
