@@ -1,0 +1,194 @@
+package dev.fvdisk.engine;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.BitSet;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * What every sector of a crash-tested virtual disk may hold, and the check of an image against it.
+ *
+ * <p>The model remembers, per 512-byte sector, which write's {@link SectorStamp} was read back
+ * there at the last verification (or zeros). After a run that was killed, a sector may hold:
+ *
+ * <ul>
+ *   <li>the stamp of any write of the run that covers it, unless a durable write covering it
+ *       started after that write had returned: the durable write then overwrote it for good. Writes
+ *       that overlapped in time have no order, so each of them may win; a write still running at
+ *       the kill may have landed at any moment;
+ *   <li>its old content, only if no durable write of the run covers it.
+ * </ul>
+ *
+ * Anything else is a failure: a lost durable write when a durable write covers the sector, else
+ * foreign content (garbage, zeros where data was, data from another sector, or a stale write).
+ * Sectors no write ever touched must read as zeros, which the same rule enforces.
+ *
+ * <p>Not thread-safe.
+ */
+final class DiskModel {
+
+  private static final int READ_BYTES = 1 << 20;
+  private static final int MAX_REPORTED = 10;
+
+  private final long sectorCount;
+  private final long[] content;
+
+  DiskModel(long sizeBytes) {
+    this.sectorCount = sizeBytes / SectorStamp.SECTOR_BYTES;
+    this.content = new long[Math.toIntExact(sectorCount)];
+  }
+
+  /**
+   * What a verification found.
+   *
+   * @param durableWrites durable writes of the run
+   * @param durableWritesVerified durable writes whose every sector holds an allowed content
+   * @param durableSectorsVerified sectors under at least one durable write that hold an allowed
+   *     content
+   * @param durableSectorsLost sectors under a durable write that hold something not allowed
+   * @param foreignSectors other sectors that hold something not allowed
+   * @param failures descriptions of the first few bad sectors
+   */
+  record Verdict(
+      long durableWrites,
+      long durableWritesVerified,
+      long durableSectorsVerified,
+      long durableSectorsLost,
+      long foreignSectors,
+      List<String> failures) {
+
+    boolean ok() {
+      return durableSectorsLost == 0 && foreignSectors == 0;
+    }
+  }
+
+  /**
+   * Reads the whole virtual disk of {@code image} and checks every sector against the model
+   * extended by {@code writes}; then takes what was read as the new old content.
+   */
+  Verdict verify(Image image, List<CrashLog.Write> writes) throws IOException {
+    if (image.sizeBytes() != sectorCount * SectorStamp.SECTOR_BYTES) {
+      throw new IllegalStateException(
+          "image has " + image.sizeBytes() + " bytes, model " + sectorCount * 512);
+    }
+    // Per sector, the start line of the latest-starting durable write over it, or -1.
+    long[] lastDurableStart = new long[content.length];
+    Arrays.fill(lastDurableStart, -1);
+    Map<Long, CrashLog.Write> byId = new HashMap<>();
+    long durableWrites = 0;
+    for (CrashLog.Write w : writes) {
+      byId.put(w.id(), w);
+      if (w.durable()) {
+        durableWrites++;
+        for (long s = w.firstSector(); s < w.endSector(); s++) {
+          int i = (int) s;
+          lastDurableStart[i] = Math.max(lastDurableStart[i], w.startLine());
+        }
+      }
+    }
+
+    BitSet bad = new BitSet(content.length);
+    long durableVerified = 0;
+    long lost = 0;
+    long foreign = 0;
+    List<String> failures = new ArrayList<>();
+    long[] observed = new long[content.length];
+    ByteBuffer buf = ByteBuffer.allocateDirect(READ_BYTES);
+    int sectorsPerRead = READ_BYTES / SectorStamp.SECTOR_BYTES;
+    for (long first = 0; first < sectorCount; first += sectorsPerRead) {
+      int n = (int) Math.min(sectorsPerRead, sectorCount - first);
+      buf.clear().limit(n * SectorStamp.SECTOR_BYTES);
+      image.read(first * SectorStamp.SECTOR_BYTES, buf);
+      for (int k = 0; k < n; k++) {
+        int s = (int) (first + k);
+        long found = SectorStamp.identify(buf, k * SectorStamp.SECTOR_BYTES, s);
+        observed[s] = found;
+        boolean allowed;
+        if (found == SectorStamp.FOREIGN) {
+          allowed = false;
+        } else if (found == content[s]) {
+          allowed = lastDurableStart[s] < 0;
+        } else {
+          CrashLog.Write w = byId.get(found);
+          allowed = w != null && w.covers(s) && w.completionLine() > lastDurableStart[s];
+        }
+        if (allowed) {
+          if (lastDurableStart[s] >= 0) {
+            durableVerified++;
+          }
+          continue;
+        }
+        bad.set(s);
+        if (lastDurableStart[s] >= 0) {
+          lost++;
+        } else {
+          foreign++;
+        }
+        if (failures.size() < MAX_REPORTED) {
+          failures.add(describe(s, found, writes, lastDurableStart[s]));
+        }
+      }
+    }
+    long durableWritesVerified = 0;
+    for (CrashLog.Write w : writes) {
+      if (w.durable()) {
+        int next = bad.nextSetBit((int) w.firstSector());
+        if (next < 0 || next >= w.endSector()) {
+          durableWritesVerified++;
+        }
+      }
+    }
+    System.arraycopy(observed, 0, content, 0, content.length);
+    return new Verdict(
+        durableWrites,
+        durableWritesVerified,
+        durableVerified,
+        lost,
+        foreign,
+        List.copyOf(failures));
+  }
+
+  private String describe(
+      long sector, long found, List<CrashLog.Write> writes, long lastDurableStart) {
+    StringBuilder b = new StringBuilder();
+    b.append("sector ")
+        .append(sector)
+        .append(" (byte ")
+        .append(sector * SectorStamp.SECTOR_BYTES)
+        .append(") holds ")
+        .append(name(found))
+        .append("; before the run it held ")
+        .append(name(content[(int) sector]))
+        .append("; writes over it:");
+    for (CrashLog.Write w : writes) {
+      if (w.covers(sector)) {
+        b.append(' ')
+            .append(w.id())
+            .append(w.durable() ? "[durable" : "[")
+            .append(" lines ")
+            .append(w.startLine())
+            .append("..")
+            .append(w.completionLine() == Long.MAX_VALUE ? "running" : w.completionLine())
+            .append(']');
+      }
+    }
+    if (lastDurableStart >= 0) {
+      b.append("; latest durable write started at line ").append(lastDurableStart);
+    }
+    return b.toString();
+  }
+
+  private static String name(long content) {
+    if (content == SectorStamp.ZERO) {
+      return "zeros";
+    }
+    if (content == SectorStamp.FOREIGN) {
+      return "foreign bytes";
+    }
+    return "write " + content;
+  }
+}
