@@ -531,8 +531,11 @@ public final class Image implements Closeable {
 
   /**
    * Makes everything durable, writes the whole table and sets the clean-shutdown flag, so the next
-   * open need not replay the journal. Closing twice does nothing. After a failure the image is
-   * closed without the flag, and the next open recovers from the journal.
+   * open need not replay the journal. Closing twice does nothing.
+   *
+   * @throws ImageFailedException if an earlier flush failed: the storage is closed all the same,
+   *     without the flag, and writes since the last successful flush may be lost; the next open
+   *     recovers from the journal
    */
   @Override
   public void close() throws IOException {
@@ -542,7 +545,13 @@ public final class Image implements Closeable {
         return;
       }
       closed = true;
-      if (writable && groupCommit.failure() == null) {
+      if (writable) {
+        // Returning normally would tell the caller that everything is durable, which a failed
+        // image can no longer promise.
+        Throwable failure = groupCommit.failure();
+        if (failure != null) {
+          throw new ImageFailedException(storage.description(), failure);
+        }
         groupCommit.commit();
         writeTableCopy(true);
       }
