@@ -220,7 +220,7 @@ public final class Image implements Closeable {
           runLength = 0;
         }
         if (fileOffset < 0) {
-          dst.put(ZEROS.duplicate().limit(n));
+          putZeros(dst, n);
         } else {
           if (runLength == 0) {
             runStart = pieceStart;
@@ -235,6 +235,18 @@ public final class Image implements Closeable {
       }
     } finally {
       lifecycle.readLock().unlock();
+    }
+  }
+
+  /**
+   * Puts {@code length} zeros into {@code dst}, in pieces no longer than {@link #ZEROS}: an
+   * unallocated piece can be a whole chunk, and chunks may be larger than that buffer.
+   */
+  private static void putZeros(ByteBuffer dst, int length) {
+    for (int done = 0; done < length; ) {
+      int n = Math.min(length - done, ZEROS.capacity());
+      dst.put(ZEROS.duplicate().limit(n));
+      done += n;
     }
   }
 
