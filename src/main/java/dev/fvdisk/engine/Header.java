@@ -185,14 +185,22 @@ record Header(
   static Header read(Storage storage) throws IOException {
     long fileBytes = storage.sizeBytes();
     if (fileBytes < REGION_BYTES) {
+      // Only a file that starts with our magic is a truncated image; anything else is foreign.
+      boolean ours = false;
+      if (fileBytes >= 8) {
+        ByteBuffer magic = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
+        storage.read(magic, 0);
+        ours = magic.getLong(0) == MAGIC;
+      }
       throw new CorruptImageException(
-          fileBytes < 8 ? Kind.NOT_AN_IMAGE : Kind.CORRUPT,
+          ours ? Kind.CORRUPT : Kind.NOT_AN_IMAGE,
           storage.description()
               + ": file is "
               + fileBytes
               + " bytes long, shorter than the "
               + REGION_BYTES
-              + "-byte header region; not an fvdisk image or truncated");
+              + "-byte header region; "
+              + (ours ? "a truncated fvdisk image" : "not an fvdisk image"));
     }
     Header best = null;
     CorruptImageException[] failures = new CorruptImageException[SLOT_COUNT];
