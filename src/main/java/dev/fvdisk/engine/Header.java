@@ -114,6 +114,28 @@ record Header(
         createdAtMillis);
   }
 
+  /** This header with the clean flag cleared, as read (not a new generation to write). */
+  private Header withCleanFlagDistrusted() {
+    return new Header(
+        generation,
+        imageId,
+        sizeBytes,
+        maxSizeBytes,
+        chunkSizeBytes,
+        false,
+        activeTable,
+        tableOffset0,
+        tableOffset1,
+        tableRegionBytes,
+        tableCrc,
+        journalOffsetBytes,
+        journalSizeBytes,
+        dataOffsetBytes,
+        growthUnitBytes,
+        stableEpoch,
+        createdAtMillis);
+  }
+
   /** The header that makes a freshly written table copy active and starts a new journal epoch. */
   Header withNewTable(int newActiveTable, int newTableCrc, long newSizeBytes, boolean clean) {
     return new Header(
@@ -203,6 +225,7 @@ record Header(
               + (ours ? "a truncated fvdisk image" : "not an fvdisk image"));
     }
     Header best = null;
+    boolean damagedCopy = false;
     CorruptImageException[] failures = new CorruptImageException[SLOT_COUNT];
     for (int slot = 0; slot < SLOT_COUNT; slot++) {
       ByteBuffer buf = ByteBuffer.allocate(SLOT_BYTES).order(ByteOrder.LITTLE_ENDIAN);
@@ -214,7 +237,15 @@ record Header(
         }
       } catch (CorruptImageException e) {
         failures[slot] = e;
+        // A slot of zeros was never written; anything else was a header once.
+        damagedCopy |= buf.clear().mismatch(ByteBuffer.allocate(SLOT_BYTES)) >= 0;
       }
+    }
+    if (best != null && damagedCopy && best.cleanShutdown) {
+      // The damaged copy may have been the newest, written when the image was opened after this
+      // one was closed; the journal records of that session are then in this copy's epoch, and
+      // trusting its clean flag would skip them. Replaying them is harmless if they are not there.
+      return best.withCleanFlagDistrusted();
     }
     if (best != null) {
       return best;
