@@ -31,6 +31,10 @@ final class ChunkTable {
   static final long MAX_PHYSICAL_CHUNKS = Integer.MAX_VALUE - 1L;
 
   static final int ENTRY_BYTES = 4;
+
+  /** The most entries a table can have in memory: its encoded form must fit one byte array. */
+  static final long MAX_LOADED_CHUNKS = (Integer.MAX_VALUE - 8) / ENTRY_BYTES;
+
   private static final int EMPTY = 0;
   private static final int DIRTY = 0x8000_0000;
   private static final int VALUE_MASK = 0x7FFF_FFFF;
@@ -130,6 +134,16 @@ final class ChunkTable {
    */
   static ChunkTable load(Storage storage, Header header) throws IOException {
     long count = header.chunkCount();
+    if (count > MAX_LOADED_CHUNKS) {
+      // The format admits more entries than one Java array holds; no image this code creates or
+      // grows gets there, so such a header is damaged, not merely large.
+      throw new CorruptImageException(
+          Kind.CORRUPT,
+          String.format(
+              "%s: virtual size %d needs a chunk table of %d entries, more than the %d this"
+                  + " implementation can hold",
+              storage.description(), header.sizeBytes(), count, MAX_LOADED_CHUNKS));
+    }
     ByteBuffer buf =
         ByteBuffer.allocate(Math.toIntExact(count * ENTRY_BYTES)).order(ByteOrder.LITTLE_ENDIAN);
     long offset = header.activeTableOffset();
