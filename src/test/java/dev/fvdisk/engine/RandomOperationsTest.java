@@ -52,14 +52,14 @@ import org.junit.jupiter.api.io.TempDir;
  *   <li>{@code -Dfvdisk.seed=S} runs only seed S (with the default operation count);
  *   <li>{@code -Dfvdisk.random.seeds=N} runs seeds 1..N (default 200);
  *   <li>{@code -Dfvdisk.random.ops=N} sets the operations per seed (default 200);
- *   <li>{@code -Dfvdisk.concurrent.rounds=N} sets the rounds of the concurrent tests (default 6).
+ *   <li>{@code -Dfvdisk.concurrent.rounds=N} sets the rounds of the concurrent tests (default 12).
  * </ul>
  */
 class RandomOperationsTest {
 
   private static final int SECTOR_BYTES = 512;
   private static final int OPS = Integer.getInteger("fvdisk.random.ops", 200);
-  private static final int CONCURRENT_ROUNDS = Integer.getInteger("fvdisk.concurrent.rounds", 6);
+  private static final int CONCURRENT_ROUNDS = Integer.getInteger("fvdisk.concurrent.rounds", 12);
 
   private static long[] seeds() {
     String only = System.getProperty("fvdisk.seed");

@@ -51,6 +51,18 @@ final class SectorHistory {
     return Arrays.copyOfRange(latest, (int) offsetBytes, (int) offsetBytes + lengthBytes);
   }
 
+  /** Whether no write, issued or failed, ever touched the range: it can only read as zeros. */
+  boolean neverWritten(long offsetBytes, long lengthBytes) {
+    int first = (int) (offsetBytes / SECTOR_BYTES);
+    int end = (int) ((offsetBytes + lengthBytes + SECTOR_BYTES - 1) / SECTOR_BYTES);
+    for (int s = first; s < end; s++) {
+      if (versions.get(s).size() > 1) {
+        return false;
+      }
+    }
+    return true;
+  }
+
   /** Records a write before it is issued, so a crash inside it is already allowed for. */
   void recordWrite(long offsetBytes, byte[] data) {
     System.arraycopy(data, 0, latest, (int) offsetBytes, data.length);
