@@ -28,6 +28,8 @@ import java.util.Map;
  *                                         is completion number n
  * D n                                     a flush that was called after completion n was logged
  *                                         has returned: completions 1..n are durable
+ * P millis                                a clone's prefetching has finished, millis after the
+ *                                         worker started writing
  * E message                               the worker failed and exits
  * </pre>
  *
@@ -86,6 +88,10 @@ final class CrashLog {
       append("D " + completionsBeforeFlush);
     }
 
+    synchronized void prefetchDone(long millis) throws IOException {
+      append("P " + millis);
+    }
+
     synchronized void failed(Throwable error) throws IOException {
       StringWriter trace = new StringWriter();
       error.printStackTrace(new PrintWriter(trace));
@@ -138,6 +144,7 @@ final class CrashLog {
    * What a log says happened.
    *
    * @param openMicros the worker's open time, or -1 if it died before the image was open
+   * @param prefetchDoneMillis when the worker saw prefetching finish, or -1 if it did not
    * @param error the worker's failure, or null
    */
   record Run(
@@ -150,6 +157,7 @@ final class CrashLog {
       long completedWrites,
       long durableCompletions,
       long flushes,
+      long prefetchDoneMillis,
       String error) {}
 
   static Run read(Path file) throws IOException {
@@ -166,6 +174,7 @@ final class CrashLog {
     long leaked = 0;
     long flushes = 0;
     long durableCompletions = 0;
+    long prefetchDoneMillis = -1;
     String error = null;
     Map<Long, long[]> started = new HashMap<>();
     List<Long> order = new ArrayList<>();
@@ -195,6 +204,7 @@ final class CrashLog {
           flushes++;
           durableCompletions = Math.max(durableCompletions, Long.parseLong(f[1]));
         }
+        case "P" -> prefetchDoneMillis = Long.parseLong(f[1]);
         case "E" -> error = lines[lineNumber].substring(2).replace('|', '\n');
         default -> throw new IOException(file + ": line " + lineNumber + ": " + lines[lineNumber]);
       }
@@ -234,6 +244,7 @@ final class CrashLog {
         completionOrder.size(),
         durableCompletions,
         flushes,
+        prefetchDoneMillis,
         error);
   }
 }

@@ -1,5 +1,6 @@
 package dev.fvdisk.engine;
 
+import dev.fvdisk.engine.io.FileStorage;
 import dev.fvdisk.engine.io.MemoryStorage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -8,6 +9,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.atomic.AtomicLong;
+import org.jspecify.annotations.Nullable;
 
 /**
  * The child process of {@link ProcessKillIntegrationTest}: opens an existing image file for writing
@@ -24,6 +26,15 @@ import java.util.concurrent.atomic.AtomicLong;
  * that straddle chunk boundaries; writes from different threads that overlap; and writes into
  * chunks nobody has written yet (taken from a budget the test hands out, so that a long run does
  * not run out of them), which allocate chunk slots and journal new mappings.
+ *
+ * <p>With {@link Plan#cloneSettings} set, the image is a copy-on-write clone: the worker opens its
+ * base read-only and the clone for writing, switches copy-on-read and prefetching on or off as the
+ * plan says (both durable header changes, so a kill can land in them too), and writes as above.
+ * Writes that cover part of a block still in the base make the engine merge the base's bytes into a
+ * whole block; some writes straddle the end of the base's range. With copy-on-read, reader threads
+ * read random ranges at the same time, so blocks are copied from the base while writers write; with
+ * prefetching, a background thread copies the whole base, paced by {@link #RACING_PREFETCH} to run
+ * flat out alongside the writers, and switches the clone to standalone when it is done.
  */
 public final class CrashWorker {
 
@@ -32,6 +43,25 @@ public final class CrashWorker {
   private static final int SECTORS_PER_PAGE = 4096 / SectorStamp.SECTOR_BYTES;
   static final long FRESH_SPREAD_MILLIS = 1500;
 
+  /** The name a clone gives its base; {@link #openClone} resolves it. */
+  static final String BASE_LOCATOR = "base";
+
+  /**
+   * Prefetching that never waits for client I/O to go quiet and never throttles itself, so its
+   * copies race with the writers and with the kill.
+   */
+  static final PrefetchTuning RACING_PREFETCH = new PrefetchTuning(256 << 10, 100, 80, 0, 1, 0);
+
+  /**
+   * Settings of a run on a clone.
+   *
+   * @param base the read-only base image file
+   * @param copyOnRead switch copy-on-read on for this run (off otherwise)
+   * @param readerThreads threads that read random ranges while the writers write
+   * @param prefetch switch prefetching on, with no start delay, for this run (off otherwise)
+   */
+  record Clone(Path base, boolean copyOnRead, int readerThreads, boolean prefetch) {}
+
   /**
    * What one worker run does; passed on the command line.
    *
@@ -39,6 +69,7 @@ public final class CrashWorker {
    * @param hotBytes most writes land in {@code [0, hotBytes)}, so they overwrite each other
    * @param freshFirstChunk the first chunk no write has touched yet
    * @param freshChunks how many untouched chunks from {@code freshFirstChunk} on this run may use
+   * @param cloneSettings the clone settings when the image is a clone, else null
    */
   record Plan(
       Path image,
@@ -49,27 +80,48 @@ public final class CrashWorker {
       long hotBytes,
       long freshFirstChunk,
       long freshChunks,
-      long maxRunMillis) {
+      long maxRunMillis,
+      @Nullable Clone cloneSettings) {
 
     List<String> toArgs() {
-      return List.of(
-          image.toString(),
-          log.toString(),
-          Long.toString(firstWriteId),
-          Long.toString(seed),
-          Integer.toString(writerThreads),
-          Long.toString(hotBytes),
-          Long.toString(freshFirstChunk),
-          Long.toString(freshChunks),
-          Long.toString(maxRunMillis));
+      List<String> args =
+          new ArrayList<>(
+              List.of(
+                  image.toString(),
+                  log.toString(),
+                  Long.toString(firstWriteId),
+                  Long.toString(seed),
+                  Integer.toString(writerThreads),
+                  Long.toString(hotBytes),
+                  Long.toString(freshFirstChunk),
+                  Long.toString(freshChunks),
+                  Long.toString(maxRunMillis)));
+      if (cloneSettings != null) {
+        args.addAll(
+            List.of(
+                cloneSettings.base().toString(),
+                Boolean.toString(cloneSettings.copyOnRead()),
+                Integer.toString(cloneSettings.readerThreads()),
+                Boolean.toString(cloneSettings.prefetch())));
+      }
+      return args;
     }
 
     static Plan fromArgs(String[] args) {
-      if (args.length != 9) {
+      if (args.length != 9 && args.length != 13) {
         throw new IllegalArgumentException(
             "usage: CrashWorker image log firstWriteId seed writerThreads hotBytes"
-                + " freshFirstChunk freshChunks maxRunMillis");
+                + " freshFirstChunk freshChunks maxRunMillis"
+                + " [base copyOnRead readerThreads prefetch]");
       }
+      Clone clone =
+          args.length == 9
+              ? null
+              : new Clone(
+                  Path.of(args[9]),
+                  Boolean.parseBoolean(args[10]),
+                  Integer.parseInt(args[11]),
+                  Boolean.parseBoolean(args[12]));
       return new Plan(
           Path.of(args[0]),
           Path.of(args[1]),
@@ -79,7 +131,8 @@ public final class CrashWorker {
           Long.parseLong(args[5]),
           Long.parseLong(args[6]),
           Long.parseLong(args[7]),
-          Long.parseLong(args[8]));
+          Long.parseLong(args[8]),
+          clone);
     }
   }
 
@@ -87,6 +140,7 @@ public final class CrashWorker {
   private final Image image;
   private final CrashLog.Writer log;
   private final long sectorsPerChunk;
+  private final long baseEndSector;
   private final AtomicLong nextWriteId;
   private final AtomicLong nextFreshChunk;
   private final long startNanos = System.nanoTime();
@@ -96,6 +150,8 @@ public final class CrashWorker {
     this.image = image;
     this.log = log;
     this.sectorsPerChunk = image.chunkSizeBytes() / SectorStamp.SECTOR_BYTES;
+    long baseBytes = image.prefetchStatus().totalBytes();
+    this.baseEndSector = baseBytes / SectorStamp.SECTOR_BYTES;
     this.nextWriteId = new AtomicLong(plan.firstWriteId());
     this.nextFreshChunk = new AtomicLong(plan.freshFirstChunk());
   }
@@ -107,8 +163,20 @@ public final class CrashWorker {
       warmUp();
       log.booted();
       long openStartNanos = System.nanoTime();
-      Image image = Images.open(plan.image(), true);
+      Image image;
+      Clone clone = plan.cloneSettings();
+      if (clone == null) {
+        image = Images.open(plan.image(), true);
+      } else {
+        // The clone uses its base for as long as it is open; the process ends without closing.
+        Image base = Images.open(clone.base(), false);
+        image = openClone(plan.image(), base, true, RACING_PREFETCH);
+      }
       log.opened((System.nanoTime() - openStartNanos) / 1000, image.stats());
+      if (clone != null) {
+        image.setCopyOnRead(clone.copyOnRead());
+        image.setPrefetch(clone.prefetch(), 0);
+      }
       new CrashWorker(plan, image, log).run();
     } catch (Throwable e) {
       fail(log, e);
@@ -119,9 +187,26 @@ public final class CrashWorker {
   }
 
   /**
-   * Runs create, crash and recovery once on a throw-away in-memory image, so that the engine's
-   * classes are loaded before "booted" is logged: a kill the test aims just after that line then
-   * lands in the recovery of the real image rather than in class loading.
+   * Opens the clone image file at {@code path} with {@code base} as the base it names.
+   *
+   * @param base the base, open read-only; the clone never closes it
+   */
+  static Image openClone(Path path, Image base, boolean writable, PrefetchTuning prefetchTuning)
+      throws IOException {
+    FileStorage storage = FileStorage.open(path, writable);
+    try {
+      return Image.open(
+          storage, writable, locator -> BASE_LOCATOR.equals(locator) ? base : null, prefetchTuning);
+    } catch (IOException | RuntimeException e) {
+      storage.close();
+      throw e;
+    }
+  }
+
+  /**
+   * Runs create, crash and recovery once on a throw-away in-memory image and on a clone of it, so
+   * that the engine's classes are loaded before "booted" is logged: a kill the test aims just after
+   * that line then lands in the recovery of the real image rather than in class loading.
    */
   private static void warmUp() throws IOException {
     MemoryStorage storage = new MemoryStorage("warm-up");
@@ -137,6 +222,29 @@ public final class CrashWorker {
     crashed.flush();
     // Abandoned without close, as a killed process would leave it.
     Image.open(storage.reopen(), true).close();
+
+    Image.setReadOnly(storage.reopen(), true);
+    try (Image base = Image.open(storage.reopen(), false)) {
+      MemoryStorage cloneStorage = new MemoryStorage("warm-up clone");
+      Image clone =
+          Image.create(
+              cloneStorage,
+              ImageOptions.builder(8L * chunkBytes)
+                  .chunkSizeBytes(chunkBytes)
+                  .blockSizeBytes(4096)
+                  .journalSizeBytes(1024)
+                  .growthUnitBytes(chunkBytes)
+                  .copyOnRead(true)
+                  .build(),
+              base,
+              BASE_LOCATOR);
+      clone.write(SectorStamp.SECTOR_BYTES, ByteBuffer.allocate(SectorStamp.SECTOR_BYTES));
+      clone.read(0, ByteBuffer.allocate(chunkBytes));
+      clone.flush();
+      Image reopened = Image.open(cloneStorage.reopen(), true, locator -> base, RACING_PREFETCH);
+      reopened.setPrefetch(true, 0);
+      reopened.close();
+    }
   }
 
   private void run() throws InterruptedException {
@@ -145,8 +253,16 @@ public final class CrashWorker {
       SplittableRandom random = new SplittableRandom(plan.seed() * 31 + t);
       threads.add(new Thread(() -> guarded(() -> writeLoop(random)), "writer-" + t));
     }
+    int readers = plan.cloneSettings() == null ? 0 : plan.cloneSettings().readerThreads();
+    for (int t = 0; t < readers; t++) {
+      SplittableRandom random = new SplittableRandom(plan.seed() * 37 + t);
+      threads.add(new Thread(() -> guarded(() -> readLoop(random)), "reader-" + t));
+    }
     SplittableRandom flusherRandom = new SplittableRandom(plan.seed() * 31 - 1);
     threads.add(new Thread(() -> guarded(() -> flushLoop(flusherRandom)), "flusher"));
+    if (plan.cloneSettings() != null && plan.cloneSettings().prefetch()) {
+      threads.add(new Thread(() -> guarded(this::watchPrefetch), "prefetch-watcher"));
+    }
     threads.forEach(
         thread -> {
           thread.setDaemon(true);
@@ -176,6 +292,30 @@ public final class CrashWorker {
     }
   }
 
+  /**
+   * Reads random ranges of the whole disk, with the sizes writes have. In a clone with copy-on-read
+   * this stores the whole blocks read from the base in the clone too. What it reads is not checked
+   * here: a read may overlap a write in flight, whose sectors it may see half copied.
+   */
+  private void readLoop(SplittableRandom random) throws Exception {
+    ByteBuffer buf = ByteBuffer.allocateDirect(MAX_WRITE_SECTORS * SectorStamp.SECTOR_BYTES);
+    long diskSectors = image.sizeBytes() / SectorStamp.SECTOR_BYTES;
+    while (true) {
+      int sectors = randomSectorCount(random);
+      long first = random.nextLong(diskSectors - sectors + 1);
+      buf.clear().limit(sectors * SectorStamp.SECTOR_BYTES);
+      image.read(first * SectorStamp.SECTOR_BYTES, buf);
+    }
+  }
+
+  /** Logs when prefetching has finished, to a millisecond, so the test can aim kills at it. */
+  private void watchPrefetch() throws Exception {
+    while (image.prefetchStatus().state() != PrefetchStatus.State.DONE) {
+      Thread.sleep(1);
+    }
+    log.prefetchDone((System.nanoTime() - startNanos) / 1_000_000);
+  }
+
   private void flushLoop(SplittableRandom random) throws Exception {
     while (true) {
       Thread.sleep(random.nextInt(40));
@@ -195,14 +335,14 @@ public final class CrashWorker {
 
   /** Returns {first sector, sector count} of the next write. */
   private long[] chooseRange(SplittableRandom random) {
-    // Log-uniform: as many writes between 4 and 8 KiB as between 512 KiB and 1 MiB.
-    int sectors =
-        (int)
-            Math.min(
-                MAX_WRITE_SECTORS,
-                Math.round(MIN_WRITE_SECTORS * Math.pow(2, random.nextDouble() * 8)));
+    int sectors = randomSectorCount(random);
     long hotSectors = plan.hotBytes() / SectorStamp.SECTOR_BYTES;
     int kind = random.nextInt(100);
+    if (kind < 5 && baseEndSector > sectors && baseEndSector < hotSectors) {
+      // A clone's write across the end of its base's range: copy-on-write on one side only.
+      long first = baseEndSector - 1 - random.nextInt(sectors - 1);
+      return new long[] {Math.min(first, hotSectors - sectors), sectors};
+    }
     if (kind < 15) {
       long[] fresh = claimFresh(1 + random.nextInt(3));
       if (fresh != null) {
@@ -223,6 +363,14 @@ public final class CrashWorker {
       sectors = Math.max(SECTORS_PER_PAGE, sectors - sectors % SECTORS_PER_PAGE);
     }
     return new long[] {first, sectors};
+  }
+
+  /** Log-uniform: as many between 4 and 8 KiB as between 512 KiB and 1 MiB. */
+  private static int randomSectorCount(SplittableRandom random) {
+    return (int)
+        Math.min(
+            MAX_WRITE_SECTORS,
+            Math.round(MIN_WRITE_SECTORS * Math.pow(2, random.nextDouble() * 8)));
   }
 
   /**

@@ -8,12 +8,16 @@ import java.util.BitSet;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.LongUnaryOperator;
 
 /**
  * What every sector of a crash-tested virtual disk may hold, and the check of an image against it.
  *
  * <p>The model remembers, per 512-byte sector, which write's {@link SectorStamp} was read back
- * there at the last verification (or zeros). After a run that was killed, a sector may hold:
+ * there at the last verification, or zeros, or a clone's base content ({@link SectorStamp#BASE}).
+ * Before the first run every sector holds its initial content: zeros for a new image; for a clone,
+ * its base's content inside the base's range and zeros past it. After a run that was killed, a
+ * sector may hold:
  *
  * <ul>
  *   <li>the stamp of any write of the run that covers it, unless a durable write covering it
@@ -25,7 +29,9 @@ import java.util.Map;
  *
  * Anything else is a failure: a lost durable write when a durable write covers the sector, else
  * foreign content (garbage, zeros where data was, data from another sector, or a stale write).
- * Sectors no write ever touched must read as zeros, which the same rule enforces.
+ * Sectors no write ever touched must keep their initial content, which the same rule enforces; the
+ * model counts them separately, because for a clone they are the sectors that must still show the
+ * base.
  *
  * <p>Not thread-safe.
  */
@@ -36,10 +42,29 @@ final class DiskModel {
 
   private final long sectorCount;
   private final long[] content;
+  private final BitSet everWritten;
 
+  /** A model of a new image: every sector reads as zeros. */
   DiskModel(long sizeBytes) {
+    this(sizeBytes, sector -> SectorStamp.ZERO);
+  }
+
+  /**
+   * A model whose sector {@code s} holds {@code initialContent.applyAsLong(s)} before the first
+   * run: {@link SectorStamp#ZERO} or {@link SectorStamp#BASE}.
+   */
+  DiskModel(long sizeBytes, LongUnaryOperator initialContent) {
     this.sectorCount = sizeBytes / SectorStamp.SECTOR_BYTES;
     this.content = new long[Math.toIntExact(sectorCount)];
+    this.everWritten = new BitSet(content.length);
+    for (int s = 0; s < content.length; s++) {
+      content[s] = initialContent.applyAsLong(s);
+    }
+  }
+
+  /** What sector {@code s} held at the last verification, or its initial content before one. */
+  long contentAt(long sector) {
+    return content[Math.toIntExact(sector)];
   }
 
   /**
@@ -51,6 +76,9 @@ final class DiskModel {
    *     content
    * @param durableSectorsLost sectors under a durable write that hold something not allowed
    * @param foreignSectors other sectors that hold something not allowed
+   * @param untouchedSectorsVerified sectors no write has ever covered that hold their initial
+   *     content
+   * @param baseSectorsVerified sectors that hold an allowed base stamp
    * @param failures descriptions of the first few bad sectors
    */
   record Verdict(
@@ -59,6 +87,8 @@ final class DiskModel {
       long durableSectorsVerified,
       long durableSectorsLost,
       long foreignSectors,
+      long untouchedSectorsVerified,
+      long baseSectorsVerified,
       List<String> failures) {
 
     boolean ok() {
@@ -82,6 +112,7 @@ final class DiskModel {
     long durableWrites = 0;
     for (CrashLog.Write w : writes) {
       byId.put(w.id(), w);
+      everWritten.set((int) w.firstSector(), (int) w.endSector());
       if (w.durable()) {
         durableWrites++;
         for (long s = w.firstSector(); s < w.endSector(); s++) {
@@ -95,6 +126,8 @@ final class DiskModel {
     long durableVerified = 0;
     long lost = 0;
     long foreign = 0;
+    long untouched = 0;
+    long base = 0;
     List<String> failures = new ArrayList<>();
     long[] observed = new long[content.length];
     ByteBuffer buf = ByteBuffer.allocateDirect(READ_BYTES);
@@ -119,6 +152,12 @@ final class DiskModel {
         if (allowed) {
           if (lastDurableStart[s] >= 0) {
             durableVerified++;
+          }
+          if (!everWritten.get(s)) {
+            untouched++;
+          }
+          if (found == SectorStamp.BASE) {
+            base++;
           }
           continue;
         }
@@ -149,6 +188,8 @@ final class DiskModel {
         durableVerified,
         lost,
         foreign,
+        untouched,
+        base,
         List.copyOf(failures));
   }
 
@@ -188,6 +229,9 @@ final class DiskModel {
     }
     if (content == SectorStamp.FOREIGN) {
       return "foreign bytes";
+    }
+    if (content == SectorStamp.BASE) {
+      return "the base's content";
     }
     return "write " + content;
   }

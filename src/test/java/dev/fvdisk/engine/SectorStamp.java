@@ -13,11 +13,15 @@ import java.nio.ByteBuffer;
  *
  * <pre>
  * offset size field
- *      0    8 magic
- *      8    8 write id, never 0
+ *      0    8 magic: "FVKILLST" for a write, "FVKILLBS" for a clone test's base image
+ *      8    8 write id: never 0, -1 or -2 in a write stamp; -2 ({@link #BASE}) in a base stamp
  *     16    8 virtual sector index
  *     24  488 filler: a SplitMix64 stream seeded from write id and sector index
  * </pre>
+ *
+ * <p>A base stamp ({@link #fillBase}) has its own magic, so a verifier tells the content a clone
+ * reads through from its base apart from every write; like a write stamp, it is foreign anywhere
+ * but at its own sector.
  */
 final class SectorStamp {
 
@@ -29,7 +33,11 @@ final class SectorStamp {
   /** A sector that is neither all zeros nor a valid stamp for where it was read. */
   static final long FOREIGN = -1;
 
+  /** A sector that holds the base image's stamp for where it was read. */
+  static final long BASE = -2;
+
   private static final long MAGIC = 0x4656_4B49_4C4C_5354L; // "FVKILLST"
+  private static final long BASE_MAGIC = 0x4656_4B49_4C4C_4253L; // "FVKILLBS"
   private static final int HEADER_BYTES = 24;
 
   private SectorStamp() {}
@@ -39,12 +47,25 @@ final class SectorStamp {
    * write {@code writeId} starting at virtual sector {@code firstSector}. The position advances.
    */
   static void fill(ByteBuffer dst, long writeId, long firstSector, int sectorCount) {
-    if (writeId == ZERO || writeId == FOREIGN) {
+    if (isReserved(writeId)) {
       throw new IllegalArgumentException("write id " + writeId + " is reserved");
     }
+    fill(dst, MAGIC, writeId, firstSector, sectorCount);
+  }
+
+  /**
+   * Fills {@code sectorCount} sectors of {@code dst}, from its position on, with the base image's
+   * stamps for virtual sectors from {@code firstSector} on. The position advances.
+   */
+  static void fillBase(ByteBuffer dst, long firstSector, int sectorCount) {
+    fill(dst, BASE_MAGIC, BASE, firstSector, sectorCount);
+  }
+
+  private static void fill(
+      ByteBuffer dst, long magic, long writeId, long firstSector, int sectorCount) {
     for (int i = 0; i < sectorCount; i++) {
       long sector = firstSector + i;
-      dst.putLong(MAGIC).putLong(writeId).putLong(sector);
+      dst.putLong(magic).putLong(writeId).putLong(sector);
       long state = seed(writeId, sector);
       for (int j = HEADER_BYTES; j < SECTOR_BYTES; j += Long.BYTES) {
         state += 0x9E37_79B9_7F4A_7C15L;
@@ -57,18 +78,17 @@ final class SectorStamp {
    * Identifies the sector at absolute position {@code at} of {@code src}, read back from virtual
    * sector {@code sector}.
    *
-   * @return the write id of a valid stamp for this sector, {@link #ZERO} for an all-zero sector, or
-   *     {@link #FOREIGN} for anything else
+   * @return the write id of a valid stamp for this sector, {@link #BASE} for a valid base stamp,
+   *     {@link #ZERO} for an all-zero sector, or {@link #FOREIGN} for anything else
    */
   static long identify(ByteBuffer src, int at, long sector) {
     if (isZero(src, at)) {
       return ZERO;
     }
+    long magic = src.getLong(at);
     long writeId = src.getLong(at + 8);
-    if (src.getLong(at) != MAGIC
-        || writeId == ZERO
-        || writeId == FOREIGN
-        || src.getLong(at + 16) != sector) {
+    boolean valid = magic == MAGIC ? !isReserved(writeId) : magic == BASE_MAGIC && writeId == BASE;
+    if (!valid || src.getLong(at + 16) != sector) {
       return FOREIGN;
     }
     long state = seed(writeId, sector);
@@ -79,6 +99,10 @@ final class SectorStamp {
       }
     }
     return writeId;
+  }
+
+  private static boolean isReserved(long writeId) {
+    return writeId == ZERO || writeId == FOREIGN || writeId == BASE;
   }
 
   private static boolean isZero(ByteBuffer src, int at) {
