@@ -29,7 +29,8 @@ import java.util.zip.CRC32C;
  *     40    8 virtual size in bytes (multiple of 512)
  *     48    8 maximum virtual size in bytes the table space is reserved for
  *     56    4 chunk size in bytes (power of two)
- *     60    4 flags: bit 0 = clean shutdown
+ *     60    4 flags: bit 0 = clean shutdown, bit 1 = read-only (data writes refused); other bits
+ *               zero and ignored when read
  *     64    4 incompatible features: must be 0 for this version
  *     68    4 active table copy (0 or 1)
  *     72    8 offset of table copy 0
@@ -53,6 +54,7 @@ record Header(
     long maxSizeBytes,
     int chunkSizeBytes,
     boolean cleanShutdown,
+    boolean readOnly,
     int activeTable,
     long tableOffset0,
     long tableOffset1,
@@ -76,6 +78,7 @@ record Header(
           .getLong();
 
   private static final int FLAG_CLEAN_SHUTDOWN = 1;
+  private static final int FLAG_READ_ONLY = 2;
 
   long tableOffset(int copy) {
     return copy == 0 ? tableOffset0 : tableOffset1;
@@ -101,6 +104,29 @@ record Header(
         maxSizeBytes,
         chunkSizeBytes,
         clean,
+        readOnly,
+        activeTable,
+        tableOffset0,
+        tableOffset1,
+        tableRegionBytes,
+        tableCrc,
+        journalOffsetBytes,
+        journalSizeBytes,
+        dataOffsetBytes,
+        growthUnitBytes,
+        stableEpoch,
+        createdAtMillis);
+  }
+
+  Header withReadOnly(boolean newReadOnly) {
+    return new Header(
+        generation + 1,
+        imageId,
+        sizeBytes,
+        maxSizeBytes,
+        chunkSizeBytes,
+        cleanShutdown,
+        newReadOnly,
         activeTable,
         tableOffset0,
         tableOffset1,
@@ -123,6 +149,7 @@ record Header(
         maxSizeBytes,
         chunkSizeBytes,
         clean,
+        readOnly,
         newActiveTable,
         tableOffset0,
         tableOffset1,
@@ -147,7 +174,7 @@ record Header(
         .putLong(sizeBytes)
         .putLong(maxSizeBytes)
         .putInt(chunkSizeBytes)
-        .putInt(cleanShutdown ? FLAG_CLEAN_SHUTDOWN : 0)
+        .putInt((cleanShutdown ? FLAG_CLEAN_SHUTDOWN : 0) | (readOnly ? FLAG_READ_ONLY : 0))
         .putInt(0)
         .putInt(activeTable)
         .putLong(tableOffset0)
@@ -272,6 +299,7 @@ record Header(
             buf.getLong(48),
             buf.getInt(56),
             (buf.getInt(60) & FLAG_CLEAN_SHUTDOWN) != 0,
+            (buf.getInt(60) & FLAG_READ_ONLY) != 0,
             buf.getInt(68),
             buf.getLong(72),
             buf.getLong(80),

@@ -42,6 +42,10 @@ public final class Image implements Closeable {
   private final ReentrantLock[] mappingLocks = new ReentrantLock[MAPPING_LOCK_STRIPES];
   private final ConcurrentLinkedQueue<Integer> unjournalledMappings = new ConcurrentLinkedQueue<>();
   private final AtomicLong mappedChunks;
+
+  /** Changes of content or metadata since open; part of {@link #changeTag()}. */
+  private final AtomicLong changeCount = new AtomicLong();
+
   private final ChunkAllocator allocator;
   private final Journal journal;
   private final GroupCommit groupCommit;
@@ -49,6 +53,9 @@ public final class Image implements Closeable {
   private volatile Header header;
   private volatile ChunkTable table;
   private volatile boolean closed;
+
+  /** The header generation once open; every writable open writes a header, so it only grows. */
+  private long openGeneration;
 
   private Image(Storage storage, boolean writable, RecoveredMetadata recovered, Header header)
       throws IOException {
@@ -105,6 +112,7 @@ public final class Image implements Closeable {
             options.maxSizeBytes(),
             options.chunkSizeBytes(),
             true,
+            false,
             0,
             table0,
             table1,
@@ -141,6 +149,7 @@ public final class Image implements Closeable {
     if (writable) {
       image.markOpenForWriting();
     }
+    image.openGeneration = image.header.generation();
     return image;
   }
 
@@ -181,6 +190,56 @@ public final class Image implements Closeable {
 
   public boolean isWritable() {
     return writable;
+  }
+
+  /** Whether data writes are refused; stored in the header, so it survives a restart. */
+  public boolean isReadOnly() {
+    return header.readOnly();
+  }
+
+  /** When the image was created, in milliseconds since the epoch. */
+  public long createdAtMillis() {
+    return header.createdAtMillis();
+  }
+
+  /**
+   * A token that changes whenever the image's content or metadata changes (writes, zeroing,
+   * growing, the read-only flag, a repair), and never repeats for this image, also across a
+   * restart: it joins the image UUID, the header generation at open (every writable open writes a
+   * header, so it grows from one open to the next) and a count of changes since open. A change
+   * counts once it has finished, so a token taken before or during a change differs from the one
+   * after it.
+   */
+  public String changeTag() {
+    return header.imageId() + "-" + openGeneration + "-" + changeCount.get();
+  }
+
+  /**
+   * Sets or clears the read-only flag. Durable on return: the header is rewritten and forced.
+   *
+   * @throws IllegalStateException if the image was opened read-only
+   * @throws ImageFailedException if an earlier flush failed
+   */
+  public void setReadOnly(boolean readOnly) throws IOException {
+    lifecycle.writeLock().lock();
+    try {
+      ensureOpen();
+      ensureOpenForWriting();
+      if (header.readOnly() == readOnly) {
+        return;
+      }
+      Header next = header.withReadOnly(readOnly);
+      try {
+        next.writeTo(storage);
+      } catch (IOException | RuntimeException e) {
+        groupCommit.fail(e);
+        throw e;
+      }
+      header = next;
+      changeCount.incrementAndGet();
+    } finally {
+      lifecycle.writeLock().unlock();
+    }
   }
 
   /** The storage description, usually the file path. */
@@ -279,6 +338,7 @@ public final class Image implements Closeable {
         }
       } finally {
         src.limit(end);
+        changeCount.incrementAndGet();
       }
     } finally {
       lifecycle.readLock().unlock();
@@ -452,12 +512,130 @@ public final class Image implements Closeable {
         header = next;
         table = grown;
         journal.restart(next.stableEpoch());
+        changeCount.incrementAndGet();
       } catch (IOException | RuntimeException e) {
         groupCommit.fail(e);
         throw e;
       }
     } finally {
       lifecycle.writeLock().unlock();
+    }
+  }
+
+  /**
+   * Lists the allocated and unallocated runs of {@code [offsetBytes, offsetBytes + lengthBytes)} in
+   * order, neighbours of the same kind merged, clipped to the range. Reads only the in-memory
+   * table. At most {@code maxExtents} are returned; when the list is cut short, its last extent
+   * ends before the range does, and the caller continues from there.
+   *
+   * @throws IllegalArgumentException if the range is not inside the virtual disk or {@code
+   *     maxExtents} is below 1
+   */
+  public List<Extent> extents(long offsetBytes, long lengthBytes, int maxExtents) {
+    if (maxExtents < 1) {
+      throw new IllegalArgumentException("maxExtents must be at least 1, was " + maxExtents);
+    }
+    lifecycle.readLock().lock();
+    try {
+      ensureOpen();
+      checkRange(offsetBytes, lengthBytes);
+      ChunkTable t = table;
+      long chunkSize = header.chunkSizeBytes();
+      long end = offsetBytes + lengthBytes;
+      List<Extent> extents = new ArrayList<>();
+      long runStart = offsetBytes;
+      boolean runAllocated = false;
+      for (long position = offsetBytes; position < end; ) {
+        int chunkIndex = (int) (position / chunkSize);
+        long next = Math.min(end, (chunkIndex + 1L) * chunkSize);
+        boolean allocated = t.physicalChunk(chunkIndex) >= 0;
+        if (position == offsetBytes) {
+          runAllocated = allocated;
+        } else if (allocated != runAllocated) {
+          extents.add(new Extent(runStart, position - runStart, runAllocated));
+          if (extents.size() == maxExtents) {
+            return extents;
+          }
+          runStart = position;
+          runAllocated = allocated;
+        }
+        position = next;
+      }
+      if (lengthBytes > 0) {
+        extents.add(new Extent(runStart, end - runStart, runAllocated));
+      }
+      return extents;
+    } finally {
+      lifecycle.readLock().unlock();
+    }
+  }
+
+  /**
+   * How many bytes of new file space a write of {@code [offsetBytes, offsetBytes + lengthBytes)}
+   * would take: one chunk for each chunk the range touches that is not allocated yet, less the
+   * leaked and free slots the allocator would reuse first. Reads only in-memory state.
+   *
+   * @throws IllegalArgumentException if the range is not inside the virtual disk
+   */
+  public long bytesToAllocate(long offsetBytes, long lengthBytes) {
+    lifecycle.readLock().lock();
+    try {
+      ensureOpen();
+      checkRange(offsetBytes, lengthBytes);
+      if (lengthBytes == 0) {
+        return 0;
+      }
+      ChunkTable t = table;
+      long chunkSize = header.chunkSizeBytes();
+      int first = (int) (offsetBytes / chunkSize);
+      int last = (int) ((offsetBytes + lengthBytes - 1) / chunkSize);
+      long unallocated = 0;
+      for (int i = first; i <= last; i++) {
+        if (t.physicalChunk(i) < 0) {
+          unallocated++;
+        }
+      }
+      long reusable = allocator.leakedCount() + allocator.freeCount();
+      return Math.max(0, unallocated - reusable) * chunkSize;
+    } finally {
+      lifecycle.readLock().unlock();
+    }
+  }
+
+  /**
+   * Makes {@code [offsetBytes, offsetBytes + lengthBytes)} read as zeros. Only allocated chunks are
+   * written (unallocated ones read as zeros already), so zeroing never allocates. Like {@link
+   * #write}, durable only after {@link #flush()}.
+   *
+   * @throws IllegalArgumentException if the range is not inside the virtual disk
+   * @throws IllegalStateException if the image was opened read-only or is marked read-only
+   * @throws ImageFailedException if an earlier flush failed
+   */
+  public void zero(long offsetBytes, long lengthBytes) throws IOException {
+    lifecycle.readLock().lock();
+    try {
+      ensureOpen();
+      ensureWritable();
+      checkRange(offsetBytes, lengthBytes);
+      ChunkTable t = table;
+      long chunkSize = header.chunkSizeBytes();
+      long end = offsetBytes + lengthBytes;
+      try {
+        for (long position = offsetBytes; position < end; ) {
+          int chunkIndex = (int) (position / chunkSize);
+          long inChunk = position % chunkSize;
+          long n = Math.min(end - position, chunkSize - inChunk);
+          long physical = t.physicalChunk(chunkIndex);
+          if (physical >= 0) {
+            writeZeros(slotOffset(physical) + inChunk, n);
+          }
+          position += n;
+        }
+      } finally {
+        changeCount.incrementAndGet();
+      }
+    } finally {
+      lifecycle.readLock().unlock();
     }
   }
 
@@ -522,6 +700,7 @@ public final class Image implements Closeable {
       int reclaimed = 0;
       if (repair && problems.isEmpty()) {
         reclaimed = allocator.reclaimLeaked();
+        changeCount.incrementAndGet();
       }
       return CheckReport.of(leaked, reclaimed, problems);
     } finally {
@@ -562,6 +741,13 @@ public final class Image implements Closeable {
   }
 
   private void ensureWritable() throws IOException {
+    ensureOpenForWriting();
+    if (header.readOnly()) {
+      throw new IllegalStateException(storage.description() + ": image is marked read-only");
+    }
+  }
+
+  private void ensureOpenForWriting() throws IOException {
     if (!writable) {
       throw new IllegalStateException(storage.description() + ": image is open read-only");
     }
