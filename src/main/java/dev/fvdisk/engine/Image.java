@@ -700,7 +700,9 @@ public final class Image implements Closeable {
       int reclaimed = 0;
       if (repair && problems.isEmpty()) {
         reclaimed = allocator.reclaimLeaked();
-        changeCount.incrementAndGet();
+        if (reclaimed > 0) {
+          changeCount.incrementAndGet();
+        }
       }
       return CheckReport.of(leaked, reclaimed, problems);
     } finally {

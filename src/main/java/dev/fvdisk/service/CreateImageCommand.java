@@ -7,8 +7,8 @@ public record CreateImageCommand(
     String name,
     @Nullable Long sizeBytes,
     @Nullable String base,
-    @Nullable Integer chunkSizeBytes,
-    @Nullable Integer blockSizeBytes,
+    @Nullable Long chunkSizeBytes,
+    @Nullable Long blockSizeBytes,
     @Nullable Boolean copyOnRead,
     @Nullable Boolean prefetchEnabled,
     @Nullable Long prefetchStartDelaySeconds) {}

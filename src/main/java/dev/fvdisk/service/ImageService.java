@@ -183,11 +183,11 @@ public class ImageService implements AutoCloseable {
     }
     long sizeBytes = command.sizeBytes();
     checkSize("sizeBytes", sizeBytes);
-    int chunkSizeBytes =
+    long chunkSizeBytes =
         command.chunkSizeBytes() == null
             ? ImageOptions.DEFAULT_CHUNK_SIZE_BYTES
             : command.chunkSizeBytes();
-    if (Integer.bitCount(chunkSizeBytes) != 1
+    if (Long.bitCount(chunkSizeBytes) != 1
         || chunkSizeBytes < ImageOptions.MIN_CHUNK_SIZE_BYTES
         || chunkSizeBytes > ImageOptions.MAX_CHUNK_SIZE_BYTES) {
       throw new InvalidValueException(
@@ -199,30 +199,30 @@ public class ImageService implements AutoCloseable {
               + chunkSizeBytes);
     }
     if (command.blockSizeBytes() != null) {
-      int block = command.blockSizeBytes();
-      if (Integer.bitCount(block) != 1 || block < SECTOR_BYTES || block > chunkSizeBytes) {
+      long block = command.blockSizeBytes();
+      if (Long.bitCount(block) != 1 || block < SECTOR_BYTES || block > chunkSizeBytes) {
         throw new InvalidValueException(
             "blockSizeBytes must be a power of two from 512 to chunkSizeBytes ("
                 + chunkSizeBytes
                 + "), was "
                 + block);
       }
-      if (block != blockSizeBytes(chunkSizeBytes)) {
+      if (block != blockSizeBytes((int) chunkSizeBytes)) {
         throw new NotImplementedException(
             "blockSizeBytes can only be "
-                + blockSizeBytes(chunkSizeBytes)
+                + blockSizeBytes((int) chunkSizeBytes)
                 + " until base images (and their copy-on-read bitmap) are implemented");
       }
     }
     // Table space is reserved (as a hole) for growing up to the configured maximum, within what
     // the format allows for this chunk size.
-    long reserveBytes = Math.min(limits.maxImageSizeBytes(), (long) chunkSizeBytes << 24);
+    long reserveBytes = Math.min(limits.maxImageSizeBytes(), chunkSizeBytes << 24);
     reserveBytes = Math.max(sizeBytes, reserveBytes / SECTOR_BYTES * SECTOR_BYTES);
     ImageOptions options;
     try {
       options =
           ImageOptions.builder(sizeBytes)
-              .chunkSizeBytes(chunkSizeBytes)
+              .chunkSizeBytes((int) chunkSizeBytes)
               .maxSizeBytes(reserveBytes)
               .build();
     } catch (IllegalArgumentException e) {
