@@ -137,7 +137,8 @@ class ProblemAdvice extends ResponseEntityExceptionHandler {
   }
 
   private static void logOnce(Exception e, int status, String where) {
-    if (status >= 500) {
+    // 501 is an answer about a missing feature, not a failure of the server.
+    if (status >= 500 && status != 501) {
       log.error("{} answered {}", where, status, e);
     } else if (log.isDebugEnabled()) {
       log.debug("{} answered {}: {}", where, status, e.toString());
