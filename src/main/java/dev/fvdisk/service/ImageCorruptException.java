@@ -5,8 +5,8 @@ public class ImageCorruptException extends ServiceException {
 
   private static final long serialVersionUID = 1L;
 
-  public ImageCorruptException(String image, Throwable cause) {
-    super("image \"" + image + "\" is damaged and cannot be opened: " + cause.getMessage(), cause);
+  public ImageCorruptException(String image, String reason, Throwable cause) {
+    super("image \"" + image + "\" is damaged and cannot be opened: " + reason, cause);
     with("image", image);
   }
 }

@@ -70,7 +70,7 @@ public class ImageService implements AutoCloseable {
       try {
         names = directory.names();
       } catch (IOException e) {
-        throw new StorageIoException(directory.root().toString(), e);
+        throw new StorageIoException("(data directory)", "the data directory cannot be listed", e);
       }
       for (String name : names) {
         if (!openImages.containsKey(name)) {
@@ -108,7 +108,7 @@ public class ImageService implements AutoCloseable {
     try {
       names = directory.names();
     } catch (IOException e) {
-      throw new StorageIoException(directory.root().toString(), e);
+      throw new StorageIoException("(data directory)", "the data directory cannot be listed", e);
     }
     List<ImageDescriptor> descriptors = new ArrayList<>();
     for (String name : names) {
@@ -238,7 +238,7 @@ public class ImageService implements AutoCloseable {
       } catch (FileAlreadyExistsException e) {
         throw new ImageExistsException(name);
       } catch (IOException e) {
-        throw new StorageIoException(name, e);
+        throw new StorageIoException(name, withoutDirectory(e), e);
       }
       OpenImage opened = new OpenImage(name, image, new ReentrantReadWriteLock());
       openImages.put(name, opened);
@@ -368,7 +368,7 @@ public class ImageService implements AutoCloseable {
         directory.delete(name);
         failedImages.remove(name);
       } catch (IOException e) {
-        throw new StorageIoException(name, e);
+        throw new StorageIoException(name, withoutDirectory(e), e);
       }
     }
   }
@@ -481,7 +481,7 @@ public class ImageService implements AutoCloseable {
   }
 
   /** Engine failures become service exceptions; only the client's stream may throw IOException. */
-  private static void writeToImage(OpenImage open, long position, byte[] buffer, int length) {
+  private void writeToImage(OpenImage open, long position, byte[] buffer, int length) {
     try {
       open.image().write(position, ByteBuffer.wrap(buffer, 0, length));
     } catch (IOException e) {
@@ -489,7 +489,7 @@ public class ImageService implements AutoCloseable {
     }
   }
 
-  private static void flushImage(OpenImage open) {
+  private void flushImage(OpenImage open) {
     try {
       open.image().flush();
     } catch (IOException e) {
@@ -591,7 +591,7 @@ public class ImageService implements AutoCloseable {
         failure = failedImages.get(name);
       }
       if (failure != null && directory.exists(name)) {
-        throw new ImageCorruptException(name, failure);
+        throw new ImageCorruptException(name, withoutDirectory(failure), failure);
       }
       throw new ImageNotFoundException(name);
     }
@@ -639,21 +639,27 @@ public class ImageService implements AutoCloseable {
     try {
       available = Math.max(0, directory.usableBytes() - limits.minFreeBytes());
     } catch (IOException e) {
-      throw new StorageIoException(open.name(), e);
+      throw new StorageIoException(open.name(), withoutDirectory(e), e);
     }
     if (needed > available) {
       throw new InsufficientStorageException(needed, available);
     }
   }
 
-  private static ServiceException translate(OpenImage open, IOException e) {
+  private ServiceException translate(OpenImage open, IOException e) {
     if (e instanceof ImageFailedException) {
       return new ImageUnavailableException(open.name(), e);
     }
     if (e instanceof CorruptImageException) {
-      return new ImageCorruptException(open.name(), e);
+      return new ImageCorruptException(open.name(), withoutDirectory(e), e);
     }
-    return new StorageIoException(open.name(), e);
+    return new StorageIoException(open.name(), withoutDirectory(e), e);
+  }
+
+  /** The engine's message names files by path; clients see only the file name. */
+  private String withoutDirectory(Throwable e) {
+    String message = String.valueOf(e.getMessage());
+    return message.replace(directory.root() + java.io.File.separator, "");
   }
 
   /** Closes every open image, setting its clean-shutdown flag. */

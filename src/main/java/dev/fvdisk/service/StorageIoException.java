@@ -5,8 +5,8 @@ public class StorageIoException extends ServiceException {
 
   private static final long serialVersionUID = 1L;
 
-  public StorageIoException(String image, Throwable cause) {
-    super("I/O error on image \"" + image + "\": " + cause.getMessage(), cause);
+  public StorageIoException(String image, String reason, Throwable cause) {
+    super("I/O error on image \"" + image + "\": " + reason, cause);
     with("image", image);
   }
 }

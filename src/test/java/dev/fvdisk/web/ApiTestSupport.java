@@ -49,7 +49,8 @@ abstract class ApiTestSupport {
 
   @DynamicPropertySource
   static void dataDir(DynamicPropertyRegistry registry) {
-    registry.add("fvdisk.data-dir", DATA_DIR::toString);
+    // A test class with its own server names its own directory in fvdisk.test.data-dir.
+    registry.add("fvdisk.data-dir", () -> "${fvdisk.test.data-dir:" + DATA_DIR + "}");
   }
 
   private static Path newDataDir() {
