@@ -384,6 +384,35 @@ class DataPathIntegrationTest extends ApiTestSupport {
   }
 
   @Test
+  void chunked_body_takes_its_length_from_content_range_and_without_it_is_411() throws Exception {
+    String name = createImage("chunked", MIB);
+    HttpClient client = HttpClient.newHttpClient();
+    byte[] body = pattern(5000, 4);
+    // A body publisher without a length is sent with chunked transfer coding: no Content-Length.
+    HttpRequest.BodyPublisher chunked =
+        HttpRequest.BodyPublishers.ofInputStream(() -> new java.io.ByteArrayInputStream(body));
+    HttpRequest withRange =
+        HttpRequest.newBuilder(URI.create("http://localhost:" + port + data(name)))
+            .header("Content-Type", "application/octet-stream")
+            .header("Content-Range", contentRange(777, body.length))
+            .PUT(chunked)
+            .build();
+    assertThat(client.send(withRange, HttpResponse.BodyHandlers.ofString()).statusCode())
+        .isEqualTo(204);
+    assertThat(read(name, 777, body.length)).isEqualTo(body);
+    HttpRequest withoutRange =
+        HttpRequest.newBuilder(URI.create("http://localhost:" + port + data(name)))
+            .header("Content-Type", "application/octet-stream")
+            .PUT(chunked)
+            .build();
+    HttpResponse<String> refused = client.send(withoutRange, HttpResponse.BodyHandlers.ofString());
+    assertThat(refused.statusCode()).isEqualTo(411);
+    assertThat(refused.headers().firstValue("Content-Type")).hasValue("application/problem+json");
+    assertThat(refused.body()).contains("https://fvdisk.dev/problems/length-required");
+    assertThat(read(name, 0, 777)).isEqualTo(new byte[777]);
+  }
+
+  @Test
   void map_pages_hold_1000_extents_and_say_where_to_continue() throws Exception {
     String name = createImage("mappage", 8 * MIB, 4096L);
     // 1001 one-byte writes, every other 4 KiB chunk: 2002 extents. A plain client keeps this fast.

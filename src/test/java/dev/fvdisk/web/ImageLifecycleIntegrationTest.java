@@ -263,5 +263,12 @@ class ImageLifecycleIntegrationTest extends ApiTestSupport {
         .statusCode(405)
         .contentType("application/problem+json")
         .body("type", equalTo("https://fvdisk.dev/problems/method-not-allowed"));
+    // The container's error path answers with a problem too, never Boot's error page.
+    raw()
+        .get("/error")
+        .then()
+        .statusCode(500)
+        .contentType("application/problem+json")
+        .body("type", equalTo("https://fvdisk.dev/problems/internal-error"));
   }
 }
