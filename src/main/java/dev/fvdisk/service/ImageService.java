@@ -339,37 +339,64 @@ public class ImageService implements AutoCloseable {
     if (!ImageDirectory.isValidName(name)) {
       throw new ImageNotFoundException(name);
     }
-    synchronized (lifecycleMonitor) {
-      OpenImage open = openImages.get(name);
+    OpenImage open = openImages.get(name);
+    if (open == null) {
+      if (deleteUnopened(name, ifMatch)) {
+        return;
+      }
+      open = openImages.get(name);
       if (open == null) {
-        if (!directory.exists(name)) {
+        throw new ImageNotFoundException(name);
+      }
+    }
+    // The image's own lock is taken before the registry's monitor and never the other way round,
+    // so waiting here for running writes does not hold up other images' lifecycle changes.
+    Lock lock = open.lock().writeLock();
+    lock.lock();
+    try {
+      checkPrecondition(open, ifMatch);
+      synchronized (lifecycleMonitor) {
+        if (!openImages.remove(name, open)) {
           throw new ImageNotFoundException(name);
-        }
-        // An image that failed to open can still be deleted, so a damaged file can be removed.
-        if (ifMatch != null && !ifMatch.any()) {
-          throw new PreconditionFailedException(name, "");
-        }
-      } else {
-        Lock lock = open.lock().writeLock();
-        lock.lock();
-        try {
-          checkPrecondition(open, ifMatch);
-          openImages.remove(name);
-          try {
-            open.image().close();
-          } catch (IOException e) {
-            log.warn("Closing image {} before deleting it failed: {}", name, e.getMessage());
-          }
-        } finally {
-          lock.unlock();
         }
       }
       try {
-        directory.delete(name);
-        failedImages.remove(name);
+        open.image().close();
       } catch (IOException e) {
-        throw new StorageIoException(name, withoutDirectory(e), e);
+        log.warn("Closing image {} before deleting it failed: {}", name, e.getMessage());
       }
+      deleteFile(name);
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /**
+   * Deletes an image file that is not open, such as one that failed to open, so a damaged file can
+   * be removed. Returns false when the image was opened meanwhile.
+   */
+  private boolean deleteUnopened(String name, @Nullable IfMatch ifMatch) {
+    synchronized (lifecycleMonitor) {
+      if (openImages.containsKey(name)) {
+        return false;
+      }
+      if (!directory.exists(name)) {
+        throw new ImageNotFoundException(name);
+      }
+      if (ifMatch != null && !ifMatch.any()) {
+        throw new PreconditionFailedException(name, "");
+      }
+      deleteFile(name);
+      return true;
+    }
+  }
+
+  private void deleteFile(String name) {
+    try {
+      directory.delete(name);
+      failedImages.remove(name);
+    } catch (IOException e) {
+      throw new StorageIoException(name, withoutDirectory(e), e);
     }
   }
 
@@ -665,19 +692,18 @@ public class ImageService implements AutoCloseable {
   /** Closes every open image, setting its clean-shutdown flag. */
   @Override
   public void close() {
-    synchronized (lifecycleMonitor) {
-      for (OpenImage open : openImages.values()) {
-        Lock lock = open.lock().writeLock();
-        lock.lock();
-        try {
+    for (OpenImage open : List.copyOf(openImages.values())) {
+      Lock lock = open.lock().writeLock();
+      lock.lock();
+      try {
+        if (openImages.remove(open.name(), open)) {
           open.image().close();
-        } catch (IOException | RuntimeException e) {
-          log.error("Closing image {} failed; it will be recovered at next open", open.name(), e);
-        } finally {
-          lock.unlock();
         }
+      } catch (IOException | RuntimeException e) {
+        log.error("Closing image {} failed; it will be recovered at next open", open.name(), e);
+      } finally {
+        lock.unlock();
       }
-      openImages.clear();
     }
   }
 }
