@@ -21,8 +21,9 @@ import java.util.regex.Pattern;
  * listed nor opened, so nothing outside the directory can be reached through one.
  *
  * <p><b>Thread safety.</b> Stateless apart from the root path; callers serialise lifecycle changes.
+ * Not final only so tests in this package can hand the service images on fault-injecting storage.
  */
-public final class ImageDirectory {
+public class ImageDirectory {
 
   /** The rule every image name follows. */
   public static final Pattern NAME = Pattern.compile("^[a-z0-9][a-z0-9._-]{0,62}$");

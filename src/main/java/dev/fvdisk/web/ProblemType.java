@@ -103,6 +103,11 @@ enum ProblemType {
     return status;
   }
 
+  /** The service exceptions the table knows; a test checks it against the hierarchy. */
+  static java.util.Set<Class<? extends ServiceException>> mappedExceptions() {
+    return BY_EXCEPTION.keySet();
+  }
+
   static ProblemType of(ServiceException e) {
     ProblemType type = BY_EXCEPTION.get(e.getClass());
     if (type == null) {
