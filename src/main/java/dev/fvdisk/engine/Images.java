@@ -11,6 +11,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.List;
+import org.jspecify.annotations.Nullable;
 
 /**
  * Creates, opens and checks image files.
@@ -32,20 +33,48 @@ public final class Images {
    * @throws FileAlreadyExistsException if {@code path} exists
    */
   public static Image create(Path path, ImageOptions options) throws IOException {
+    return create(path, options, null, "");
+  }
+
+  /**
+   * Creates a new clone of {@code base} at {@code path} and opens it for writing; durable on return
+   * like {@link #create(Path, ImageOptions)}. See {@link Image#create(Storage, ImageOptions, Image,
+   * String)}.
+   */
+  public static Image create(Path path, ImageOptions options, @Nullable Image base, String locator)
+      throws IOException {
     if (Files.exists(path, LinkOption.NOFOLLOW_LINKS)) {
       throw new FileAlreadyExistsException(path.toString());
     }
     Path temporary = path.resolveSibling(path.getFileName() + TEMPORARY_SUFFIX);
     Files.deleteIfExists(temporary);
     try (Storage storage = FileStorage.createNew(temporary)) {
-      Image.create(storage, options).close();
+      Image.create(storage, options, base, locator).close();
     } catch (IOException | RuntimeException e) {
       Files.deleteIfExists(temporary);
       throw e;
     }
     Files.move(temporary, path, StandardCopyOption.ATOMIC_MOVE);
     forceDirectory(path.toAbsolutePath().getParent());
-    return open(path, true);
+    return open(path, base == null ? BaseResolver.NONE : name -> base);
+  }
+
+  /**
+   * Opens an image file for writing, or for reading only when it is marked read-only, reading a
+   * clone's base through {@code bases}.
+   */
+  public static Image open(Path path, BaseResolver bases) throws IOException {
+    boolean readOnly;
+    try (Storage probe = FileStorage.open(path, false)) {
+      readOnly = Header.read(probe).readOnly();
+    }
+    FileStorage storage = FileStorage.open(path, !readOnly);
+    try {
+      return Image.open(storage, !readOnly, bases);
+    } catch (IOException | RuntimeException e) {
+      storage.close();
+      throw e;
+    }
   }
 
   /** Opens an existing image file; see {@link Image#open(Storage, boolean)}. */

@@ -1,0 +1,44 @@
+# fvdisk container image.
+#   docker build -t fvdisk .
+#   docker run -p 8080:8080 -v fvdisk-data:/data fvdisk
+# Tests are not run here; `./mvnw verify` (and CI) runs them.
+
+# ---- build: compile with the Maven wrapper on a JDK, then split Boot's layered jar ----
+FROM eclipse-temurin:17-jdk AS build
+WORKDIR /src
+COPY mvnw pom.xml ./
+COPY .mvn .mvn
+# Dependencies first, in their own layer, so a source change does not download them again.
+RUN ./mvnw -B -q dependency:go-offline
+COPY openapi openapi
+COPY src src
+RUN ./mvnw -B -q package -DskipTests \
+ && cp target/fvdisk-*.jar application.jar \
+ && java -Djarmode=tools -jar application.jar extract --layers --launcher --destination extracted
+
+# ---- runtime: a JRE, the extracted layers, a non-root user ----
+FROM eclipse-temurin:17-jre
+# wget only for the health check; the base image does not promise curl or wget.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends wget \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system fvdisk \
+ && useradd --system --gid fvdisk --home-dir /app --no-create-home fvdisk \
+ && mkdir -p /data \
+ && chown fvdisk:fvdisk /data
+WORKDIR /app
+# Least to most often changed, so rebuilds reuse the lower layers.
+COPY --from=build /src/extracted/dependencies/ ./
+COPY --from=build /src/extracted/spring-boot-loader/ ./
+COPY --from=build /src/extracted/snapshot-dependencies/ ./
+COPY --from=build /src/extracted/application/ ./
+ENV FVDISK_DATA_DIR=/data \
+    SERVER_PORT=8080
+VOLUME /data
+EXPOSE 8080
+USER fvdisk
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+  CMD wget -q -O /dev/null "http://localhost:${SERVER_PORT}/actuator/health" || exit 1
+# Images are closed cleanly on SIGTERM (docker stop), which sets their clean-shutdown flag;
+# give the container time for that with `docker stop -t 60` when images are large.
+ENTRYPOINT ["java", "org.springframework.boot.loader.launch.JarLauncher"]

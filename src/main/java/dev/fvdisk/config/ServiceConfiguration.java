@@ -1,0 +1,48 @@
+package dev.fvdisk.config;
+
+import dev.fvdisk.service.ImageDirectory;
+import dev.fvdisk.service.ImageService;
+import dev.fvdisk.service.ServiceLimits;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import org.springframework.boot.context.properties.EnableConfigurationProperties;
+import org.springframework.context.annotation.Bean;
+import org.springframework.context.annotation.Configuration;
+
+/** Builds the image service from the validated properties. */
+@Configuration(proxyBeanMethods = false)
+@EnableConfigurationProperties(FvdiskProperties.class)
+class ServiceConfiguration {
+
+  @Bean
+  ServiceLimits serviceLimits(FvdiskProperties properties) {
+    return new ServiceLimits(
+        properties.maxImageSize().toBytes(),
+        properties.maxWriteSize() == null ? null : properties.maxWriteSize().toBytes(),
+        properties.maxJsonBodySize().toBytes(),
+        properties.minFreeSpace().toBytes(),
+        Math.toIntExact(properties.ioBufferSize().toBytes()),
+        properties.mapPageExtents(),
+        properties.maxChainDepth());
+  }
+
+  @Bean
+  ImageDirectory imageDirectory(FvdiskProperties properties) {
+    try {
+      Files.createDirectories(properties.dataDir());
+      return new ImageDirectory(properties.dataDir().toRealPath());
+    } catch (IOException e) {
+      throw new UncheckedIOException(
+          "cannot create or resolve the data directory " + properties.dataDir(), e);
+    }
+  }
+
+  // Closed by Spring at shutdown (close() is inferred), which sets every image's clean flag.
+  @Bean
+  ImageService imageService(ImageDirectory directory, ServiceLimits limits) {
+    ImageService service = new ImageService(directory, limits);
+    service.openAll();
+    return service;
+  }
+}

@@ -1,0 +1,114 @@
+package dev.fvdisk.service;
+
+import dev.fvdisk.engine.BaseResolver;
+import dev.fvdisk.engine.Image;
+import dev.fvdisk.engine.ImageOptions;
+import dev.fvdisk.engine.Images;
+import java.io.IOException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.regex.Pattern;
+import org.jspecify.annotations.Nullable;
+
+/**
+ * The data directory: which file holds which image, and the file-level operations on them.
+ *
+ * <p>Image {@code name} lives in {@code <data dir>/<name>.fvd}. Names are checked against {@link
+ * #NAME} before any path is built, and a name can hold no separator, so every path stays directly
+ * inside the directory. Symbolic links are never followed: a link named like an image is neither
+ * listed nor opened, so nothing outside the directory can be reached through one.
+ *
+ * <p><b>Thread safety.</b> Stateless apart from the root path; callers serialise lifecycle changes.
+ * Not final only so tests in this package can hand the service images on fault-injecting storage.
+ */
+public class ImageDirectory {
+
+  /** The rule every image name follows. */
+  public static final Pattern NAME = Pattern.compile("^[a-z0-9][a-z0-9._-]{0,62}$");
+
+  static final String SUFFIX = ".fvd";
+
+  private final Path root;
+
+  /**
+   * @param root the data directory, already created and resolved to its real path
+   */
+  public ImageDirectory(Path root) {
+    this.root = root;
+  }
+
+  public Path root() {
+    return root;
+  }
+
+  /** Whether {@code name} can name an image: the pattern, and never {@code .} or {@code ..}. */
+  public static boolean isValidName(String name) {
+    return NAME.matcher(name).matches() && !name.equals(".") && !name.equals("..");
+  }
+
+  Path pathOf(String name) {
+    if (!isValidName(name)) {
+      throw new IllegalArgumentException("not a valid image name: " + name);
+    }
+    return root.resolve(name + SUFFIX);
+  }
+
+  /** Whether a regular file (not a link) holds image {@code name}. */
+  boolean exists(String name) {
+    return Files.isRegularFile(pathOf(name), LinkOption.NOFOLLOW_LINKS);
+  }
+
+  /** Names of all image files, sorted. */
+  List<String> names() throws IOException {
+    List<String> names = new ArrayList<>();
+    try (DirectoryStream<Path> files = Files.newDirectoryStream(root, "*" + SUFFIX)) {
+      for (Path file : files) {
+        String fileName = file.getFileName().toString();
+        String name = fileName.substring(0, fileName.length() - SUFFIX.length());
+        if (isValidName(name) && Files.isRegularFile(file, LinkOption.NOFOLLOW_LINKS)) {
+          names.add(name);
+        }
+      }
+    }
+    names.sort(null);
+    return names;
+  }
+
+  /**
+   * Creates the image file, a clone of {@code base} (named {@code baseName}) when one is given;
+   * durable on return (file and directory entry).
+   */
+  Image create(String name, ImageOptions options, @Nullable Image base, String baseName)
+      throws IOException {
+    return Images.create(pathOf(name), options, base, baseName);
+  }
+
+  /** Opens for writing, or for reading when the image is marked read-only. */
+  Image open(String name, BaseResolver bases) throws IOException {
+    Path path = pathOf(name);
+    if (!Files.isRegularFile(path, LinkOption.NOFOLLOW_LINKS)) {
+      throw new IOException(path + " is not a regular file");
+    }
+    return Images.open(path, bases);
+  }
+
+  /** Marks a closed image read-only or clears the mark; durable on return. */
+  void setReadOnly(String name, boolean readOnly) throws IOException {
+    Images.setReadOnly(pathOf(name), readOnly);
+  }
+
+  /** Deletes the image file; durable on return (the directory is forced). */
+  void delete(String name) throws IOException {
+    Files.deleteIfExists(pathOf(name));
+    Images.forceDirectory(root);
+  }
+
+  /** Free space of the data directory's file system that this process may use. */
+  long usableBytes() throws IOException {
+    return Files.getFileStore(root).getUsableSpace();
+  }
+}

@@ -1,0 +1,140 @@
+package dev.fvdisk.web;
+
+import dev.fvdisk.service.InvalidRequestException;
+import dev.fvdisk.service.LengthRequiredException;
+import dev.fvdisk.service.RangeNotSatisfiableException;
+import java.util.Locale;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.jspecify.annotations.Nullable;
+
+/**
+ * Parses {@code Range} (RFC 9110 §14.2) and the {@code Content-Range} of a write into a span of the
+ * virtual disk. Only single byte ranges are served; several ranges get 416, never the disk.
+ */
+final class ByteRanges {
+
+  /** A span of the virtual disk. */
+  record Span(long offsetBytes, long lengthBytes) {
+    long lastByte() {
+      return offsetBytes + lengthBytes - 1;
+    }
+  }
+
+  private static final Pattern RANGE_SPEC = Pattern.compile("(\\d*)-(\\d*)");
+  private static final Pattern CONTENT_RANGE =
+      Pattern.compile("bytes (\\d+)-(\\d+)/(\\d+|\\*)", Pattern.CASE_INSENSITIVE);
+
+  private ByteRanges() {}
+
+  /**
+   * The span a {@code Range} header asks for, clipped to the disk; null when there is no header.
+   *
+   * @throws InvalidRequestException when the header is malformed
+   * @throws RangeNotSatisfiableException for several ranges, an inverted range, or one that starts
+   *     past the end
+   */
+  static @Nullable Span parseRange(@Nullable String header, long sizeBytes) {
+    if (header == null) {
+      return null;
+    }
+    String value = header.trim();
+    int equals = value.indexOf('=');
+    if (equals < 0 || !value.substring(0, equals).trim().toLowerCase(Locale.ROOT).equals("bytes")) {
+      throw new InvalidRequestException(
+          "Range header \"" + header + "\" is malformed; expected bytes=start-end");
+    }
+    String set = value.substring(equals + 1).trim();
+    if (set.contains(",")) {
+      throw new RangeNotSatisfiableException(
+          "several ranges in one request are not served; ask for one range at a time", sizeBytes);
+    }
+    Matcher m = RANGE_SPEC.matcher(set);
+    if (!m.matches() || (m.group(1).isEmpty() && m.group(2).isEmpty())) {
+      throw new InvalidRequestException(
+          "Range header \"" + header + "\" is malformed; expected bytes=start-end");
+    }
+    if (m.group(1).isEmpty()) {
+      long suffix = parse(m.group(2));
+      if (suffix == 0) {
+        throw new RangeNotSatisfiableException("a suffix range of 0 bytes is empty", sizeBytes);
+      }
+      long length = Math.min(suffix, sizeBytes);
+      return new Span(sizeBytes - length, length);
+    }
+    long first = parse(m.group(1));
+    if (first >= sizeBytes) {
+      throw new RangeNotSatisfiableException(
+          "the range starts at byte " + first + ", past the end of the " + sizeBytes + "-byte disk",
+          sizeBytes);
+    }
+    long last = m.group(2).isEmpty() ? sizeBytes - 1 : parse(m.group(2));
+    if (last < first) {
+      throw new RangeNotSatisfiableException(
+          "the range " + first + "-" + last + " ends before it starts", sizeBytes);
+    }
+    last = Math.min(last, sizeBytes - 1);
+    return new Span(first, last - first + 1);
+  }
+
+  /**
+   * The span a write covers: from {@code Content-Range} when given (checked against {@code
+   * Content-Length} and the disk), else {@code Content-Length} bytes at offset 0.
+   *
+   * @param contentLength the request's Content-Length, or -1 when it has none
+   * @throws LengthRequiredException when neither header gives the length
+   * @throws InvalidRequestException when Content-Range is malformed or disagrees with
+   *     Content-Length
+   * @throws RangeNotSatisfiableException when the range ends past the disk or names another size
+   */
+  static Span parseWrite(@Nullable String contentRange, long contentLength, long sizeBytes) {
+    if (contentRange == null) {
+      if (contentLength < 0) {
+        throw new LengthRequiredException(
+            "a write needs Content-Range or Content-Length to know its length in advance");
+      }
+      return new Span(0, contentLength);
+    }
+    Matcher m = CONTENT_RANGE.matcher(contentRange.trim());
+    if (!m.matches()) {
+      throw new InvalidRequestException(
+          "Content-Range \""
+              + contentRange
+              + "\" is malformed; expected bytes start-end/* or /size");
+    }
+    long first = parse(m.group(1));
+    long last = parse(m.group(2));
+    if (last < first) {
+      throw new InvalidRequestException(
+          "Content-Range \"" + contentRange + "\" ends before it starts");
+    }
+    long length = last - first + 1;
+    if (contentLength >= 0 && contentLength != length) {
+      throw new InvalidRequestException(
+          "Content-Length "
+              + contentLength
+              + " disagrees with the "
+              + length
+              + " bytes of Content-Range \""
+              + contentRange
+              + "\"");
+    }
+    if (!m.group(3).equals("*") && parse(m.group(3)) != sizeBytes) {
+      throw new RangeNotSatisfiableException(
+          "Content-Range names a complete length of "
+              + m.group(3)
+              + " bytes, but the disk has "
+              + sizeBytes,
+          sizeBytes);
+    }
+    if (last >= sizeBytes) {
+      throw new RangeNotSatisfiableException(first, length, sizeBytes);
+    }
+    return new Span(first, length);
+  }
+
+  /** Digits to a long; numbers too large for one saturate, which every check treats as too big. */
+  private static long parse(String digits) {
+    return digits.length() > 18 ? Long.MAX_VALUE : Long.parseLong(digits);
+  }
+}

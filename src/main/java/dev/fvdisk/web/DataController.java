@@ -1,0 +1,228 @@
+package dev.fvdisk.web;
+
+import dev.fvdisk.service.ImageDescriptor;
+import dev.fvdisk.service.ImageService;
+import dev.fvdisk.service.InvalidRequestException;
+import dev.fvdisk.service.InvalidValueException;
+import dev.fvdisk.service.LengthRequiredException;
+import dev.fvdisk.service.RangeNotSatisfiableException;
+import dev.fvdisk.service.UnalignedDataException;
+import jakarta.servlet.http.HttpServletRequest;
+import jakarta.servlet.http.HttpServletResponse;
+import java.io.IOException;
+import java.util.List;
+import org.jspecify.annotations.Nullable;
+import org.springframework.http.HttpHeaders;
+import org.springframework.http.HttpStatus;
+import org.springframework.http.MediaType;
+import org.springframework.http.ResponseEntity;
+import org.springframework.web.bind.annotation.GetMapping;
+import org.springframework.web.bind.annotation.PatchMapping;
+import org.springframework.web.bind.annotation.PathVariable;
+import org.springframework.web.bind.annotation.PutMapping;
+import org.springframework.web.bind.annotation.RequestBody;
+import org.springframework.web.bind.annotation.RequestHeader;
+import org.springframework.web.bind.annotation.RequestMapping;
+import org.springframework.web.bind.annotation.RequestMethod;
+import org.springframework.web.bind.annotation.RequestParam;
+import org.springframework.web.bind.annotation.RestController;
+
+/**
+ * The data plane: byte ranges, sectors, zero and flush operations, and the extent map.
+ *
+ * <p>Bodies stream through the servlet streams in both directions, one buffer at a time, so no
+ * request or answer is held in memory. Every check runs before the first byte moves, so a refused
+ * request leaves the image as it was and gets a problem answer.
+ */
+@RestController
+@RequestMapping("/api/v1/images/{name}")
+class DataController {
+
+  private static final long SECTOR_BYTES = 512;
+  private static final String ALLOW = "OPTIONS, HEAD, GET, PUT, PATCH";
+  private static final List<String> FEATURES = List.of("zero", "flush", "extents", "sectors");
+
+  private final ImageService images;
+
+  DataController(ImageService images) {
+    this.images = images;
+  }
+
+  @RequestMapping(path = "/data", method = RequestMethod.HEAD)
+  void head(@PathVariable String name, HttpServletResponse response) {
+    ImageDescriptor image = images.describe(name);
+    dataHeaders(response, image);
+    response.setContentLengthLong(image.sizeBytes());
+    response.setStatus(HttpStatus.OK.value());
+  }
+
+  @GetMapping("/data")
+  void read(
+      @PathVariable String name,
+      @RequestHeader(name = HttpHeaders.RANGE, required = false) @Nullable String range,
+      HttpServletResponse response)
+      throws IOException {
+    ImageDescriptor image = images.describe(name);
+    ByteRanges.Span span = ByteRanges.parseRange(range, image.sizeBytes());
+    dataHeaders(response, image);
+    if (span == null) {
+      span = new ByteRanges.Span(0, image.sizeBytes());
+      response.setStatus(HttpStatus.OK.value());
+    } else {
+      response.setStatus(HttpStatus.PARTIAL_CONTENT.value());
+      response.setHeader(
+          HttpHeaders.CONTENT_RANGE,
+          "bytes " + span.offsetBytes() + "-" + span.lastByte() + "/" + image.sizeBytes());
+    }
+    response.setContentLengthLong(span.lengthBytes());
+    images.read(name, span.offsetBytes(), span.lengthBytes(), response.getOutputStream());
+  }
+
+  @PutMapping(path = "/data", consumes = MediaType.APPLICATION_OCTET_STREAM_VALUE)
+  ResponseEntity<Void> write(
+      @PathVariable String name,
+      @RequestHeader(name = HttpHeaders.CONTENT_RANGE, required = false)
+          @Nullable String contentRange,
+      @RequestHeader(name = HttpHeaders.IF_MATCH, required = false) @Nullable String ifMatch,
+      @RequestParam(defaultValue = "true") boolean flush,
+      HttpServletRequest request)
+      throws IOException {
+    ImageDescriptor image = images.describe(name);
+    ByteRanges.Span span =
+        ByteRanges.parseWrite(contentRange, request.getContentLengthLong(), image.sizeBytes());
+    images.write(
+        name,
+        span.offsetBytes(),
+        span.lengthBytes(),
+        request.getInputStream(),
+        flush,
+        EntityTags.parseIfMatch(ifMatch));
+    return noContentWithEtag(name);
+  }
+
+  @PatchMapping(path = "/data", consumes = MediaType.APPLICATION_JSON_VALUE)
+  ResponseEntity<Void> operate(
+      @PathVariable String name,
+      @RequestBody DataOperationRequest operation,
+      @RequestHeader(name = HttpHeaders.IF_MATCH, required = false) @Nullable String ifMatch,
+      @RequestParam(defaultValue = "true") boolean flush) {
+    if (operation.op() == null) {
+      throw new InvalidRequestException("op is required: \"zero\" or \"flush\"");
+    }
+    switch (operation.op()) {
+      case "zero" -> {
+        if (operation.offsetBytes() == null || operation.lengthBytes() == null) {
+          throw new InvalidRequestException("the zero operation needs offsetBytes and lengthBytes");
+        }
+        boolean durable = flush && !Boolean.FALSE.equals(operation.flush());
+        images.zero(
+            name,
+            operation.offsetBytes(),
+            operation.lengthBytes(),
+            durable,
+            EntityTags.parseIfMatch(ifMatch));
+      }
+      case "flush" -> {
+        if (operation.offsetBytes() != null
+            || operation.lengthBytes() != null
+            || operation.flush() != null) {
+          throw new InvalidRequestException("the flush operation takes no other fields");
+        }
+        images.flush(name, EntityTags.parseIfMatch(ifMatch));
+      }
+      default ->
+          throw new InvalidRequestException(
+              "unknown op \"" + operation.op() + "\"; expected \"zero\" or \"flush\"");
+    }
+    return noContentWithEtag(name);
+  }
+
+  @RequestMapping(
+      path = "/data",
+      method = RequestMethod.OPTIONS,
+      produces = MediaType.APPLICATION_JSON_VALUE)
+  ResponseEntity<DataOptionsResponse> options(@PathVariable String name) {
+    images.describe(name);
+    return ResponseEntity.ok()
+        .header(HttpHeaders.ALLOW, ALLOW)
+        .body(new DataOptionsResponse(FEATURES, images.limits().maxWriteBytes()));
+  }
+
+  @GetMapping("/sectors/{firstSector}")
+  void readSectors(
+      @PathVariable String name,
+      @PathVariable long firstSector,
+      @RequestParam long count,
+      HttpServletResponse response)
+      throws IOException {
+    if (count < 1) {
+      throw new InvalidValueException("count must be at least 1, was " + count);
+    }
+    ImageDescriptor image = images.describe(name);
+    ByteRanges.Span span = sectorSpan(firstSector, count, image.sizeBytes());
+    dataHeaders(response, image);
+    response.setStatus(HttpStatus.OK.value());
+    response.setContentLengthLong(span.lengthBytes());
+    images.read(name, span.offsetBytes(), span.lengthBytes(), response.getOutputStream());
+  }
+
+  @PutMapping(path = "/sectors/{firstSector}", consumes = MediaType.APPLICATION_OCTET_STREAM_VALUE)
+  ResponseEntity<Void> writeSectors(
+      @PathVariable String name,
+      @PathVariable long firstSector,
+      @RequestHeader(name = HttpHeaders.IF_MATCH, required = false) @Nullable String ifMatch,
+      @RequestParam(defaultValue = "true") boolean flush,
+      HttpServletRequest request)
+      throws IOException {
+    long lengthBytes = request.getContentLengthLong();
+    if (lengthBytes < 0) {
+      throw new LengthRequiredException("a sector write needs Content-Length");
+    }
+    if (lengthBytes == 0 || lengthBytes % SECTOR_BYTES != 0) {
+      throw new UnalignedDataException(lengthBytes);
+    }
+    ImageDescriptor image = images.describe(name);
+    ByteRanges.Span span = sectorSpan(firstSector, lengthBytes / SECTOR_BYTES, image.sizeBytes());
+    images.write(
+        name,
+        span.offsetBytes(),
+        span.lengthBytes(),
+        request.getInputStream(),
+        flush,
+        EntityTags.parseIfMatch(ifMatch));
+    return noContentWithEtag(name);
+  }
+
+  @GetMapping(path = "/map", produces = MediaType.APPLICATION_JSON_VALUE)
+  MapResponse map(
+      @PathVariable String name,
+      @RequestParam(required = false) @Nullable Long offsetBytes,
+      @RequestParam(required = false) @Nullable Long lengthBytes) {
+    return MapResponse.of(images.map(name, offsetBytes, lengthBytes));
+  }
+
+  private static ByteRanges.Span sectorSpan(long firstSector, long count, long sizeBytes) {
+    long diskSectors = sizeBytes / SECTOR_BYTES;
+    if (firstSector < 0 || firstSector >= diskSectors || count > diskSectors - firstSector) {
+      throw new RangeNotSatisfiableException(
+          count
+              + " sector(s) from sector "
+              + firstSector
+              + " are not inside the disk of "
+              + diskSectors
+              + " sectors",
+          sizeBytes);
+    }
+    return new ByteRanges.Span(firstSector * SECTOR_BYTES, count * SECTOR_BYTES);
+  }
+
+  private static void dataHeaders(HttpServletResponse response, ImageDescriptor image) {
+    response.setContentType(MediaType.APPLICATION_OCTET_STREAM_VALUE);
+    response.setHeader(HttpHeaders.ACCEPT_RANGES, "bytes");
+    response.setHeader(HttpHeaders.ETAG, EntityTags.quote(image.etag()));
+  }
+
+  private ResponseEntity<Void> noContentWithEtag(String name) {
+    return ResponseEntity.noContent().eTag(EntityTags.quote(images.describe(name).etag())).build();
+  }
+}

@@ -1,0 +1,174 @@
+package dev.fvdisk.web;
+
+import dev.fvdisk.service.RangeNotSatisfiableException;
+import dev.fvdisk.service.ServiceException;
+import jakarta.servlet.http.HttpServletRequest;
+import jakarta.servlet.http.HttpServletResponse;
+import java.io.IOException;
+import java.util.stream.Collectors;
+import org.jspecify.annotations.Nullable;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.springframework.http.HttpHeaders;
+import org.springframework.http.HttpStatusCode;
+import org.springframework.http.ProblemDetail;
+import org.springframework.http.ResponseEntity;
+import org.springframework.http.converter.HttpMessageNotReadableException;
+import org.springframework.web.bind.annotation.ExceptionHandler;
+import org.springframework.web.bind.annotation.RestControllerAdvice;
+import org.springframework.web.context.request.ServletWebRequest;
+import org.springframework.web.context.request.WebRequest;
+import org.springframework.web.servlet.mvc.method.annotation.ResponseEntityExceptionHandler;
+import tools.jackson.core.JacksonException;
+import tools.jackson.core.exc.StreamReadException;
+import tools.jackson.databind.exc.InvalidNullException;
+import tools.jackson.databind.exc.MismatchedInputException;
+import tools.jackson.databind.exc.UnrecognizedPropertyException;
+
+/**
+ * The one place errors become answers: RFC 9457 problems with our stable {@code type} URIs, a fixed
+ * {@code title} per type, a precise {@code detail} and the request path as {@code instance}.
+ * Spring's own errors (unreadable JSON, wrong method, missing parameter, unknown path) pass through
+ * the inherited handlers and are re-typed here, so they look the same. 5xx answers are logged once
+ * with the stack trace; 4xx only at debug level.
+ */
+@RestControllerAdvice
+class ProblemAdvice extends ResponseEntityExceptionHandler {
+
+  private static final Logger log = LoggerFactory.getLogger(ProblemAdvice.class);
+
+  @ExceptionHandler(ServiceException.class)
+  @Nullable ResponseEntity<Object> handleServiceException(
+      ServiceException e, HttpServletRequest request, HttpServletResponse response) {
+    ProblemType type = ProblemType.of(e);
+    ProblemDetail problem = ProblemDetail.forStatus(type.status());
+    problem.setDetail(e.getMessage());
+    e.properties().forEach(problem::setProperty);
+    HttpHeaders headers = new HttpHeaders();
+    if (e instanceof RangeNotSatisfiableException range) {
+      headers.set(HttpHeaders.CONTENT_RANGE, "bytes */" + range.sizeBytes());
+    }
+    return answer(e, problem, type, headers, request, response);
+  }
+
+  /** Anything no other handler claims: a bug or an environment failure, never shown in detail. */
+  @ExceptionHandler(Exception.class)
+  @Nullable ResponseEntity<Object> handleUnexpected(
+      Exception e, HttpServletRequest request, HttpServletResponse response) {
+    if (e instanceof IOException && response.isCommitted()) {
+      log.debug(
+          "Client went away during {} {}: {}", request.getMethod(), uri(request), e.toString());
+      return null;
+    }
+    ProblemType type = ProblemType.INTERNAL_ERROR;
+    ProblemDetail problem = ProblemDetail.forStatus(type.status());
+    problem.setDetail("the request failed unexpectedly; the server log has the details");
+    return answer(e, problem, type, new HttpHeaders(), request, response);
+  }
+
+  @Override
+  protected @Nullable ResponseEntity<Object> handleHttpMessageNotReadable(
+      HttpMessageNotReadableException ex,
+      HttpHeaders headers,
+      HttpStatusCode status,
+      WebRequest request) {
+    ProblemDetail problem = ProblemDetail.forStatus(status);
+    problem.setDetail(describeUnreadable(ex));
+    return handleExceptionInternal(ex, problem, headers, status, request);
+  }
+
+  /** Re-types the problems Spring's inherited handlers build. */
+  @Override
+  protected @Nullable ResponseEntity<Object> handleExceptionInternal(
+      Exception ex,
+      @Nullable Object body,
+      HttpHeaders headers,
+      HttpStatusCode statusCode,
+      WebRequest request) {
+    ProblemDetail problem =
+        body instanceof ProblemDetail detail ? detail : ProblemDetail.forStatus(statusCode);
+    ProblemType type = ProblemType.ofStatus(statusCode.value());
+    if (request instanceof ServletWebRequest servlet) {
+      fill(problem, type, servlet.getRequest());
+      if (problem.getDetail() == null) {
+        problem.setDetail(defaultDetail(statusCode.value(), servlet.getRequest()));
+      }
+    }
+    logOnce(ex, statusCode.value(), request.getDescription(false));
+    return super.handleExceptionInternal(ex, problem, headers, statusCode, request);
+  }
+
+  private @Nullable ResponseEntity<Object> answer(
+      Exception e,
+      ProblemDetail problem,
+      ProblemType type,
+      HttpHeaders headers,
+      HttpServletRequest request,
+      HttpServletResponse response) {
+    logOnce(e, type.status(), request.getMethod() + " " + uri(request));
+    if (response.isCommitted()) {
+      // Part of a body is out already; the status line cannot change any more.
+      return null;
+    }
+    fill(problem, type, request);
+    return ResponseEntity.status(type.status()).headers(headers).body(problem);
+  }
+
+  static void fill(ProblemDetail problem, @Nullable ProblemType type, HttpServletRequest request) {
+    if (type != null) {
+      problem.setType(type.type());
+      problem.setTitle(type.title());
+    }
+    problem.setInstance(java.net.URI.create(uri(request)));
+  }
+
+  private static String defaultDetail(int status, HttpServletRequest request) {
+    return switch (status) {
+      case 404 -> "no resource at " + uri(request);
+      case 405 -> "method " + request.getMethod() + " is not allowed on " + uri(request);
+      case 406 -> "none of the accepted media types can be produced here";
+      case 415 -> "content type " + request.getContentType() + " is not accepted here";
+      default -> "the request cannot be processed";
+    };
+  }
+
+  private static String uri(HttpServletRequest request) {
+    return request.getRequestURI();
+  }
+
+  private static void logOnce(Exception e, int status, String where) {
+    // 501 is an answer about a missing feature, not a failure of the server.
+    if (status >= 500 && status != 501) {
+      log.error("{} answered {}", where, status, e);
+    } else if (log.isDebugEnabled()) {
+      log.debug("{} answered {}: {}", where, status, e.toString());
+    }
+  }
+
+  /** A sentence that says what is wrong with the body, without Java class names. */
+  private static String describeUnreadable(HttpMessageNotReadableException ex) {
+    Throwable cause = ex.getMostSpecificCause();
+    if (cause instanceof UnrecognizedPropertyException unknown) {
+      return "unknown field \"" + path(unknown) + "\"";
+    }
+    if (cause instanceof InvalidNullException invalidNull) {
+      return "field \"" + path(invalidNull) + "\" cannot be null";
+    }
+    if (cause instanceof MismatchedInputException mismatch) {
+      String path = path(mismatch);
+      return path.isEmpty()
+          ? "the body does not have the expected shape (a JSON object)"
+          : "field \"" + path + "\" has the wrong type or value";
+    }
+    if (cause instanceof StreamReadException) {
+      return "the body is not well-formed JSON";
+    }
+    return "the request body is missing or cannot be read";
+  }
+
+  private static String path(JacksonException e) {
+    return e.getPath().stream()
+        .map(r -> r.getPropertyName() != null ? r.getPropertyName() : "[" + r.getIndex() + "]")
+        .collect(Collectors.joining("."));
+  }
+}

@@ -1,0 +1,13 @@
+/**
+ * The HTTP face of the service: package-private controllers, the request and response records whose
+ * field names the contract fixes, header parsing (ranges, entity tags) and the one mapper that
+ * turns every error into an RFC 9457 problem.
+ *
+ * <p>Controllers parse and check HTTP, then call {@link dev.fvdisk.service.ImageService}; they
+ * never touch engine types or compute file offsets. The contract they implement is the committed
+ * {@code openapi/openapi.yaml}, which is also what Swagger UI shows.
+ */
+@NullMarked
+package dev.fvdisk.web;
+
+import org.jspecify.annotations.NullMarked;

@@ -1,0 +1,61 @@
+package dev.fvdisk.architecture;
+
+import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.noClasses;
+
+import com.tngtech.archunit.core.domain.JavaClasses;
+import com.tngtech.archunit.core.importer.ClassFileImporter;
+import com.tngtech.archunit.core.importer.ImportOption;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/** Package boundaries from the style guide: a Spring-free engine, and a web layer above it. */
+class ArchitectureTest {
+
+  private static JavaClasses classes;
+
+  @BeforeAll
+  static void importClasses() {
+    classes =
+        new ClassFileImporter()
+            .withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_TESTS)
+            .importPackages("dev.fvdisk");
+  }
+
+  @Test
+  void engine_uses_no_spring_and_nothing_of_the_service() {
+    noClasses()
+        .that()
+        .resideInAPackage("dev.fvdisk.engine..")
+        .should()
+        .dependOnClassesThat()
+        .resideInAnyPackage(
+            "org.springframework..",
+            "jakarta..",
+            "dev.fvdisk.service..",
+            "dev.fvdisk.web..",
+            "dev.fvdisk.config..")
+        .check(classes);
+  }
+
+  @Test
+  void web_never_touches_engine_types() {
+    noClasses()
+        .that()
+        .resideInAPackage("dev.fvdisk.web..")
+        .should()
+        .dependOnClassesThat()
+        .resideInAPackage("dev.fvdisk.engine..")
+        .check(classes);
+  }
+
+  @Test
+  void service_does_not_know_the_web() {
+    noClasses()
+        .that()
+        .resideInAPackage("dev.fvdisk.service..")
+        .should()
+        .dependOnClassesThat()
+        .resideInAnyPackage("dev.fvdisk.web..", "org.springframework.web..", "jakarta.servlet..")
+        .check(classes);
+  }
+}
