@@ -34,8 +34,8 @@ import org.jspecify.annotations.Nullable;
  */
 public final class Image implements Closeable {
 
-  private static final int MAPPING_LOCK_STRIPES = 64;
-  private static final ByteBuffer ZEROS = ByteBuffer.allocate(1 << 20).asReadOnlyBuffer();
+  private static final int BLOCK_LOCK_STRIPES = 64;
+  private static final ByteBuffer ZEROS = ChunkStore.ZEROS;
 
   /** Copy-on-read skips copies while this many bytes are being copied already (FVD's default). */
   public static final long DEFAULT_COPY_ON_READ_LIMIT_BYTES = 2_000_000;
@@ -43,10 +43,8 @@ public final class Image implements Closeable {
   private final Storage storage;
   private final boolean writable;
   private final ReentrantReadWriteLock lifecycle = new ReentrantReadWriteLock();
-  private final ReentrantLock[] mappingLocks = new ReentrantLock[MAPPING_LOCK_STRIPES];
-  private final ConcurrentLinkedQueue<Integer> unjournalledMappings = new ConcurrentLinkedQueue<>();
   private final ConcurrentLinkedQueue<Long> unjournalledBlocks = new ConcurrentLinkedQueue<>();
-  private final ReentrantLock[] blockLocks = new ReentrantLock[MAPPING_LOCK_STRIPES];
+  private final ReentrantLock[] blockLocks = new ReentrantLock[BLOCK_LOCK_STRIPES];
   private final Bitmap bitmap;
   private final Image base;
   private final AtomicLong copyOnReadBytesInFlight = new AtomicLong();
@@ -58,13 +56,11 @@ public final class Image implements Closeable {
   private volatile @Nullable Prefetcher prefetcher;
   private final AtomicLong modifications = new AtomicLong();
   private final UUID openId = UUID.randomUUID();
-  private final AtomicLong mappedChunks;
-  private final ChunkAllocator allocator;
+  private final ChunkStore chunks;
   private final Journal journal;
   private final GroupCommit groupCommit;
   private final RecoveredMetadata recovered;
   private volatile Header header;
-  private volatile ChunkTable table;
   private volatile boolean closed;
 
   private Image(
@@ -79,13 +75,11 @@ public final class Image implements Closeable {
     this.writable = writable;
     this.recovered = recovered;
     this.header = header;
-    this.table = recovered.table();
     this.bitmap = recovered.bitmap();
     this.base = base;
     this.presentBlocks = new AtomicLong(bitmap.setCount());
     this.prefetchTuning = prefetchTuning;
-    this.mappedChunks = new AtomicLong(recovered.mappedChunks());
-    this.allocator =
+    ChunkAllocator allocator =
         new ChunkAllocator(
             storage,
             header.dataOffsetBytes(),
@@ -94,10 +88,17 @@ public final class Image implements Closeable {
             recovered.frontier(),
             recovered.leakedChunks(),
             storage.sizeBytes());
+    this.chunks =
+        new ChunkStore(
+            storage,
+            header.dataOffsetBytes(),
+            header.chunkSizeBytes(),
+            recovered.table(),
+            recovered.mappedChunks(),
+            allocator);
     this.journal = new Journal(storage, header);
     this.groupCommit = new GroupCommit(storage.description(), this::commitRound);
-    for (int i = 0; i < mappingLocks.length; i++) {
-      mappingLocks[i] = new ReentrantLock();
+    for (int i = 0; i < blockLocks.length; i++) {
       blockLocks[i] = new ReentrantLock();
     }
   }
@@ -319,8 +320,9 @@ public final class Image implements Closeable {
       next.writeTo(storage);
       header = next;
     } else {
-      storage.resize(header.dataOffsetBytes() + allocator.frontier() * header.chunkSizeBytes());
-      allocator.resetStorageBytes(storage.sizeBytes());
+      storage.resize(
+          header.dataOffsetBytes() + chunks.allocator().frontier() * header.chunkSizeBytes());
+      chunks.allocator().resetStorageBytes(storage.sizeBytes());
       writeMetadataCopy(header.flags() & ~Header.FLAG_CLEAN_SHUTDOWN);
     }
     journal.restart(header.stableEpoch());
@@ -431,7 +433,7 @@ public final class Image implements Closeable {
   private boolean readVirtual(long offsetBytes, ByteBuffer dst) throws IOException {
     Header h = header;
     if (!h.dependsOnBase() || offsetBytes >= h.base().baseSizeBytes()) {
-      readLocal(offsetBytes, dst);
+      chunks.read(offsetBytes, dst);
       return false;
     }
     long baseEnd = h.base().baseSizeBytes();
@@ -458,7 +460,7 @@ public final class Image implements Closeable {
         }
         dst.limit(dst.position() + (int) (stop - position));
         if (inImage) {
-          readLocal(position, dst);
+          chunks.read(position, dst);
         } else {
           base.read(position, dst);
           fromBase = true;
@@ -470,58 +472,6 @@ public final class Image implements Closeable {
       dst.limit(end);
     }
     return fromBase;
-  }
-
-  /** Reads from this image's chunks only; unallocated chunks read as zeros. */
-  private void readLocal(long offsetBytes, ByteBuffer dst) throws IOException {
-    ChunkTable t = table;
-    long chunkSize = header.chunkSizeBytes();
-    long position = offsetBytes;
-    // Consecutive pieces that sit next to each other in the file are read in one call.
-    int end = dst.limit();
-    long runFileOffset = -1;
-    int runStart = dst.position();
-    int runLength = 0;
-    while (dst.position() + runLength < end) {
-      int pieceStart = dst.position() + runLength;
-      int chunkIndex = (int) (position / chunkSize);
-      long inChunk = position % chunkSize;
-      int n = (int) Math.min(end - pieceStart, chunkSize - inChunk);
-      long physical = t.physicalChunk(chunkIndex);
-      long fileOffset =
-          physical < 0 ? -1 : header.dataOffsetBytes() + physical * chunkSize + inChunk;
-      if (runLength > 0 && (fileOffset < 0 || fileOffset != runFileOffset + runLength)) {
-        readRun(dst, runStart, runLength, runFileOffset, end);
-        runLength = 0;
-      }
-      if (fileOffset < 0) {
-        // A chunk may be larger than the zero buffer, so one piece can need several puts.
-        for (int done = 0; done < n; done += ZEROS.capacity()) {
-          dst.put(ZEROS.duplicate().limit(Math.min(n - done, ZEROS.capacity())));
-        }
-      } else {
-        if (runLength == 0) {
-          runStart = pieceStart;
-          runFileOffset = fileOffset;
-        }
-        runLength += n;
-      }
-      position += n;
-    }
-    if (runLength > 0) {
-      readRun(dst, runStart, runLength, runFileOffset, end);
-    }
-  }
-
-  /** Reads one run into {@code dst} at {@code start}, leaving the position after it. */
-  private void readRun(ByteBuffer dst, int start, int length, long fileOffset, int end)
-      throws IOException {
-    dst.limit(start + length).position(start);
-    try {
-      storage.read(dst, fileOffset);
-    } finally {
-      dst.limit(end);
-    }
   }
 
   /**
@@ -554,7 +504,7 @@ public final class Image implements Closeable {
   private void writeVirtual(long offsetBytes, ByteBuffer src) throws IOException {
     Header h = header;
     if (!h.dependsOnBase() || offsetBytes >= h.base().baseSizeBytes()) {
-      writeLocal(offsetBytes, src);
+      chunks.write(offsetBytes, src);
       return;
     }
     long baseEnd = h.base().baseSizeBytes();
@@ -580,7 +530,7 @@ public final class Image implements Closeable {
           }
         }
         src.limit(src.position() + (int) (stop - position));
-        writeLocal(position, src);
+        chunks.write(position, src);
         src.limit(end);
         position = stop;
       }
@@ -615,18 +565,7 @@ public final class Image implements Closeable {
           writeVirtual(position, ZEROS.duplicate().limit(n));
           position += n;
         }
-        ChunkTable t = table;
-        long chunkSize = h.chunkSizeBytes();
-        while (position < end) {
-          int chunkIndex = (int) (position / chunkSize);
-          long inChunk = position % chunkSize;
-          long n = Math.min(end - position, chunkSize - inChunk);
-          long physical = t.physicalChunk(chunkIndex);
-          if (physical >= 0) {
-            writeZeros(slotOffset(physical) + inChunk, n);
-          }
-          position += n;
-        }
+        chunks.zeroAllocated(position, end - position);
       } finally {
         modifications.incrementAndGet();
       }
@@ -653,7 +592,7 @@ public final class Image implements Closeable {
       ensureOpen();
       checkRange(offsetBytes, lengthBytes);
       Header h = header;
-      ChunkTable t = table;
+      ChunkTable t = chunks.table();
       long chunkSize = h.chunkSizeBytes();
       long baseEnd = h.dependsOnBase() ? h.base().baseSizeBytes() : 0;
       long blockSize = Math.max(1, h.blockSizeBytes());
@@ -707,21 +646,7 @@ public final class Image implements Closeable {
     try {
       ensureOpen();
       checkRange(offsetBytes, lengthBytes);
-      if (lengthBytes == 0) {
-        return 0;
-      }
-      ChunkTable t = table;
-      long chunkSize = header.chunkSizeBytes();
-      int first = (int) (offsetBytes / chunkSize);
-      int last = (int) ((offsetBytes + lengthBytes - 1) / chunkSize);
-      long unallocated = 0;
-      for (int i = first; i <= last; i++) {
-        if (t.physicalChunk(i) < 0) {
-          unallocated++;
-        }
-      }
-      long reusable = allocator.leakedCount() + allocator.freeCount();
-      return Math.max(0, unallocated - reusable) * chunkSize;
+      return chunks.bytesToAllocate(offsetBytes, lengthBytes);
     } finally {
       lifecycle.readLock().unlock();
     }
@@ -737,7 +662,7 @@ public final class Image implements Closeable {
     lock.lock();
     try {
       if (bitmap.isSet(block)) {
-        writeLocal(offsetBytes, src);
+        chunks.write(offsetBytes, src);
         return;
       }
       long blockSize = header.blockSizeBytes();
@@ -755,7 +680,7 @@ public final class Image implements Closeable {
         whole.put(src);
         whole.clear();
       }
-      writeLocal(blockStart, whole);
+      chunks.write(blockStart, whole);
       publishBlock(block);
     } finally {
       lock.unlock();
@@ -825,80 +750,13 @@ public final class Image implements Closeable {
         return false;
       }
       int n = blockData.remaining();
-      writeLocal(block * header.blockSizeBytes(), blockData);
+      chunks.write(block * header.blockSizeBytes(), blockData);
       publishBlock(block);
       copiedFromBaseBytes.addAndGet(n);
       return true;
     } finally {
       lock.unlock();
       lifecycle.readLock().unlock();
-    }
-  }
-
-  /** Writes into this image's chunks, allocating them on first touch. */
-  private void writeLocal(long offsetBytes, ByteBuffer src) throws IOException {
-    long chunkSize = header.chunkSizeBytes();
-    long position = offsetBytes;
-    int end = src.limit();
-    try {
-      while (src.position() < end) {
-        int chunkIndex = (int) (position / chunkSize);
-        long inChunk = position % chunkSize;
-        int n = (int) Math.min(end - src.position(), chunkSize - inChunk);
-        long physical = physicalChunkForWrite(chunkIndex);
-        src.limit(src.position() + n);
-        storage.write(src, header.dataOffsetBytes() + physical * chunkSize + inChunk);
-        src.limit(end);
-        position += n;
-      }
-    } finally {
-      src.limit(end);
-    }
-  }
-
-  /** The chunk's slot, allocating (and, for a reused slot, zeroing) one on first write. */
-  private long physicalChunkForWrite(int chunkIndex) throws IOException {
-    ChunkTable t = table;
-    long physical = t.physicalChunk(chunkIndex);
-    if (physical >= 0) {
-      return physical;
-    }
-    ReentrantLock lock = mappingLocks[chunkIndex % MAPPING_LOCK_STRIPES];
-    lock.lock();
-    try {
-      physical = t.physicalChunk(chunkIndex);
-      if (physical >= 0) {
-        return physical;
-      }
-      ChunkAllocator.Allocation allocation = allocator.allocate();
-      if (allocation.needsZeroFill()) {
-        try {
-          writeZeros(slotOffset(allocation.physicalChunk()), header.chunkSizeBytes());
-        } catch (IOException e) {
-          allocator.giveBack(allocation.physicalChunk());
-          throw e;
-        }
-      }
-      // Queued before it is published: a writer that sees the mapping and then flushes must find
-      // it in the queue, or its flush could return before the mapping is durable.
-      unjournalledMappings.add(chunkIndex);
-      t.mapDirty(chunkIndex, allocation.physicalChunk());
-      mappedChunks.incrementAndGet();
-      return allocation.physicalChunk();
-    } finally {
-      lock.unlock();
-    }
-  }
-
-  private long slotOffset(long physicalChunk) {
-    return header.dataOffsetBytes() + physicalChunk * header.chunkSizeBytes();
-  }
-
-  private void writeZeros(long fileOffset, long length) throws IOException {
-    for (long done = 0; done < length; ) {
-      int n = (int) Math.min(length - done, ZEROS.capacity());
-      storage.write(ZEROS.duplicate().limit(n), fileOffset + done);
-      done += n;
     }
   }
 
@@ -925,7 +783,7 @@ public final class Image implements Closeable {
    * (its zero-fill included) is durable before the record that points at it.
    */
   private void commitRound() throws IOException {
-    ChunkTable t = table;
+    ChunkTable t = chunks.table();
     // Blocks before mappings: a block's chunk mapping is queued before the block, so every block
     // taken here has its mapping taken in this round or an earlier one. The other order could
     // write a bit whose chunk a table switch leaves out.
@@ -935,14 +793,7 @@ public final class Image implements Closeable {
       (bitmap.isSet(block) ? blocks : unpublishedBlocks).add(block);
     }
     unjournalledBlocks.addAll(unpublishedBlocks);
-    List<Integer> mappings = new ArrayList<>();
-    List<Integer> unpublishedMappings = new ArrayList<>();
-    for (Integer chunkIndex; (chunkIndex = unjournalledMappings.poll()) != null; ) {
-      // A mapping queued but not yet published has no writer depending on it; its allocating
-      // writer will flush it in a later round.
-      (t.physicalChunk(chunkIndex) < 0 ? unpublishedMappings : mappings).add(chunkIndex);
-    }
-    unjournalledMappings.addAll(unpublishedMappings);
+    List<Integer> mappings = chunks.takeUnjournalledMappings();
     storage.force();
     if (mappings.isEmpty() && blocks.isEmpty()) {
       return;
@@ -994,7 +845,7 @@ public final class Image implements Closeable {
 
   /** Writes the whole table and bitmap, making only durable state and nothing new durable. */
   private void writeMetadataCopy(int flags) throws IOException {
-    writeMetadataCopy(table, new BitSet(), new long[0], header.sizeBytes(), flags);
+    writeMetadataCopy(chunks.table(), new BitSet(), new long[0], header.sizeBytes(), flags);
   }
 
   /**
@@ -1059,7 +910,7 @@ public final class Image implements Closeable {
       }
       groupCommit.commit();
       int newCount = Math.toIntExact(Header.ceilDiv(newSizeBytes, header.chunkSizeBytes()));
-      ChunkTable grown = table.grownTo(newCount);
+      ChunkTable grown = chunks.table().grownTo(newCount);
       try {
         writeMetadataCopy(
             grown,
@@ -1067,7 +918,7 @@ public final class Image implements Closeable {
             new long[0],
             newSizeBytes,
             header.flags() & ~Header.FLAG_CLEAN_SHUTDOWN);
-        table = grown;
+        chunks.replaceTable(grown);
         modifications.incrementAndGet();
       } catch (IOException | RuntimeException e) {
         groupCommit.fail(e);
@@ -1241,15 +1092,15 @@ public final class Image implements Closeable {
 
   /** Counters as of now; costs no I/O. */
   public ImageStats stats() {
-    long fileBytes = allocator.storageBytes();
+    long fileBytes = chunks.allocator().storageBytes();
     return new ImageStats(
         header.sizeBytes(),
         header.chunkSizeBytes(),
-        mappedChunks.get() * header.chunkSizeBytes(),
-        allocator.reservedBytes(),
+        chunks.mappedChunks() * header.chunkSizeBytes(),
+        chunks.allocator().reservedBytes(),
         fileBytes,
-        allocator.leakedCount(),
-        allocator.freeCount(),
+        chunks.allocator().leakedCount(),
+        chunks.allocator().freeCount(),
         journal.usedSectors(),
         journal.sectorCount(),
         !recovered.header().cleanShutdown(),
@@ -1267,10 +1118,10 @@ public final class Image implements Closeable {
     lifecycle.writeLock().lock();
     try {
       ensureOpen();
-      ChunkTable t = table;
+      ChunkTable t = chunks.table();
       List<String> problems = new ArrayList<>();
       BitSet used = new BitSet();
-      long frontier = allocator.frontier();
+      long frontier = chunks.allocator().frontier();
       for (int i = 0; i < t.chunkCount(); i++) {
         long physical = t.physicalChunk(i);
         if (physical < 0) {
@@ -1290,7 +1141,7 @@ public final class Image implements Closeable {
           used.set((int) physical);
         }
       }
-      List<Long> leaked = allocator.leakedChunks();
+      List<Long> leaked = chunks.allocator().leakedChunks();
       for (long p : leaked) {
         if (used.get((int) p)) {
           problems.add("physical chunk " + p + " is listed as leaked but is in use");
@@ -1301,7 +1152,7 @@ public final class Image implements Closeable {
       }
       int reclaimed = 0;
       if (repair && problems.isEmpty()) {
-        reclaimed = allocator.reclaimLeaked();
+        reclaimed = chunks.allocator().reclaimLeaked();
       }
       return CheckReport.of(leaked, reclaimed, problems);
     } finally {

@@ -1,0 +1,243 @@
+package dev.fvdisk.engine;
+
+import dev.fvdisk.engine.io.Storage;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * The image's own bytes: reads and writes of virtual offsets through the chunk table, with chunks
+ * allocated on first write. Knows nothing of bases, the journal or durability; it only remembers
+ * which new mappings have not been journalled yet, for the committer to take.
+ *
+ * <p>A chunk slot is ready before its mapping is published: a reused slot is zeroed first, so a
+ * never-written sector of an allocated chunk always reads as zeros. Slots at the frontier are file
+ * holes (or space cut off after a crash) and read as zeros already.
+ *
+ * <p><b>Thread safety.</b> Reads and writes may run from many threads. The first write into a chunk
+ * locks one of {@value #MAPPING_LOCK_STRIPES} stripes while a slot is allocated; everything else is
+ * lock-free. {@link #replaceTable} must not run concurrently with reads or writes; the image's
+ * lifecycle lock guarantees that.
+ */
+final class ChunkStore {
+
+  static final ByteBuffer ZEROS = ByteBuffer.allocate(1 << 20).asReadOnlyBuffer();
+
+  private static final int MAPPING_LOCK_STRIPES = 64;
+
+  private final Storage storage;
+  private final long dataOffsetBytes;
+  private final long chunkSizeBytes;
+  private final ChunkAllocator allocator;
+  private final ReentrantLock[] mappingLocks = new ReentrantLock[MAPPING_LOCK_STRIPES];
+  private final ConcurrentLinkedQueue<Integer> unjournalledMappings = new ConcurrentLinkedQueue<>();
+  private final AtomicLong mappedChunks;
+  private volatile ChunkTable table;
+
+  ChunkStore(
+      Storage storage,
+      long dataOffsetBytes,
+      long chunkSizeBytes,
+      ChunkTable table,
+      long mappedChunks,
+      ChunkAllocator allocator) {
+    this.storage = storage;
+    this.dataOffsetBytes = dataOffsetBytes;
+    this.chunkSizeBytes = chunkSizeBytes;
+    this.table = table;
+    this.mappedChunks = new AtomicLong(mappedChunks);
+    this.allocator = allocator;
+    for (int i = 0; i < mappingLocks.length; i++) {
+      mappingLocks[i] = new ReentrantLock();
+    }
+  }
+
+  ChunkTable table() {
+    return table;
+  }
+
+  /** Swaps in a grown table; the caller has stopped all reads and writes. */
+  void replaceTable(ChunkTable grown) {
+    table = grown;
+  }
+
+  ChunkAllocator allocator() {
+    return allocator;
+  }
+
+  long mappedChunks() {
+    return mappedChunks.get();
+  }
+
+  /** Reads {@code dst.remaining()} bytes at a virtual offset; unallocated chunks read as zeros. */
+  void read(long offsetBytes, ByteBuffer dst) throws IOException {
+    ChunkTable t = table;
+    long position = offsetBytes;
+    // Consecutive pieces that sit next to each other in the file are read in one call.
+    int end = dst.limit();
+    long runFileOffset = -1;
+    int runStart = dst.position();
+    int runLength = 0;
+    while (dst.position() + runLength < end) {
+      int pieceStart = dst.position() + runLength;
+      int chunkIndex = (int) (position / chunkSizeBytes);
+      long inChunk = position % chunkSizeBytes;
+      int n = (int) Math.min(end - pieceStart, chunkSizeBytes - inChunk);
+      long physical = t.physicalChunk(chunkIndex);
+      long fileOffset = physical < 0 ? -1 : slotOffset(physical) + inChunk;
+      if (runLength > 0 && (fileOffset < 0 || fileOffset != runFileOffset + runLength)) {
+        readRun(dst, runStart, runLength, runFileOffset, end);
+        runLength = 0;
+      }
+      if (fileOffset < 0) {
+        // A chunk may be larger than the zero buffer, so one piece can need several puts.
+        for (int done = 0; done < n; done += ZEROS.capacity()) {
+          dst.put(ZEROS.duplicate().limit(Math.min(n - done, ZEROS.capacity())));
+        }
+      } else {
+        if (runLength == 0) {
+          runStart = pieceStart;
+          runFileOffset = fileOffset;
+        }
+        runLength += n;
+      }
+      position += n;
+    }
+    if (runLength > 0) {
+      readRun(dst, runStart, runLength, runFileOffset, end);
+    }
+  }
+
+  /** Reads one run into {@code dst} at {@code start}, leaving the position after it. */
+  private void readRun(ByteBuffer dst, int start, int length, long fileOffset, int end)
+      throws IOException {
+    dst.limit(start + length).position(start);
+    try {
+      storage.read(dst, fileOffset);
+    } finally {
+      dst.limit(end);
+    }
+  }
+
+  /** Writes {@code src.remaining()} bytes at a virtual offset, allocating chunks on first touch. */
+  void write(long offsetBytes, ByteBuffer src) throws IOException {
+    long position = offsetBytes;
+    int end = src.limit();
+    try {
+      while (src.position() < end) {
+        int chunkIndex = (int) (position / chunkSizeBytes);
+        long inChunk = position % chunkSizeBytes;
+        int n = (int) Math.min(end - src.position(), chunkSizeBytes - inChunk);
+        long physical = physicalChunkForWrite(chunkIndex);
+        src.limit(src.position() + n);
+        storage.write(src, slotOffset(physical) + inChunk);
+        src.limit(end);
+        position += n;
+      }
+    } finally {
+      src.limit(end);
+    }
+  }
+
+  /** Writes zeros over the allocated chunks of a range; unallocated ones read as zeros already. */
+  void zeroAllocated(long offsetBytes, long lengthBytes) throws IOException {
+    ChunkTable t = table;
+    long end = offsetBytes + lengthBytes;
+    for (long position = offsetBytes; position < end; ) {
+      int chunkIndex = (int) (position / chunkSizeBytes);
+      long inChunk = position % chunkSizeBytes;
+      long n = Math.min(end - position, chunkSizeBytes - inChunk);
+      long physical = t.physicalChunk(chunkIndex);
+      if (physical >= 0) {
+        writeZeros(slotOffset(physical) + inChunk, n);
+      }
+      position += n;
+    }
+  }
+
+  /**
+   * At most how many bytes of new file space a write of the range would take: a chunk for each
+   * unallocated chunk it touches, less the slots the allocator reuses first.
+   */
+  long bytesToAllocate(long offsetBytes, long lengthBytes) {
+    if (lengthBytes == 0) {
+      return 0;
+    }
+    ChunkTable t = table;
+    int first = (int) (offsetBytes / chunkSizeBytes);
+    int last = (int) ((offsetBytes + lengthBytes - 1) / chunkSizeBytes);
+    long unallocated = 0;
+    for (int i = first; i <= last; i++) {
+      if (t.physicalChunk(i) < 0) {
+        unallocated++;
+      }
+    }
+    long reusable = allocator.leakedCount() + allocator.freeCount();
+    return Math.max(0, unallocated - reusable) * chunkSizeBytes;
+  }
+
+  /**
+   * Takes the chunks whose new mappings are not journalled yet. A mapping queued but not yet
+   * published has no writer depending on it; it stays queued for its allocating writer's flush.
+   */
+  List<Integer> takeUnjournalledMappings() {
+    ChunkTable t = table;
+    List<Integer> mappings = new ArrayList<>();
+    List<Integer> unpublished = new ArrayList<>();
+    for (Integer chunkIndex; (chunkIndex = unjournalledMappings.poll()) != null; ) {
+      (t.physicalChunk(chunkIndex) < 0 ? unpublished : mappings).add(chunkIndex);
+    }
+    unjournalledMappings.addAll(unpublished);
+    return mappings;
+  }
+
+  /** The chunk's slot, allocating (and, for a reused slot, zeroing) one on first write. */
+  private long physicalChunkForWrite(int chunkIndex) throws IOException {
+    ChunkTable t = table;
+    long physical = t.physicalChunk(chunkIndex);
+    if (physical >= 0) {
+      return physical;
+    }
+    ReentrantLock lock = mappingLocks[chunkIndex % MAPPING_LOCK_STRIPES];
+    lock.lock();
+    try {
+      physical = t.physicalChunk(chunkIndex);
+      if (physical >= 0) {
+        return physical;
+      }
+      ChunkAllocator.Allocation allocation = allocator.allocate();
+      if (allocation.needsZeroFill()) {
+        try {
+          writeZeros(slotOffset(allocation.physicalChunk()), chunkSizeBytes);
+        } catch (IOException e) {
+          allocator.giveBack(allocation.physicalChunk());
+          throw e;
+        }
+      }
+      // Queued before it is published: a writer that sees the mapping and then flushes must find
+      // it in the queue, or its flush could return before the mapping is durable.
+      unjournalledMappings.add(chunkIndex);
+      t.mapDirty(chunkIndex, allocation.physicalChunk());
+      mappedChunks.incrementAndGet();
+      return allocation.physicalChunk();
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  private long slotOffset(long physicalChunk) {
+    return dataOffsetBytes + physicalChunk * chunkSizeBytes;
+  }
+
+  private void writeZeros(long fileOffset, long length) throws IOException {
+    for (long done = 0; done < length; ) {
+      int n = (int) Math.min(length - done, ZEROS.capacity());
+      storage.write(ZEROS.duplicate().limit(n), fileOffset + done);
+      done += n;
+    }
+  }
+}
