@@ -552,17 +552,36 @@ public class ImageService implements AutoCloseable {
     OpenImage open = lookup(name);
     Lock lock = open.lock().writeLock();
     lock.lock();
+    return underLock(
+        open,
+        lock,
+        image -> {
+          CheckReport report = image.check(repair);
+          return new CheckResult(
+              report.status().name().toLowerCase(Locale.ROOT),
+              report.leakedChunks(),
+              report.reclaimedChunks(),
+              report.problems());
+        });
+  }
+
+  /** Work on an open image that may fail with an engine {@code IOException}. */
+  @FunctionalInterface
+  private interface ImageWork<T> {
+    T run(Image image) throws IOException;
+  }
+
+  /**
+   * Runs {@code work} and then releases {@code lock}, which the caller has taken; engine failures
+   * become service exceptions, and an image closed by a concurrent delete is not found.
+   */
+  private <T> T underLock(OpenImage open, Lock lock, ImageWork<T> work) {
     try {
-      CheckReport report = open.image().check(repair);
-      return new CheckResult(
-          report.status().name().toLowerCase(java.util.Locale.ROOT),
-          report.leakedChunks(),
-          report.reclaimedChunks(),
-          report.problems());
+      return work.run(open.image());
     } catch (IOException e) {
       throw translate(open, e);
     } catch (ImageClosedException e) {
-      throw new ImageNotFoundException(name);
+      throw new ImageNotFoundException(open.name());
     } finally {
       lock.unlock();
     }
@@ -682,37 +701,31 @@ public class ImageService implements AutoCloseable {
   public void zero(
       String name, long offsetBytes, long lengthBytes, boolean flush, @Nullable IfMatch ifMatch) {
     OpenImage open = lookup(name);
-    Lock lock = lockForChange(open, ifMatch);
-    try {
-      checkWritable(open, ifMatch);
-      checkRange(open, offsetBytes, lengthBytes);
-      open.image().zero(offsetBytes, lengthBytes);
-      if (flush) {
-        open.image().flush();
-      }
-    } catch (IOException e) {
-      throw translate(open, e);
-    } catch (ImageClosedException e) {
-      throw new ImageNotFoundException(name);
-    } finally {
-      lock.unlock();
-    }
+    underLock(
+        open,
+        lockForChange(open, ifMatch),
+        image -> {
+          checkWritable(open, ifMatch);
+          checkRange(open, offsetBytes, lengthBytes);
+          image.zero(offsetBytes, lengthBytes);
+          if (flush) {
+            image.flush();
+          }
+          return null;
+        });
   }
 
   /** Makes every earlier write of the image durable. */
   public void flush(String name, @Nullable IfMatch ifMatch) {
     OpenImage open = lookup(name);
-    Lock lock = lockForChange(open, ifMatch);
-    try {
-      checkPrecondition(open, ifMatch);
-      open.image().flush();
-    } catch (IOException e) {
-      throw translate(open, e);
-    } catch (ImageClosedException e) {
-      throw new ImageNotFoundException(name);
-    } finally {
-      lock.unlock();
-    }
+    underLock(
+        open,
+        lockForChange(open, ifMatch),
+        image -> {
+          checkPrecondition(open, ifMatch);
+          image.flush();
+          return null;
+        });
   }
 
   /**
