@@ -66,6 +66,9 @@ public class ImageMeters implements ImageServiceObserver {
 
   @Override
   public void imageOpened(String name, Supplier<@Nullable ImageUsage> usage) {
+    // Registering an id that exists returns the old meter, still reading the old entry: a name
+    // announced again must drop its meters first.
+    imageClosed(name);
     Tags tags = Tags.of("image", name);
     List<Meter> meters = new ArrayList<>();
     meters.add(gauge("fvdisk.image.used", tags, usage, ImageUsage::usedBytes, BaseUnits.BYTES));
@@ -99,12 +102,7 @@ public class ImageMeters implements ImageServiceObserver {
               ImageUsage::prefetchCopiedBytes,
               BaseUnits.BYTES));
     }
-    List<Meter> replaced = perImage.put(name, meters);
-    if (replaced != null) {
-      // The same name opened again without a close in between: the new meters are the same ids.
-      replaced.removeIf(meters::contains);
-      replaced.forEach(registry::remove);
-    }
+    perImage.put(name, meters);
   }
 
   @Override

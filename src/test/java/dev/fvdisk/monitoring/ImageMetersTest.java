@@ -34,6 +34,11 @@ class ImageMetersTest {
     assertThat(registry.get("fvdisk.image.used").tag("image", "vm").gauge().value())
         .isEqualTo(131072);
 
+    AtomicReference<ImageUsage> again = new AtomicReference<>(usage("vm", 7 * 65536, false));
+    meters.imageOpened("vm", again::get);
+    assertThat(registry.get("fvdisk.image.used").tag("image", "vm").gauge().value())
+        .isEqualTo(7 * 65536);
+
     meters.imageClosed("vm");
     assertThat(registry.find("fvdisk.image.used").tag("image", "vm").gauge()).isNull();
 
