@@ -2,10 +2,12 @@ package dev.fvdisk.config;
 
 import dev.fvdisk.service.ImageDirectory;
 import dev.fvdisk.service.ImageService;
+import dev.fvdisk.service.ImageServiceObserver;
 import dev.fvdisk.service.ServiceLimits;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
+import org.springframework.beans.factory.ObjectProvider;
 import org.springframework.boot.context.properties.EnableConfigurationProperties;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
@@ -39,9 +41,15 @@ class ServiceConfiguration {
   }
 
   // Closed by Spring at shutdown (close() is inferred), which sets every image's clean flag.
+  // The observer (monitoring's meters) is optional, so the service runs without monitoring too.
   @Bean
-  ImageService imageService(ImageDirectory directory, ServiceLimits limits) {
-    ImageService service = new ImageService(directory, limits);
+  ImageService imageService(
+      ImageDirectory directory,
+      ServiceLimits limits,
+      ObjectProvider<ImageServiceObserver> observer) {
+    ImageService service =
+        new ImageService(
+            directory, limits, observer.getIfAvailable(() -> ImageServiceObserver.NONE));
     service.openAll();
     return service;
   }

@@ -356,6 +356,14 @@ public final class Image implements Closeable {
     return header.readOnly();
   }
 
+  /**
+   * Whether a failed flush has latched the image: it then refuses writes and flushes until it is
+   * reopened, while reads go on. Costs no I/O, so monitoring may ask on every request.
+   */
+  public boolean isFailed() {
+    return groupCommit.failure() != null;
+  }
+
   /** When the image was created, in milliseconds since the epoch. */
   public long createdAtMillis() {
     return header.createdAtMillis();

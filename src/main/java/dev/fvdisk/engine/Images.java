@@ -22,6 +22,9 @@ import org.jspecify.annotations.Nullable;
  */
 public final class Images {
 
+  /** The on-disk format version this engine writes and reads. */
+  public static final int FORMAT_VERSION = Header.FORMAT_VERSION;
+
   private static final String TEMPORARY_SUFFIX = ".creating";
 
   private Images() {}

@@ -107,6 +107,11 @@ public class ImageDirectory {
     Images.forceDirectory(root);
   }
 
+  /** Whether new files can be made in the data directory; false once it is gone or read-only. */
+  boolean isWritable() {
+    return Files.isDirectory(root) && Files.isWritable(root);
+  }
+
   /** Free space of the data directory's file system that this process may use. */
   long usableBytes() throws IOException {
     return Files.getFileStore(root).getUsableSpace();

@@ -10,6 +10,7 @@ import dev.fvdisk.engine.ImageClosedException;
 import dev.fvdisk.engine.ImageFailedException;
 import dev.fvdisk.engine.ImageOptions;
 import dev.fvdisk.engine.ImageStats;
+import dev.fvdisk.engine.Images;
 import dev.fvdisk.engine.PrefetchStatus;
 import java.io.IOException;
 import java.io.InputStream;
@@ -52,6 +53,7 @@ public class ImageService implements AutoCloseable {
 
   private final ImageDirectory directory;
   private final ServiceLimits limits;
+  private final ImageServiceObserver observer;
   private final Map<String, OpenImage> openImages = new ConcurrentHashMap<>();
   private final Map<String, IOException> failedImages = new ConcurrentHashMap<>();
   private final Object lifecycleMonitor = new Object();
@@ -97,8 +99,14 @@ public class ImageService implements AutoCloseable {
   }
 
   public ImageService(ImageDirectory directory, ServiceLimits limits) {
+    this(directory, limits, ImageServiceObserver.NONE);
+  }
+
+  public ImageService(
+      ImageDirectory directory, ServiceLimits limits, ImageServiceObserver observer) {
     this.directory = directory;
     this.limits = limits;
+    this.observer = observer;
   }
 
   public ServiceLimits limits() {
@@ -134,6 +142,7 @@ public class ImageService implements AutoCloseable {
       OpenImage opened = new OpenImage(name, directory.open(name, bases));
       openImages.put(name, opened);
       failedImages.remove(name);
+      announce(opened);
       return opened;
     } catch (IOException | RuntimeException e) {
       log.warn("Image {} cannot be opened: {}", name, e.getMessage());
@@ -149,6 +158,84 @@ public class ImageService implements AutoCloseable {
     Map<String, String> reasons = new java.util.TreeMap<>();
     failedImages.forEach((name, e) -> reasons.put(name, String.valueOf(e.getMessage())));
     return reasons;
+  }
+
+  // ---- monitoring (read-only) ----
+
+  /**
+   * The storage figures of every open image, the free space, and the images that failed to open or
+   * latched after a failed flush. Reads counters and asks the file system once; takes no image
+   * lock, so a long write never holds up a health probe.
+   */
+  public StorageSnapshot storageSnapshot() {
+    List<ImageUsage> images = new ArrayList<>();
+    List<String> latched = new ArrayList<>();
+    for (OpenImage open : openImages.values()) {
+      ImageUsage usage = usage(open);
+      images.add(usage);
+      if (usage.failed()) {
+        latched.add(usage.name());
+      }
+    }
+    images.sort(java.util.Comparator.comparing(ImageUsage::name));
+    latched.sort(null);
+    Map<String, String> failed = new java.util.TreeMap<>();
+    failedImages.forEach((name, e) -> failed.put(name, withoutDirectory(e)));
+    long usable;
+    try {
+      usable = directory.usableBytes();
+    } catch (IOException e) {
+      // Reported as no space at all, which takes health DOWN, rather than failing the probe.
+      log.debug("Free space of {} cannot be read: {}", directory.root(), e.getMessage());
+      usable = 0;
+    }
+    return new StorageSnapshot(
+        directory.root(),
+        directory.isWritable(),
+        usable,
+        limits.minFreeBytes(),
+        availableBytes(usable),
+        images,
+        failed,
+        latched);
+  }
+
+  /** The image format version the engine writes and reads, for the info endpoint. */
+  public static int formatVersion() {
+    return Images.FORMAT_VERSION;
+  }
+
+  /**
+   * What writes may still allocate given {@code usableBytes} of free space: everything above the
+   * threshold that writes never use. The one place to cap it by a storage quota once one exists, so
+   * the write path and monitoring agree.
+   */
+  private long availableBytes(long usableBytes) {
+    return Math.max(0, usableBytes - limits.minFreeBytes());
+  }
+
+  private static ImageUsage usage(OpenImage open) {
+    Image image = open.image();
+    ImageStats stats = image.stats();
+    PrefetchStatus prefetch = image.prefetchStatus();
+    return new ImageUsage(
+        open.name(),
+        stats.sizeBytes(),
+        stats.usedBytes(),
+        stats.fileBytes(),
+        stats.leakedChunks(),
+        stats.journalUsedRatio(),
+        stats.copyOnReadBytesInFlight(),
+        image.baseLocator() != null,
+        prefetch.copiedBytes(),
+        prefetch.totalBytes(),
+        image.isFailed());
+  }
+
+  /** Tells the observer about a new registry entry; its figures are read only while it stays. */
+  private void announce(OpenImage opened) {
+    observer.imageOpened(
+        opened.name(), () -> openImages.get(opened.name()) == opened ? usage(opened) : null);
   }
 
   // ---- lifecycle ----
@@ -322,6 +409,7 @@ public class ImageService implements AutoCloseable {
       OpenImage opened = new OpenImage(name, image);
       openImages.put(name, opened);
       failedImages.remove(name);
+      announce(opened);
       return describe(opened);
     }
   }
@@ -507,6 +595,7 @@ public class ImageService implements AutoCloseable {
         if (!openImages.remove(name, open)) {
           throw new ImageNotFoundException(name);
         }
+        observer.imageClosed(name);
       }
       try {
         open.image().close();
@@ -602,23 +691,31 @@ public class ImageService implements AutoCloseable {
     byte[] buffer = new byte[(int) Math.min(limits.ioBufferBytes(), Math.max(1, lengthBytes))];
     long position = offsetBytes;
     long end = offsetBytes + lengthBytes;
-    while (position < end) {
-      int n = (int) Math.min(buffer.length, end - position);
-      // Locked per buffer, not across the whole response: a slow client must not hold up a
-      // change that needs the image to itself, such as setting it read-only (which reopens it).
-      Lock lock = open.lock().readLock();
-      lock.lock();
-      try {
-        open.image().read(position, ByteBuffer.wrap(buffer, 0, n));
-      } catch (IOException e) {
-        throw translate(open, e);
-      } catch (ImageClosedException e) {
-        throw new ImageNotFoundException(name);
-      } finally {
-        lock.unlock();
+    // Only the time spent in the engine is measured, not the time the client takes to receive.
+    long engineNanos = 0;
+    try {
+      while (position < end) {
+        int n = (int) Math.min(buffer.length, end - position);
+        // Locked per buffer, not across the whole response: a slow client must not hold up a
+        // change that needs the image to itself, such as setting it read-only (which reopens it).
+        Lock lock = open.lock().readLock();
+        lock.lock();
+        long started = System.nanoTime();
+        try {
+          open.image().read(position, ByteBuffer.wrap(buffer, 0, n));
+        } catch (IOException e) {
+          throw translate(open, e);
+        } catch (ImageClosedException e) {
+          throw new ImageNotFoundException(name);
+        } finally {
+          engineNanos += System.nanoTime() - started;
+          lock.unlock();
+        }
+        sink.write(buffer, 0, n);
+        position += n;
       }
-      sink.write(buffer, 0, n);
-      position += n;
+    } finally {
+      observer.read(position - offsetBytes, engineNanos);
     }
   }
 
@@ -650,21 +747,32 @@ public class ImageService implements AutoCloseable {
       byte[] buffer = new byte[(int) Math.min(limits.ioBufferBytes(), Math.max(1, lengthBytes))];
       long position = offsetBytes;
       long end = offsetBytes + lengthBytes;
-      while (position < end) {
-        int wanted = (int) Math.min(buffer.length, end - position);
-        int n = source.readNBytes(buffer, 0, wanted);
-        if (n > 0) {
-          writeToImage(open, position, buffer, n);
-          position += n;
+      // Only the time spent in the engine is measured, not the time the client takes to send.
+      long engineNanos = 0;
+      try {
+        while (position < end) {
+          int wanted = (int) Math.min(buffer.length, end - position);
+          int n = source.readNBytes(buffer, 0, wanted);
+          if (n > 0) {
+            long started = System.nanoTime();
+            try {
+              writeToImage(open, position, buffer, n);
+            } finally {
+              engineNanos += System.nanoTime() - started;
+            }
+            position += n;
+          }
+          if (n < wanted) {
+            throw new InvalidRequestException(
+                "the body ended after "
+                    + (position - offsetBytes)
+                    + " of the "
+                    + lengthBytes
+                    + " bytes announced; the bytes received were written");
+          }
         }
-        if (n < wanted) {
-          throw new InvalidRequestException(
-              "the body ended after "
-                  + (position - offsetBytes)
-                  + " of the "
-                  + lengthBytes
-                  + " bytes announced; the bytes received were written");
-        }
+      } finally {
+        observer.written(position - offsetBytes, engineNanos);
       }
       if (source.read() >= 0) {
         throw new InvalidRequestException(
@@ -691,9 +799,18 @@ public class ImageService implements AutoCloseable {
 
   private void flushImage(OpenImage open) {
     try {
-      open.image().flush();
+      timedFlush(open.image());
     } catch (IOException e) {
       throw translate(open, e);
+    }
+  }
+
+  private void timedFlush(Image image) throws IOException {
+    long started = System.nanoTime();
+    try {
+      image.flush();
+    } finally {
+      observer.flushed(System.nanoTime() - started);
     }
   }
 
@@ -709,7 +826,7 @@ public class ImageService implements AutoCloseable {
           checkRange(open, offsetBytes, lengthBytes);
           image.zero(offsetBytes, lengthBytes);
           if (flush) {
-            image.flush();
+            timedFlush(image);
           }
           return null;
         });
@@ -723,7 +840,7 @@ public class ImageService implements AutoCloseable {
         lockForChange(open, ifMatch),
         image -> {
           checkPrecondition(open, ifMatch);
-          image.flush();
+          timedFlush(image);
           return null;
         });
   }
@@ -831,7 +948,7 @@ public class ImageService implements AutoCloseable {
     }
     long available;
     try {
-      available = Math.max(0, directory.usableBytes() - limits.minFreeBytes());
+      available = availableBytes(directory.usableBytes());
     } catch (IOException e) {
       throw new StorageIoException(open.name(), withoutDirectory(e), e);
     }
@@ -889,6 +1006,7 @@ public class ImageService implements AutoCloseable {
     lock.lock();
     try {
       if (openImages.remove(open.name(), open)) {
+        observer.imageClosed(open.name());
         open.image().close();
       }
     } catch (IOException | RuntimeException e) {

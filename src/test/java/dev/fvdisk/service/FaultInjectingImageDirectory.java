@@ -1,0 +1,84 @@
+package dev.fvdisk.service;
+
+import dev.fvdisk.engine.Image;
+import dev.fvdisk.engine.ImageOptions;
+import dev.fvdisk.engine.io.MemoryStorage;
+import dev.fvdisk.engine.io.Storage;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Path;
+import org.jspecify.annotations.Nullable;
+
+/**
+ * A data directory for tests outside this package: images whose names start with {@code faulty}
+ * live in memory on storage whose forces fail once {@link #failFlushes()} is called, as after an
+ * fsync error; every other image is an ordinary file.
+ */
+public class FaultInjectingImageDirectory extends ImageDirectory {
+
+  private volatile boolean failForce;
+
+  public FaultInjectingImageDirectory(Path root) {
+    super(root);
+  }
+
+  /** From now on every force of a faulty image fails, which latches it at its next flush. */
+  public void failFlushes() {
+    failForce = true;
+  }
+
+  @Override
+  Image create(String name, ImageOptions options, @Nullable Image base, String baseName)
+      throws IOException {
+    if (!name.startsWith("faulty")) {
+      return super.create(name, options, base, baseName);
+    }
+    return Image.create(new FailingStorage(name), options);
+  }
+
+  private final class FailingStorage implements Storage {
+    private final MemoryStorage delegate;
+
+    FailingStorage(String name) {
+      delegate = new MemoryStorage(name);
+    }
+
+    @Override
+    public void read(ByteBuffer dst, long positionBytes) throws IOException {
+      delegate.read(dst, positionBytes);
+    }
+
+    @Override
+    public void write(ByteBuffer src, long positionBytes) throws IOException {
+      delegate.write(src, positionBytes);
+    }
+
+    @Override
+    public void force() throws IOException {
+      if (failForce) {
+        throw new IOException("injected fsync failure");
+      }
+      delegate.force();
+    }
+
+    @Override
+    public long sizeBytes() throws IOException {
+      return delegate.sizeBytes();
+    }
+
+    @Override
+    public void resize(long sizeBytes) throws IOException {
+      delegate.resize(sizeBytes);
+    }
+
+    @Override
+    public String description() {
+      return delegate.description();
+    }
+
+    @Override
+    public void close() {
+      delegate.close();
+    }
+  }
+}
