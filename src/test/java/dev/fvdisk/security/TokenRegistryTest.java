@@ -5,7 +5,12 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.util.HexFormat;
 import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
+import org.springframework.boot.context.properties.bind.Binder;
+import org.springframework.boot.context.properties.source.ConfigurationPropertySources;
+import org.springframework.core.env.StandardEnvironment;
+import org.springframework.core.env.SystemEnvironmentPropertySource;
 
 /** Token configuration checks, lookup by secret, and image patterns; no Spring. */
 class TokenRegistryTest {
@@ -84,6 +89,36 @@ class TokenRegistryTest {
     assertThat(glob.matches("db-12")).isFalse();
     assertThat(glob.matches("goldenxv1")).isFalse();
     assertThat(ImageGlob.ANY.matches("anything")).isTrue();
+  }
+
+  /** The container passes tokens this way; docs/security.md shows these exact names. */
+  @Test
+  void tokens_bind_from_environment_variables() {
+    String hex = HexFormat.of().formatHex(TokenRegistry.sha256("from-env"));
+    Map<String, Object> environment =
+        Map.of(
+            "FVDISK_SECURITY_TOKENS_0_NAME", "ops",
+            "FVDISK_SECURITY_TOKENS_0_SECRETSHA256", hex,
+            "FVDISK_SECURITY_TOKENS_0_ROLE", "admin",
+            "FVDISK_SECURITY_TOKENS_1_SECRET", "host-secret",
+            "FVDISK_SECURITY_TOKENS_1_ROLE", "writer",
+            "FVDISK_SECURITY_TOKENS_1_IMAGES", "vm-1-*,golden-*",
+            "FVDISK_SECURITY_ALLOWUNAUTHENTICATED", "true");
+    Binder binder =
+        new Binder(
+            ConfigurationPropertySources.from(
+                new SystemEnvironmentPropertySource(
+                    StandardEnvironment.SYSTEM_ENVIRONMENT_PROPERTY_SOURCE_NAME, environment)));
+    SecurityProperties properties = binder.bind("fvdisk.security", SecurityProperties.class).get();
+
+    assertThat(properties.allowUnauthenticated()).isTrue();
+    TokenRegistry registry = TokenRegistry.of(properties);
+    assertThat(registry.find("from-env")).map(AccessToken::name).contains("ops");
+    AccessToken host = registry.find("host-secret").orElseThrow();
+    assertThat(host.role()).isEqualTo(Role.WRITER);
+    assertThat(host.mayTouch("vm-1-root")).isTrue();
+    assertThat(host.mayTouch("golden-debian")).isTrue();
+    assertThat(host.mayTouch("vm-2-root")).isFalse();
   }
 
   @Test
