@@ -1,6 +1,9 @@
 # fvdisk container image.
 #   docker build -t fvdisk .
-#   docker run -p 8080:8080 -v fvdisk-data:/data fvdisk
+#   docker run -p 8080:8080 -v fvdisk-data:/data \
+#     -e FVDISK_SECURITY_TOKENS_0_SECRETSHA256=<sha256 of the token> \
+#     -e FVDISK_SECURITY_TOKENS_0_ROLE=admin fvdisk
+# Without a token it refuses to start (see docs/security.md).
 # Tests are not run here; `./mvnw verify` (and CI) runs them.
 
 # ---- build: compile with the Maven wrapper on a JDK, then split Boot's layered jar ----
@@ -32,8 +35,12 @@ COPY --from=build /src/extracted/dependencies/ ./
 COPY --from=build /src/extracted/spring-boot-loader/ ./
 COPY --from=build /src/extracted/snapshot-dependencies/ ./
 COPY --from=build /src/extracted/application/ ./
+# Listening on every interface is what makes a published port work; with it, the service
+# refuses to start unless tokens are passed (FVDISK_SECURITY_TOKENS_0_...). The safe default is
+# never switched off here: FVDISK_SECURITY_ALLOWUNAUTHENTICATED stays the operator's choice.
 ENV FVDISK_DATA_DIR=/data \
-    SERVER_PORT=8080
+    SERVER_PORT=8080 \
+    SERVER_ADDRESS=0.0.0.0
 VOLUME /data
 EXPOSE 8080
 USER fvdisk

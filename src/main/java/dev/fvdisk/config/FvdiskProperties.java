@@ -26,6 +26,10 @@ import org.springframework.validation.annotation.Validated;
  *     promises; default 1000
  * @param maxChainDepth the most images in a chain of clones: a clone, its base, that base's base
  *     and so on; default 16
+ * @param maxImages the most images the data directory may hold; creating one more is 507; default
+ *     10000
+ * @param storageQuota the most bytes all images' chunks may take together; a write that needs more
+ *     is 507; unset (the default) means only the file system's free space limits it
  */
 @ConfigurationProperties("fvdisk")
 @Validated
@@ -37,4 +41,6 @@ public record FvdiskProperties(
     @NotNull @DefaultValue("100MB") DataSize minFreeSpace,
     @NotNull @DefaultValue("1MB") DataSize ioBufferSize,
     @Min(1000) @DefaultValue("1000") int mapPageExtents,
-    @Min(1) @DefaultValue("16") int maxChainDepth) {}
+    @Min(1) @DefaultValue("16") int maxChainDepth,
+    @Min(1) @DefaultValue("10000") int maxImages,
+    @Nullable DataSize storageQuota) {}

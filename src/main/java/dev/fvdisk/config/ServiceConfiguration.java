@@ -26,7 +26,9 @@ class ServiceConfiguration {
         properties.minFreeSpace().toBytes(),
         Math.toIntExact(properties.ioBufferSize().toBytes()),
         properties.mapPageExtents(),
-        properties.maxChainDepth());
+        properties.maxChainDepth(),
+        properties.maxImages(),
+        properties.storageQuota() == null ? null : properties.storageQuota().toBytes());
   }
 
   @Bean

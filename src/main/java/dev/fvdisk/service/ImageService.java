@@ -396,6 +396,7 @@ public class ImageService implements AutoCloseable {
       if (base != null && openImages.get(base.name()) != base) {
         throw new ImageNotFoundException(base.name());
       }
+      checkImageCount();
       Image image;
       try {
         image =
@@ -941,6 +942,36 @@ public class ImageService implements AutoCloseable {
     }
   }
 
+  /** Counts image files, not open images, so files that failed to open count too. */
+  private void checkImageCount() {
+    int imageCount;
+    try {
+      imageCount = directory.names().size();
+    } catch (IOException e) {
+      throw new StorageIoException("(data directory)", "the data directory cannot be listed", e);
+    }
+    if (imageCount >= limits.maxImages()) {
+      throw InsufficientStorageException.imageCount(imageCount, limits.maxImages());
+    }
+  }
+
+  /**
+   * What the chunks of all open images take together, for the storage quota. Concurrent writes are
+   * not counted until they have allocated, so they can overshoot the quota by at most their own
+   * size; the quota bounds growth, it is not an exact reservation.
+   */
+  private long usedBytesOfAllImages() {
+    long used = 0;
+    for (OpenImage open : openImages.values()) {
+      try {
+        used += open.image().stats().usedBytes();
+      } catch (ImageClosedException e) {
+        // Deleted meanwhile: its chunks are gone.
+      }
+    }
+    return used;
+  }
+
   private void checkSpace(OpenImage open, long offsetBytes, long lengthBytes) {
     long needed = open.image().bytesToAllocate(offsetBytes, lengthBytes);
     if (needed == 0) {
@@ -951,6 +982,10 @@ public class ImageService implements AutoCloseable {
       available = availableBytes(directory.usableBytes());
     } catch (IOException e) {
       throw new StorageIoException(open.name(), withoutDirectory(e), e);
+    }
+    Long quota = limits.storageQuotaBytes();
+    if (quota != null) {
+      available = Math.min(available, Math.max(0, quota - usedBytesOfAllImages()));
     }
     if (needed > available) {
       throw new InsufficientStorageException(needed, available);

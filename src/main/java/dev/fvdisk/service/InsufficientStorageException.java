@@ -14,4 +14,20 @@ public class InsufficientStorageException extends ServiceException {
             + " bytes are available");
     with("neededBytes", neededBytes).with("availableBytes", availableBytes);
   }
+
+  private InsufficientStorageException(String detail) {
+    super(detail);
+  }
+
+  /** The data directory holds the configured maximum number of images already. */
+  public static InsufficientStorageException imageCount(int imageCount, int maxImages) {
+    InsufficientStorageException e =
+        new InsufficientStorageException(
+            "the data directory holds "
+                + imageCount
+                + " images, the configured maximum is "
+                + maxImages);
+    e.with("imageCount", imageCount).with("maxImages", maxImages);
+    return e;
+  }
 }

@@ -12,6 +12,9 @@ import org.jspecify.annotations.Nullable;
  * @param ioBufferBytes size of the buffer that streams one request's data
  * @param mapPageExtents most extents in one map page
  * @param maxChainDepth most images in a chain of clones, counting the clone and every base below it
+ * @param maxImages most images the data directory may hold
+ * @param storageQuotaBytes most bytes the chunks of all images may take together; null when only
+ *     the file system limits them
  */
 public record ServiceLimits(
     long maxImageSizeBytes,
@@ -20,7 +23,30 @@ public record ServiceLimits(
     long minFreeBytes,
     int ioBufferBytes,
     int mapPageExtents,
-    int maxChainDepth) {
+    int maxChainDepth,
+    int maxImages,
+    @Nullable Long storageQuotaBytes) {
+
+  /** No limit on the image count or the storage quota beyond the defaults (10000 images, none). */
+  public ServiceLimits(
+      long maxImageSizeBytes,
+      @Nullable Long maxWriteBytes,
+      long maxJsonBodyBytes,
+      long minFreeBytes,
+      int ioBufferBytes,
+      int mapPageExtents,
+      int maxChainDepth) {
+    this(
+        maxImageSizeBytes,
+        maxWriteBytes,
+        maxJsonBodyBytes,
+        minFreeBytes,
+        ioBufferBytes,
+        mapPageExtents,
+        maxChainDepth,
+        10_000,
+        null);
+  }
 
   public ServiceLimits {
     if (ioBufferBytes < 512) {
@@ -29,6 +55,13 @@ public record ServiceLimits(
     }
     if (maxChainDepth < 1) {
       throw new IllegalArgumentException("maxChainDepth must be at least 1, was " + maxChainDepth);
+    }
+    if (maxImages < 1) {
+      throw new IllegalArgumentException("maxImages must be at least 1, was " + maxImages);
+    }
+    if (storageQuotaBytes != null && storageQuotaBytes < 0) {
+      throw new IllegalArgumentException(
+          "storageQuotaBytes must not be negative, was " + storageQuotaBytes);
     }
   }
 }

@@ -1,5 +1,6 @@
 package dev.fvdisk.web;
 
+import dev.fvdisk.security.ImageScope;
 import dev.fvdisk.service.CreateImageCommand;
 import dev.fvdisk.service.ImageChanges;
 import dev.fvdisk.service.ImageDescriptor;
@@ -29,9 +30,11 @@ class ImagesController {
   static final String MERGE_PATCH_JSON = "application/merge-patch+json";
 
   private final ImageService images;
+  private final ImageScope scope;
 
-  ImagesController(ImageService images) {
+  ImagesController(ImageService images, ImageScope scope) {
     this.images = images;
+    this.scope = scope;
   }
 
   @PostMapping(consumes = MediaType.APPLICATION_JSON_VALUE)
@@ -39,6 +42,8 @@ class ImagesController {
     if (request.name() == null) {
       throw new InvalidRequestException("name is required");
     }
+    // The filter chain checked the role; the names in the body only the controller can see.
+    scope.checkCreate(request.name(), request.base());
     PrefetchSettings prefetch = request.prefetch();
     ImageDescriptor created =
         images.create(
@@ -58,7 +63,11 @@ class ImagesController {
 
   @GetMapping
   ImageListResponse list() {
-    return new ImageListResponse(images.list().stream().map(ImageResponse::of).toList());
+    return new ImageListResponse(
+        images.list().stream()
+            .filter(image -> scope.permits(image.name()))
+            .map(ImageResponse::of)
+            .toList());
   }
 
   @GetMapping("/{name}")

@@ -14,6 +14,8 @@ import org.springframework.http.HttpStatusCode;
 import org.springframework.http.ProblemDetail;
 import org.springframework.http.ResponseEntity;
 import org.springframework.http.converter.HttpMessageNotReadableException;
+import org.springframework.security.access.AccessDeniedException;
+import org.springframework.security.core.AuthenticationException;
 import org.springframework.web.bind.annotation.ExceptionHandler;
 import org.springframework.web.bind.annotation.RestControllerAdvice;
 import org.springframework.web.context.request.ServletWebRequest;
@@ -49,6 +51,31 @@ class ProblemAdvice extends ResponseEntityExceptionHandler {
       headers.set(HttpHeaders.CONTENT_RANGE, "bytes */" + range.sizeBytes());
     }
     return answer(e, problem, type, headers, request, response);
+  }
+
+  /**
+   * No or bad credentials. The security filter chain hands these over (see {@code
+   * dev.fvdisk.security}) so that they come out like every other problem; it has set {@code
+   * WWW-Authenticate} already.
+   */
+  @ExceptionHandler(AuthenticationException.class)
+  @Nullable ResponseEntity<Object> handleUnauthenticated(
+      AuthenticationException e, HttpServletRequest request, HttpServletResponse response) {
+    return securityProblem(e, ProblemType.UNAUTHORIZED, request, response);
+  }
+
+  /** A valid token without the role (or, when creating, the image scope) the request needs. */
+  @ExceptionHandler(AccessDeniedException.class)
+  @Nullable ResponseEntity<Object> handleAccessDenied(
+      AccessDeniedException e, HttpServletRequest request, HttpServletResponse response) {
+    return securityProblem(e, ProblemType.FORBIDDEN, request, response);
+  }
+
+  private @Nullable ResponseEntity<Object> securityProblem(
+      Exception e, ProblemType type, HttpServletRequest request, HttpServletResponse response) {
+    ProblemDetail problem = ProblemDetail.forStatus(type.status());
+    problem.setDetail(e.getMessage());
+    return answer(e, problem, type, new HttpHeaders(), request, response);
   }
 
   /** Anything no other handler claims: a bug or an environment failure, never shown in detail. */

@@ -28,6 +28,8 @@ import org.jspecify.annotations.Nullable;
  */
 enum ProblemType {
   BAD_REQUEST("bad-request", "Bad request", 400),
+  UNAUTHORIZED("unauthorized", "Unauthorized", 401),
+  FORBIDDEN("forbidden", "Forbidden", 403),
   NOT_FOUND("not-found", "Not found", 404),
   IMAGE_NOT_FOUND("image-not-found", "Image not found", 404),
   METHOD_NOT_ALLOWED("method-not-allowed", "Method not allowed", 405),
@@ -72,17 +74,19 @@ enum ProblemType {
           Map.entry(InsufficientStorageException.class, INSUFFICIENT_STORAGE));
 
   private static final Map<Integer, ProblemType> BY_STATUS =
-      Map.of(
-          400, BAD_REQUEST,
-          404, NOT_FOUND,
-          405, METHOD_NOT_ALLOWED,
-          406, NOT_ACCEPTABLE,
-          411, LENGTH_REQUIRED,
-          413, PAYLOAD_TOO_LARGE,
-          415, UNSUPPORTED_MEDIA_TYPE,
-          416, RANGE_NOT_SATISFIABLE,
-          500, INTERNAL_ERROR,
-          503, SERVICE_UNAVAILABLE);
+      Map.ofEntries(
+          Map.entry(400, BAD_REQUEST),
+          Map.entry(401, UNAUTHORIZED),
+          Map.entry(403, FORBIDDEN),
+          Map.entry(404, NOT_FOUND),
+          Map.entry(405, METHOD_NOT_ALLOWED),
+          Map.entry(406, NOT_ACCEPTABLE),
+          Map.entry(411, LENGTH_REQUIRED),
+          Map.entry(413, PAYLOAD_TOO_LARGE),
+          Map.entry(415, UNSUPPORTED_MEDIA_TYPE),
+          Map.entry(416, RANGE_NOT_SATISFIABLE),
+          Map.entry(500, INTERNAL_ERROR),
+          Map.entry(503, SERVICE_UNAVAILABLE));
 
   private final String slug;
   private final String title;

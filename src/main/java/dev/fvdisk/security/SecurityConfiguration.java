@@ -1,0 +1,149 @@
+package dev.fvdisk.security;
+
+import jakarta.servlet.DispatcherType;
+import org.springframework.beans.factory.annotation.Qualifier;
+import org.springframework.boot.context.properties.EnableConfigurationProperties;
+import org.springframework.context.annotation.Bean;
+import org.springframework.context.annotation.Configuration;
+import org.springframework.core.env.Environment;
+import org.springframework.http.HttpMethod;
+import org.springframework.security.authentication.ProviderManager;
+import org.springframework.security.config.annotation.web.builders.HttpSecurity;
+import org.springframework.security.config.annotation.web.configurers.AbstractHttpConfigurer;
+import org.springframework.security.config.http.SessionCreationPolicy;
+import org.springframework.security.web.SecurityFilterChain;
+import org.springframework.security.web.authentication.AnonymousAuthenticationFilter;
+import org.springframework.security.web.authentication.AuthenticationEntryPointFailureHandler;
+import org.springframework.security.web.authentication.AuthenticationFilter;
+import org.springframework.web.servlet.HandlerExceptionResolver;
+
+/**
+ * The filter chain: token authentication (Basic or Bearer), then authorization by request matcher.
+ * The rules, first match wins:
+ *
+ * <table>
+ *   <caption>Who may do what</caption>
+ *   <tr><th>request</th><th>needs</th></tr>
+ *   <tr><td>{@code /actuator/health} (status only)</td><td>nothing</td></tr>
+ *   <tr><td>actuator endpoints that dump memory, environment or configuration</td>
+ *       <td>refused to everyone</td></tr>
+ *   <tr><td>every other {@code /actuator/**}</td><td>monitor (admin includes it)</td></tr>
+ *   <tr><td>the contract and Swagger UI</td><td>nothing</td></tr>
+ *   <tr><td>HEAD, GET, OPTIONS on images</td><td>reader, and the image in scope</td></tr>
+ *   <tr><td>PUT data or sectors, PATCH data</td><td>writer, and the image in scope</td></tr>
+ *   <tr><td>POST images, anything else on an image</td><td>admin, and the image in scope</td></tr>
+ *   <tr><td>anything else</td><td>any valid token</td></tr>
+ * </table>
+ *
+ * <p>Stateless: no session, no cookie, so no CSRF token either. The one browser risk left, a
+ * cross-site form riding on cached Basic credentials, cannot send the JSON or binary bodies the API
+ * takes (415) and cannot send PUT, PATCH or DELETE at all.
+ */
+@Configuration(proxyBeanMethods = false)
+@EnableConfigurationProperties(SecurityProperties.class)
+class SecurityConfiguration {
+
+  private static final String IMAGES = "/api/v1/images";
+  private static final String IMAGE = IMAGES + "/{" + ImageAuthorization.NAME + "}";
+
+  /** Endpoints that would hand out memory, secrets or configuration; never served. */
+  private static final String[] DUMPS = {
+    "/actuator/heapdump",
+    "/actuator/threaddump",
+    "/actuator/env",
+    "/actuator/env/**",
+    "/actuator/configprops",
+    "/actuator/configprops/**",
+    "/actuator/beans",
+    "/actuator/conditions",
+    "/actuator/mappings",
+    "/actuator/logfile",
+    "/actuator/shutdown",
+    "/actuator/sbom/**"
+  };
+
+  @Bean
+  TokenRegistry tokenRegistry(SecurityProperties properties) {
+    return TokenRegistry.of(properties);
+  }
+
+  @Bean
+  TokenAuthenticationProvider tokenAuthenticationProvider(TokenRegistry tokens) {
+    return new TokenAuthenticationProvider(tokens);
+  }
+
+  @Bean
+  ImageScope imageScope() {
+    return new ImageScope();
+  }
+
+  @Bean
+  ListenAddressGuard listenAddressGuard(
+      TokenRegistry tokens, SecurityProperties properties, Environment environment) {
+    return new ListenAddressGuard(tokens, properties.allowUnauthenticated(), environment);
+  }
+
+  @Bean
+  SecurityFilterChain apiSecurity(
+      HttpSecurity http,
+      TokenRegistry tokens,
+      TokenAuthenticationProvider provider,
+      @Qualifier("handlerExceptionResolver") HandlerExceptionResolver resolver)
+      throws Exception {
+    SecurityProblems problems = new SecurityProblems(resolver);
+    http.csrf(AbstractHttpConfigurer::disable)
+        .formLogin(AbstractHttpConfigurer::disable)
+        .httpBasic(AbstractHttpConfigurer::disable)
+        .logout(AbstractHttpConfigurer::disable)
+        .requestCache(AbstractHttpConfigurer::disable)
+        .sessionManagement(s -> s.sessionCreationPolicy(SessionCreationPolicy.STATELESS))
+        .exceptionHandling(e -> e.authenticationEntryPoint(problems).accessDeniedHandler(problems))
+        .authorizeHttpRequests(
+            requests ->
+                requests
+                    // An error page or the rest of a streamed answer belongs to a request that
+                    // was authorized when it came in.
+                    .dispatcherTypeMatchers(DispatcherType.ERROR, DispatcherType.ASYNC)
+                    .permitAll()
+                    .requestMatchers("/actuator/health")
+                    .permitAll()
+                    .requestMatchers(DUMPS)
+                    .denyAll()
+                    .requestMatchers("/actuator", "/actuator/**")
+                    .hasRole(Role.MONITOR.name())
+                    .requestMatchers(
+                        "/openapi/**", "/swagger-ui.html", "/swagger-ui/**", "/v3/api-docs/**")
+                    .permitAll()
+                    .requestMatchers(HttpMethod.POST, IMAGES)
+                    .access(ImageAuthorization.requires(Role.ADMIN))
+                    .requestMatchers(IMAGES)
+                    .access(ImageAuthorization.requires(Role.READER))
+                    .requestMatchers(HttpMethod.HEAD, IMAGE + "/**")
+                    .access(ImageAuthorization.requires(Role.READER))
+                    .requestMatchers(HttpMethod.GET, IMAGE + "/**")
+                    .access(ImageAuthorization.requires(Role.READER))
+                    .requestMatchers(HttpMethod.OPTIONS, IMAGE + "/**")
+                    .access(ImageAuthorization.requires(Role.READER))
+                    .requestMatchers(HttpMethod.PUT, IMAGE + "/data")
+                    .access(ImageAuthorization.requires(Role.WRITER))
+                    .requestMatchers(HttpMethod.PUT, IMAGE + "/sectors/*")
+                    .access(ImageAuthorization.requires(Role.WRITER))
+                    .requestMatchers(HttpMethod.PATCH, IMAGE + "/data")
+                    .access(ImageAuthorization.requires(Role.WRITER))
+                    .requestMatchers(IMAGE + "/**")
+                    .access(ImageAuthorization.requires(Role.ADMIN))
+                    .anyRequest()
+                    .authenticated());
+    if (tokens.isEmpty()) {
+      http.addFilterBefore(new TrustedLoopbackFilter(), AnonymousAuthenticationFilter.class);
+    } else {
+      AuthenticationFilter authentication =
+          new AuthenticationFilter(new ProviderManager(provider), new TokenCredentialsConverter());
+      // Stateless: on success carry on down the chain (the default would redirect).
+      authentication.setSuccessHandler((request, response, auth) -> {});
+      authentication.setFailureHandler(new AuthenticationEntryPointFailureHandler(problems));
+      http.addFilterBefore(authentication, AnonymousAuthenticationFilter.class);
+    }
+    return http.build();
+  }
+}

@@ -1,0 +1,131 @@
+package dev.fvdisk.security;
+
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Optional;
+import java.util.Set;
+import org.jspecify.annotations.Nullable;
+
+/**
+ * The configured tokens, looked up by the digest of a presented secret. Immutable and safe to share
+ * between threads.
+ *
+ * <p>Only SHA-256 digests are kept. A lookup hashes the presented secret and compares it with every
+ * token's digest in constant time, without stopping at the first match, so neither the position of
+ * a match nor the length of a common prefix shows in the response time. A plain, unsalted hash is
+ * enough here because tokens are long random strings, not passwords a person picked: there is no
+ * dictionary to run against a leaked digest.
+ */
+final class TokenRegistry {
+
+  private static final int SHA256_HEX_DIGITS = 64;
+
+  private final List<AccessToken> tokens;
+
+  private TokenRegistry(List<AccessToken> tokens) {
+    this.tokens = List.copyOf(tokens);
+  }
+
+  /**
+   * Checks and digests the configured tokens.
+   *
+   * @throws IllegalArgumentException naming the token ({@code fvdisk.security.tokens[i]}) that has
+   *     no role, both or neither of secret and secret-sha256, a malformed digest, an empty image
+   *     pattern, or a name or secret that another token already has
+   */
+  static TokenRegistry of(SecurityProperties properties) {
+    List<AccessToken> tokens = new ArrayList<>();
+    Set<String> names = new HashSet<>();
+    Set<String> digests = new HashSet<>();
+    List<SecurityProperties.Token> configured = properties.tokens();
+    for (int i = 0; i < configured.size(); i++) {
+      SecurityProperties.Token token = configured.get(i);
+      String where = "fvdisk.security.tokens[" + i + "]";
+      String name = token.name() == null || token.name().isBlank() ? "token-" + i : token.name();
+      if (!names.add(name)) {
+        throw new IllegalArgumentException(where + ": another token is already named " + name);
+      }
+      if (token.role() == null) {
+        throw new IllegalArgumentException(
+            where + " (" + name + "): role is required (admin, writer, reader or monitor)");
+      }
+      byte[] digest = digestOf(token, where + " (" + name + ")");
+      if (!digests.add(java.util.HexFormat.of().formatHex(digest))) {
+        throw new IllegalArgumentException(
+            where + " (" + name + "): another token has the same secret");
+      }
+      ImageGlob images;
+      try {
+        images = ImageGlob.of(token.images());
+      } catch (IllegalArgumentException e) {
+        throw new IllegalArgumentException(where + " (" + name + "): " + e.getMessage(), e);
+      }
+      tokens.add(new AccessToken(name, token.role(), images, digest));
+    }
+    return new TokenRegistry(tokens);
+  }
+
+  private static byte[] digestOf(SecurityProperties.Token token, String where) {
+    String secret = token.secret();
+    String hex = token.secretSha256();
+    boolean hasSecret = secret != null && !secret.isEmpty();
+    boolean hasHex = hex != null && !hex.isEmpty();
+    if (hasSecret == hasHex) {
+      throw new IllegalArgumentException(
+          where
+              + ": give exactly one of secret and secret-sha256, not "
+              + (hasSecret ? "both" : "neither"));
+    }
+    if (hasSecret) {
+      return sha256(secret);
+    }
+    String digits = hex.trim();
+    if (digits.length() != SHA256_HEX_DIGITS || !digits.matches("[0-9a-fA-F]+")) {
+      throw new IllegalArgumentException(
+          where
+              + ": secret-sha256 must be "
+              + SHA256_HEX_DIGITS
+              + " hex digits (the output of sha256sum), got "
+              + digits.length()
+              + " characters");
+    }
+    return java.util.HexFormat.of().parseHex(digits);
+  }
+
+  boolean isEmpty() {
+    return tokens.isEmpty();
+  }
+
+  int size() {
+    return tokens.size();
+  }
+
+  List<AccessToken> tokens() {
+    return tokens;
+  }
+
+  /** The token whose secret this is; empty when none is. */
+  Optional<AccessToken> find(String secret) {
+    byte[] presented = sha256(secret);
+    @Nullable AccessToken match = null;
+    for (AccessToken token : tokens) {
+      // No early exit: every token costs the same comparison whether or not one matched already.
+      if (MessageDigest.isEqual(token.secretSha256(), presented) && match == null) {
+        match = token;
+      }
+    }
+    return Optional.ofNullable(match);
+  }
+
+  static byte[] sha256(String secret) {
+    try {
+      return MessageDigest.getInstance("SHA-256").digest(secret.getBytes(StandardCharsets.UTF_8));
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException("every Java platform has SHA-256", e);
+    }
+  }
+}
