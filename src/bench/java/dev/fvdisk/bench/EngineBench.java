@@ -18,9 +18,10 @@ import java.util.stream.Stream;
  * FileChannel I/O and (when installed) {@code qemu-img bench}, all on the same file system in one
  * run, and writes a Markdown report with medians, spreads and ratios.
  *
- * <p>Each contender gets warm-up repetitions, then the measured repetitions of all contenders are
- * interleaved, so a slow phase of a shared machine hurts all of them rather than one. Run it with
- * {@code bench/run} or {@code ./mvnw -B -Pbench test}; options are listed by {@code --help}.
+ * <p>Each contender gets warm-up repetitions, then the measured repetitions of all contenders (and
+ * of the 1- and 16-caller variants of a pattern) are interleaved, so a slow phase of a shared
+ * machine hurts all of them rather than one. Run it with {@code bench/run} or {@code ./mvnw -B
+ * -Pbench test}; options are listed by {@code --help}.
  */
 public final class EngineBench {
 
@@ -33,7 +34,7 @@ public final class EngineBench {
     Path directory = Path.of("target", "bench-work");
     Path out;
     long diskBytes = 512 * MIB;
-    int repetitions = 3;
+    int repetitions = 5;
     int warmups = 1;
     double scale = 1.0;
     boolean qemu = true;
@@ -79,8 +80,19 @@ public final class EngineBench {
         contender.prepare();
         log("prepared %s in %.1f s", contender.name(), (System.nanoTime() - t0) / 1e9);
       }
-      for (Scenario scenario : scenarios) {
-        measurements.addAll(measure(scenario, contenders, options));
+      for (int i = 0; i < scenarios.size(); ) {
+        Scenario first = scenarios.get(i);
+        List<Scenario> group = new ArrayList<>();
+        for (; i < scenarios.size(); i++) {
+          Scenario s = scenarios.get(i);
+          if (s.pattern() != first.pattern() || s.durable() != first.durable()) {
+            break;
+          }
+          group.add(s);
+        }
+        long t0 = System.nanoTime();
+        measurements.addAll(measure(group, contenders, options));
+        log("%s: %.0f s", first.pattern().id(), (System.nanoTime() - t0) / 1e9);
       }
     } finally {
       for (Contender contender : contenders) {
@@ -104,25 +116,39 @@ public final class EngineBench {
     log("wrote %s (%.0f s in all)", options.out, totalSeconds);
   }
 
+  /**
+   * Measures scenarios that differ only in their number of callers together: warm-ups first, then
+   * each repetition runs every scenario of the group on every contender in turn. Interleaving the
+   * caller counts too matters for the group-commit ratio (16 callers ÷ 1 caller): fsync latency on
+   * a shared virtual disk drifts by an order of magnitude within minutes, and both figures of the
+   * ratio must see the same disk.
+   */
   private static List<Measurement> measure(
-      Scenario scenario, List<Contender> contenders, Options options) throws Exception {
-    List<Contender> taking = contenders.stream().filter(c -> c.supports(scenario)).toList();
+      List<Scenario> group, List<Contender> contenders, Options options) throws Exception {
     List<Measurement> results = new ArrayList<>();
-    for (Contender contender : taking) {
-      results.add(new Measurement(scenario, contender.name(), contender.imageFor(scenario)));
-      for (int w = 0; w < options.warmups; w++) {
-        contender.runOnce(scenario);
+    List<Contender> runners = new ArrayList<>();
+    for (Scenario scenario : group) {
+      for (Contender contender : contenders) {
+        if (!contender.supports(scenario)) {
+          continue;
+        }
+        results.add(new Measurement(scenario, contender.name(), contender.imageFor(scenario)));
+        runners.add(contender);
+        for (int w = 0; w < options.warmups; w++) {
+          contender.runOnce(scenario);
+        }
       }
     }
     for (int r = 0; r < options.repetitions; r++) {
-      for (int c = 0; c < taking.size(); c++) {
+      for (int i = 0; i < results.size(); i++) {
+        Measurement m = results.get(i);
         settle();
-        RunResult result = taking.get(c).runOnce(scenario);
-        results.get(c).repetitions.add(result);
+        RunResult result = runners.get(i).runOnce(m.scenario);
+        m.repetitions.add(result);
         log(
             "%-40s %-12s rep %d/%d: %9.1f MB/s %10.0f ops/s",
-            scenario.label(),
-            taking.get(c).name(),
+            m.scenario.label(),
+            m.contender,
             r + 1,
             options.repetitions,
             result.megabytesPerSecond(),
@@ -148,8 +174,10 @@ public final class EngineBench {
    * Every scenario in the order they run: reads first, while the engine's filled image is as
    * prepared; clone writes last, because they need that image marked read-only as a base.
    *
-   * <p>Operation counts keep one repetition near half a second on a 2-core machine with a virtual
-   * disk: fsync-bound durable runs get far fewer operations than write-back ones.
+   * <p>Operation counts keep a whole run near 7 minutes on a 2-core machine with a virtual disk:
+   * every contender runs the same count, so the slowest one (qemu-img for 4 KiB requests, qcow2 for
+   * copy-on-write) sets the pace at one to two seconds per repetition, and the fastest gets about a
+   * tenth of a second. Fsync-bound durable runs get far fewer operations than write-back ones.
    */
   static List<Scenario> scenarios(Options options) {
     List<Scenario> all = new ArrayList<>();
@@ -176,11 +204,11 @@ public final class EngineBench {
   private static long baseOpCount(Pattern pattern, int callers, boolean durable) {
     boolean one = callers == 1;
     return switch (pattern) {
-      case RAND_READ_4K -> 50_000;
-      case SEQ_READ_1M -> 512;
-      case RAND_WRITE_4K -> durable ? (one ? 300 : 2_000) : 30_000;
-      case SEQ_WRITE_1M_FRESH -> durable ? (one ? 48 : 128) : 256;
-      case CLONE_WRITE_4K -> durable ? (one ? 200 : 1_000) : 4_096;
+      case RAND_READ_4K -> 80_000;
+      case SEQ_READ_1M -> 1_024;
+      case RAND_WRITE_4K -> durable ? (one ? 400 : 3_000) : 20_000;
+      case SEQ_WRITE_1M_FRESH -> durable ? (one ? 48 : 256) : 512;
+      case CLONE_WRITE_4K -> durable ? (one ? 150 : 1_000) : 4_096;
     };
   }
 
@@ -235,7 +263,7 @@ public final class EngineBench {
         "  --dir DIR          scratch directory for images (default target/bench-work)",
         "  --out FILE         report file (default bench/results/<UTC time>.md)",
         "  --disk-mib N       virtual disk and file size, a power of two (default 512)",
-        "  --reps N           measured repetitions per scenario and contender (default 3)",
+        "  --reps N           measured repetitions per scenario and contender (default 5)",
         "  --warmups N        unmeasured repetitions before them (default 1)",
         "  --scale F          multiply every operation count (default 1.0)",
         "  --no-qemu          leave out qemu-img even when it is installed",

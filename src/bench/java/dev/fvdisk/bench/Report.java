@@ -64,11 +64,12 @@ final class Report {
             + options.warmups
             + " warm-up and "
             + options.repetitions
-            + " measured repetitions per scenario and contender, interleaved across contenders;"
+            + " measured repetitions per scenario and contender, interleaved across contenders and caller counts;"
             + " operation counts scaled by "
             + options.scale
-            + ". MB/s is 10^6 bytes per second. Figures are medians of the repetitions; spreads"
-            + " are min–max; ratios are ratios of medians.");
+            + ". MB/s is 10^6 bytes per second. Figures are medians of the repetitions, spreads"
+            + " are min–max. A ratio is the median of per-repetition ratios, each of two runs made"
+            + " back to back, because the disk's speed drifts during a run.");
     line("");
     line("| machine | |");
     line("|---|---|");
@@ -158,11 +159,20 @@ final class Report {
         if (a.isEmpty() || b.isEmpty()) {
           continue;
         }
-        double gain = b.get().medianOpsPerSecond() / a.get().medianOpsPerSecond();
+        double[] gains = pairedRatios(b, a).orElseThrow();
+        String what =
+            p.id()
+                + " durable, "
+                + contender
+                + " x16 ÷ x1 (per-repetition range "
+                + fmt("%.1f", gains[0])
+                + "–"
+                + fmt("%.1f", gains[gains.length - 1])
+                + ")";
         if (contender.equals(ENGINE) && p == Pattern.RAND_WRITE_4K) {
-          verdict(p.id() + " durable, fvdisk x16 ÷ x1", Optional.of(gain), 4.0);
+          verdict(what, Optional.of(median(gains)), 4.0);
         } else {
-          line("- " + p.id() + " durable, " + contender + " x16 ÷ x1: " + fmt("%.2f", gain) + "×");
+          line("- " + what + ": " + fmt("%.2f", median(gains)) + "×");
         }
       }
     }
@@ -280,12 +290,31 @@ final class Report {
   }
 
   private Optional<Double> ratioValue(Scenario s, String a, String b) {
-    Optional<Measurement> x = find(s, a);
-    Optional<Measurement> y = find(s, b);
-    if (x.isEmpty() || y.isEmpty()) {
+    return pairedRatios(find(s, a), find(s, b)).map(Report::median);
+  }
+
+  /**
+   * Ratios of repetition i of {@code a} to repetition i of {@code b}, sorted. Repetitions with the
+   * same index ran back to back, so each ratio compares two runs that saw the same machine; the
+   * median of these is steadier than a ratio of medians when the disk's speed drifts.
+   */
+  private static Optional<double[]> pairedRatios(Optional<Measurement> a, Optional<Measurement> b) {
+    if (a.isEmpty() || b.isEmpty()) {
       return Optional.empty();
     }
-    return Optional.of(x.get().medianMegabytesPerSecond() / y.get().medianMegabytesPerSecond());
+    List<RunResult> x = a.get().repetitions;
+    List<RunResult> y = b.get().repetitions;
+    int n = Math.min(x.size(), y.size());
+    double[] ratios = new double[n];
+    for (int i = 0; i < n; i++) {
+      ratios[i] = x.get(i).megabytesPerSecond() / y.get(i).megabytesPerSecond();
+    }
+    java.util.Arrays.sort(ratios);
+    return Optional.of(ratios);
+  }
+
+  private static double median(double[] sorted) {
+    return sorted[(sorted.length - 1) / 2];
   }
 
   private String ratio(Scenario s, String a, String b) {
