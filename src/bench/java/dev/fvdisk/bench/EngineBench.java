@@ -125,37 +125,51 @@ public final class EngineBench {
    */
   private static List<Measurement> measure(
       List<Scenario> group, List<Contender> contenders, Options options) throws Exception {
-    List<Measurement> results = new ArrayList<>();
-    List<Contender> runners = new ArrayList<>();
+    // measurements[s][c] for scenario s of the group and contender c that supports it.
+    List<List<Measurement>> measurements = new ArrayList<>();
+    List<List<Contender>> runners = new ArrayList<>();
     for (Scenario scenario : group) {
+      List<Measurement> row = new ArrayList<>();
+      List<Contender> rowRunners = new ArrayList<>();
       for (Contender contender : contenders) {
         if (!contender.supports(scenario)) {
           continue;
         }
-        results.add(new Measurement(scenario, contender.name(), contender.imageFor(scenario)));
-        runners.add(contender);
+        row.add(new Measurement(scenario, contender.name(), contender.imageFor(scenario)));
+        rowRunners.add(contender);
         for (int w = 0; w < options.warmups; w++) {
           contender.runOnce(scenario);
         }
       }
+      measurements.add(row);
+      runners.add(rowRunners);
     }
     for (int r = 0; r < options.repetitions; r++) {
-      for (int i = 0; i < results.size(); i++) {
-        Measurement m = results.get(i);
-        settle();
-        RunResult result = runners.get(i).runOnce(m.scenario);
-        m.repetitions.add(result);
-        log(
-            "%-40s %-12s rep %d/%d: %9.1f MB/s %10.0f ops/s",
-            m.scenario.label(),
-            m.contender,
-            r + 1,
-            options.repetitions,
-            result.megabytesPerSecond(),
-            result.opsPerSecond());
+      // Each repetition rotates the order of scenarios and of contenders, so that no run always
+      // follows the same other one (whose deleted files or dirty pages might slow it down).
+      for (int k = 0; k < group.size(); k++) {
+        int s = (k + r) % group.size();
+        List<Measurement> row = measurements.get(s);
+        for (int j = 0; j < row.size(); j++) {
+          int c = (j + r) % row.size();
+          Measurement m = row.get(c);
+          settle();
+          RunResult result = runners.get(s).get(c).runOnce(m.scenario);
+          m.repetitions.add(result);
+          log(
+              "%-40s %-12s rep %d/%d: %9.1f MB/s %10.0f ops/s",
+              m.scenario.label(),
+              m.contender,
+              r + 1,
+              options.repetitions,
+              result.megabytesPerSecond(),
+              result.opsPerSecond());
+        }
       }
     }
-    return results;
+    List<Measurement> all = new ArrayList<>();
+    measurements.forEach(all::addAll);
+    return all;
   }
 
   /**
