@@ -69,7 +69,7 @@ final class EngineContender implements Contender {
   static ByteBuffer randomDirectBuffer(int bytes, long seed) {
     byte[] content = new byte[bytes];
     new Random(seed).nextBytes(content);
-    return ByteBuffer.allocateDirect(bytes).put(content).clear();
+    return Workload.alignedDirectBuffer(bytes).put(content).clear();
   }
 
   @Override
