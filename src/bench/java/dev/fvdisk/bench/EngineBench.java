@@ -1,6 +1,7 @@
 package dev.fvdisk.bench;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -80,6 +81,7 @@ public final class EngineBench {
         contender.prepare();
         log("prepared %s in %.1f s", contender.name(), (System.nanoTime() - t0) / 1e9);
       }
+      fillInLockstep(contenders, options.diskBytes);
       for (int i = 0; i < scenarios.size(); ) {
         Scenario first = scenarios.get(i);
         List<Scenario> group = new ArrayList<>();
@@ -170,6 +172,29 @@ public final class EngineBench {
     List<Measurement> all = new ArrayList<>();
     measurements.forEach(all::addAll);
     return all;
+  }
+
+  /**
+   * Fills the contenders that let the harness do it, one MiB each in turn; see {@link
+   * Contender#fill}.
+   */
+  private static void fillInLockstep(List<Contender> contenders, long diskBytes) throws Exception {
+    long t0 = System.nanoTime();
+    List<Contender> filling = new ArrayList<>(contenders);
+    ByteBuffer data = EngineContender.randomDirectBuffer(1 << 20, 42);
+    for (long at = 0; at < diskBytes && !filling.isEmpty(); at += data.capacity()) {
+      for (java.util.Iterator<Contender> it = filling.iterator(); it.hasNext(); ) {
+        if (!it.next().fill(at, data.clear())) {
+          it.remove();
+        }
+      }
+    }
+    for (Contender contender : filling) {
+      contender.finishFill();
+    }
+    log(
+        "filled %d contenders in lockstep in %.1f s",
+        filling.size(), (System.nanoTime() - t0) / 1e9);
   }
 
   /**

@@ -53,17 +53,18 @@ final class EngineContender implements Contender {
   @Override
   public void prepare() throws IOException {
     filled = Images.create(filledPath, ImageOptions.builder(diskBytes).build());
-    fill(filled, diskBytes);
   }
 
-  /** Writes random bytes over the whole disk and makes them durable, allocating every chunk. */
-  static void fill(Image image, long diskBytes) throws IOException {
-    ByteBuffer buffer = randomDirectBuffer(1 << 20, 42);
-    for (long at = 0; at < diskBytes; at += buffer.capacity()) {
-      buffer.clear();
-      image.write(at, buffer);
-    }
-    image.flush();
+  /** Writing the whole disk allocates every chunk. */
+  @Override
+  public boolean fill(long offsetBytes, ByteBuffer data) throws IOException {
+    filled.write(offsetBytes, data);
+    return true;
+  }
+
+  @Override
+  public void finishFill() throws IOException {
+    filled.flush();
   }
 
   static ByteBuffer randomDirectBuffer(int bytes, long seed) {

@@ -45,11 +45,16 @@ final class FileChannelContender implements Contender {
     channel =
         FileChannel.open(
             path, StandardOpenOption.CREATE_NEW, StandardOpenOption.READ, StandardOpenOption.WRITE);
-    ByteBuffer buffer = EngineContender.randomDirectBuffer(1 << 20, 42);
-    for (long at = 0; at < diskBytes; at += buffer.capacity()) {
-      buffer.clear();
-      writeFully(channel, buffer, at);
-    }
+  }
+
+  @Override
+  public boolean fill(long offsetBytes, ByteBuffer data) throws IOException {
+    writeFully(channel, data, offsetBytes);
+    return true;
+  }
+
+  @Override
+  public void finishFill() throws IOException {
     channel.force(true);
   }
 

@@ -189,7 +189,7 @@ final class QemuContender implements Contender {
       throw new IOException("no timing in qemu-img bench output: " + output);
     }
     long nanos = Math.max(1, Math.round(Double.parseDouble(m.group(1)) * 1e9));
-    return new RunResult(scenario.opCount(), scenario.bytesPerRepetition(), nanos, -1, -1);
+    return new RunResult(scenario.opCount(), scenario.bytesPerRepetition(), nanos, -1, -1, -1);
   }
 
   /** Forces a file, so dirty pages of earlier runs are not written back during the next one. */

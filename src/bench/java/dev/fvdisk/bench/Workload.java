@@ -1,6 +1,8 @@
 package dev.fvdisk.bench;
 
 import java.io.IOException;
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -18,6 +20,7 @@ import java.util.concurrent.atomic.AtomicReference;
 final class Workload {
 
   private static final int PAGE_BYTES = 4096;
+  private static final ThreadMXBean THREADS = ManagementFactory.getThreadMXBean();
 
   private Workload() {}
 
@@ -25,6 +28,7 @@ final class Workload {
     Pattern pattern = scenario.pattern();
     long opCount = scenario.opCount();
     AtomicLong nextOp = new AtomicLong();
+    AtomicLong cpuNanos = new AtomicLong();
     // One slot per operation: each thread writes only the slots of the indexes it took.
     long[] latencyNanos = new long[Math.toIntExact(opCount)];
     AtomicReference<Throwable> failure = new AtomicReference<>();
@@ -46,6 +50,7 @@ final class Workload {
                 ready.countDown();
                 try {
                   go.await();
+                  long cpuStart = THREADS.getCurrentThreadCpuTime();
                   for (long i; (i = nextOp.getAndIncrement()) < opCount; ) {
                     long offset = offsets.offsetBytes(i);
                     buffer.clear();
@@ -60,6 +65,7 @@ final class Workload {
                     }
                     latencyNanos[(int) i] = System.nanoTime() - start;
                   }
+                  cpuNanos.addAndGet(THREADS.getCurrentThreadCpuTime() - cpuStart);
                 } catch (Throwable e) {
                   failure.compareAndSet(null, e);
                   // Let the other threads stop early instead of finishing a failed run.
@@ -87,7 +93,8 @@ final class Workload {
         opCount * pattern.ioBytes,
         elapsed,
         percentile(latencyNanos, 0.50),
-        percentile(latencyNanos, 0.99));
+        percentile(latencyNanos, 0.99),
+        cpuNanos.get());
   }
 
   static ByteBuffer alignedDirectBuffer(int bytes) {
