@@ -76,7 +76,8 @@ final class MachineFacts {
       Process process = new ProcessBuilder(List.of(command)).redirectErrorStream(true).start();
       String out = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
       process.waitFor(30, TimeUnit.SECONDS);
-      return out.strip();
+      // Only trailing space: free and df align their header line with leading spaces.
+      return out.stripTrailing();
     } catch (IOException e) {
       return "(" + command[0] + " not available)";
     } catch (InterruptedException e) {
