@@ -37,6 +37,9 @@ public final class Image implements Closeable {
   private static final int BLOCK_LOCK_STRIPES = 64;
   private static final ByteBuffer ZEROS = ChunkStore.ZEROS;
 
+  private static final int MERGE_BUFFER_CACHE_LIMIT_BYTES = 256 << 10;
+  private static final ThreadLocal<ByteBuffer> MERGE_BUFFER = new ThreadLocal<>();
+
   /** Copy-on-read skips copies while this many bytes are being copied already (FVD's default). */
   public static final long DEFAULT_COPY_ON_READ_LIMIT_BYTES = 2_000_000;
 
@@ -682,17 +685,37 @@ public final class Image implements Closeable {
       if (offsetBytes == blockStart && src.remaining() == blockBytes) {
         whole = src;
       } else {
-        whole = ByteBuffer.allocate(blockBytes);
+        whole = mergeBuffer(blockBytes);
         readVirtual(blockStart, whole);
         whole.position((int) (offsetBytes - blockStart));
         whole.put(src);
-        whole.clear();
+        whole.position(0).limit(blockBytes);
       }
       chunks.write(blockStart, whole);
       publishBlock(block);
     } finally {
       lock.unlock();
     }
+  }
+
+  /**
+   * A buffer of {@code bytes} for merging a partial block write with the block's old content: a
+   * per-thread direct buffer, reused. A new heap array per copy-on-write cost a zeroed allocation,
+   * and the channel copied it through a temporary direct buffer on both the read and the write.
+   * Blocks larger than the cache limit get a heap buffer, so no thread pins much direct memory. The
+   * buffer never escapes {@link #copyOnWrite}, and nothing it calls merges again on the same thread
+   * (a base is read-only, so reading it never copies).
+   */
+  private static ByteBuffer mergeBuffer(int bytes) {
+    if (bytes > MERGE_BUFFER_CACHE_LIMIT_BYTES) {
+      return ByteBuffer.allocate(bytes);
+    }
+    ByteBuffer buffer = MERGE_BUFFER.get();
+    if (buffer == null || buffer.capacity() < bytes) {
+      buffer = ByteBuffer.allocateDirect(bytes);
+      MERGE_BUFFER.set(buffer);
+    }
+    return buffer.clear().limit(bytes);
   }
 
   /**
