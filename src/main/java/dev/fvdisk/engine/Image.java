@@ -1007,6 +1007,9 @@ public final class Image implements Closeable {
    * base, and the base may be deleted.
    */
   void completePrefetch() throws IOException {
+    // Most of the copies are forced here, under the shared lock, so clients keep going; the
+    // exclusive part below then forces little and only switches the metadata.
+    flush();
     lifecycle.writeLock().lock();
     try {
       ensureOpen();
