@@ -999,7 +999,27 @@ public class ImageService implements AutoCloseable {
     if (e instanceof CorruptImageException) {
       return new ImageCorruptException(open.name(), withoutDirectory(e), e);
     }
+    String diskFull = diskFullReason(e);
+    if (diskFull != null) {
+      return InsufficientStorageException.diskFull(open.name(), diskFull);
+    }
     return new StorageIoException(open.name(), withoutDirectory(e), e);
+  }
+
+  /**
+   * The JDK reports ENOSPC and EDQUOT only through the message of an {@code IOException}, so that
+   * is what is matched; the errno texts are fixed by the C library.
+   */
+  private static @Nullable String diskFullReason(Throwable e) {
+    for (Throwable t = e; t != null; t = t.getCause()) {
+      String message = String.valueOf(t.getMessage());
+      for (String reason : new String[] {"No space left on device", "Disk quota exceeded"}) {
+        if (message.contains(reason)) {
+          return reason;
+        }
+      }
+    }
+    return null;
   }
 
   /** The engine's message names files by path; clients see only the file name. */

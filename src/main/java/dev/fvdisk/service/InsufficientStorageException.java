@@ -19,6 +19,22 @@ public class InsufficientStorageException extends ServiceException {
     super(detail);
   }
 
+  /**
+   * The file system ran out of space (or the user's disk quota) in the middle of a request. What
+   * the request wrote before that may be there; the image stays consistent.
+   */
+  public static InsufficientStorageException diskFull(String image, String reason) {
+    InsufficientStorageException e =
+        new InsufficientStorageException(
+            "the data directory's file system is full while writing image \""
+                + image
+                + "\" ("
+                + reason
+                + "); each sector holds its old or its new content");
+    e.with("image", image);
+    return e;
+  }
+
   /** The data directory holds the configured maximum number of images already. */
   public static InsufficientStorageException imageCount(int imageCount, int maxImages) {
     InsufficientStorageException e =

@@ -25,6 +25,7 @@ class ImageServiceTest {
   private static final class FailingStorage implements Storage {
     private final MemoryStorage delegate = new MemoryStorage("failing");
     volatile boolean failForce;
+    volatile boolean diskFull;
 
     @Override
     public void read(ByteBuffer dst, long positionBytes) throws IOException {
@@ -33,6 +34,9 @@ class ImageServiceTest {
 
     @Override
     public void write(ByteBuffer src, long positionBytes) throws IOException {
+      if (diskFull) {
+        throw new IOException("No space left on device");
+      }
       delegate.write(src, positionBytes);
     }
 
@@ -91,6 +95,38 @@ class ImageServiceTest {
       ByteArrayOutputStream out = new ByteArrayOutputStream();
       service.read("vm", 0, 4, out);
       assertThat(out.toByteArray()).containsExactly(1, 2, 3, 4);
+    }
+  }
+
+  @Test
+  void a_full_disk_answers_insufficient_storage_and_leaves_the_image_consistent(@TempDir Path dir)
+      throws Exception {
+    FailingStorage storage = new FailingStorage();
+    ImageDirectory directory =
+        new ImageDirectory(dir) {
+          @Override
+          Image create(String name, ImageOptions options, Image base, String baseName)
+              throws IOException {
+            return Image.create(storage, options);
+          }
+        };
+    try (ImageService service = new ImageService(directory, LIMITS)) {
+      service.create(new CreateImageCommand("vm", 4L << 20, null, 65536L, null, null, null, null));
+      service.write("vm", 0, 4, new ByteArrayInputStream(new byte[] {1, 2, 3, 4}), true, null);
+      storage.diskFull = true;
+      assertThatThrownBy(
+              () ->
+                  service.write(
+                      "vm", 1 << 20, 8192, new ByteArrayInputStream(new byte[8192]), true, null))
+          .isInstanceOf(InsufficientStorageException.class)
+          .hasMessageContaining("No space left on device");
+      storage.diskFull = false;
+      ByteArrayOutputStream out = new ByteArrayOutputStream();
+      service.read("vm", 0, 4, out);
+      assertThat(out.toByteArray()).containsExactly(1, 2, 3, 4);
+      assertThat(service.check("vm", false).status()).isNotEqualTo("corrupt");
+      // Space came back: the image takes writes again.
+      service.write("vm", 1 << 20, 1, new ByteArrayInputStream(new byte[] {9}), true, null);
     }
   }
 
