@@ -108,6 +108,12 @@ final class ByteRanges {
       throw new InvalidRequestException(
           "Content-Range \"" + contentRange + "\" ends before it starts");
     }
+    if (last == Long.MAX_VALUE) {
+      // Saturated or not, such an end lies past any disk, and its length could not be counted.
+      throw new RangeNotSatisfiableException(
+          "Content-Range \"" + contentRange + "\" ends past the disk of " + sizeBytes + " bytes",
+          sizeBytes);
+    }
     long length = last - first + 1;
     if (contentLength >= 0 && contentLength != length) {
       throw new InvalidRequestException(
@@ -135,6 +141,10 @@ final class ByteRanges {
 
   /** Digits to a long; numbers too large for one saturate, which every check treats as too big. */
   private static long parse(String digits) {
-    return digits.length() > 18 ? Long.MAX_VALUE : Long.parseLong(digits);
+    try {
+      return Long.parseLong(digits);
+    } catch (NumberFormatException e) {
+      return Long.MAX_VALUE;
+    }
   }
 }

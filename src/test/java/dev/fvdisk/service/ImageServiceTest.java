@@ -131,6 +131,25 @@ class ImageServiceTest {
   }
 
   @Test
+  void a_clone_chain_longer_than_the_limit_is_refused(@TempDir Path dir) {
+    ServiceLimits twoDeep = new ServiceLimits(1L << 40, null, 65536, 0, 4096, 1000, 2);
+    try (ImageService service = new ImageService(new ImageDirectory(dir), twoDeep)) {
+      service.create(
+          new CreateImageCommand("golden", 1L << 20, null, null, null, null, null, null));
+      service.update("golden", new ImageChanges(null, true, null, null, null), null);
+      service.create(new CreateImageCommand("mid", null, "golden", null, null, null, null, null));
+      service.update("mid", new ImageChanges(null, true, null, null, null), null);
+      assertThatThrownBy(
+              () ->
+                  service.create(
+                      new CreateImageCommand("top", null, "mid", null, null, null, null, null)))
+          .isInstanceOf(InvalidValueException.class)
+          .hasMessageContaining("chain of 3 images");
+      assertThat(dir.resolve("top.fvd")).doesNotExist();
+    }
+  }
+
+  @Test
   void names_are_checked_before_any_file_is_touched(@TempDir Path dir) {
     try (ImageService service = new ImageService(new ImageDirectory(dir), LIMITS)) {
       for (String bad : new String[] {"", ".", "..", "../x", "a/b", "A", "-a", "a".repeat(64)}) {
