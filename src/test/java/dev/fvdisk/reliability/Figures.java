@@ -13,6 +13,7 @@ final class Figures {
   long killsDuringStartup;
   long killsSurvived;
   long pauses;
+  long imagesRecreated;
   long writesIssued;
   long writesAcked;
   long writesAckedNotFlushed;
@@ -101,6 +102,9 @@ final class Figures {
     row(b, "kills survived (restart, check, full verification passed)", killsSurvived);
     if (pauses > 0) {
       row(b, "pauses (SIGSTOP ... SIGCONT)", pauses);
+    }
+    if (imagesRecreated > 0) {
+      row(b, "images deleted and created again between kills", imagesRecreated);
     }
     row(b, "writes issued", writesIssued);
     row(b, "  acknowledged (2xx)", writesAcked);

@@ -29,7 +29,8 @@ import org.junit.jupiter.api.TestMethodOrder;
  *       service is killed with SIGKILL at a random moment (every seventh iteration it is killed
  *       again while it restarts and recovers), restarted, every image is checked ({@code ok} or
  *       {@code leaks}, never {@code corrupt}; every fifth time with {@code ?repair=true}), and
- *       every sector of every image is read back and verified.
+ *       every sector of every image is read back and verified; every fourth iteration one plain
+ *       image is deleted and created again, so writes keep reaching unallocated chunks.
  *   <li><b>Fault soak.</b> For a bounded time the clients write while the service is, at random
  *       intervals, killed and restarted or paused with SIGSTOP and resumed with SIGCONT; clients
  *       count timeouts and connection errors as unknown outcomes. Then one last kill, and the same
@@ -54,6 +55,7 @@ class HttpReliabilityIntegrationTest {
   private static final long SEED = Long.getLong("fvdisk.http.seed", new SecureRandom().nextLong());
   private static final int REPAIR_EVERY = 5;
   private static final int STARTUP_KILL_EVERY = 7;
+  private static final int RECREATE_EVERY = 4;
 
   private static final List<Figures> REPORT = new ArrayList<>();
 
@@ -74,7 +76,7 @@ class HttpReliabilityIntegrationTest {
         f.iterations++;
         long killsBefore = f.kills;
         workload.startClients(CLIENTS, SEED + i);
-        Thread.sleep(random.nextInt(100) < 10 ? random.nextInt(200) : 300 + random.nextInt(2200));
+        Thread.sleep(random.nextInt(100) < 10 ? random.nextInt(200) : 200 + random.nextInt(1800));
         service.kill();
         f.kills++;
         workload.stopClients();
@@ -92,6 +94,11 @@ class HttpReliabilityIntegrationTest {
         workload.verifyAll();
         if (f.failures.isEmpty()) {
           f.killsSurvived += f.kills - killsBefore;
+        }
+        if (i % RECREATE_EVERY == RECREATE_EVERY - 1) {
+          // Fresh, unallocated chunks again; the next kill must not resurrect the old image.
+          workload.recreate("plain-b");
+          f.imagesRecreated++;
         }
       }
       if (f.failures.isEmpty()) {

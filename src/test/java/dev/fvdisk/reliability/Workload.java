@@ -44,6 +44,7 @@ final class Workload {
   final List<ImageModel> writable = new ArrayList<>();
   ImageModel golden;
 
+  private int recreated;
   private volatile boolean running;
   private final List<Thread> clients = new ArrayList<>();
   private final List<Throwable> clientErrors = new ArrayList<>();
@@ -114,6 +115,26 @@ final class Workload {
             s -> s < BASE_SIZE / Stamp.SECTOR && !inBaseHole(s) ? Stamp.BASE : Stamp.ZERO));
   }
 
+  /**
+   * Deletes a plain image and creates it again under the same name, so that later writes reach
+   * unallocated chunks again and a kill must not bring back anything of the old image: the new one
+   * has its own stamp tag, so an old sector would read as foreign. Clients must be stopped.
+   */
+  void recreate(String name) throws IOException, InterruptedException {
+    for (int i = 0; i < writable.size(); i++) {
+      ImageModel old = writable.get(i);
+      if (old.name.equals(name)) {
+        HttpResponse<String> deleted = send(request("api/v1/images/" + name).DELETE());
+        expect(204, deleted);
+        recreated++;
+        ImageModel fresh = create(name, old.sizeBytes, old.chunkBytes);
+        writable.set(i, fresh);
+        return;
+      }
+    }
+    throw new IllegalArgumentException("no writable image " + name);
+  }
+
   private static boolean inBaseHole(long sector) {
     long at = sector * Stamp.SECTOR;
     return at >= BASE_HOLE_FROM && at < BASE_HOLE_TO;
@@ -122,7 +143,8 @@ final class Workload {
   private ImageModel create(String name, long size, int chunk)
       throws IOException, InterruptedException {
     expect(201, post("api/v1/images", json(name, size, chunk, null)));
-    return new ImageModel(name, tagOf(name), 0, size, chunk, 0, s -> Stamp.ZERO);
+    long tag = tagOf(name) ^ ((long) recreated << 32);
+    return new ImageModel(name, tag, 0, size, chunk, 0, s -> Stamp.ZERO);
   }
 
   private long describeChunk(String name) throws IOException, InterruptedException {
