@@ -95,6 +95,12 @@ class HttpReliabilityIntegrationTest {
         if (f.failures.isEmpty()) {
           f.killsSurvived += f.kills - killsBefore;
         }
+        if (i % 10 == 9) {
+          System.out.printf(
+              "reliability: %d/%d iterations, %d kills survived, %d writes verified, restart"
+                  + " p50 %d ms%n",
+              i + 1, KILLS, f.killsSurvived, f.writesVerified, f.percentile(50));
+        }
         if (i % RECREATE_EVERY == RECREATE_EVERY - 1) {
           // Fresh, unallocated chunks again; the next kill must not resurrect the old image.
           workload.recreate("plain-b");
