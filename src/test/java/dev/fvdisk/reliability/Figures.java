@@ -94,29 +94,34 @@ final class Figures {
   synchronized String markdown() {
     StringBuilder b = new StringBuilder("## ").append(title).append("\n\n");
     b.append("| figure | value |\n|---|---|\n");
-    row(b, "iterations", iterations);
-    row(b, "kills (SIGKILL)", kills);
-    if (killsDuringStartup > 0) {
-      row(b, "  of them during start-up / recovery", killsDuringStartup);
-    }
-    row(b, "kills survived (restart, check, full verification passed)", killsSurvived);
-    if (pauses > 0) {
-      row(b, "pauses (SIGSTOP ... SIGCONT)", pauses);
-    }
-    if (imagesRecreated > 0) {
-      row(b, "images deleted and created again between kills", imagesRecreated);
+    boolean history = historyReads > 0;
+    if (!history) {
+      row(b, "iterations", iterations);
+      row(b, "kills (SIGKILL)", kills);
+      if (killsDuringStartup > 0) {
+        row(b, "  of them during start-up / recovery", killsDuringStartup);
+      }
+      row(b, "kills survived (restart, check, full verification passed)", killsSurvived);
+      if (pauses > 0) {
+        row(b, "pauses (SIGSTOP ... SIGCONT)", pauses);
+      }
+      if (imagesRecreated > 0) {
+        row(b, "images deleted and created again between kills", imagesRecreated);
+      }
     }
     row(b, "writes issued", writesIssued);
     row(b, "  acknowledged (2xx)", writesAcked);
     row(b, "  of them acknowledged with ?flush=false", writesAckedNotFlushed);
     row(b, "  outcome unknown (in flight at a kill, timeout, connection lost)", writesUnknown);
     row(b, "  answered with an error status", writesFailed);
-    row(b, "  straddling a chunk boundary", writesStraddlingChunks);
-    row(b, "  reaching a never-written chunk", writesIntoFreshChunks);
-    row(b, "  over a clone's base-image range", writesOverBase);
+    if (!history) {
+      row(b, "  straddling a chunk boundary", writesStraddlingChunks);
+      row(b, "  reaching a never-written chunk", writesIntoFreshChunks);
+      row(b, "  over a clone's base-image range", writesOverBase);
+    }
     row(b, "bytes written (issued)", bytesWritten);
     row(b, "flush operations", flushes);
-    if (historyReads > 0) {
+    if (history) {
       row(b, "reads checked against the history", historyReads);
       row(b, "sectors checked against the history", historySectorsChecked);
       row(b, "history violations (must be 0)", historyViolations);
