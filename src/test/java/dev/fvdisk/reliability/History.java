@@ -210,18 +210,33 @@ final class History {
         bySector.get(s - firstSector).add(w);
       }
     }
+    // Per sector, the writes over it sorted by end tick, with the running maximum of their start
+    // ticks: the latest start among writes that ended before a tick is one binary search away.
+    long[][] stops = new long[spanSectors][];
+    long[][] maxStarts = new long[spanSectors][];
+    for (int i = 0; i < spanSectors; i++) {
+      List<Write> list = bySector.get(i);
+      list.sort(java.util.Comparator.comparingLong(Write::stop));
+      stops[i] = new long[list.size()];
+      maxStarts[i] = new long[list.size()];
+      long max = -1;
+      for (int k = 0; k < list.size(); k++) {
+        max = Math.max(max, list.get(k).start());
+        stops[i][k] = list.get(k).stop();
+        maxStarts[i][k] = max;
+      }
+    }
     long sectors = 0;
     long violations = 0;
     for (Read read : reads) {
       for (int i = 0; i < read.found().length; i++) {
         int s = read.first() + i;
         long found = read.found()[i];
-        long latestCompletedStart = -1;
-        for (Write w : bySector.get(s - firstSector)) {
-          if (w.stop() < read.start()) {
-            latestCompletedStart = Math.max(latestCompletedStart, w.start());
-          }
-        }
+        int at = s - firstSector;
+        // number of writes over s that ended before the read started
+        int ended = java.util.Arrays.binarySearch(stops[at], read.start());
+        ended = ended >= 0 ? ended : -ended - 1;
+        long latestCompletedStart = ended == 0 ? -1 : maxStarts[at][ended - 1];
         boolean allowed;
         if (found == Stamp.ZERO) {
           allowed = latestCompletedStart < 0;
