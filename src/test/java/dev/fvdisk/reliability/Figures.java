@@ -44,6 +44,7 @@ final class Figures {
   long historyReads;
   long historySectorsChecked;
   long historyViolations;
+  long historyTornSectors;
   long runtimeMillis;
   final List<Long> restartMillis = new ArrayList<>();
   final List<String> failures = new ArrayList<>();
@@ -125,6 +126,7 @@ final class Figures {
       row(b, "reads checked against the history", historyReads);
       row(b, "sectors checked against the history", historySectorsChecked);
       row(b, "history violations (must be 0)", historyViolations);
+      row(b, "torn sectors under a concurrent overlapping write", historyTornSectors);
     } else {
       row(b, "full-image verifications", verifications);
       row(b, "bytes verified", bytesVerified);

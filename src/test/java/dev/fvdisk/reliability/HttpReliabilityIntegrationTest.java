@@ -193,6 +193,9 @@ class HttpReliabilityIntegrationTest {
     }
     assertClean(f);
     assertEquals(0, f.historyViolations, "history violations");
+    if (Boolean.getBoolean("fvdisk.http.history.strict")) {
+      assertEquals(0, f.historyTornSectors, "torn sectors under concurrent writes");
+    }
     assertTrue(f.historyReads > 0, "reads checked");
     ServiceProcess.deleteRecursively(dir);
   }
