@@ -1,0 +1,337 @@
+package dev.fvdisk.reliability;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.BitSet;
+import java.util.HashMap;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * What every sector of one image served over HTTP may hold, and the check of a full read against
+ * it.
+ *
+ * <p>Between two verifications (an <em>epoch</em>) the model records every data write a client
+ * issued (with the {@link ServiceProcess.Incarnation} it went to, its start and end {@link Ticks}
+ * and its outcome) and every flush. A write is <em>acknowledged-durable</em> when it was answered
+ * 2xx without {@code ?flush=false}, or answered 2xx and followed by a flush or durable write to the
+ * same image, in the same incarnation, that started after it ended and was answered 2xx. A flush in
+ * a later incarnation proves nothing: the kill in between may have lost the write.
+ *
+ * <p>After a verification, per sector, the content read must be:
+ *
+ * <ul>
+ *   <li>the stamp of a write of the epoch that covers it and had not ended before the latest
+ *       acknowledged-durable write over the sector started (it may have been issued earlier and won
+ *       a race, or overlapped it). A write whose outcome is unknown (timeout, connection lost)
+ *       counts as running until its incarnation died;
+ *   <li>or its content from before the epoch, only where no acknowledged-durable write of the epoch
+ *       covers it.
+ * </ul>
+ *
+ * Anything else is a failure: lost durable data where a durable write covers the sector, foreign
+ * content elsewhere (zeros or base content where data was, another sector's or image's stamp, torn
+ * or garbage bytes).
+ */
+final class ImageModel {
+
+  enum Outcome {
+    PENDING,
+    ACKED,
+    FAILED,
+    UNKNOWN
+  }
+
+  /** A data write as the client saw it. */
+  static final class Write {
+    final long id;
+    final long offsetBytes;
+    final int lengthBytes;
+    final boolean flush;
+    final ServiceProcess.Incarnation incarnation;
+    final long start;
+    volatile long end = Long.MAX_VALUE;
+    volatile Outcome outcome = Outcome.PENDING;
+
+    Write(
+        long id,
+        long offsetBytes,
+        int lengthBytes,
+        boolean flush,
+        ServiceProcess.Incarnation incarnation) {
+      this.id = id;
+      this.offsetBytes = offsetBytes;
+      this.lengthBytes = lengthBytes;
+      this.flush = flush;
+      this.incarnation = incarnation;
+      this.start = Ticks.next();
+    }
+
+    void finish(Outcome result) {
+      end = Ticks.next();
+      outcome = result;
+    }
+
+    int firstSector() {
+      return (int) (offsetBytes / Stamp.SECTOR);
+    }
+
+    int endSector() {
+      return (int) ((offsetBytes + lengthBytes) / Stamp.SECTOR);
+    }
+
+    /** The last tick at which it may have changed the disk. */
+    long effectiveEnd() {
+      Outcome o = outcome;
+      if (o == Outcome.ACKED || o == Outcome.FAILED) {
+        return end;
+      }
+      return incarnation.deathTick();
+    }
+  }
+
+  /** A flush operation; acknowledged when ok. */
+  record Flush(ServiceProcess.Incarnation incarnation, long start, boolean ok) {}
+
+  /**
+   * What one verification found.
+   *
+   * @param failures descriptions of the first few bad sectors
+   */
+  record Verdict(
+      long bytesVerified,
+      long writes,
+      long writesVerified,
+      long durableWrites,
+      long durableWritesVerified,
+      long durableBytesVerified,
+      long durableBytesLost,
+      long foreignSectors,
+      long baseSectorsSeen,
+      List<String> failures) {}
+
+  private static final int MAX_REPORTED = 8;
+
+  final String name;
+  final long tag;
+  final long baseTag;
+  final long sizeBytes;
+  final int chunkBytes;
+  final long baseSizeBytes;
+  private final long[] content;
+  private final BitSet touchedChunks = new BitSet();
+  private final List<Write> writes = new ArrayList<>();
+  private final List<Flush> flushes = new ArrayList<>();
+
+  /**
+   * @param initialContent per sector: {@link Stamp#ZERO} or {@link Stamp#BASE}
+   */
+  ImageModel(
+      String name,
+      long tag,
+      long baseTag,
+      long sizeBytes,
+      int chunkBytes,
+      long baseSizeBytes,
+      java.util.function.IntToLongFunction initialContent) {
+    this.name = name;
+    this.tag = tag;
+    this.baseTag = baseTag;
+    this.sizeBytes = sizeBytes;
+    this.chunkBytes = chunkBytes;
+    this.baseSizeBytes = baseSizeBytes;
+    this.content = new long[Math.toIntExact(sizeBytes / Stamp.SECTOR)];
+    for (int s = 0; s < content.length; s++) {
+      content[s] = initialContent.applyAsLong(s);
+    }
+  }
+
+  /**
+   * Records a write about to be sent.
+   *
+   * @return whether the write reaches a chunk no earlier write reached (unallocated storage)
+   */
+  synchronized boolean begin(Write w) {
+    writes.add(w);
+    int first = (int) (w.offsetBytes / chunkBytes);
+    int end = (int) ((w.offsetBytes + w.lengthBytes - 1) / chunkBytes) + 1;
+    boolean fresh = touchedChunks.nextClearBit(first) < end;
+    touchedChunks.set(first, end);
+    return fresh;
+  }
+
+  synchronized void flushed(Flush f) {
+    flushes.add(f);
+  }
+
+  synchronized int writesInEpoch() {
+    return writes.size();
+  }
+
+  /**
+   * Checks the whole virtual disk, streamed from {@code in}, against the model; then what was read
+   * becomes the content before the next epoch.
+   */
+  synchronized Verdict verify(InputStream in) throws IOException {
+    // Per incarnation, the latest start of an acknowledged flush or durable write.
+    Map<ServiceProcess.Incarnation, Long> lastFlushStart = new IdentityHashMap<>();
+    for (Flush f : flushes) {
+      if (f.ok()) {
+        lastFlushStart.merge(f.incarnation(), f.start(), Math::max);
+      }
+    }
+    for (Write w : writes) {
+      if (w.flush && w.outcome == Outcome.ACKED) {
+        lastFlushStart.merge(w.incarnation, w.start, Math::max);
+      }
+    }
+    long[] lastDurableStart = new long[content.length];
+    Arrays.fill(lastDurableStart, -1);
+    Map<Long, Write> byId = new HashMap<>();
+    java.util.Set<Write> durable = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
+    for (Write w : writes) {
+      byId.put(w.id, w);
+      boolean isDurable =
+          w.outcome == Outcome.ACKED
+              && (w.flush || lastFlushStart.getOrDefault(w.incarnation, -1L) > w.end);
+      if (isDurable) {
+        durable.add(w);
+        for (int s = w.firstSector(); s < w.endSector(); s++) {
+          lastDurableStart[s] = Math.max(lastDurableStart[s], w.start);
+        }
+      }
+    }
+
+    BitSet bad = new BitSet(content.length);
+    long[] observed = new long[content.length];
+    long durableSectors = 0;
+    long lost = 0;
+    long foreign = 0;
+    long base = 0;
+    List<String> failures = new ArrayList<>();
+    byte[] buf = new byte[1 << 20];
+    int sector = 0;
+    while (sector < content.length) {
+      int want = (int) Math.min(buf.length, (long) (content.length - sector) * Stamp.SECTOR);
+      int n = in.readNBytes(buf, 0, want);
+      if (n < want) {
+        throw new IOException(
+            name + ": the read ended at byte " + ((long) sector * Stamp.SECTOR + n));
+      }
+      for (int at = 0; at < n; at += Stamp.SECTOR, sector++) {
+        long found = Stamp.identify(buf, at, sector, tag, baseTag);
+        observed[sector] = found;
+        boolean allowed;
+        if (found == Stamp.FOREIGN) {
+          allowed = false;
+        } else if (found == content[sector]) {
+          allowed = lastDurableStart[sector] < 0;
+        } else {
+          Write w = byId.get(found);
+          allowed =
+              w != null
+                  && sector >= w.firstSector()
+                  && sector < w.endSector()
+                  && w.effectiveEnd() > lastDurableStart[sector];
+        }
+        if (found == Stamp.BASE) {
+          base++;
+        }
+        if (allowed) {
+          if (lastDurableStart[sector] >= 0) {
+            durableSectors++;
+          }
+          continue;
+        }
+        bad.set(sector);
+        if (lastDurableStart[sector] >= 0) {
+          lost++;
+        } else {
+          foreign++;
+        }
+        if (failures.size() < MAX_REPORTED) {
+          failures.add(describe(sector, found, byId, lastDurableStart[sector]));
+        }
+      }
+    }
+    if (in.read() >= 0) {
+      throw new IOException(name + ": the read returned more than " + sizeBytes + " bytes");
+    }
+    long writesVerified = 0;
+    long durableVerified = 0;
+    for (Write w : writes) {
+      int next = bad.nextSetBit(w.firstSector());
+      if (next < 0 || next >= w.endSector()) {
+        writesVerified++;
+        if (durable.contains(w)) {
+          durableVerified++;
+        }
+      }
+    }
+    Verdict verdict =
+        new Verdict(
+            sizeBytes,
+            writes.size(),
+            writesVerified,
+            durable.size(),
+            durableVerified,
+            durableSectors * Stamp.SECTOR,
+            lost * Stamp.SECTOR,
+            foreign,
+            base,
+            List.copyOf(failures));
+    System.arraycopy(observed, 0, content, 0, content.length);
+    writes.clear();
+    flushes.clear();
+    return verdict;
+  }
+
+  private String describe(int sector, long found, Map<Long, Write> byId, long lastDurableStart) {
+    StringBuilder b =
+        new StringBuilder()
+            .append(name)
+            .append(": sector ")
+            .append(sector)
+            .append(" holds ")
+            .append(label(found))
+            .append(", held ")
+            .append(label(content[sector]))
+            .append(" before; writes over it:");
+    for (Write w : byId.values()) {
+      if (sector >= w.firstSector() && sector < w.endSector()) {
+        b.append(" #")
+            .append(w.id)
+            .append('[')
+            .append(w.outcome)
+            .append(w.flush ? " flush" : " no-flush")
+            .append(" gen ")
+            .append(w.incarnation.generation)
+            .append(" ticks ")
+            .append(w.start)
+            .append("..")
+            .append(w.effectiveEnd() == Long.MAX_VALUE ? "open" : w.effectiveEnd())
+            .append(']');
+      }
+    }
+    if (lastDurableStart >= 0) {
+      b.append("; latest durable write over it started at tick ").append(lastDurableStart);
+    }
+    return b.toString();
+  }
+
+  private static String label(long id) {
+    if (id == Stamp.ZERO) {
+      return "zeros";
+    }
+    if (id == Stamp.FOREIGN) {
+      return "foreign bytes";
+    }
+    if (id == Stamp.BASE) {
+      return "base content";
+    }
+    return "write #" + id;
+  }
+}
