@@ -8,6 +8,7 @@ import java.util.List;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
  * The image's own bytes: reads and writes of virtual offsets through the chunk table, with chunks
@@ -19,9 +20,11 @@ import java.util.concurrent.locks.ReentrantLock;
  * holes (or space cut off after a crash) and read as zeros already.
  *
  * <p><b>Thread safety.</b> Reads and writes may run from many threads. The first write into a chunk
- * locks one of {@value #MAPPING_LOCK_STRIPES} stripes while a slot is allocated; everything else is
- * lock-free. {@link #replaceTable} must not run concurrently with reads or writes; the image's
- * lifecycle lock guarantees that.
+ * locks one of {@value #MAPPING_LOCK_STRIPES} stripes while a slot is allocated. Every file read
+ * and write holds the shared or the exclusive side of its chunks' I/O stripes, so a read never sees
+ * half of a write that overlaps it: the page cache does not make a buffered read atomic against an
+ * overlapping buffered write, and a disk's sectors must be. {@link #replaceTable} must not run
+ * concurrently with reads or writes; the image's lifecycle lock guarantees that.
  */
 final class ChunkStore {
 
@@ -34,6 +37,7 @@ final class ChunkStore {
   private final long chunkSizeBytes;
   private final ChunkAllocator allocator;
   private final ReentrantLock[] mappingLocks = new ReentrantLock[MAPPING_LOCK_STRIPES];
+  private final ReentrantReadWriteLock[] ioLocks = new ReentrantReadWriteLock[MAPPING_LOCK_STRIPES];
   private final ConcurrentLinkedQueue<Integer> unjournalledMappings = new ConcurrentLinkedQueue<>();
   private final AtomicLong mappedChunks;
   private volatile ChunkTable table;
@@ -53,6 +57,7 @@ final class ChunkStore {
     this.allocator = allocator;
     for (int i = 0; i < mappingLocks.length; i++) {
       mappingLocks[i] = new ReentrantLock();
+      ioLocks[i] = new ReentrantReadWriteLock();
     }
   }
 
@@ -112,15 +117,42 @@ final class ChunkStore {
     }
   }
 
-  /** Reads one run into {@code dst} at {@code start}, leaving the position after it. */
+  /**
+   * Reads one run into {@code dst} at {@code start}, leaving the position after it. The stripes of
+   * the run's chunks are read-locked in ascending stripe order, each once, so readers and writers
+   * can never wait on each other in a cycle.
+   */
   private void readRun(ByteBuffer dst, int start, int length, long fileOffset, int end)
       throws IOException {
+    long firstSlot = (fileOffset - dataOffsetBytes) / chunkSizeBytes;
+    long lastSlot = (fileOffset + length - 1 - dataOffsetBytes) / chunkSizeBytes;
+    boolean[] stripes = new boolean[MAPPING_LOCK_STRIPES];
+    for (long slot = firstSlot;
+        slot <= lastSlot && slot < firstSlot + MAPPING_LOCK_STRIPES;
+        slot++) {
+      stripes[(int) (slot % MAPPING_LOCK_STRIPES)] = true;
+    }
+    int locked = 0;
     dst.limit(start + length).position(start);
     try {
+      for (; locked < MAPPING_LOCK_STRIPES; locked++) {
+        if (stripes[locked]) {
+          ioLocks[locked].readLock().lock();
+        }
+      }
       storage.read(dst, fileOffset);
     } finally {
+      for (int i = 0; i < locked; i++) {
+        if (stripes[i]) {
+          ioLocks[i].readLock().unlock();
+        }
+      }
       dst.limit(end);
     }
+  }
+
+  private ReentrantReadWriteLock ioLock(long physicalChunk) {
+    return ioLocks[(int) (physicalChunk % MAPPING_LOCK_STRIPES)];
   }
 
   /** Writes {@code src.remaining()} bytes at a virtual offset, allocating chunks on first touch. */
@@ -134,7 +166,13 @@ final class ChunkStore {
         int n = (int) Math.min(end - src.position(), chunkSizeBytes - inChunk);
         long physical = physicalChunkForWrite(chunkIndex);
         src.limit(src.position() + n);
-        storage.write(src, slotOffset(physical) + inChunk);
+        ReentrantReadWriteLock.WriteLock lock = ioLock(physical).writeLock();
+        lock.lock();
+        try {
+          storage.write(src, slotOffset(physical) + inChunk);
+        } finally {
+          lock.unlock();
+        }
         src.limit(end);
         position += n;
       }
@@ -153,7 +191,13 @@ final class ChunkStore {
       long n = Math.min(end - position, chunkSizeBytes - inChunk);
       long physical = t.physicalChunk(chunkIndex);
       if (physical >= 0) {
-        writeZeros(slotOffset(physical) + inChunk, n);
+        ReentrantReadWriteLock.WriteLock lock = ioLock(physical).writeLock();
+        lock.lock();
+        try {
+          writeZeros(slotOffset(physical) + inChunk, n);
+        } finally {
+          lock.unlock();
+        }
       }
       position += n;
     }
