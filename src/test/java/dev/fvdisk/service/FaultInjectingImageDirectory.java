@@ -10,13 +10,15 @@ import java.nio.file.Path;
 import org.jspecify.annotations.Nullable;
 
 /**
- * A data directory for tests outside this package: images whose names start with {@code faulty}
- * live in memory on storage whose forces fail once {@link #failFlushes()} is called, as after an
- * fsync error; every other image is an ordinary file.
+ * A data directory for tests: images whose names start with {@code faulty} live in memory on
+ * storage whose forces fail once {@link #failFlushes()} is called, as after an fsync error, and
+ * whose writes fail with ENOSPC's message while {@link #setDiskFull} says so; every other image is
+ * an ordinary file.
  */
 public class FaultInjectingImageDirectory extends ImageDirectory {
 
   private volatile boolean failForce;
+  private volatile boolean diskFull;
 
   public FaultInjectingImageDirectory(Path root) {
     super(root);
@@ -25,6 +27,11 @@ public class FaultInjectingImageDirectory extends ImageDirectory {
   /** From now on every force of a faulty image fails, which latches it at its next flush. */
   public void failFlushes() {
     failForce = true;
+  }
+
+  /** While full, every write to a faulty image fails as on a full file system. */
+  public void setDiskFull(boolean full) {
+    diskFull = full;
   }
 
   @Override
@@ -50,6 +57,9 @@ public class FaultInjectingImageDirectory extends ImageDirectory {
 
     @Override
     public void write(ByteBuffer src, long positionBytes) throws IOException {
+      if (diskFull) {
+        throw new IOException("No space left on device");
+      }
       delegate.write(src, positionBytes);
     }
 
