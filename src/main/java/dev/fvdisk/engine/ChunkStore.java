@@ -30,6 +30,7 @@ final class ChunkStore {
 
   static final ByteBuffer ZEROS = ByteBuffer.allocate(1 << 20).asReadOnlyBuffer();
 
+  /** Stripes of the mapping and I/O locks; 64, so a set of stripes fits one {@code long}. */
   private static final int MAPPING_LOCK_STRIPES = 64;
 
   private final Storage storage;
@@ -126,26 +127,25 @@ final class ChunkStore {
       throws IOException {
     long firstSlot = (fileOffset - dataOffsetBytes) / chunkSizeBytes;
     long lastSlot = (fileOffset + length - 1 - dataOffsetBytes) / chunkSizeBytes;
-    boolean[] stripes = new boolean[MAPPING_LOCK_STRIPES];
+    // One bit per stripe (there are 64), so the hot path allocates nothing.
+    long stripes = 0;
     for (long slot = firstSlot;
         slot <= lastSlot && slot < firstSlot + MAPPING_LOCK_STRIPES;
         slot++) {
-      stripes[(int) (slot % MAPPING_LOCK_STRIPES)] = true;
+      stripes |= 1L << (slot % MAPPING_LOCK_STRIPES);
     }
-    int locked = 0;
+    long locked = 0;
     dst.limit(start + length).position(start);
     try {
-      for (; locked < MAPPING_LOCK_STRIPES; locked++) {
-        if (stripes[locked]) {
-          ioLocks[locked].readLock().lock();
-        }
+      for (long rest = stripes; rest != 0; rest &= rest - 1) {
+        int stripe = Long.numberOfTrailingZeros(rest);
+        ioLocks[stripe].readLock().lock();
+        locked |= 1L << stripe;
       }
       storage.read(dst, fileOffset);
     } finally {
-      for (int i = 0; i < locked; i++) {
-        if (stripes[i]) {
-          ioLocks[i].readLock().unlock();
-        }
+      for (long rest = locked; rest != 0; rest &= rest - 1) {
+        ioLocks[Long.numberOfTrailingZeros(rest)].readLock().unlock();
       }
       dst.limit(end);
     }

@@ -689,7 +689,7 @@ public class ImageService implements AutoCloseable {
       throws IOException {
     OpenImage open = lookup(name);
     checkRange(open, offsetBytes, lengthBytes);
-    byte[] buffer = new byte[(int) Math.min(limits.ioBufferBytes(), Math.max(1, lengthBytes))];
+    byte[] buffer = streamBuffer(lengthBytes);
     long position = offsetBytes;
     long end = offsetBytes + lengthBytes;
     // Only the time spent in the engine is measured, not the time the client takes to receive.
@@ -745,7 +745,7 @@ public class ImageService implements AutoCloseable {
       checkWritable(open, ifMatch);
       checkRange(open, offsetBytes, lengthBytes);
       checkSpace(open, offsetBytes, lengthBytes);
-      byte[] buffer = new byte[(int) Math.min(limits.ioBufferBytes(), Math.max(1, lengthBytes))];
+      byte[] buffer = streamBuffer(lengthBytes);
       long position = offsetBytes;
       long end = offsetBytes + lengthBytes;
       // Only the time spent in the engine is measured, not the time the client takes to send.
@@ -787,6 +787,11 @@ public class ImageService implements AutoCloseable {
     } finally {
       lock.unlock();
     }
+  }
+
+  /** The buffer one request streams through: the configured size, or less for a short request. */
+  private byte[] streamBuffer(long lengthBytes) {
+    return new byte[(int) Math.min(limits.ioBufferBytes(), Math.max(1, lengthBytes))];
   }
 
   /** Engine failures become service exceptions; only the client's stream may throw IOException. */

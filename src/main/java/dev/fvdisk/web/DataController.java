@@ -90,14 +90,7 @@ class DataController {
     ImageDescriptor image = images.describe(name);
     ByteRanges.Span span =
         ByteRanges.parseWrite(contentRange, request.getContentLengthLong(), image.sizeBytes());
-    images.write(
-        name,
-        span.offsetBytes(),
-        span.lengthBytes(),
-        request.getInputStream(),
-        flush,
-        EntityTags.parseIfMatch(ifMatch));
-    return noContentWithEtag(name);
+    return writeBody(name, span, request, flush, ifMatch);
   }
 
   @PatchMapping(path = "/data", consumes = MediaType.APPLICATION_JSON_VALUE)
@@ -183,14 +176,7 @@ class DataController {
     }
     ImageDescriptor image = images.describe(name);
     ByteRanges.Span span = sectorSpan(firstSector, lengthBytes / SECTOR_BYTES, image.sizeBytes());
-    images.write(
-        name,
-        span.offsetBytes(),
-        span.lengthBytes(),
-        request.getInputStream(),
-        flush,
-        EntityTags.parseIfMatch(ifMatch));
-    return noContentWithEtag(name);
+    return writeBody(name, span, request, flush, ifMatch);
   }
 
   @GetMapping(path = "/map", produces = MediaType.APPLICATION_JSON_VALUE)
@@ -224,5 +210,23 @@ class DataController {
 
   private ResponseEntity<Void> noContentWithEtag(String name) {
     return ResponseEntity.noContent().eTag(EntityTags.quote(images.describe(name).etag())).build();
+  }
+
+  /** Streams the request body into the span; the answer carries the image's new entity tag. */
+  private ResponseEntity<Void> writeBody(
+      String name,
+      ByteRanges.Span span,
+      HttpServletRequest request,
+      boolean flush,
+      @Nullable String ifMatch)
+      throws IOException {
+    images.write(
+        name,
+        span.offsetBytes(),
+        span.lengthBytes(),
+        request.getInputStream(),
+        flush,
+        EntityTags.parseIfMatch(ifMatch));
+    return noContentWithEtag(name);
   }
 }

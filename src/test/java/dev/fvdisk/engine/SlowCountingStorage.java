@@ -1,5 +1,6 @@
 package dev.fvdisk.engine;
 
+import dev.fvdisk.engine.io.ForwardingStorage;
 import dev.fvdisk.engine.io.Storage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -9,14 +10,13 @@ import java.util.concurrent.atomic.AtomicLong;
  * A storage wrapper that counts the bytes read through it and can make each read slow, to stand in
  * for a base image on a remote or overloaded store.
  */
-final class SlowCountingStorage implements Storage {
+final class SlowCountingStorage extends ForwardingStorage {
 
-  private final Storage delegate;
   private final AtomicLong readBytes = new AtomicLong();
   private volatile long readDelayMillis;
 
   SlowCountingStorage(Storage delegate) {
-    this.delegate = delegate;
+    super(delegate);
   }
 
   long readBytes() {
@@ -44,35 +44,5 @@ final class SlowCountingStorage implements Storage {
       }
     }
     delegate.read(dst, positionBytes);
-  }
-
-  @Override
-  public void write(ByteBuffer src, long positionBytes) throws IOException {
-    delegate.write(src, positionBytes);
-  }
-
-  @Override
-  public void force() throws IOException {
-    delegate.force();
-  }
-
-  @Override
-  public long sizeBytes() throws IOException {
-    return delegate.sizeBytes();
-  }
-
-  @Override
-  public void resize(long sizeBytes) throws IOException {
-    delegate.resize(sizeBytes);
-  }
-
-  @Override
-  public String description() {
-    return delegate.description();
-  }
-
-  @Override
-  public void close() throws IOException {
-    delegate.close();
   }
 }

@@ -6,10 +6,10 @@ import static org.hamcrest.Matchers.equalTo;
 import static org.hamcrest.Matchers.hasKey;
 import static org.hamcrest.Matchers.not;
 import static org.hamcrest.Matchers.startsWith;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import com.atlassian.oai.validator.OpenApiInteractionValidator;
 import com.atlassian.oai.validator.restassured.OpenApiValidationFilter;
+import dev.fvdisk.testing.QemuImg;
 import io.restassured.specification.RequestSpecification;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -411,12 +411,7 @@ class SecurityIntegrationTest {
    */
   @Test
   void qemu_img_reads_an_image_with_basic_credentials(@TempDir Path work) throws Exception {
-    if (System.getenv("FVDISK_REQUIRE_QEMU") != null) {
-      assertThat(qemuImgAvailable())
-          .as("FVDISK_REQUIRE_QEMU is set but qemu-img cannot run")
-          .isTrue();
-    }
-    assumeTrue(qemuImgAvailable(), "qemu-img is not installed");
+    QemuImg.assumeAvailable();
     String image = create(name("vm"));
     byte[] data = new byte[1 << 20];
     for (int i = 0; i < data.length; i++) {
@@ -428,11 +423,12 @@ class SecurityIntegrationTest {
     String opts = "driver=http,url=" + url + ",username=qemu,password-secret=sec0";
 
     String info =
-        qemu(work, "qemu-img", "info", "--output=json", "--object", secret, "--image-opts", opts);
+        QemuImg.run(
+            work, "qemu-img", "info", "--output=json", "--object", secret, "--image-opts", opts);
     assertThat(info).contains("\"virtual-size\": " + (1 << 20));
 
     Path out = work.resolve("out.raw");
-    qemu(
+    QemuImg.run(
         work,
         "qemu-img",
         "convert",
@@ -455,33 +451,6 @@ class SecurityIntegrationTest {
     String text = new String(refused.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
     assertThat(refused.waitFor(120, TimeUnit.SECONDS)).isTrue();
     assertThat(refused.exitValue()).as(text).isNotZero();
-  }
-
-  private static boolean qemuImgAvailable() {
-    try {
-      Process p = new ProcessBuilder("qemu-img", "--version").redirectErrorStream(true).start();
-      p.getInputStream().readAllBytes();
-      return p.waitFor(30, TimeUnit.SECONDS) && p.exitValue() == 0;
-    } catch (IOException | InterruptedException e) {
-      return false;
-    }
-  }
-
-  private static String qemu(Path work, String... command) throws Exception {
-    Path output = work.resolve("qemu-output.txt");
-    Process p =
-        new ProcessBuilder(command)
-            .directory(work.toFile())
-            .redirectErrorStream(true)
-            .redirectOutput(output.toFile())
-            .start();
-    if (!p.waitFor(120, TimeUnit.SECONDS)) {
-      p.destroyForcibly();
-      throw new AssertionError(String.join(" ", command) + " timed out");
-    }
-    String text = Files.readString(output, StandardCharsets.UTF_8);
-    assertThat(p.exitValue()).as(String.join(" ", command) + ": " + text).isZero();
-    return text;
   }
 
   @Test

@@ -2,8 +2,8 @@ package dev.fvdisk.service;
 
 import dev.fvdisk.engine.Image;
 import dev.fvdisk.engine.ImageOptions;
+import dev.fvdisk.engine.io.ForwardingStorage;
 import dev.fvdisk.engine.io.MemoryStorage;
-import dev.fvdisk.engine.io.Storage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
@@ -43,16 +43,10 @@ public class FaultInjectingImageDirectory extends ImageDirectory {
     return Image.create(new FailingStorage(name), options);
   }
 
-  private final class FailingStorage implements Storage {
-    private final MemoryStorage delegate;
+  private final class FailingStorage extends ForwardingStorage {
 
     FailingStorage(String name) {
-      delegate = new MemoryStorage(name);
-    }
-
-    @Override
-    public void read(ByteBuffer dst, long positionBytes) throws IOException {
-      delegate.read(dst, positionBytes);
+      super(new MemoryStorage(name));
     }
 
     @Override
@@ -69,26 +63,6 @@ public class FaultInjectingImageDirectory extends ImageDirectory {
         throw new IOException("injected fsync failure");
       }
       delegate.force();
-    }
-
-    @Override
-    public long sizeBytes() throws IOException {
-      return delegate.sizeBytes();
-    }
-
-    @Override
-    public void resize(long sizeBytes) throws IOException {
-      delegate.resize(sizeBytes);
-    }
-
-    @Override
-    public String description() {
-      return delegate.description();
-    }
-
-    @Override
-    public void close() {
-      delegate.close();
     }
   }
 }

@@ -1,15 +1,10 @@
 package dev.fvdisk.web;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import java.io.IOException;
-import java.nio.charset.StandardCharsets;
+import dev.fvdisk.testing.QemuImg;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -21,18 +16,10 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class QemuInteropIntegrationTest extends ApiTestSupport {
 
-  private static final long TIMEOUT_SECONDS = 120;
-
   @Test
   void qemu_img_reads_exactly_the_bytes_written_and_the_virtual_size(@TempDir Path work)
       throws Exception {
-    // CI installs QEMU and sets FVDISK_REQUIRE_QEMU, so there a missing qemu-img fails the run
-    // instead of skipping the one test that talks to a real client.
-    if (System.getenv("FVDISK_REQUIRE_QEMU") != null) {
-      org.junit.jupiter.api.Assertions.assertTrue(
-          qemuImgAvailable(), "FVDISK_REQUIRE_QEMU is set but qemu-img cannot run");
-    }
-    assumeTrue(qemuImgAvailable(), "qemu-img is not installed");
+    QemuImg.assumeAvailable();
     long size = 24 * MIB;
     String name = createImage("qemu", size, 65536L);
     byte[] expected = new byte[(int) size];
@@ -46,40 +33,13 @@ class QemuInteropIntegrationTest extends ApiTestSupport {
     }
     String url = "http://localhost:" + port + IMAGES + "/" + name + "/data";
 
-    String info = run(work, "qemu-img", "info", "--output=json", url);
+    String info = QemuImg.run(work, "qemu-img", "info", "--output=json", url);
     assertThat(info).contains("\"virtual-size\": " + size);
 
     Path out = work.resolve("out.raw");
-    run(work, "qemu-img", "convert", "-m", "1", "-f", "raw", "-O", "raw", url, out.toString());
+    QemuImg.run(
+        work, "qemu-img", "convert", "-m", "1", "-f", "raw", "-O", "raw", url, out.toString());
     assertThat(Files.size(out)).isEqualTo(size);
     assertThat(Files.readAllBytes(out)).isEqualTo(expected);
-  }
-
-  private static boolean qemuImgAvailable() {
-    try {
-      Process p = new ProcessBuilder("qemu-img", "--version").redirectErrorStream(true).start();
-      p.getInputStream().readAllBytes();
-      return p.waitFor(30, TimeUnit.SECONDS) && p.exitValue() == 0;
-    } catch (IOException | InterruptedException e) {
-      return false;
-    }
-  }
-
-  private static String run(Path work, String... command) throws Exception {
-    List<String> line = new ArrayList<>(List.of(command));
-    Path output = work.resolve("qemu-output.txt");
-    Process p =
-        new ProcessBuilder(line)
-            .directory(work.toFile())
-            .redirectErrorStream(true)
-            .redirectOutput(output.toFile())
-            .start();
-    if (!p.waitFor(TIMEOUT_SECONDS, TimeUnit.SECONDS)) {
-      p.destroyForcibly();
-      throw new AssertionError(String.join(" ", line) + " timed out");
-    }
-    String text = Files.readString(output, StandardCharsets.UTF_8);
-    assertThat(p.exitValue()).as(String.join(" ", line) + ": " + text).isZero();
-    return text;
   }
 }
