@@ -125,7 +125,7 @@ public final class EngineBench {
    * a shared virtual disk drifts by an order of magnitude within minutes, and both figures of the
    * ratio must see the same disk.
    */
-  private static List<Measurement> measure(
+  static List<Measurement> measure(
       List<Scenario> group, List<Contender> contenders, Options options) throws Exception {
     // measurements[s][c] for scenario s of the group and contender c that supports it.
     List<List<Measurement>> measurements = new ArrayList<>();
@@ -251,7 +251,7 @@ public final class EngineBench {
     };
   }
 
-  private static void clean(Path directory) throws IOException {
+  static void clean(Path directory) throws IOException {
     try (Stream<Path> files = Files.list(directory)) {
       for (Path file : files.sorted(Comparator.reverseOrder()).toList()) {
         Files.deleteIfExists(file);

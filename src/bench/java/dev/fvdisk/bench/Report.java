@@ -303,7 +303,7 @@ final class Report {
    * same index ran back to back, so each ratio compares two runs that saw the same machine; the
    * median of these is steadier than a ratio of medians when the disk's speed drifts.
    */
-  private static Optional<double[]> pairedRatios(Optional<Measurement> a, Optional<Measurement> b) {
+  static Optional<double[]> pairedRatios(Optional<Measurement> a, Optional<Measurement> b) {
     if (a.isEmpty() || b.isEmpty()) {
       return Optional.empty();
     }
@@ -318,7 +318,7 @@ final class Report {
     return Optional.of(ratios);
   }
 
-  private static double median(double[] sorted) {
+  static double median(double[] sorted) {
     return sorted[(sorted.length - 1) / 2];
   }
 
@@ -334,12 +334,12 @@ final class Report {
     return number(m.medianMegabytesPerSecond());
   }
 
-  private static String spread(Measurement m) {
+  static String spread(Measurement m) {
     return number(m.minMegabytesPerSecond()) + "–" + number(m.maxMegabytesPerSecond());
   }
 
   /** Three significant figures are all a shared machine's numbers can carry. */
-  private static String number(double v) {
+  static String number(double v) {
     if (v >= 100) {
       return fmt("%.0f", v);
     }
@@ -349,15 +349,15 @@ final class Report {
     return fmt("%.2f", v);
   }
 
-  private static String ops(double v) {
+  static String ops(double v) {
     return fmt("%,.0f", v);
   }
 
-  private static String micros(long nanos) {
+  static String micros(long nanos) {
     return nanos < 0 ? "–" : number(nanos / 1e3);
   }
 
-  private static String fmt(String format, Object... args) {
+  static String fmt(String format, Object... args) {
     return String.format(Locale.ROOT, format, args);
   }
 

@@ -13,8 +13,6 @@ import dev.fvdisk.engine.ImageStats;
 import dev.fvdisk.engine.Images;
 import dev.fvdisk.engine.PrefetchStatus;
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
 import java.nio.ByteBuffer;
 import java.nio.file.FileAlreadyExistsException;
 import java.time.Instant;
@@ -50,6 +48,7 @@ public class ImageService implements AutoCloseable {
 
   private static final Logger log = LoggerFactory.getLogger(ImageService.class);
   private static final long SECTOR_BYTES = ImageOptions.SECTOR_BYTES;
+  private static final int RETAINED_IO_BUFFERS = 64;
 
   private final ImageDirectory directory;
   private final ServiceLimits limits;
@@ -58,6 +57,7 @@ public class ImageService implements AutoCloseable {
   private final Map<String, IOException> failedImages = new ConcurrentHashMap<>();
   private final Object lifecycleMonitor = new Object();
   private final Set<String> opening = new HashSet<>();
+  private final IoBuffers buffers;
 
   /** The engine asks for a clone's base by name; it comes from (and stays in) the registry. */
   private final BaseResolver bases =
@@ -107,6 +107,8 @@ public class ImageService implements AutoCloseable {
     this.directory = directory;
     this.limits = limits;
     this.observer = observer;
+    // One buffer per concurrent data request is kept; more than this many at once allocate.
+    this.buffers = new IoBuffers(limits.ioBufferBytes(), RETAINED_IO_BUFFERS);
   }
 
   public ServiceLimits limits() {
@@ -264,6 +266,16 @@ public class ImageService implements AutoCloseable {
       }
     }
     return descriptors;
+  }
+
+  /** The size and entity tag of an image, as a data request needs them. */
+  public DataState dataState(String name) {
+    OpenImage open = lookup(name);
+    Image image = open.image();
+    // The tag first, as in describe(): a racing change leaves a stale tag, never a new size under
+    // an old tag.
+    String etag = image.changeTag();
+    return new DataState(image.sizeBytes(), etag);
   }
 
   public ImageDescriptor describe(String name) {
@@ -680,30 +692,32 @@ public class ImageService implements AutoCloseable {
   // ---- data path ----
 
   /**
-   * Streams {@code [offsetBytes, offsetBytes + lengthBytes)} into {@code sink} through one buffer.
-   * The caller has checked the range against {@link ImageDescriptor#sizeBytes()}.
+   * Streams {@code [offsetBytes, offsetBytes + lengthBytes)} into {@code sink} through one pooled
+   * buffer. The caller has checked the range against {@link DataState#sizeBytes()}.
    *
    * @throws IOException only when writing to {@code sink} fails (the client went away)
    */
-  public void read(String name, long offsetBytes, long lengthBytes, OutputStream sink)
+  public void read(String name, long offsetBytes, long lengthBytes, DataSink sink)
       throws IOException {
     OpenImage open = lookup(name);
     checkRange(open, offsetBytes, lengthBytes);
-    byte[] buffer = streamBuffer(lengthBytes);
+    ByteBuffer buffer = buffers.acquire(lengthBytes);
+    int bufferBytes = buffer.limit();
     long position = offsetBytes;
     long end = offsetBytes + lengthBytes;
     // Only the time spent in the engine is measured, not the time the client takes to receive.
     long engineNanos = 0;
     try {
       while (position < end) {
-        int n = (int) Math.min(buffer.length, end - position);
+        int n = (int) Math.min(bufferBytes, end - position);
+        buffer.clear().limit(n);
         // Locked per buffer, not across the whole response: a slow client must not hold up a
         // change that needs the image to itself, such as setting it read-only (which reopens it).
         Lock lock = open.lock().readLock();
         lock.lock();
         long started = System.nanoTime();
         try {
-          open.image().read(position, ByteBuffer.wrap(buffer, 0, n));
+          open.image().read(position, buffer);
         } catch (IOException e) {
           throw translate(open, e);
         } catch (ImageClosedException e) {
@@ -712,10 +726,11 @@ public class ImageService implements AutoCloseable {
           engineNanos += System.nanoTime() - started;
           lock.unlock();
         }
-        sink.write(buffer, 0, n);
+        sink.write(buffer.flip());
         position += n;
       }
     } finally {
+      buffers.release(buffer);
       observer.read(position - offsetBytes, engineNanos);
     }
   }
@@ -732,7 +747,7 @@ public class ImageService implements AutoCloseable {
       String name,
       long offsetBytes,
       long lengthBytes,
-      InputStream source,
+      DataSource source,
       boolean flush,
       @Nullable IfMatch ifMatch)
       throws IOException {
@@ -745,25 +760,27 @@ public class ImageService implements AutoCloseable {
       checkWritable(open, ifMatch);
       checkRange(open, offsetBytes, lengthBytes);
       checkSpace(open, offsetBytes, lengthBytes);
-      byte[] buffer = streamBuffer(lengthBytes);
+      ByteBuffer buffer = buffers.acquire(lengthBytes);
+      int bufferBytes = buffer.limit();
       long position = offsetBytes;
       long end = offsetBytes + lengthBytes;
       // Only the time spent in the engine is measured, not the time the client takes to send.
       long engineNanos = 0;
       try {
         while (position < end) {
-          int wanted = (int) Math.min(buffer.length, end - position);
-          int n = source.readNBytes(buffer, 0, wanted);
+          buffer.clear().limit((int) Math.min(bufferBytes, end - position));
+          boolean ended = fill(source, buffer);
+          int n = buffer.flip().remaining();
           if (n > 0) {
             long started = System.nanoTime();
             try {
-              writeToImage(open, position, buffer, n);
+              writeToImage(open, position, buffer);
             } finally {
               engineNanos += System.nanoTime() - started;
             }
             position += n;
           }
-          if (n < wanted) {
+          if (ended) {
             throw new InvalidRequestException(
                 "the body ended after "
                     + (position - offsetBytes)
@@ -772,12 +789,14 @@ public class ImageService implements AutoCloseable {
                     + " bytes announced; the bytes received were written");
           }
         }
+        buffer.clear().limit(1);
+        if (source.read(buffer) > 0) {
+          throw new InvalidRequestException(
+              "the body is longer than the " + lengthBytes + " bytes announced");
+        }
       } finally {
+        buffers.release(buffer);
         observer.written(position - offsetBytes, engineNanos);
-      }
-      if (source.read() >= 0) {
-        throw new InvalidRequestException(
-            "the body is longer than the " + lengthBytes + " bytes announced");
       }
       if (flush) {
         flushImage(open);
@@ -789,15 +808,20 @@ public class ImageService implements AutoCloseable {
     }
   }
 
-  /** The buffer one request streams through: the configured size, or less for a short request. */
-  private byte[] streamBuffer(long lengthBytes) {
-    return new byte[(int) Math.min(limits.ioBufferBytes(), Math.max(1, lengthBytes))];
+  /** Reads from {@code source} until {@code buffer} is full; true when the source ended first. */
+  private static boolean fill(DataSource source, ByteBuffer buffer) throws IOException {
+    while (buffer.hasRemaining()) {
+      if (source.read(buffer) < 0) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** Engine failures become service exceptions; only the client's stream may throw IOException. */
-  private void writeToImage(OpenImage open, long position, byte[] buffer, int length) {
+  private void writeToImage(OpenImage open, long position, ByteBuffer data) {
     try {
-      open.image().write(position, ByteBuffer.wrap(buffer, 0, length));
+      open.image().write(position, data);
     } catch (IOException e) {
       throw translate(open, e);
     }

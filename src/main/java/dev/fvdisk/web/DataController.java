@@ -1,12 +1,14 @@
 package dev.fvdisk.web;
 
-import dev.fvdisk.service.ImageDescriptor;
+import dev.fvdisk.service.DataSource;
+import dev.fvdisk.service.DataState;
 import dev.fvdisk.service.ImageService;
 import dev.fvdisk.service.InvalidRequestException;
 import dev.fvdisk.service.InvalidValueException;
 import dev.fvdisk.service.LengthRequiredException;
 import dev.fvdisk.service.RangeNotSatisfiableException;
 import dev.fvdisk.service.UnalignedDataException;
+import jakarta.servlet.ServletInputStream;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
@@ -30,9 +32,10 @@ import org.springframework.web.bind.annotation.RestController;
 /**
  * The data plane: byte ranges, sectors, zero and flush operations, and the extent map.
  *
- * <p>Bodies stream through the servlet streams in both directions, one buffer at a time, so no
- * request or answer is held in memory. Every check runs before the first byte moves, so a refused
- * request leaves the image as it was and gets a problem answer.
+ * <p>Bodies stream through the servlet streams in both directions, one pooled direct buffer at a
+ * time (the servlet streams' {@code ByteBuffer} methods), so no request or answer is held in memory
+ * and no body is copied through a heap array. Every check runs before the first byte moves, so a
+ * refused request leaves the image as it was and gets a problem answer.
  */
 @RestController
 @RequestMapping("/api/v1/images/{name}")
@@ -50,7 +53,7 @@ class DataController {
 
   @RequestMapping(path = "/data", method = RequestMethod.HEAD)
   void head(@PathVariable String name, HttpServletResponse response) {
-    ImageDescriptor image = images.describe(name);
+    DataState image = images.dataState(name);
     dataHeaders(response, image);
     response.setContentLengthLong(image.sizeBytes());
     response.setStatus(HttpStatus.OK.value());
@@ -62,7 +65,7 @@ class DataController {
       @RequestHeader(name = HttpHeaders.RANGE, required = false) @Nullable String range,
       HttpServletResponse response)
       throws IOException {
-    ImageDescriptor image = images.describe(name);
+    DataState image = images.dataState(name);
     ByteRanges.Span span = ByteRanges.parseRange(range, image.sizeBytes());
     dataHeaders(response, image);
     if (span == null) {
@@ -75,7 +78,7 @@ class DataController {
           "bytes " + span.offsetBytes() + "-" + span.lastByte() + "/" + image.sizeBytes());
     }
     response.setContentLengthLong(span.lengthBytes());
-    images.read(name, span.offsetBytes(), span.lengthBytes(), response.getOutputStream());
+    images.read(name, span.offsetBytes(), span.lengthBytes(), response.getOutputStream()::write);
   }
 
   @PutMapping(path = "/data", consumes = MediaType.APPLICATION_OCTET_STREAM_VALUE)
@@ -87,7 +90,7 @@ class DataController {
       @RequestParam(defaultValue = "true") boolean flush,
       HttpServletRequest request)
       throws IOException {
-    ImageDescriptor image = images.describe(name);
+    DataState image = images.dataState(name);
     ByteRanges.Span span =
         ByteRanges.parseWrite(contentRange, request.getContentLengthLong(), image.sizeBytes());
     return writeBody(name, span, request, flush, ifMatch);
@@ -151,12 +154,12 @@ class DataController {
     if (count < 1) {
       throw new InvalidValueException("count must be at least 1, was " + count);
     }
-    ImageDescriptor image = images.describe(name);
+    DataState image = images.dataState(name);
     ByteRanges.Span span = sectorSpan(firstSector, count, image.sizeBytes());
     dataHeaders(response, image);
     response.setStatus(HttpStatus.OK.value());
     response.setContentLengthLong(span.lengthBytes());
-    images.read(name, span.offsetBytes(), span.lengthBytes(), response.getOutputStream());
+    images.read(name, span.offsetBytes(), span.lengthBytes(), response.getOutputStream()::write);
   }
 
   @PutMapping(path = "/sectors/{firstSector}", consumes = MediaType.APPLICATION_OCTET_STREAM_VALUE)
@@ -174,7 +177,7 @@ class DataController {
     if (lengthBytes == 0 || lengthBytes % SECTOR_BYTES != 0) {
       throw new UnalignedDataException(lengthBytes);
     }
-    ImageDescriptor image = images.describe(name);
+    DataState image = images.dataState(name);
     ByteRanges.Span span = sectorSpan(firstSector, lengthBytes / SECTOR_BYTES, image.sizeBytes());
     return writeBody(name, span, request, flush, ifMatch);
   }
@@ -202,14 +205,30 @@ class DataController {
     return new ByteRanges.Span(firstSector * SECTOR_BYTES, count * SECTOR_BYTES);
   }
 
-  private static void dataHeaders(HttpServletResponse response, ImageDescriptor image) {
+  private static void dataHeaders(HttpServletResponse response, DataState image) {
     response.setContentType(MediaType.APPLICATION_OCTET_STREAM_VALUE);
     response.setHeader(HttpHeaders.ACCEPT_RANGES, "bytes");
     response.setHeader(HttpHeaders.ETAG, EntityTags.quote(image.etag()));
   }
 
   private ResponseEntity<Void> noContentWithEtag(String name) {
-    return ResponseEntity.noContent().eTag(EntityTags.quote(images.describe(name).etag())).build();
+    return ResponseEntity.noContent().eTag(EntityTags.quote(images.dataState(name).etag())).build();
+  }
+
+  /**
+   * The request body as the service reads it: bytes land at the buffer's position, which then
+   * advances past them, as with NIO channels. Servlet 6.1's {@code read(ByteBuffer)} in Tomcat
+   * instead leaves the position where it was and sets the limit after the new bytes; this restores
+   * channel semantics, and is harmless for a container that already follows them.
+   */
+  private static DataSource body(ServletInputStream in) {
+    return into -> {
+      int start = into.position();
+      int limit = into.limit();
+      int n = in.read(into);
+      into.limit(limit).position(start + Math.max(n, 0));
+      return n;
+    };
   }
 
   /** Streams the request body into the span; the answer carries the image's new entity tag. */
@@ -224,7 +243,7 @@ class DataController {
         name,
         span.offsetBytes(),
         span.lengthBytes(),
-        request.getInputStream(),
+        body(request.getInputStream()),
         flush,
         EntityTags.parseIfMatch(ifMatch));
     return noContentWithEtag(name);

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
+import java.nio.channels.Channels;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -23,18 +24,28 @@ class ImageServiceTest {
       service.create(
           new CreateImageCommand("faulty-vm", 1L << 20, null, 65536L, null, null, null, null));
       service.write(
-          "faulty-vm", 0, 4, new ByteArrayInputStream(new byte[] {1, 2, 3, 4}), true, null);
+          "faulty-vm",
+          0,
+          4,
+          Channels.newChannel(new ByteArrayInputStream(new byte[] {1, 2, 3, 4}))::read,
+          true,
+          null);
       directory.failFlushes();
       assertThatThrownBy(
               () ->
                   service.write(
-                      "faulty-vm", 512, 1, new ByteArrayInputStream(new byte[] {5}), true, null))
+                      "faulty-vm",
+                      512,
+                      1,
+                      Channels.newChannel(new ByteArrayInputStream(new byte[] {5}))::read,
+                      true,
+                      null))
           .isInstanceOf(ImageUnavailableException.class)
           .hasMessageContaining("\"faulty-vm\"");
       assertThatThrownBy(() -> service.flush("faulty-vm", null))
           .isInstanceOf(ImageUnavailableException.class);
       ByteArrayOutputStream out = new ByteArrayOutputStream();
-      service.read("faulty-vm", 0, 4, out);
+      service.read("faulty-vm", 0, 4, Channels.newChannel(out)::write);
       assertThat(out.toByteArray()).containsExactly(1, 2, 3, 4);
     }
   }
@@ -47,7 +58,12 @@ class ImageServiceTest {
       service.create(
           new CreateImageCommand("faulty-vm", 4L << 20, null, 65536L, null, null, null, null));
       service.write(
-          "faulty-vm", 0, 4, new ByteArrayInputStream(new byte[] {1, 2, 3, 4}), true, null);
+          "faulty-vm",
+          0,
+          4,
+          Channels.newChannel(new ByteArrayInputStream(new byte[] {1, 2, 3, 4}))::read,
+          true,
+          null);
       directory.setDiskFull(true);
       assertThatThrownBy(
               () ->
@@ -55,18 +71,24 @@ class ImageServiceTest {
                       "faulty-vm",
                       1 << 20,
                       8192,
-                      new ByteArrayInputStream(new byte[8192]),
+                      Channels.newChannel(new ByteArrayInputStream(new byte[8192]))::read,
                       true,
                       null))
           .isInstanceOf(InsufficientStorageException.class)
           .hasMessageContaining("No space left on device");
       directory.setDiskFull(false);
       ByteArrayOutputStream out = new ByteArrayOutputStream();
-      service.read("faulty-vm", 0, 4, out);
+      service.read("faulty-vm", 0, 4, Channels.newChannel(out)::write);
       assertThat(out.toByteArray()).containsExactly(1, 2, 3, 4);
       assertThat(service.check("faulty-vm", false).status()).isNotEqualTo("corrupt");
       // Space came back: the image takes writes again.
-      service.write("faulty-vm", 1 << 20, 1, new ByteArrayInputStream(new byte[] {9}), true, null);
+      service.write(
+          "faulty-vm",
+          1 << 20,
+          1,
+          Channels.newChannel(new ByteArrayInputStream(new byte[] {9}))::read,
+          true,
+          null);
     }
   }
 

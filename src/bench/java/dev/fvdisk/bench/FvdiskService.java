@@ -1,0 +1,147 @@
+package dev.fvdisk.bench;
+
+import dev.fvdisk.FvdiskApplication;
+import java.io.IOException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Arrays;
+import org.springframework.boot.builder.SpringApplicationBuilder;
+import org.springframework.context.ConfigurableApplicationContext;
+
+/**
+ * The fvdisk service started in the harness's JVM on a free loopback port, with its embedded
+ * defaults and a scratch data directory, plus the few REST calls the harness needs to lay out its
+ * images. Everything the benchmark measures goes through wrk, not through this client.
+ */
+final class FvdiskService implements AutoCloseable {
+
+  private final ConfigurableApplicationContext context;
+  private final HttpClient client =
+      HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
+  final int port;
+
+  private FvdiskService(ConfigurableApplicationContext context, int port) {
+    this.context = context;
+    this.port = port;
+  }
+
+  static FvdiskService start(Path dataDir) {
+    ConfigurableApplicationContext context =
+        // Command-line arguments, because they take precedence over application.properties.
+        new SpringApplicationBuilder(FvdiskApplication.class)
+            .run(
+                "--server.port=0",
+                "--server.address=127.0.0.1",
+                "--fvdisk.data-dir=" + dataDir.toAbsolutePath(),
+                "--spring.main.banner-mode=off",
+                "--logging.level.root=WARN");
+    Integer port = context.getEnvironment().getProperty("local.server.port", Integer.class);
+    if (port == null) {
+      context.close();
+      throw new IllegalStateException("the service did not report its port");
+    }
+    return new FvdiskService(context, port);
+  }
+
+  String dataPath(String image) {
+    return "/api/v1/images/" + image + "/data";
+  }
+
+  void create(String image, long sizeBytes) throws IOException, InterruptedException {
+    send(
+        HttpRequest.newBuilder(uri("/api/v1/images"))
+            .header("Content-Type", "application/json")
+            .POST(
+                HttpRequest.BodyPublishers.ofString(
+                    "{\"name\":\"" + image + "\",\"sizeBytes\":" + sizeBytes + "}")),
+        201);
+  }
+
+  void delete(String image) throws IOException, InterruptedException {
+    send(HttpRequest.newBuilder(uri("/api/v1/images/" + image)).DELETE(), 204);
+  }
+
+  void write(String image, long offsetBytes, byte[] data, boolean flush)
+      throws IOException, InterruptedException {
+    send(
+        HttpRequest.newBuilder(uri(dataPath(image) + (flush ? "" : "?flush=false")))
+            .header("Content-Type", "application/octet-stream")
+            .header(
+                "Content-Range",
+                "bytes " + offsetBytes + "-" + (offsetBytes + data.length - 1) + "/*")
+            .PUT(HttpRequest.BodyPublishers.ofByteArray(data)),
+        204);
+  }
+
+  void flush(String image) throws IOException, InterruptedException {
+    send(
+        HttpRequest.newBuilder(uri(dataPath(image)))
+            .header("Content-Type", "application/json")
+            .method("PATCH", HttpRequest.BodyPublishers.ofString("{\"op\":\"flush\"}")),
+        204);
+  }
+
+  /** A ranged read from a server on {@code port}, which must answer 206 with exactly the range. */
+  byte[] readRange(int port, String path, long offsetBytes, int length)
+      throws IOException, InterruptedException {
+    HttpResponse<byte[]> answer =
+        client.send(
+            HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
+                .header("Range", "bytes=" + offsetBytes + "-" + (offsetBytes + length - 1))
+                .timeout(Duration.ofSeconds(60))
+                .build(),
+            HttpResponse.BodyHandlers.ofByteArray());
+    if (answer.statusCode() != 206 || answer.body().length != length) {
+      throw new IOException(
+          "GET "
+              + path
+              + " answered "
+              + answer.statusCode()
+              + " with "
+              + answer.body().length
+              + " bytes, expected 206 with "
+              + length);
+    }
+    return answer.body();
+  }
+
+  /** Checks that the service and nginx serve {@code expected} at {@code offsetBytes}. */
+  void verifySame(int nginxPort, String nginxPath, String image, long offsetBytes, byte[] expected)
+      throws IOException, InterruptedException {
+    byte[] fromService = readRange(port, dataPath(image), offsetBytes, expected.length);
+    byte[] fromNginx = readRange(nginxPort, nginxPath, offsetBytes, expected.length);
+    if (!Arrays.equals(fromService, expected) || !Arrays.equals(fromNginx, expected)) {
+      throw new IOException("the service and nginx do not serve the same bytes at " + offsetBytes);
+    }
+  }
+
+  private URI uri(String path) {
+    return URI.create("http://127.0.0.1:" + port + path);
+  }
+
+  private void send(HttpRequest.Builder request, int expectedStatus)
+      throws IOException, InterruptedException {
+    HttpResponse<String> answer =
+        client.send(
+            request.timeout(Duration.ofSeconds(120)).build(), HttpResponse.BodyHandlers.ofString());
+    if (answer.statusCode() != expectedStatus) {
+      throw new IOException(
+          request.build().method()
+              + " "
+              + request.build().uri().getPath()
+              + " answered "
+              + answer.statusCode()
+              + ": "
+              + answer.body());
+    }
+  }
+
+  @Override
+  public void close() {
+    context.close();
+  }
+}

@@ -1,0 +1,205 @@
+package dev.fvdisk.bench;
+
+import java.time.Instant;
+import java.time.ZoneOffset;
+import java.time.format.DateTimeFormatter;
+import java.time.temporal.ChronoUnit;
+import java.util.List;
+import java.util.Optional;
+
+/** The Markdown section {@link HttpBench} writes: figures, latencies, ratios and the targets. */
+final class HttpReport {
+
+  private final List<Scenario> scenarios;
+  private final List<Measurement> measurements;
+  private final StringBuilder out = new StringBuilder();
+
+  private HttpReport(List<Scenario> scenarios, List<Measurement> measurements) {
+    this.scenarios = scenarios;
+    this.measurements = measurements;
+  }
+
+  static String render(
+      HttpBench.Options options,
+      Instant started,
+      double totalSeconds,
+      MachineFacts facts,
+      String nginxVersion,
+      String wrkVersion,
+      List<Scenario> scenarios,
+      List<Measurement> measurements) {
+    HttpReport r = new HttpReport(scenarios, measurements);
+    r.header(options, started, totalSeconds, facts, nginxVersion, wrkVersion);
+    r.table();
+    r.targets();
+    return r.out.toString();
+  }
+
+  private void header(
+      HttpBench.Options options,
+      Instant started,
+      double totalSeconds,
+      MachineFacts facts,
+      String nginxVersion,
+      String wrkVersion) {
+    line(
+        "# HTTP benchmark, "
+            + DateTimeFormatter.ISO_LOCAL_DATE_TIME
+                .withZone(ZoneOffset.UTC)
+                .format(started.truncatedTo(ChronoUnit.SECONDS))
+            + " UTC");
+    line("");
+    line(
+        "Command: `"
+            + options.command
+            + "`. HTTP part: "
+            + Report.fmt("%.0f", totalSeconds)
+            + " s. Load average before "
+            + facts.loadBefore
+            + ", after "
+            + facts.loadAfter
+            + ". "
+            + wrkVersion
+            + "; nginx "
+            + nginxVersion
+            + "; "
+            + facts.java
+            + ".");
+    line("");
+    line(
+        "The service runs in the harness's JVM with its embedded defaults (Tomcat, no tokens,"
+            + " loopback); nginx serves a plain file holding the same bytes. Virtual disk and file"
+            + " "
+            + (options.diskBytes >> 20)
+            + " MiB. wrk keeps its connections open and uses one thread per core at most. Timed"
+            + " runs last "
+            + options.seconds
+            + " s; fresh-image writes go into a new thin 64 GiB image per repetition. The engine"
+            + " baseline writes one pass of a fresh image of the disk's size in process, with as"
+            + " many threads as connections. "
+            + options.warmups
+            + " warm-up and "
+            + options.repetitions
+            + " measured repetitions, interleaved across contenders and connection counts. Figures"
+            + " are medians with min–max; a ratio is the median of per-repetition ratios. Latency"
+            + " (ms) is wrk's per request, from first byte sent to last byte received; for the"
+            + " engine it is per write call.");
+    line("");
+  }
+
+  private void table() {
+    line(
+        "| pattern | conns | mode | fvdisk HTTP MB/s (min–max) | req/s | p50 ms | p99 ms"
+            + " | nginx MB/s (min–max) | req/s | p50 ms | p99 ms | fvdisk ÷ nginx"
+            + " | engine MB/s | HTTP ÷ engine |");
+    line("|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    for (Scenario s : scenarios) {
+      Optional<Measurement> service = find(s, HttpBench.SERVICE);
+      Optional<Measurement> nginx = find(s, HttpBench.NGINX);
+      Optional<Measurement> engine = find(s, HttpBench.ENGINE);
+      line(
+          "| "
+              + s.pattern().label
+              + " | "
+              + s.callers()
+              + " | "
+              + s.modeLabel()
+              + " | "
+              + service.map(HttpReport::mbpsWithSpread).orElse("–")
+              + " | "
+              + service.map(m -> Report.ops(m.medianOpsPerSecond())).orElse("–")
+              + " | "
+              + service.map(m -> millis(m.median().p50LatencyNanos())).orElse("–")
+              + " | "
+              + service.map(m -> millis(m.median().p99LatencyNanos())).orElse("–")
+              + " | "
+              + nginx.map(HttpReport::mbpsWithSpread).orElse("–")
+              + " | "
+              + nginx.map(m -> Report.ops(m.medianOpsPerSecond())).orElse("–")
+              + " | "
+              + nginx.map(m -> millis(m.median().p50LatencyNanos())).orElse("–")
+              + " | "
+              + nginx.map(m -> millis(m.median().p99LatencyNanos())).orElse("–")
+              + " | "
+              + ratio(s, HttpBench.SERVICE, HttpBench.NGINX)
+              + " | "
+              + engine.map(HttpReport::mbpsWithSpread).orElse("–")
+              + " | "
+              + ratio(s, HttpBench.SERVICE, HttpBench.ENGINE)
+              + " |");
+    }
+    line("");
+  }
+
+  private void targets() {
+    line("Targets (issue 8), per connection count:");
+    line("");
+    for (Scenario s : scenarios) {
+      switch (s.pattern()) {
+        case SEQ_READ_1M ->
+            verdict(
+                "GET 1 MiB, " + s.callers() + " conns, throughput ÷ nginx",
+                ratioValue(s, HttpBench.SERVICE, HttpBench.NGINX),
+                0.8);
+        case RAND_READ_4K ->
+            verdict(
+                "GET 4 KiB, " + s.callers() + " conns, requests per second ÷ nginx",
+                ratioValue(s, HttpBench.SERVICE, HttpBench.NGINX),
+                0.5);
+        case SEQ_WRITE_1M_FRESH -> {
+          if (!s.durable()) {
+            verdict(
+                "PUT 1 MiB write-back, " + s.callers() + " conns, ÷ engine write-back",
+                ratioValue(s, HttpBench.SERVICE, HttpBench.ENGINE),
+                0.7);
+          }
+        }
+        default -> {}
+      }
+    }
+    line("");
+  }
+
+  private void verdict(String what, Optional<Double> value, double target) {
+    line(
+        "- "
+            + what
+            + ": "
+            + value
+                .map(
+                    v ->
+                        Report.fmt("%.2f", v)
+                            + "× — "
+                            + (v >= target ? "met" : "**missed**")
+                            + " (target "
+                            + Report.fmt("%.1f", target)
+                            + "×)")
+                .orElse("not measured"));
+  }
+
+  private Optional<Measurement> find(Scenario s, String contender) {
+    return measurements.stream()
+        .filter(m -> m.scenario == s && m.contender.equals(contender))
+        .findFirst();
+  }
+
+  private Optional<Double> ratioValue(Scenario s, String a, String b) {
+    return Report.pairedRatios(find(s, a), find(s, b)).map(Report::median);
+  }
+
+  private String ratio(Scenario s, String a, String b) {
+    return ratioValue(s, a, b).map(v -> Report.fmt("%.2f", v) + "×").orElse("–");
+  }
+
+  private static String mbpsWithSpread(Measurement m) {
+    return Report.number(m.medianMegabytesPerSecond()) + " (" + Report.spread(m) + ")";
+  }
+
+  private static String millis(long nanos) {
+    return nanos < 0 ? "–" : Report.number(nanos / 1e6);
+  }
+
+  private void line(String s) {
+    out.append(s).append('\n');
+  }
+}
