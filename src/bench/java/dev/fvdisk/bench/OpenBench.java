@@ -72,11 +72,11 @@ public final class OpenBench {
     memory(dir, out);
     if (!memoryOnly) {
       openTime(dir, warm, canDropCaches ? cold : 0, out);
+      out.append(
+          canDropCaches
+              ? "\nPage cache dropped (sync; echo 3 > " + DROP_CACHES + ") before each cold open.\n"
+              : "\nPage cache not dropped (not root, or 0 cold repetitions).\n");
     }
-    out.append(
-        canDropCaches
-            ? "\nPage cache dropped (sync; echo 3 > " + DROP_CACHES + ") before each cold open.\n"
-            : "\nPage cache not dropped (not root, or 0 cold repetitions).\n");
     System.out.println(out);
     clean(dir);
   }
