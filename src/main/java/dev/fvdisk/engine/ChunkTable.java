@@ -37,6 +37,7 @@ final class ChunkTable {
   static final long MAX_ENTRIES = 1L << 28;
 
   static final int ENTRY_BYTES = 4;
+  private static final int LOAD_PIECE_BYTES = 1 << 20;
   private static final int EMPTY = 0;
   private static final int DIRTY = 0x8000_0000;
   private static final int VALUE_MASK = 0x7FFF_FFFF;
@@ -135,30 +136,48 @@ final class ChunkTable {
    */
   static ChunkTable load(Storage storage, Header header) throws IOException {
     long count = header.chunkCount();
-    ByteBuffer buf =
-        ByteBuffer.allocate(Math.toIntExact(count * ENTRY_BYTES)).order(ByteOrder.LITTLE_ENDIAN);
     long offset = header.activeTableOffset();
-    storage.read(buf, offset);
-    buf.flip();
-    int crc = crc(buf);
-    if (crc != header.tableCrc()) {
+    ChunkTable table = new ChunkTable((int) count);
+    // Read piece by piece straight into the entries, so a large table is not held twice.
+    ByteBuffer buf =
+        ByteBuffer.allocate((int) Math.min(count * ENTRY_BYTES, LOAD_PIECE_BYTES))
+            .order(ByteOrder.LITTLE_ENDIAN);
+    CRC32C crc = new CRC32C();
+    int badEntry = -1;
+    int badRaw = 0;
+    for (int first = 0; first < count; ) {
+      int n = (int) Math.min(count - first, buf.capacity() / ENTRY_BYTES);
+      buf.clear().limit(n * ENTRY_BYTES);
+      storage.read(buf, offset + (long) first * ENTRY_BYTES);
+      buf.flip();
+      crc.update(buf.duplicate());
+      for (int i = 0; i < n; i++) {
+        int raw = buf.getInt(i * ENTRY_BYTES);
+        if (raw < 0 && badEntry < 0) {
+          badEntry = first + i;
+          badRaw = raw;
+        }
+        table.entries.set(first + i, raw);
+      }
+      first += n;
+    }
+    if ((int) crc.getValue() != header.tableCrc()) {
       throw new CorruptImageException(
           Kind.CORRUPT,
           String.format(
               "%s: chunk table copy %d at offset %d: checksum 0x%08x, header expects 0x%08x",
-              storage.description(), header.activeTable(), offset, crc, header.tableCrc()));
+              storage.description(),
+              header.activeTable(),
+              offset,
+              (int) crc.getValue(),
+              header.tableCrc()));
     }
-    ChunkTable table = new ChunkTable((int) count);
-    for (int i = 0; i < count; i++) {
-      int raw = buf.getInt(i * ENTRY_BYTES);
-      if (raw < 0) {
-        throw new CorruptImageException(
-            Kind.CORRUPT,
-            String.format(
-                "%s: chunk table entry %d at offset %d holds 0x%08x, above the largest chunk id",
-                storage.description(), i, offset + (long) i * ENTRY_BYTES, raw));
-      }
-      table.entries.set(i, raw);
+    if (badEntry >= 0) {
+      throw new CorruptImageException(
+          Kind.CORRUPT,
+          String.format(
+              "%s: chunk table entry %d at offset %d holds 0x%08x, above the largest chunk id",
+              storage.description(), badEntry, offset + (long) badEntry * ENTRY_BYTES, badRaw));
     }
     return table;
   }

@@ -209,10 +209,9 @@ final class Journal {
           stale++;
           continue;
         }
-        String where = storage.description() + ": journal record at offset " + sectorOffset;
         if (epoch > header.stableEpoch()) {
           problems.add(
-              where
+              where(storage, sectorOffset)
                   + ": epoch "
                   + epoch
                   + " is newer than the stable epoch "
@@ -226,7 +225,13 @@ final class Journal {
                 ? MAPPINGS_PER_RECORD
                 : kind == KIND_BLOCK_RANGES ? RANGES_PER_RECORD : 0;
         if (count < 1 || count > limit) {
-          problems.add(where + ": kind " + kind + " with " + count + " entries is not valid");
+          problems.add(
+              where(storage, sectorOffset)
+                  + ": kind "
+                  + kind
+                  + " with "
+                  + count
+                  + " entries is not valid");
           continue;
         }
         int at = base + RECORD_HEADER_BYTES;
@@ -238,7 +243,7 @@ final class Journal {
                 || blockCount == 0
                 || firstBlock > bitmap.blockCount() - blockCount) {
               problems.add(
-                  where
+                  where(storage, sectorOffset)
                       + ": block range of "
                       + blockCount
                       + " blocks from "
@@ -258,7 +263,7 @@ final class Journal {
           long physical = Integer.toUnsignedLong(buf.getInt(at + 4));
           if (chunkIndex >= table.chunkCount() || physical >= physicalChunkLimit) {
             problems.add(
-                where
+                where(storage, sectorOffset)
                     + ": maps chunk "
                     + chunkIndex
                     + " to physical chunk "
@@ -272,7 +277,7 @@ final class Journal {
           }
           String conflict = table.applyDurable((int) chunkIndex, physical);
           if (conflict != null) {
-            problems.add(where + ": " + conflict);
+            problems.add(where(storage, sectorOffset) + ": " + conflict);
           } else {
             appliedMappings++;
           }
@@ -294,6 +299,11 @@ final class Journal {
     }
     return new Replay(
         applied, appliedMappings, stale, skipped, skippedBlocks, List.copyOf(problems));
+  }
+
+  /** Names a record in a problem; built only when there is one, since replay sees many records. */
+  private static String where(Storage storage, long sectorOffset) {
+    return storage.description() + ": journal record at offset " + sectorOffset;
   }
 
   private static boolean isBlank(ByteBuffer buf, int base) {

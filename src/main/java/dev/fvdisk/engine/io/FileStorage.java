@@ -15,8 +15,18 @@ import java.nio.file.StandardOpenOption;
  * with sparse files. {@link #force()} calls {@code fdatasync}-like {@code force(false)} after plain
  * writes and the stronger {@code force(true)} after a resize, because a changed length is file
  * metadata that must survive a crash too.
+ *
+ * <p>Heap buffers go through the channel in pieces of at most {@value #HEAP_SLICE_BYTES} bytes. The
+ * channel copies a heap buffer through a temporary direct buffer as large as the part it is given
+ * and keeps that buffer cached in the calling thread until the thread ends; a 4 MiB chunk table
+ * read or written whole would leave 4 MiB of native memory behind in every thread that ever opened
+ * or closed a 1 TiB image. A single positional write is not atomic either way, so the pieces change
+ * nothing a crash can leave behind.
  */
 public final class FileStorage implements Storage {
+
+  /** Largest piece of a heap buffer handed to the channel at once. */
+  static final int HEAP_SLICE_BYTES = 1 << 20;
 
   private final Path path;
   private final FileChannel channel;
@@ -47,21 +57,44 @@ public final class FileStorage implements Storage {
   @Override
   public void read(ByteBuffer dst, long positionBytes) throws IOException {
     long position = positionBytes;
-    while (dst.hasRemaining()) {
-      int n = channel.read(dst, position);
-      if (n < 0) {
-        throw new EOFException(
-            path + ": read of " + dst.remaining() + " bytes at offset " + position + " hits end");
+    int limit = dst.limit();
+    try {
+      while (dst.hasRemaining()) {
+        if (!dst.isDirect()) {
+          dst.limit(dst.position() + Math.min(limit - dst.position(), HEAP_SLICE_BYTES));
+        }
+        int n = channel.read(dst, position);
+        if (n < 0) {
+          throw new EOFException(
+              path
+                  + ": read of "
+                  + (limit - dst.position())
+                  + " bytes at offset "
+                  + position
+                  + " hits end");
+        }
+        position += n;
+        dst.limit(limit);
       }
-      position += n;
+    } finally {
+      dst.limit(limit);
     }
   }
 
   @Override
   public void write(ByteBuffer src, long positionBytes) throws IOException {
     long position = positionBytes;
-    while (src.hasRemaining()) {
-      position += channel.write(src, position);
+    int limit = src.limit();
+    try {
+      while (src.hasRemaining()) {
+        if (!src.isDirect()) {
+          src.limit(src.position() + Math.min(limit - src.position(), HEAP_SLICE_BYTES));
+        }
+        position += channel.write(src, position);
+        src.limit(limit);
+      }
+    } finally {
+      src.limit(limit);
     }
   }
 
