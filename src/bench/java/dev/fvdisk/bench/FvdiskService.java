@@ -47,6 +47,16 @@ final class FvdiskService implements AutoCloseable {
     return new FvdiskService(context, port);
   }
 
+  /**
+   * CPU time of this whole JVM so far. The harness thread only waits for wrk while a run lasts, so
+   * during a run this is the service's.
+   */
+  long cpuNanos() {
+    return ((com.sun.management.OperatingSystemMXBean)
+            java.lang.management.ManagementFactory.getOperatingSystemMXBean())
+        .getProcessCpuTime();
+  }
+
   String dataPath(String image) {
     return "/api/v1/images/" + image + "/data";
   }

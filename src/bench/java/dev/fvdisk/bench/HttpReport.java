@@ -31,6 +31,7 @@ final class HttpReport {
     HttpReport r = new HttpReport(scenarios, measurements);
     r.header(options, started, totalSeconds, facts, nginxVersion, wrkVersion);
     r.table();
+    r.cpu();
     r.targets();
     return r.out.toString();
   }
@@ -113,7 +114,10 @@ final class HttpReport {
               + " | "
               + service.map(m -> millis(m.median().p99LatencyNanos())).orElse("–")
               + " | "
-              + nginx.map(HttpReport::mbpsWithSpread).orElse("–")
+              + nginx
+                  .map(HttpReport::mbpsWithSpread)
+                  .map(f -> s.pattern().write ? f + " ¹" : f)
+                  .orElse("–")
               + " | "
               + nginx.map(m -> Report.ops(m.medianOpsPerSecond())).orElse("–")
               + " | "
@@ -129,6 +133,56 @@ final class HttpReport {
               + " |");
     }
     line("");
+    line(
+        "¹ nginx reading each request body and discarding it: the transport limit, not a"
+            + " server that stores anything.");
+    line("");
+  }
+
+  /**
+   * CPU per request of the server and of wrk, from the median repetition: the two share two cores,
+   * so these say which side a figure is limited by.
+   */
+  private void cpu() {
+    line(
+        "CPU time per request in µs (user and system) of the median repetition: the server"
+            + " process, and wrk driving it. For the 1 MiB write-back writes the nginx columns are"
+            + " nginx reading each body and throwing it away, the most this client and loopback"
+            + " deliver; the engine column is the CPU of its writing threads per 1 MiB write.");
+    line("");
+    line(
+        "| pattern | conns | mode | fvdisk server | wrk → fvdisk | nginx server | wrk → nginx"
+            + " | engine |");
+    line("|---|--:|---|--:|--:|--:|--:|--:|");
+    for (Scenario s : scenarios) {
+      Optional<Measurement> service = find(s, HttpBench.SERVICE);
+      Optional<Measurement> nginx = find(s, HttpBench.NGINX);
+      Optional<Measurement> engine = find(s, HttpBench.ENGINE);
+      line(
+          "| "
+              + s.pattern().label
+              + " | "
+              + s.callers()
+              + " | "
+              + s.modeLabel()
+              + " | "
+              + service.map(m -> perOp(m, m.median().serverCpuNanos())).orElse("–")
+              + " | "
+              + service.map(m -> perOp(m, m.median().callerCpuNanos())).orElse("–")
+              + " | "
+              + nginx.map(m -> perOp(m, m.median().serverCpuNanos())).orElse("–")
+              + " | "
+              + nginx.map(m -> perOp(m, m.median().callerCpuNanos())).orElse("–")
+              + " | "
+              + engine.map(m -> perOp(m, m.median().callerCpuNanos())).orElse("–")
+              + " |");
+    }
+    line("");
+  }
+
+  private static String perOp(Measurement m, long cpuNanos) {
+    RunResult median = m.median();
+    return cpuNanos < 0 || median.ops() == 0 ? "–" : Report.number(cpuNanos / 1e3 / median.ops());
   }
 
   private void targets() {

@@ -16,6 +16,9 @@ import java.util.concurrent.TimeUnit;
  */
 final class NginxServer implements AutoCloseable {
 
+  /** Answers 204 to anything, reading and discarding a request body. */
+  static final String DISCARD_PATH = "/discard";
+
   private final Process process;
   final int port;
 
@@ -83,6 +86,10 @@ final class NginxServer implements AutoCloseable {
             "  server {",
             "    listen 127.0.0.1:" + port + ";",
             "    root " + root.toAbsolutePath() + ";",
+            "    location = " + DISCARD_PATH + " {",
+            "      client_max_body_size 16m;",
+            "      return 204;",
+            "    }",
             "  }",
             "}",
             ""),
@@ -114,6 +121,28 @@ final class NginxServer implements AutoCloseable {
       }
     }
   }
+
+  /** CPU time nginx's master and workers have used so far, from /proc. */
+  long cpuNanos() {
+    long ticks = 0;
+    List<ProcessHandle> processes = new java.util.ArrayList<>();
+    processes.add(process.toHandle());
+    process.descendants().forEach(processes::add);
+    for (ProcessHandle handle : processes) {
+      try {
+        String stat = Files.readString(Path.of("/proc", Long.toString(handle.pid()), "stat"));
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        String[] fields = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+        ticks += Long.parseLong(fields[11]) + Long.parseLong(fields[12]);
+      } catch (IOException | RuntimeException gone) {
+        // A worker that exited meanwhile; nginx does not restart workers during a run.
+      }
+    }
+    return ticks * (1_000_000_000L / CLOCK_TICKS_PER_SECOND);
+  }
+
+  /** USER_HZ, which Linux fixes at 100 on every architecture the harness runs on. */
+  private static final long CLOCK_TICKS_PER_SECOND = 100;
 
   static int freePort() throws IOException {
     try (ServerSocket socket = new ServerSocket(0)) {

@@ -10,6 +10,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import java.util.function.LongSupplier;
 
 /**
  * One run of {@code wrk}, the HTTP load generator, with a generated Lua script that issues ranged
@@ -73,7 +74,13 @@ record WrkLoad(
         offsets.strideUnits);
   }
 
-  RunResult run(Path scratch) throws IOException, InterruptedException {
+  /**
+   * Runs wrk and returns its figures. The result's {@code callerCpuNanos} is wrk's own CPU time
+   * (user and system, from the shell's {@code times}), and {@code serverCpuNanos} what {@code
+   * serverCpu} reports went up by during the run: on two shared cores these show where the time
+   * goes, client or server.
+   */
+  RunResult run(Path scratch, LongSupplier serverCpu) throws IOException, InterruptedException {
     Path script = Files.createTempFile(scratch, "wrk-", ".lua");
     try {
       Files.writeString(script, script(), StandardCharsets.UTF_8);
@@ -81,7 +88,10 @@ record WrkLoad(
       List<String> command = new ArrayList<>();
       command.addAll(
           List.of(
-              "wrk",
+              "bash",
+              "-c",
+              "wrk \"$@\"; status=$?; times; exit $status",
+              "bash",
               "-t" + threads(),
               "-c" + connections,
               "-d" + duration + "s",
@@ -90,18 +100,20 @@ record WrkLoad(
               "-s",
               script.toString(),
               "http://127.0.0.1:" + port + path));
+      long serverCpuBefore = serverCpu.getAsLong();
       Process process = new ProcessBuilder(command).redirectErrorStream(true).start();
       String out = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+      long serverCpuNanos = serverCpu.getAsLong() - serverCpuBefore;
       if (!process.waitFor(duration + 60, TimeUnit.SECONDS) || process.exitValue() != 0) {
         throw new IOException("wrk failed: " + out);
       }
-      return parse(out);
+      return parse(out, serverCpuNanos);
     } finally {
       Files.deleteIfExists(script);
     }
   }
 
-  private RunResult parse(String out) throws IOException {
+  private RunResult parse(String out, long serverCpuNanos) throws IOException {
     String line =
         out.lines()
             .filter(l -> l.startsWith("RESULT "))
@@ -129,7 +141,26 @@ record WrkLoad(
         elapsedNanos,
         values.get("p50_us") * 1000,
         values.get("p99_us") * 1000,
-        -1);
+        childrenCpuNanos(out),
+        serverCpuNanos);
+  }
+
+  /** The last line of bash's {@code times}: user and system time of its children, e.g. 0m1.5s. */
+  private static long childrenCpuNanos(String out) {
+    List<String> lines = out.lines().filter(l -> l.matches("\\d+m[\\d.]+s \\d+m[\\d.]+s")).toList();
+    if (lines.isEmpty()) {
+      return -1;
+    }
+    long nanos = 0;
+    for (String time : lines.get(lines.size() - 1).split(" ")) {
+      int m = time.indexOf('m');
+      nanos +=
+          Math.round(
+              (Long.parseLong(time.substring(0, m)) * 60
+                      + Double.parseDouble(time.substring(m + 1, time.length() - 1)))
+                  * 1e9);
+    }
+    return nanos;
   }
 
   /** The Lua script: one request generator per wrk thread, a summary line at the end. */

@@ -64,7 +64,10 @@ class WebConfiguration implements WebMvcConfigurer {
    */
   @Bean
   TomcatConnectorCustomizer largerSocketWrites() {
-    return connector -> connector.setProperty("socket.appWriteBufSize", "65536");
+    return connector -> {
+      connector.setProperty("socket.appWriteBufSize", "65536");
+      connector.setProperty("socket.appReadBufSize", "65536");
+    };
   }
 
   @Override
