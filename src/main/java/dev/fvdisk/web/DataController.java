@@ -9,9 +9,13 @@ import dev.fvdisk.service.LengthRequiredException;
 import dev.fvdisk.service.RangeNotSatisfiableException;
 import dev.fvdisk.service.UnalignedDataException;
 import jakarta.servlet.ServletInputStream;
+import jakarta.servlet.ServletOutputStream;
+import jakarta.servlet.ServletResponse;
+import jakarta.servlet.ServletResponseWrapper;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.util.List;
 import org.jspecify.annotations.Nullable;
 import org.springframework.http.HttpHeaders;
@@ -44,6 +48,20 @@ class DataController {
   private static final long SECTOR_BYTES = 512;
   private static final String ALLOW = "OPTIONS, HEAD, GET, PUT, PATCH";
   private static final List<String> FEATURES = List.of("zero", "flush", "extents", "sectors");
+
+  /** Whether a stream class inherits the servlet API's copying {@code write(ByteBuffer)}. */
+  private static final ClassValue<Boolean> COPIES_BYTE_BUFFERS =
+      new ClassValue<>() {
+        @Override
+        protected Boolean computeValue(Class<?> type) {
+          try {
+            return type.getMethod("write", ByteBuffer.class).getDeclaringClass()
+                == ServletOutputStream.class;
+          } catch (NoSuchMethodException impossible) {
+            throw new IllegalStateException(impossible);
+          }
+        }
+      };
 
   private final ImageService images;
 
@@ -78,7 +96,7 @@ class DataController {
           "bytes " + span.offsetBytes() + "-" + span.lastByte() + "/" + image.sizeBytes());
     }
     response.setContentLengthLong(span.lengthBytes());
-    images.read(name, span.offsetBytes(), span.lengthBytes(), response.getOutputStream()::write);
+    images.read(name, span.offsetBytes(), span.lengthBytes(), bodyStream(response)::write);
   }
 
   @PutMapping(path = "/data", consumes = MediaType.APPLICATION_OCTET_STREAM_VALUE)
@@ -159,7 +177,7 @@ class DataController {
     dataHeaders(response, image);
     response.setStatus(HttpStatus.OK.value());
     response.setContentLengthLong(span.lengthBytes());
-    images.read(name, span.offsetBytes(), span.lengthBytes(), response.getOutputStream()::write);
+    images.read(name, span.offsetBytes(), span.lengthBytes(), bodyStream(response)::write);
   }
 
   @PutMapping(path = "/sectors/{firstSector}", consumes = MediaType.APPLICATION_OCTET_STREAM_VALUE)
@@ -188,6 +206,27 @@ class DataController {
       @RequestParam(required = false) @Nullable Long offsetBytes,
       @RequestParam(required = false) @Nullable Long lengthBytes) {
     return MapResponse.of(images.map(name, offsetBytes, lengthBytes));
+  }
+
+  /**
+   * The stream a read's bytes go to. Spring MVC hands the controller a response wrapped for its
+   * async lifecycle, and that wrapper's stream inherits the servlet API's {@code
+   * write(ByteBuffer)}, which copies every buffer into a new array: a 1 MiB allocation, zeroing and
+   * copy per 1 MiB read. The container's own stream sends direct buffers straight to the socket.
+   * Wrappers are skipped only while their stream would copy; their checks guard asynchronous
+   * requests, and this one is answered on the calling thread.
+   */
+  private static ServletOutputStream bodyStream(ServletResponse response) throws IOException {
+    ServletResponse current = response;
+    while (current instanceof ServletResponseWrapper wrapper
+        && copiesByteBuffers(current.getOutputStream())) {
+      current = wrapper.getResponse();
+    }
+    return current.getOutputStream();
+  }
+
+  private static boolean copiesByteBuffers(ServletOutputStream stream) {
+    return COPIES_BYTE_BUFFERS.get(stream.getClass());
   }
 
   private static ByteRanges.Span sectorSpan(long firstSector, long count, long sizeBytes) {

@@ -39,6 +39,28 @@ class DataPathIntegrationTest extends ApiTestSupport {
   }
 
   @Test
+  void reads_carry_the_security_headers_although_their_body_bypasses_the_response_wrappers() {
+    // DataController writes read bodies to the container's own stream; Spring Security's header
+    // writer must therefore have written its headers before the controller runs.
+    String name = createImage("headers", MIB, CHUNK);
+    byte[] content = pattern((int) MIB, 4);
+    write(name, 0, content);
+    for (String path : List.of(data(name), IMAGES + "/" + name + "/sectors/0?count=2048")) {
+      byte[] body =
+          api()
+              .get(path)
+              .then()
+              .statusCode(200)
+              .header("X-Content-Type-Options", "nosniff")
+              .header("Cache-Control", notNullValue())
+              .header("X-Frame-Options", "DENY")
+              .extract()
+              .asByteArray();
+      assertThat(body).isEqualTo(content);
+    }
+  }
+
+  @Test
   void get_without_range_streams_the_whole_disk_with_zeros_where_never_written() {
     String name = createImage("whole", MIB, CHUNK);
     byte[] written = pattern(3000, 5);
