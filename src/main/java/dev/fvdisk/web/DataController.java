@@ -9,13 +9,9 @@ import dev.fvdisk.service.LengthRequiredException;
 import dev.fvdisk.service.RangeNotSatisfiableException;
 import dev.fvdisk.service.UnalignedDataException;
 import jakarta.servlet.ServletInputStream;
-import jakarta.servlet.ServletOutputStream;
-import jakarta.servlet.ServletResponse;
-import jakarta.servlet.ServletResponseWrapper;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.util.List;
 import org.jspecify.annotations.Nullable;
 import org.springframework.http.HttpHeaders;
@@ -49,20 +45,6 @@ class DataController {
   private static final String ALLOW = "OPTIONS, HEAD, GET, PUT, PATCH";
   private static final List<String> FEATURES = List.of("zero", "flush", "extents", "sectors");
 
-  /** Whether a stream class inherits the servlet API's copying {@code write(ByteBuffer)}. */
-  private static final ClassValue<Boolean> COPIES_BYTE_BUFFERS =
-      new ClassValue<>() {
-        @Override
-        protected Boolean computeValue(Class<?> type) {
-          try {
-            return type.getMethod("write", ByteBuffer.class).getDeclaringClass()
-                == ServletOutputStream.class;
-          } catch (NoSuchMethodException impossible) {
-            throw new IllegalStateException(impossible);
-          }
-        }
-      };
-
   private final ImageService images;
 
   DataController(ImageService images) {
@@ -72,7 +54,7 @@ class DataController {
   @RequestMapping(path = "/data", method = RequestMethod.HEAD)
   void head(@PathVariable String name, HttpServletResponse response) {
     DataState image = images.dataState(name);
-    dataHeaders(response, image);
+    DataAnswer.dataHeaders(response, image);
     response.setContentLengthLong(image.sizeBytes());
     response.setStatus(HttpStatus.OK.value());
   }
@@ -85,18 +67,11 @@ class DataController {
       throws IOException {
     DataState image = images.dataState(name);
     ByteRanges.Span span = ByteRanges.parseRange(range, image.sizeBytes());
-    dataHeaders(response, image);
     if (span == null) {
-      span = new ByteRanges.Span(0, image.sizeBytes());
-      response.setStatus(HttpStatus.OK.value());
+      send(name, new ByteRanges.Span(0, image.sizeBytes()), DataAnswer.whole(response, image));
     } else {
-      response.setStatus(HttpStatus.PARTIAL_CONTENT.value());
-      response.setHeader(
-          HttpHeaders.CONTENT_RANGE,
-          "bytes " + span.offsetBytes() + "-" + span.lastByte() + "/" + image.sizeBytes());
+      send(name, span, DataAnswer.range(response, image, span));
     }
-    response.setContentLengthLong(span.lengthBytes());
-    images.read(name, span.offsetBytes(), span.lengthBytes(), bodyStream(response)::write);
   }
 
   @PutMapping(path = "/data", consumes = MediaType.APPLICATION_OCTET_STREAM_VALUE)
@@ -174,10 +149,7 @@ class DataController {
     }
     DataState image = images.dataState(name);
     ByteRanges.Span span = sectorSpan(firstSector, count, image.sizeBytes());
-    dataHeaders(response, image);
-    response.setStatus(HttpStatus.OK.value());
-    response.setContentLengthLong(span.lengthBytes());
-    images.read(name, span.offsetBytes(), span.lengthBytes(), bodyStream(response)::write);
+    send(name, span, DataAnswer.sectors(response, image, span));
   }
 
   @PutMapping(path = "/sectors/{firstSector}", consumes = MediaType.APPLICATION_OCTET_STREAM_VALUE)
@@ -208,25 +180,9 @@ class DataController {
     return MapResponse.of(images.map(name, offsetBytes, lengthBytes));
   }
 
-  /**
-   * The stream a read's bytes go to. Spring MVC hands the controller a response wrapped for its
-   * async lifecycle, and that wrapper's stream inherits the servlet API's {@code
-   * write(ByteBuffer)}, which copies every buffer into a new array: a 1 MiB allocation, zeroing and
-   * copy per 1 MiB read. The container's own stream sends direct buffers straight to the socket.
-   * Wrappers are skipped only while their stream would copy; their checks guard asynchronous
-   * requests, and this one is answered on the calling thread.
-   */
-  private static ServletOutputStream bodyStream(ServletResponse response) throws IOException {
-    ServletResponse current = response;
-    while (current instanceof ServletResponseWrapper wrapper
-        && copiesByteBuffers(current.getOutputStream())) {
-      current = wrapper.getResponse();
-    }
-    return current.getOutputStream();
-  }
-
-  private static boolean copiesByteBuffers(ServletOutputStream stream) {
-    return COPIES_BYTE_BUFFERS.get(stream.getClass());
+  private void send(String name, ByteRanges.Span span, DataAnswer answer) throws IOException {
+    images.read(name, span.offsetBytes(), span.lengthBytes(), answer);
+    answer.finish();
   }
 
   private static ByteRanges.Span sectorSpan(long firstSector, long count, long sizeBytes) {
@@ -242,12 +198,6 @@ class DataController {
           sizeBytes);
     }
     return new ByteRanges.Span(firstSector * SECTOR_BYTES, count * SECTOR_BYTES);
-  }
-
-  private static void dataHeaders(HttpServletResponse response, DataState image) {
-    response.setContentType(MediaType.APPLICATION_OCTET_STREAM_VALUE);
-    response.setHeader(HttpHeaders.ACCEPT_RANGES, "bytes");
-    response.setHeader(HttpHeaders.ETAG, EntityTags.quote(image.etag()));
   }
 
   private ResponseEntity<Void> noContentWithEtag(String name) {
