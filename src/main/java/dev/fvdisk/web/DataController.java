@@ -36,6 +36,10 @@ import org.springframework.web.bind.annotation.RestController;
  * time (the servlet streams' {@code ByteBuffer} methods), so no request or answer is held in memory
  * and no body is copied through a heap array. Every check runs before the first byte moves, so a
  * refused request leaves the image as it was and gets a problem answer.
+ *
+ * <p>Most ranged {@code GET}s of {@code /data} never get here: {@link RangeReadFilter} answers them
+ * ahead of Spring MVC with the same {@link DataAnswer}, and passes on the ones it is unsure of,
+ * which {@link #read} answers.
  */
 @RestController
 @RequestMapping("/api/v1/images/{name}")

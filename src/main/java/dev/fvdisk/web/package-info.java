@@ -4,8 +4,10 @@
  * turns every error into an RFC 9457 problem.
  *
  * <p>Controllers parse and check HTTP, then call {@link dev.fvdisk.service.ImageService}; they
- * never touch engine types or compute file offsets. The contract they implement is the committed
- * {@code openapi/openapi.yaml}, which is also what Swagger UI shows.
+ * never touch engine types or compute file offsets. Plain ranged reads of image data take a
+ * shortcut past Spring MVC, {@link dev.fvdisk.web.RangeReadFilter}, which answers exactly as {@code
+ * DataController} would and leaves every other request to it. The contract they implement is the
+ * committed {@code openapi/openapi.yaml}, which is also what Swagger UI shows.
  */
 @NullMarked
 package dev.fvdisk.web;
