@@ -18,7 +18,10 @@ import tools.jackson.databind.cfg.CoercionAction;
 import tools.jackson.databind.cfg.CoercionInputShape;
 import tools.jackson.databind.type.LogicalType;
 
-/** Strict JSON reading, the JSON body limit, and the connector settings for large bodies. */
+/**
+ * Strict JSON reading, the JSON body limit, the ranged-read filter, and the connector settings for
+ * large bodies.
+ */
 @Configuration(proxyBeanMethods = false)
 class WebConfiguration implements WebMvcConfigurer {
 
@@ -59,13 +62,6 @@ class WebConfiguration implements WebMvcConfigurer {
   }
 
   /**
-   * Tomcat moves bodies between the socket and the servlet streams through a per-connection read
-   * and write buffer, 8 KiB on the heap by default: 128 system calls for each MiB, and the JDK
-   * copies every heap buffer into a temporary direct one on its way to the socket. 64 KiB direct
-   * buffers cut the calls eightfold and drop that copy. Each open connection holds the two buffers
-   * (128 KiB of native memory), which is why {@code server.tomcat.max-connections} is bounded.
-   */
-  /**
    * Ranged reads of image data, answered ahead of Spring MVC. Order 0 puts the filter after Spring
    * Security's chain (-100) and the metrics filter, and before the DispatcherServlet.
    */
@@ -78,6 +74,13 @@ class WebConfiguration implements WebMvcConfigurer {
     return registration;
   }
 
+  /**
+   * Tomcat moves bodies between the socket and the servlet streams through a per-connection read
+   * and write buffer, 8 KiB on the heap by default: 128 system calls for each MiB, and the JDK
+   * copies every heap buffer into a temporary direct one on its way to the socket. 64 KiB direct
+   * buffers cut the calls eightfold and drop that copy. Each open connection holds the two buffers
+   * (128 KiB of native memory), which is why {@code server.tomcat.max-connections} is bounded.
+   */
   @Bean
   TomcatConnectorCustomizer largerSocketWrites() {
     return connector -> {

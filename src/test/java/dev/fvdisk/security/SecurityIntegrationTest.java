@@ -163,6 +163,13 @@ class SecurityIntegrationTest {
     byte[] before = readAll(image);
     bearer("not-a-token").get(IMAGES + "/" + image).then().statusCode(401);
     basic("not-a-token").get(IMAGES + "/" + image).then().statusCode(401);
+    // Ranged reads are answered ahead of Spring MVC, but after the security filters.
+    api().header("Range", "bytes=0-511").get(IMAGES + "/" + image + "/data").then().statusCode(401);
+    bearer("not-a-token")
+        .header("Range", "bytes=0-511")
+        .get(IMAGES + "/" + image + "/data")
+        .then()
+        .statusCode(401);
     write(bearer("not-a-token"), image, new byte[512], 401);
     api().header("Authorization", "Bearer ").get(IMAGES).then().statusCode(401);
     raw()
@@ -284,6 +291,12 @@ class SecurityIntegrationTest {
           .body("detail", equalTo("no image named \"" + image + "\""))
           .body("image", equalTo(image));
       bearer(VM_WRITER).head(IMAGES + "/" + image + "/data").then().statusCode(404);
+      bearer(VM_WRITER)
+          .header("Range", "bytes=0-511")
+          .get(IMAGES + "/" + image + "/data")
+          .then()
+          .statusCode(404)
+          .contentType("application/problem+json");
       write(bearer(VM_WRITER), image, new byte[512], 404);
     }
     // The role is refused before the scope, and the same way whether or not the image exists.

@@ -40,11 +40,23 @@ class DataPathIntegrationTest extends ApiTestSupport {
 
   @Test
   void reads_carry_the_security_headers_although_their_body_bypasses_the_response_wrappers() {
-    // DataController writes read bodies to the container's own stream; Spring Security's header
-    // writer must therefore have written its headers before the controller runs.
+    // Read bodies go to the container's own stream, from DataController and from RangeReadFilter
+    // alike; Spring Security's header writer must therefore have written its headers before.
     String name = createImage("headers", MIB, CHUNK);
     byte[] content = pattern((int) MIB, 4);
     write(name, 0, content);
+    byte[] ranged =
+        api()
+            .header("Range", "bytes=0-" + (MIB - 1))
+            .get(data(name))
+            .then()
+            .statusCode(206)
+            .header("X-Content-Type-Options", "nosniff")
+            .header("Cache-Control", notNullValue())
+            .header("X-Frame-Options", "DENY")
+            .extract()
+            .asByteArray();
+    assertThat(ranged).isEqualTo(content);
     for (String path : List.of(data(name), IMAGES + "/" + name + "/sectors/0?count=2048")) {
       byte[] body =
           api()
