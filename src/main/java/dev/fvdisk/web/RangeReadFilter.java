@@ -93,10 +93,12 @@ class RangeReadFilter extends HttpFilter {
       return null;
     }
     String uri = request.getRequestURI();
-    if (!uri.startsWith(PREFIX) || !uri.endsWith(SUFFIX)) {
+    int start = request.getContextPath().length() + PREFIX.length();
+    int end = uri.length() - SUFFIX.length();
+    if (start > end || !uri.startsWith(PREFIX, start - PREFIX.length()) || !uri.endsWith(SUFFIX)) {
       return null;
     }
-    String name = uri.substring(PREFIX.length(), uri.length() - SUFFIX.length());
+    String name = uri.substring(start, end);
     for (int i = 0; i < name.length(); i++) {
       char c = name.charAt(i);
       if (c == '/' || c == '%' || c == ';') {

@@ -77,6 +77,17 @@ class RangeReadFilterTest {
   }
 
   @Test
+  void answers_under_a_context_path_too() throws Exception {
+    MockHttpServletRequest request = get("/disks/api/v1/images/vm/data", "bytes=0-9");
+    request.setContextPath("/disks");
+    MockHttpServletResponse response = new MockHttpServletResponse();
+    filter.doFilter(request, response, (req, res) -> {});
+
+    assertThat(response.getStatus()).isEqualTo(206);
+    assertThat(response.getContentAsByteArray()).isEqualTo(Arrays.copyOfRange(content, 0, 10));
+  }
+
+  @Test
   void passes_on_everything_it_is_not_sure_about() throws Exception {
     assertPassedOn(get("/api/v1/images/vm/data", null)); // whole disk
     assertPassedOn(get("/api/v1/images/nope/data", "bytes=0-9")); // no such image
@@ -88,6 +99,9 @@ class RangeReadFilterTest {
     assertPassedOn(get("/api/v1/images/vm;x=1/data", "bytes=0-9")); // path parameter
     assertPassedOn(get("/api/v1/images/../data", "bytes=0-9"));
     assertPassedOn(get("/api/v1/images/vm/sectors/0", "bytes=0-9"));
+    assertPassedOn(get("/api/v1/images/data", "bytes=0-9"));
+    assertPassedOn(get("/api/v1/images//data", "bytes=0-9"));
+    assertPassedOn(get("/other/api/v1/images/vm/data", "bytes=0-9"));
     MockHttpServletRequest query = get("/api/v1/images/vm/data", "bytes=0-9");
     query.setQueryString("flush=false");
     assertPassedOn(query);
