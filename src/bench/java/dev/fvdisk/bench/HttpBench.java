@@ -89,7 +89,7 @@ public final class HttpBench {
       EngineContender engine =
           new EngineContender(options.directory.resolve("engine"), options.diskBytes);
       Files.createDirectories(options.directory.resolve("engine"));
-      contenders.add(new EngineBaseline(engine, options.directory));
+      contenders.add(new EngineBaseline(engine));
       closeables.add(engine::close);
       for (Contender contender : contenders) {
         contender.prepare();
@@ -249,18 +249,6 @@ public final class HttpBench {
     }
   }
 
-  /**
-   * Writes back every dirty page of the scratch file system before a fresh-image write run. A
-   * write-back run only fills the page cache; the kernel throttles writers once earlier runs have
-   * left gigabytes dirty, so without this a run's speed depends on what ran before it.
-   */
-  static void settleWriteback(Path directory) throws IOException, InterruptedException {
-    Process sync = new ProcessBuilder("sync", "-f", directory.toString()).inheritIO().start();
-    if (sync.waitFor() != 0) {
-      throw new IOException("sync -f " + directory + " failed with " + sync.exitValue());
-    }
-  }
-
   private static void deleteRecursively(Path directory) throws IOException {
     if (!Files.exists(directory)) {
       return;
@@ -333,7 +321,6 @@ public final class HttpBench {
         String image = "fresh-" + freshCounter++;
         long size = FRESH_IMAGE_BYTES;
         service.create(image, size);
-        settleWriteback(options.directory);
         try {
           return new WrkLoad(
                   service.port,
@@ -424,11 +411,9 @@ public final class HttpBench {
    */
   private static final class EngineBaseline implements Contender {
     private final EngineContender engine;
-    private final Path directory;
 
-    EngineBaseline(EngineContender engine, Path directory) {
+    EngineBaseline(EngineContender engine) {
       this.engine = engine;
-      this.directory = directory;
     }
 
     @Override
@@ -453,7 +438,6 @@ public final class HttpBench {
 
     @Override
     public RunResult runOnce(Scenario scenario) throws Exception {
-      settleWriteback(directory);
       return engine.runOnce(scenario);
     }
 

@@ -51,20 +51,18 @@ final class DataAnswer implements DataSink {
     this.contentRange = contentRange;
   }
 
-  static DataAnswer whole(HttpServletResponse response, DataState image) {
-    return new DataAnswer(response, image, image.sizeBytes(), null);
+  /** A 200 answer: the whole disk, or a run of sectors. */
+  static DataAnswer ok(HttpServletResponse response, DataState image, ByteRanges.Span span) {
+    return new DataAnswer(response, image, span.lengthBytes(), null);
   }
 
+  /** A 206 answer with its {@code Content-Range}. */
   static DataAnswer range(HttpServletResponse response, DataState image, ByteRanges.Span span) {
     return new DataAnswer(
         response,
         image,
         span.lengthBytes(),
         "bytes " + span.offsetBytes() + "-" + span.lastByte() + "/" + image.sizeBytes());
-  }
-
-  static DataAnswer sectors(HttpServletResponse response, DataState image, ByteRanges.Span span) {
-    return new DataAnswer(response, image, span.lengthBytes(), null);
   }
 
   /** The headers every answer about an image's data carries, {@code HEAD}'s included. */

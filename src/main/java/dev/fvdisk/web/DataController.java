@@ -72,7 +72,8 @@ class DataController {
     DataState image = images.dataState(name);
     ByteRanges.Span span = ByteRanges.parseRange(range, image.sizeBytes());
     if (span == null) {
-      send(name, new ByteRanges.Span(0, image.sizeBytes()), DataAnswer.whole(response, image));
+      ByteRanges.Span disk = new ByteRanges.Span(0, image.sizeBytes());
+      send(name, disk, DataAnswer.ok(response, image, disk));
     } else {
       send(name, span, DataAnswer.range(response, image, span));
     }
@@ -153,7 +154,7 @@ class DataController {
     }
     DataState image = images.dataState(name);
     ByteRanges.Span span = sectorSpan(firstSector, count, image.sizeBytes());
-    send(name, span, DataAnswer.sectors(response, image, span));
+    send(name, span, DataAnswer.ok(response, image, span));
   }
 
   @PutMapping(path = "/sectors/{firstSector}", consumes = MediaType.APPLICATION_OCTET_STREAM_VALUE)

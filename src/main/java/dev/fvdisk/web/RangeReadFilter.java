@@ -9,6 +9,7 @@ import jakarta.servlet.http.HttpFilter;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
+import java.util.Objects;
 import org.jspecify.annotations.Nullable;
 import org.springframework.http.HttpHeaders;
 import org.springframework.web.filter.ServerHttpObservationFilter;
@@ -52,7 +53,7 @@ class RangeReadFilter extends HttpFilter {
       return;
     }
     DataState image;
-    ByteRanges.Span span;
+    ByteRanges.@Nullable Span span;
     try {
       image = images.dataState(name);
       span = ByteRanges.parseRange(range, image.sizeBytes());
@@ -60,13 +61,11 @@ class RangeReadFilter extends HttpFilter {
       chain.doFilter(request, response);
       return;
     }
-    if (span == null) {
-      chain.doFilter(request, response);
-      return;
-    }
     ServerHttpObservationFilter.findObservationContext(request)
         .ifPresent(context -> context.setPathPattern(PATTERN));
-    DataAnswer answer = DataAnswer.range(response, image, span);
+    DataAnswer answer =
+        DataAnswer.range(
+            response, image, Objects.requireNonNull(span, "a Range header gives a span"));
     try {
       images.read(name, span.offsetBytes(), span.lengthBytes(), answer);
     } catch (RuntimeException | IOException failure) {

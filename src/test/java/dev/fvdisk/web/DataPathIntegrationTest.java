@@ -7,6 +7,7 @@ import static org.hamcrest.Matchers.nullValue;
 
 import dev.fvdisk.engine.Image;
 import dev.fvdisk.engine.Images;
+import io.restassured.specification.RequestSpecification;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -45,32 +46,31 @@ class DataPathIntegrationTest extends ApiTestSupport {
     String name = createImage("headers", MIB, CHUNK);
     byte[] content = pattern((int) MIB, 4);
     write(name, 0, content);
-    byte[] ranged =
-        api()
-            .header("Range", "bytes=0-" + (MIB - 1))
-            .get(data(name))
-            .then()
-            .statusCode(206)
-            .header("X-Content-Type-Options", "nosniff")
-            .header("Cache-Control", notNullValue())
-            .header("X-Frame-Options", "DENY")
-            .extract()
-            .asByteArray();
-    assertThat(ranged).isEqualTo(content);
-    for (String path : List.of(data(name), IMAGES + "/" + name + "/sectors/0?count=2048")) {
+    String sectors = IMAGES + "/" + name + "/sectors/0?count=2048";
+    for (HeaderedRead read :
+        List.of(
+            new HeaderedRead(data(name), "bytes=0-" + (MIB - 1), 206), // RangeReadFilter
+            new HeaderedRead(data(name), null, 200), // DataController
+            new HeaderedRead(sectors, null, 200))) {
+      RequestSpecification request = api();
+      if (read.range() != null) {
+        request.header("Range", read.range());
+      }
       byte[] body =
-          api()
-              .get(path)
+          request
+              .get(read.path())
               .then()
-              .statusCode(200)
+              .statusCode(read.status())
               .header("X-Content-Type-Options", "nosniff")
               .header("Cache-Control", notNullValue())
               .header("X-Frame-Options", "DENY")
               .extract()
               .asByteArray();
-      assertThat(body).isEqualTo(content);
+      assertThat(body).as(read.toString()).isEqualTo(content);
     }
   }
+
+  private record HeaderedRead(String path, String range, int status) {}
 
   @Test
   void get_without_range_streams_the_whole_disk_with_zeros_where_never_written() {
