@@ -11,8 +11,9 @@ import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.ReadWriteLock;
 import java.util.concurrent.locks.ReentrantLock;
-import java.util.concurrent.locks.ReentrantReadWriteLock;
+import java.util.concurrent.locks.StampedLock;
 import org.jspecify.annotations.Nullable;
 
 /**
@@ -39,13 +40,25 @@ public final class Image implements Closeable {
 
   private static final int MERGE_BUFFER_CACHE_LIMIT_BYTES = 256 << 10;
   private static final ThreadLocal<ByteBuffer> MERGE_BUFFER = new ThreadLocal<>();
+  private static final long CLIENT_IO_NOTE_INTERVAL_NANOS = 1_000_000;
 
   /** Copy-on-read skips copies while this many bytes are being copied already (FVD's default). */
   public static final long DEFAULT_COPY_ON_READ_LIMIT_BYTES = 2_000_000;
 
   private final Storage storage;
   private final boolean writable;
-  private final ReentrantReadWriteLock lifecycle = new ReentrantReadWriteLock();
+
+  /**
+   * Shared by reads, writes and flushes; exclusive for what swaps metadata or closes the storage. A
+   * {@link StampedLock}, because a reentrant lock's per-thread hold counts cost every 4 KiB read
+   * measurably when many threads read at once, and because reads of a plain image need not take it
+   * at all (see {@link #read}). It is not reentrant: nothing that holds it may call a method of
+   * this image that takes it again.
+   */
+  private final StampedLock lifecycleLock = new StampedLock();
+
+  private final ReadWriteLock lifecycle = lifecycleLock.asReadWriteLock();
+
   private final ConcurrentLinkedQueue<Long> unjournalledBlocks = new ConcurrentLinkedQueue<>();
   private final ReentrantLock[] blockLocks = new ReentrantLock[BLOCK_LOCK_STRIPES];
   private final Bitmap bitmap;
@@ -420,11 +433,14 @@ public final class Image implements Closeable {
    * @throws IllegalArgumentException if the range is not inside the virtual disk
    */
   public void read(long offsetBytes, ByteBuffer dst) throws IOException {
+    if (readOptimistically(offsetBytes, dst)) {
+      return;
+    }
     lifecycle.readLock().lock();
     try {
       ensureOpen();
       checkRange(offsetBytes, dst.remaining());
-      lastClientIoNanos = System.nanoTime();
+      noteClientIo();
       int start = dst.position();
       boolean fromBase = readVirtual(offsetBytes, dst);
       if (fromBase && writable && header.copyOnRead() && groupCommit.failure() == null) {
@@ -433,6 +449,40 @@ public final class Image implements Closeable {
     } finally {
       lifecycle.readLock().unlock();
     }
+  }
+
+  /**
+   * Reads an image that does not depend on a base without taking the lifecycle lock: the read runs,
+   * then the lock's stamp tells whether a close, grow or metadata switch overlapped it. Only a read
+   * that nothing overlapped counts; any other, failed or not, is undone for the locked path to
+   * redo. Such a read changes nothing but {@code dst}, so it is safe to run against a closing file
+   * or a table being swapped. Slot reuse and concurrent writes are kept apart by the chunk store's
+   * stripe locks as on the locked path.
+   *
+   * @return whether {@code dst} holds the bytes; false leaves {@code dst} as it was
+   */
+  private boolean readOptimistically(long offsetBytes, ByteBuffer dst) throws IOException {
+    long stamp = lifecycleLock.tryOptimisticRead();
+    if (stamp == 0 || header.dependsOnBase()) {
+      return false;
+    }
+    int start = dst.position();
+    int limit = dst.limit();
+    try {
+      ensureOpen();
+      checkRange(offsetBytes, dst.remaining());
+      noteClientIo();
+      chunks.read(offsetBytes, dst);
+      if (lifecycleLock.validate(stamp)) {
+        return true;
+      }
+    } catch (IOException | RuntimeException e) {
+      if (lifecycleLock.validate(stamp)) {
+        throw e;
+      }
+    }
+    dst.limit(limit).position(start);
+    return false;
   }
 
   /**
@@ -500,7 +550,7 @@ public final class Image implements Closeable {
       ensureOpen();
       ensureWritable();
       checkRange(offsetBytes, src.remaining());
-      lastClientIoNanos = System.nanoTime();
+      noteClientIo();
       try {
         writeVirtual(offsetBytes, src);
       } finally {
@@ -565,7 +615,7 @@ public final class Image implements Closeable {
       ensureOpen();
       ensureWritable();
       checkRange(offsetBytes, lengthBytes);
-      lastClientIoNanos = System.nanoTime();
+      noteClientIo();
       Header h = header;
       long end = offsetBytes + lengthBytes;
       long position = offsetBytes;
@@ -755,7 +805,7 @@ public final class Image implements Closeable {
       }
       try {
         int at = data.position() + (int) (blockStart - offsetBytes);
-        copyIn(block, data.duplicate().position(at).limit(at + n));
+        storeBaseBlock(block, data.duplicate().position(at).limit(at + n));
       } catch (IOException | RuntimeException e) {
         return;
       } finally {
@@ -773,10 +823,19 @@ public final class Image implements Closeable {
   boolean copyIn(long block, ByteBuffer blockData) throws IOException {
     // The lifecycle lock keeps grow from swapping the table while the copy maps a chunk.
     lifecycle.readLock().lock();
+    try {
+      ensureOpen();
+      return storeBaseBlock(block, blockData);
+    } finally {
+      lifecycle.readLock().unlock();
+    }
+  }
+
+  /** {@link #copyIn} for a caller that holds the lifecycle lock already. */
+  private boolean storeBaseBlock(long block, ByteBuffer blockData) throws IOException {
     ReentrantLock lock = blockLocks[(int) (block % blockLocks.length)];
     lock.lock();
     try {
-      ensureOpen();
       if (bitmap.isSet(block) || !header.dependsOnBase()) {
         return false;
       }
@@ -787,7 +846,6 @@ public final class Image implements Closeable {
       return true;
     } finally {
       lock.unlock();
-      lifecycle.readLock().unlock();
     }
   }
 
@@ -977,6 +1035,18 @@ public final class Image implements Closeable {
   /** Blocks of the base range that are in this image; kept current, so reading it costs nothing. */
   long presentBlocks() {
     return presentBlocks.get();
+  }
+
+  /**
+   * Notes client I/O for the prefetcher's quiet period, at most once a millisecond: a store on
+   * every 4 KiB read makes the cores fight over the field's cache line, and the prefetcher waits
+   * far longer than a millisecond anyway.
+   */
+  private void noteClientIo() {
+    long now = System.nanoTime();
+    if (now - lastClientIoNanos >= CLIENT_IO_NOTE_INTERVAL_NANOS) {
+      lastClientIoNanos = now;
+    }
   }
 
   long lastClientIoNanos() {
