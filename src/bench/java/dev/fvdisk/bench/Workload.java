@@ -97,8 +97,13 @@ final class Workload {
         cpuNanos.get());
   }
 
+  /**
+   * A direct buffer of exactly {@code bytes} starting on a page boundary. Exactly: an aligned slice
+   * alone can be a page longer when the allocation happens to be aligned, and {@code clear()} would
+   * then make every operation a page longer (the last 1 MiB read of a disk ran past its end).
+   */
   static ByteBuffer alignedDirectBuffer(int bytes) {
-    return ByteBuffer.allocateDirect(bytes + PAGE_BYTES).alignedSlice(PAGE_BYTES);
+    return ByteBuffer.allocateDirect(bytes + PAGE_BYTES).alignedSlice(PAGE_BYTES).slice(0, bytes);
   }
 
   private static long percentile(long[] sorted, double fraction) {
