@@ -40,9 +40,7 @@ final class ImageAuthorization implements AuthorizationManager<RequestAuthorizat
             ? t.token()
             : null;
     // Anonymous requests are denied too; the exception translation turns that into 401.
-    if (token == null
-        || !token.role().grantedAuthorities().stream()
-            .anyMatch(a -> role.authority().equals(a.getAuthority()))) {
+    if (token == null || !token.role().includes(role)) {
       return DENIED;
     }
     String image = context.getVariables().get(NAME);

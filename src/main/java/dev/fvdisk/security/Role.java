@@ -1,6 +1,8 @@
 package dev.fvdisk.security;
 
+import java.util.EnumMap;
 import java.util.List;
+import java.util.Map;
 import java.util.stream.Stream;
 import org.springframework.security.core.GrantedAuthority;
 import org.springframework.security.core.authority.SimpleGrantedAuthority;
@@ -25,14 +27,31 @@ public enum Role {
     return "ROLE_" + name();
   }
 
+  /** Whether this role may do what {@code other} allows. */
+  boolean includes(Role other) {
+    return switch (this) {
+      case READER -> other == READER;
+      case WRITER -> other == READER || other == WRITER;
+      case ADMIN -> true;
+      case MONITOR -> other == MONITOR;
+    };
+  }
+
+  /** The authorities of every role this one includes; built once, since each request asks. */
   List<GrantedAuthority> grantedAuthorities() {
-    Stream<Role> included =
-        switch (this) {
-          case READER -> Stream.of(READER);
-          case WRITER -> Stream.of(READER, WRITER);
-          case ADMIN -> Stream.of(READER, WRITER, ADMIN, MONITOR);
-          case MONITOR -> Stream.of(MONITOR);
-        };
-    return included.map(r -> (GrantedAuthority) new SimpleGrantedAuthority(r.authority())).toList();
+    return GRANTED.get(this);
+  }
+
+  private static final Map<Role, List<GrantedAuthority>> GRANTED = new EnumMap<>(Role.class);
+
+  static {
+    for (Role role : values()) {
+      GRANTED.put(
+          role,
+          Stream.of(values())
+              .filter(role::includes)
+              .map(r -> (GrantedAuthority) new SimpleGrantedAuthority(r.authority()))
+              .toList());
+    }
   }
 }

@@ -132,5 +132,24 @@ class TokenRegistryTest {
     assertThat(Role.MONITOR.grantedAuthorities())
         .extracting(a -> a.getAuthority())
         .containsExactly("ROLE_MONITOR");
+    assertThat(Role.READER.grantedAuthorities())
+        .extracting(a -> a.getAuthority())
+        .containsExactly("ROLE_READER");
+  }
+
+  @Test
+  void a_role_includes_exactly_the_roles_whose_authority_it_grants() {
+    for (Role role : Role.values()) {
+      for (Role other : Role.values()) {
+        assertThat(role.includes(other))
+            .as("%s includes %s", role, other)
+            .isEqualTo(
+                role.grantedAuthorities().stream()
+                    .anyMatch(a -> a.getAuthority().equals(other.authority())));
+      }
+    }
+    assertThat(Role.READER.includes(Role.WRITER)).isFalse();
+    assertThat(Role.WRITER.includes(Role.ADMIN)).isFalse();
+    assertThat(Role.MONITOR.includes(Role.READER)).isFalse();
   }
 }
