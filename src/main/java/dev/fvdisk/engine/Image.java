@@ -1040,9 +1040,13 @@ public final class Image implements Closeable {
   /**
    * Notes client I/O for the prefetcher's quiet period, at most once a millisecond: a store on
    * every 4 KiB read makes the cores fight over the field's cache line, and the prefetcher waits
-   * far longer than a millisecond anyway.
+   * far longer than a millisecond anyway. Without a prefetcher nobody asks, so not even the clock
+   * is read.
    */
   private void noteClientIo() {
+    if (prefetcher == null) {
+      return;
+    }
     long now = System.nanoTime();
     if (now - lastClientIoNanos >= CLIENT_IO_NOTE_INTERVAL_NANOS) {
       lastClientIoNanos = now;
