@@ -8,9 +8,8 @@ import java.util.List;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.Lock;
-import java.util.concurrent.locks.ReadWriteLock;
 import java.util.concurrent.locks.ReentrantLock;
-import java.util.concurrent.locks.StampedLock;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
  * The image's own bytes: reads and writes of virtual offsets through the chunk table, with chunks
@@ -43,10 +42,10 @@ final class ChunkStore {
 
   /**
    * Reads of a slot share its stripe; writes and zero-fills hold it alone, so a read never sees a
-   * half-written range. {@link StampedLock} views: cheaper per read than reentrant locks, and
-   * nothing here takes a stripe it holds.
+   * half-written range. Reentrant read-write locks, because they make new readers wait behind a
+   * waiting writer; a stamped lock would let steady reads of a stripe starve its writes.
    */
-  private final ReadWriteLock[] ioLocks = new ReadWriteLock[MAPPING_LOCK_STRIPES];
+  private final ReentrantReadWriteLock[] ioLocks = new ReentrantReadWriteLock[MAPPING_LOCK_STRIPES];
 
   private final ConcurrentLinkedQueue<Integer> unjournalledMappings = new ConcurrentLinkedQueue<>();
   private final AtomicLong mappedChunks;
@@ -67,7 +66,7 @@ final class ChunkStore {
     this.allocator = allocator;
     for (int i = 0; i < mappingLocks.length; i++) {
       mappingLocks[i] = new ReentrantLock();
-      ioLocks[i] = new StampedLock().asReadWriteLock();
+      ioLocks[i] = new ReentrantReadWriteLock();
     }
   }
 
@@ -160,7 +159,7 @@ final class ChunkStore {
     }
   }
 
-  private ReadWriteLock ioLock(long physicalChunk) {
+  private ReentrantReadWriteLock ioLock(long physicalChunk) {
     return ioLocks[(int) (physicalChunk % MAPPING_LOCK_STRIPES)];
   }
 

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.fvdisk.engine.io.FileStorage;
+import dev.fvdisk.engine.io.MemoryStorage;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -17,14 +18,18 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Reads of a plain image skip the lifecycle lock and check afterwards whether a close or grow
- * overlapped them. These races must still end in the right bytes or a clean {@link
- * ImageClosedException}, never in the closed channel's own exception or in stale bytes.
+ * Reads racing a close or a grow of the same image must end in the right bytes or a clean {@link
+ * ImageClosedException}, never in the closed channel's own exception or in stale bytes, and a close
+ * must get through steady reads. The image's lifecycle lock keeps them apart; with a {@link
+ * java.util.concurrent.locks.StampedLock}, whose new readers pass a waiting writer, the close in
+ * {@link #reads_racing_close_return_the_data_or_image_closed} never got its turn.
  */
 class ReadRaceTest {
 
   private static final int CHUNK = 64 * 1024;
   private static final int WRITTEN_CHUNKS = 8;
+  private static final int BLOCK = 16 * 1024;
+  private static final int PAGE = 4096;
   private static final int READERS = 4;
 
   @TempDir Path dir;
@@ -110,6 +115,81 @@ class ReadRaceTest {
     }
   }
 
+  @Test
+  void copy_on_read_racing_close_neither_hangs_nor_returns_wrong_bytes() throws Exception {
+    MemoryStorage baseStorage = new MemoryStorage("base");
+    try (Image base = Image.create(baseStorage, options())) {
+      writePattern(base);
+    }
+    Image.setReadOnly(baseStorage.reopen(), true);
+    for (int round = 0; round < 5; round++) {
+      // Slow base reads, so that copies from the base are in flight when the close comes.
+      SlowCountingStorage slowBase = new SlowCountingStorage(baseStorage.reopen());
+      try (Image base = Image.open(slowBase, false)) {
+        Image clone =
+            Image.create(
+                new MemoryStorage("clone-" + round),
+                ImageOptions.builder((long) WRITTEN_CHUNKS * CHUNK)
+                    .chunkSizeBytes(CHUNK)
+                    .blockSizeBytes(BLOCK)
+                    .copyOnRead(true)
+                    .build(),
+                base,
+                "base");
+        slowBase.setReadDelayMillis(1);
+        AtomicLong goodReads = new AtomicLong();
+        ConcurrentLinkedQueue<Throwable> wrong = new ConcurrentLinkedQueue<>();
+        List<Thread> readers = new ArrayList<>();
+        for (int r = 0; r < READERS; r++) {
+          readers.add(
+              daemon(
+                  () -> {
+                    while (true) {
+                      try {
+                        // Whole blocks, so that every read from the base is copied in.
+                        readAndVerify(clone, BLOCK / PAGE);
+                        goodReads.incrementAndGet();
+                      } catch (ImageClosedException closed) {
+                        return;
+                      } catch (Throwable t) {
+                        wrong.add(t);
+                        return;
+                      }
+                    }
+                  }));
+        }
+        readers.forEach(Thread::start);
+        while (goodReads.get() < READERS) {
+          Thread.onSpinWait();
+        }
+        Thread closer =
+            daemon(
+                () -> {
+                  try {
+                    clone.close();
+                  } catch (Throwable t) {
+                    wrong.add(t);
+                  }
+                });
+        closer.start();
+        closer.join(10_000);
+        assertTrue(!closer.isAlive(), "close hung behind a copy-on-read, round " + round);
+        for (Thread reader : readers) {
+          reader.join(10_000);
+          assertTrue(!reader.isAlive(), "a reader kept reading a closed clone");
+        }
+        assertEquals(List.of(), List.copyOf(wrong), "round " + round);
+        assertTrue(clone.prefetchStatus().copiedBytes() > 0, "no block was copied on read");
+      }
+    }
+  }
+
+  private static Thread daemon(Runnable body) {
+    Thread thread = new Thread(body);
+    thread.setDaemon(true);
+    return thread;
+  }
+
   private static ImageOptions options() {
     return ImageOptions.builder((long) WRITTEN_CHUNKS * CHUNK)
         .chunkSizeBytes(CHUNK)
@@ -119,29 +199,36 @@ class ReadRaceTest {
 
   /** Every 4 KiB page of the written chunks holds its own page number. */
   private static void writePattern(Image image) throws Exception {
-    ByteBuffer page = ByteBuffer.allocate(4096);
-    for (int p = 0; p < WRITTEN_CHUNKS * CHUNK / 4096; p++) {
+    ByteBuffer page = ByteBuffer.allocate(PAGE);
+    for (int p = 0; p < WRITTEN_CHUNKS * CHUNK / PAGE; p++) {
       page.clear();
       while (page.hasRemaining()) {
         page.putInt(p);
       }
-      image.write((long) p * 4096, page.flip());
+      image.write((long) p * PAGE, page.flip());
     }
     image.flush();
   }
 
   private static void readAndVerify(Image image) throws Exception {
-    int p = ThreadLocalRandom.current().nextInt(WRITTEN_CHUNKS * CHUNK / 4096);
-    ByteBuffer page = ByteBuffer.allocateDirect(4096);
-    image.read((long) p * 4096, page);
-    if (page.position() != 4096) {
-      throw new AssertionError("read of page " + p + " returned " + page.position() + " bytes");
+    readAndVerify(image, 1);
+  }
+
+  /** Reads {@code pages} pages at a random multiple of their size and checks every page. */
+  private static void readAndVerify(Image image, int pages) throws Exception {
+    int first = ThreadLocalRandom.current().nextInt(WRITTEN_CHUNKS * CHUNK / PAGE / pages) * pages;
+    ByteBuffer data = ByteBuffer.allocateDirect(pages * PAGE);
+    image.read((long) first * PAGE, data);
+    if (data.hasRemaining()) {
+      throw new AssertionError("read at page " + first + " left " + data.remaining() + " bytes");
     }
-    page.flip();
-    while (page.hasRemaining()) {
-      int got = page.getInt();
-      if (got != p) {
-        throw new AssertionError("page " + p + " held " + got);
+    data.flip();
+    for (int p = first; data.hasRemaining(); p++) {
+      for (int i = 0; i < PAGE / Integer.BYTES; i++) {
+        int got = data.getInt();
+        if (got != p) {
+          throw new AssertionError("page " + p + " held " + got);
+        }
       }
     }
   }
