@@ -7,7 +7,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.locks.Lock;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 
@@ -174,7 +173,7 @@ final class ChunkStore {
         int n = (int) Math.min(end - src.position(), chunkSizeBytes - inChunk);
         long physical = physicalChunkForWrite(chunkIndex);
         src.limit(src.position() + n);
-        Lock lock = ioLock(physical).writeLock();
+        ReentrantReadWriteLock.WriteLock lock = ioLock(physical).writeLock();
         lock.lock();
         try {
           storage.write(src, slotOffset(physical) + inChunk);
@@ -199,7 +198,7 @@ final class ChunkStore {
       long n = Math.min(end - position, chunkSizeBytes - inChunk);
       long physical = t.physicalChunk(chunkIndex);
       if (physical >= 0) {
-        Lock lock = ioLock(physical).writeLock();
+        ReentrantReadWriteLock.WriteLock lock = ioLock(physical).writeLock();
         lock.lock();
         try {
           writeZeros(slotOffset(physical) + inChunk, n);

@@ -43,36 +43,11 @@ class ReadRaceTest {
       Image image = Image.create(storage, options());
       writePattern(image);
       storage.setReadDelayMillis(1);
-      AtomicLong goodReads = new AtomicLong();
-      ConcurrentLinkedQueue<Throwable> wrong = new ConcurrentLinkedQueue<>();
-      List<Thread> readers = new ArrayList<>();
-      for (int r = 0; r < READERS; r++) {
-        readers.add(
-            new Thread(
-                () -> {
-                  while (true) {
-                    try {
-                      readAndVerify(image);
-                      goodReads.incrementAndGet();
-                    } catch (ImageClosedException closed) {
-                      return;
-                    } catch (Throwable t) {
-                      wrong.add(t);
-                      return;
-                    }
-                  }
-                }));
-      }
-      readers.forEach(Thread::start);
-      while (goodReads.get() < 20) {
-        Thread.onSpinWait();
-      }
-      image.close();
-      for (Thread reader : readers) {
-        reader.join(10_000);
-        assertTrue(!reader.isAlive(), "a reader kept reading a closed image");
-      }
-      assertEquals(List.of(), List.copyOf(wrong), "round " + round);
+      Readers readers = new Readers(image, 1);
+      readers.awaitGoodReads(20);
+      closeWithin10s(image, readers, "close never got past the reads, round " + round);
+      readers.awaitEnd("a reader kept reading a closed image");
+      assertEquals(List.of(), List.copyOf(readers.wrong), "round " + round);
     }
   }
 
@@ -80,37 +55,17 @@ class ReadRaceTest {
   void reads_racing_grow_see_the_written_bytes() throws Exception {
     try (Image image = Image.create(FileStorage.createNew(dir.resolve("grow.fvd")), options())) {
       writePattern(image);
-      AtomicBoolean stop = new AtomicBoolean();
-      AtomicLong goodReads = new AtomicLong();
-      ConcurrentLinkedQueue<Throwable> wrong = new ConcurrentLinkedQueue<>();
-      List<Thread> readers = new ArrayList<>();
-      for (int r = 0; r < READERS; r++) {
-        readers.add(
-            new Thread(
-                () -> {
-                  while (!stop.get()) {
-                    try {
-                      readAndVerify(image);
-                      goodReads.incrementAndGet();
-                    } catch (Throwable t) {
-                      wrong.add(t);
-                      return;
-                    }
-                  }
-                }));
-      }
-      readers.forEach(Thread::start);
+      Readers readers = new Readers(image, 1);
       long size = image.sizeBytes();
       for (int grow = 0; grow < 200; grow++) {
         size += CHUNK;
         image.grow(size);
       }
-      stop.set(true);
-      for (Thread reader : readers) {
-        reader.join(10_000);
-      }
-      assertEquals(List.of(), List.copyOf(wrong));
-      assertTrue(goodReads.get() > 0, "no read completed");
+      assertTrue(readers.allAlive(), "a reader stopped during the grows: " + readers.wrong);
+      readers.stop.set(true);
+      readers.awaitEnd("a reader did not stop");
+      assertEquals(List.of(), List.copyOf(readers.wrong));
+      assertTrue(readers.goodReads.get() > 0, "no read completed");
       assertArrayEquals(new byte[CHUNK], read(image, size - CHUNK, CHUNK));
     }
   }
@@ -137,49 +92,79 @@ class ReadRaceTest {
                 base,
                 "base");
         slowBase.setReadDelayMillis(1);
-        AtomicLong goodReads = new AtomicLong();
-        ConcurrentLinkedQueue<Throwable> wrong = new ConcurrentLinkedQueue<>();
-        List<Thread> readers = new ArrayList<>();
-        for (int r = 0; r < READERS; r++) {
-          readers.add(
-              daemon(
-                  () -> {
-                    while (true) {
-                      try {
-                        // Whole blocks, so that every read from the base is copied in.
-                        readAndVerify(clone, BLOCK / PAGE);
-                        goodReads.incrementAndGet();
-                      } catch (ImageClosedException closed) {
-                        return;
-                      } catch (Throwable t) {
-                        wrong.add(t);
-                        return;
-                      }
-                    }
-                  }));
-        }
-        readers.forEach(Thread::start);
-        while (goodReads.get() < READERS) {
-          Thread.onSpinWait();
-        }
-        Thread closer =
+        // Whole blocks, so that every read from the base is copied in.
+        Readers readers = new Readers(clone, BLOCK / PAGE);
+        readers.awaitGoodReads(READERS);
+        closeWithin10s(clone, readers, "close hung behind a copy-on-read, round " + round);
+        readers.awaitEnd("a reader kept reading a closed clone");
+        assertEquals(List.of(), List.copyOf(readers.wrong), "round " + round);
+        assertTrue(clone.prefetchStatus().copiedBytes() > 0, "no block was copied on read");
+      }
+    }
+  }
+
+  /** Closes on another thread, so that a close that never gets the lock fails the test. */
+  private static void closeWithin10s(Image image, Readers readers, String failure)
+      throws InterruptedException {
+    Thread closer =
+        daemon(
+            () -> {
+              try {
+                image.close();
+              } catch (Throwable t) {
+                readers.wrong.add(t);
+              }
+            });
+    closer.start();
+    closer.join(10_000);
+    assertTrue(!closer.isAlive(), failure);
+  }
+
+  /**
+   * {@value #READERS} threads that read and check pages until the image closes under them or {@link
+   * #stop} is set; anything else they meet goes to {@link #wrong}.
+   */
+  private static final class Readers {
+    final AtomicLong goodReads = new AtomicLong();
+    final ConcurrentLinkedQueue<Throwable> wrong = new ConcurrentLinkedQueue<>();
+    final AtomicBoolean stop = new AtomicBoolean();
+    private final List<Thread> threads = new ArrayList<>();
+
+    Readers(Image image, int pagesPerRead) {
+      for (int r = 0; r < READERS; r++) {
+        threads.add(
             daemon(
                 () -> {
-                  try {
-                    clone.close();
-                  } catch (Throwable t) {
-                    wrong.add(t);
+                  while (!stop.get()) {
+                    try {
+                      readAndVerify(image, pagesPerRead);
+                      goodReads.incrementAndGet();
+                    } catch (ImageClosedException closed) {
+                      return;
+                    } catch (Throwable t) {
+                      wrong.add(t);
+                      return;
+                    }
                   }
-                });
-        closer.start();
-        closer.join(10_000);
-        assertTrue(!closer.isAlive(), "close hung behind a copy-on-read, round " + round);
-        for (Thread reader : readers) {
-          reader.join(10_000);
-          assertTrue(!reader.isAlive(), "a reader kept reading a closed clone");
-        }
-        assertEquals(List.of(), List.copyOf(wrong), "round " + round);
-        assertTrue(clone.prefetchStatus().copiedBytes() > 0, "no block was copied on read");
+                }));
+      }
+      threads.forEach(Thread::start);
+    }
+
+    void awaitGoodReads(long count) {
+      while (goodReads.get() < count && wrong.isEmpty()) {
+        Thread.onSpinWait();
+      }
+    }
+
+    boolean allAlive() {
+      return threads.stream().allMatch(Thread::isAlive);
+    }
+
+    void awaitEnd(String failure) throws InterruptedException {
+      for (Thread thread : threads) {
+        thread.join(10_000);
+        assertTrue(!thread.isAlive(), failure);
       }
     }
   }
@@ -208,10 +193,6 @@ class ReadRaceTest {
       image.write((long) p * PAGE, page.flip());
     }
     image.flush();
-  }
-
-  private static void readAndVerify(Image image) throws Exception {
-    readAndVerify(image, 1);
   }
 
   /** Reads {@code pages} pages at a random multiple of their size and checks every page. */
