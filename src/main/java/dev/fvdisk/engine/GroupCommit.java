@@ -2,6 +2,8 @@ package dev.fvdisk.engine;
 
 import java.io.IOException;
 import java.io.InterruptedIOException;
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * Lets concurrent callers share one commit round, so that N writers waiting for durability cost one
@@ -14,6 +16,9 @@ import java.io.InterruptedIOException;
  *
  * <p>A failed round latches: every later call throws, because after a failed force the kernel may
  * have dropped the data it could not write, and a retry could report success for lost data.
+ *
+ * <p>A lock and condition rather than a monitor: on Java 21 to 23 a virtual thread waiting in
+ * {@code Object.wait} holds its carrier thread, and sixteen durable writers would hold them all.
  */
 final class GroupCommit {
 
@@ -25,6 +30,8 @@ final class GroupCommit {
 
   private final Round round;
   private final String description;
+  private final ReentrantLock lock = new ReentrantLock();
+  private final Condition roundEnded = lock.newCondition();
   private long requested;
   private long completed;
   private boolean running;
@@ -38,12 +45,16 @@ final class GroupCommit {
   /** Returns once a round that started after this call has completed. */
   void commit() throws IOException {
     long ticket;
-    synchronized (this) {
+    lock.lock();
+    try {
       ticket = ++requested;
+    } finally {
+      lock.unlock();
     }
     while (true) {
       long target;
-      synchronized (this) {
+      lock.lock();
+      try {
         while (true) {
           if (failure != null) {
             throw new ImageFailedException(description, failure);
@@ -55,7 +66,7 @@ final class GroupCommit {
             break;
           }
           try {
-            wait();
+            roundEnded.await();
           } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new InterruptedIOException(description + ": interrupted waiting for a flush");
@@ -63,6 +74,8 @@ final class GroupCommit {
         }
         running = true;
         target = requested;
+      } finally {
+        lock.unlock();
       }
       Throwable error = null;
       try {
@@ -70,27 +83,40 @@ final class GroupCommit {
       } catch (IOException | RuntimeException | Error e) {
         error = e;
       }
-      synchronized (this) {
+      lock.lock();
+      try {
         running = false;
         if (error == null) {
           completed = target;
         } else {
           failure = error;
         }
-        notifyAll();
+        roundEnded.signalAll();
+      } finally {
+        lock.unlock();
       }
     }
   }
 
   /** Latches a failure found outside a round, so later commits are refused too. */
-  synchronized void fail(Throwable error) {
-    if (failure == null) {
-      failure = error;
-      notifyAll();
+  void fail(Throwable error) {
+    lock.lock();
+    try {
+      if (failure == null) {
+        failure = error;
+        roundEnded.signalAll();
+      }
+    } finally {
+      lock.unlock();
     }
   }
 
-  synchronized Throwable failure() {
-    return failure;
+  Throwable failure() {
+    lock.lock();
+    try {
+      return failure;
+    } finally {
+      lock.unlock();
+    }
   }
 }

@@ -1,6 +1,7 @@
 package dev.fvdisk.engine;
 
 import dev.fvdisk.engine.CorruptImageException.Kind;
+import dev.fvdisk.engine.io.DirectBufferPool;
 import dev.fvdisk.engine.io.Storage;
 import java.io.Closeable;
 import java.io.IOException;
@@ -37,8 +38,8 @@ public final class Image implements Closeable {
   private static final int BLOCK_LOCK_STRIPES = 64;
   private static final ByteBuffer ZEROS = ChunkStore.ZEROS;
 
-  private static final int MERGE_BUFFER_CACHE_LIMIT_BYTES = 256 << 10;
-  private static final ThreadLocal<ByteBuffer> MERGE_BUFFER = new ThreadLocal<>();
+  private static final int MERGE_BUFFER_POOL_LIMIT_BYTES = 256 << 10;
+  private static final int RETAINED_MERGE_BUFFERS = 2;
   private static final long CLIENT_IO_NOTE_INTERVAL_NANOS = 1_000_000;
 
   /** Copy-on-read skips copies while this many bytes are being copied already (FVD's default). */
@@ -56,6 +57,7 @@ public final class Image implements Closeable {
 
   private final ConcurrentLinkedQueue<Long> unjournalledBlocks = new ConcurrentLinkedQueue<>();
   private final ReentrantLock[] blockLocks = new ReentrantLock[BLOCK_LOCK_STRIPES];
+  private final @Nullable DirectBufferPool mergeBuffers;
   private final Bitmap bitmap;
   private final Image base;
   private final AtomicLong copyOnReadBytesInFlight = new AtomicLong();
@@ -112,6 +114,10 @@ public final class Image implements Closeable {
     for (int i = 0; i < blockLocks.length; i++) {
       blockLocks[i] = new ReentrantLock();
     }
+    this.mergeBuffers =
+        base != null && header.blockSizeBytes() <= MERGE_BUFFER_POOL_LIMIT_BYTES
+            ? new DirectBufferPool((int) header.blockSizeBytes(), RETAINED_MERGE_BUFFERS)
+            : null;
   }
 
   /**
@@ -689,17 +695,19 @@ public final class Image implements Closeable {
       // A block's bit covers only the part inside the base; the rest is this image's already.
       int blockBytes =
           (int) (Math.min(blockStart + blockSize, header.base().baseSizeBytes()) - blockStart);
-      ByteBuffer whole;
       if (offsetBytes == blockStart && src.remaining() == blockBytes) {
-        whole = src;
+        chunks.write(blockStart, src);
       } else {
-        whole = mergeBuffer(blockBytes);
-        readVirtual(blockStart, whole);
-        whole.position((int) (offsetBytes - blockStart));
-        whole.put(src);
-        whole.position(0).limit(blockBytes);
+        ByteBuffer whole = acquireMergeBuffer(blockBytes);
+        try {
+          readVirtual(blockStart, whole);
+          whole.position((int) (offsetBytes - blockStart));
+          whole.put(src);
+          chunks.write(blockStart, whole.position(0).limit(blockBytes));
+        } finally {
+          releaseMergeBuffer(whole);
+        }
       }
-      chunks.write(blockStart, whole);
       publishBlock(block);
     } finally {
       lock.unlock();
@@ -708,22 +716,20 @@ public final class Image implements Closeable {
 
   /**
    * A buffer of {@code bytes} for merging a partial block write with the block's old content: a
-   * per-thread direct buffer, reused. A new heap array per copy-on-write cost a zeroed allocation,
-   * and the channel copied it through a temporary direct buffer on both the read and the write.
-   * Blocks larger than the cache limit get a heap buffer, so no thread pins much direct memory. The
-   * buffer never escapes {@link #copyOnWrite}, and nothing it calls merges again on the same thread
-   * (a base is read-only, so reading it never copies).
+   * pooled direct buffer. A new heap array per copy-on-write cost a zeroed allocation, and the
+   * channel copied it through a temporary direct buffer on both the read and the write. Images with
+   * blocks over the pool limit get a heap buffer, so no image keeps much direct memory.
    */
-  private static ByteBuffer mergeBuffer(int bytes) {
-    if (bytes > MERGE_BUFFER_CACHE_LIMIT_BYTES) {
-      return ByteBuffer.allocate(bytes);
+  private ByteBuffer acquireMergeBuffer(int bytes) {
+    DirectBufferPool pool = mergeBuffers;
+    return pool == null ? ByteBuffer.allocate(bytes) : pool.acquire().limit(bytes);
+  }
+
+  private void releaseMergeBuffer(ByteBuffer buffer) {
+    DirectBufferPool pool = mergeBuffers;
+    if (pool != null && buffer.isDirect()) {
+      pool.release(buffer);
     }
-    ByteBuffer buffer = MERGE_BUFFER.get();
-    if (buffer == null || buffer.capacity() < bytes) {
-      buffer = ByteBuffer.allocateDirect(bytes);
-      MERGE_BUFFER.set(buffer);
-    }
-    return buffer.clear().limit(bytes);
   }
 
   /**

@@ -50,6 +50,9 @@ public class ImageService implements AutoCloseable {
   private static final long SECTOR_BYTES = ImageOptions.SECTOR_BYTES;
   private static final int RETAINED_IO_BUFFERS = 64;
 
+  /** Requests streaming at once; as many as Tomcat's default pool has threads. */
+  private static final int MAX_IO_BUFFERS_IN_USE = 200;
+
   private final ImageDirectory directory;
   private final ServiceLimits limits;
   private final ImageServiceObserver observer;
@@ -108,7 +111,8 @@ public class ImageService implements AutoCloseable {
     this.limits = limits;
     this.observer = observer;
     // One buffer per concurrent data request is kept; more than this many at once allocate.
-    this.buffers = new IoBuffers(limits.ioBufferBytes(), RETAINED_IO_BUFFERS);
+    this.buffers =
+        new IoBuffers(limits.ioBufferBytes(), RETAINED_IO_BUFFERS, MAX_IO_BUFFERS_IN_USE);
   }
 
   public ServiceLimits limits() {
@@ -755,13 +759,30 @@ public class ImageService implements AutoCloseable {
       throw new PayloadTooLargeException(lengthBytes, limits.maxWriteBytes());
     }
     OpenImage open = lookup(name);
+    // The buffer before the lock: see IoBuffers.
+    ByteBuffer buffer = buffers.acquire(lengthBytes);
+    try {
+      writeLocked(open, offsetBytes, lengthBytes, source, flush, ifMatch, buffer);
+    } finally {
+      buffers.release(buffer);
+    }
+  }
+
+  private void writeLocked(
+      OpenImage open,
+      long offsetBytes,
+      long lengthBytes,
+      DataSource source,
+      boolean flush,
+      @Nullable IfMatch ifMatch,
+      ByteBuffer buffer)
+      throws IOException {
+    int bufferBytes = buffer.limit();
     Lock lock = lockForChange(open, ifMatch);
     try {
       checkWritable(open, ifMatch);
       checkRange(open, offsetBytes, lengthBytes);
       checkSpace(open, offsetBytes, lengthBytes);
-      ByteBuffer buffer = buffers.acquire(lengthBytes);
-      int bufferBytes = buffer.limit();
       long position = offsetBytes;
       long end = offsetBytes + lengthBytes;
       // Only the time spent in the engine is measured, not the time the client takes to send.
@@ -795,14 +816,13 @@ public class ImageService implements AutoCloseable {
               "the body is longer than the " + lengthBytes + " bytes announced");
         }
       } finally {
-        buffers.release(buffer);
         observer.written(position - offsetBytes, engineNanos);
       }
       if (flush) {
         flushImage(open);
       }
     } catch (ImageClosedException e) {
-      throw new ImageNotFoundException(name);
+      throw new ImageNotFoundException(open.name());
     } finally {
       lock.unlock();
     }

@@ -1,54 +1,44 @@
 package dev.fvdisk.service;
 
+import dev.fvdisk.engine.io.DirectBufferPool;
 import java.nio.ByteBuffer;
-import java.util.concurrent.ConcurrentLinkedDeque;
-import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.Semaphore;
 
 /**
- * The direct, page-aligned buffers data requests stream through, kept for reuse.
+ * The buffers data requests stream through: one pooled direct buffer per request, and at most
+ * {@code maxInUse} requests streaming at once.
  *
- * <p>Why direct and aligned: the file channel copies a heap buffer through a temporary direct one
- * on every read and write, and reading from the page cache into a page-aligned buffer ran 1.6 to
- * 1.8 times faster than into an unaligned one on our machines. Why pooled: a direct buffer is
- * costly to allocate and only freed by the garbage collector, so allocating one per request would
- * be slower than the heap array it replaces. The pool keeps at most {@code retained} buffers; a
- * burst of more concurrent requests allocates extra ones and drops them afterwards.
+ * <p>Why a bound: on a pool of platform threads the pool's size bounded the buffers in use (200
+ * threads, 200 MiB with the default 1 MiB buffer). With virtual threads every open connection can
+ * have a request streaming, and 1024 of them would ask for a GiB of direct memory. Further requests
+ * wait here for a buffer, as they used to wait for a thread. Callers must not hold an image lock
+ * while they acquire, or a request waiting for a buffer could hold up the requests that would free
+ * one.
  */
 final class IoBuffers {
 
-  private static final int PAGE_BYTES = 4096;
+  private final DirectBufferPool pool;
+  private final Semaphore inUse;
 
-  private final int bufferBytes;
-  private final int retained;
-  private final ConcurrentLinkedDeque<ByteBuffer> free = new ConcurrentLinkedDeque<>();
-  private final AtomicInteger freeCount = new AtomicInteger();
-
-  IoBuffers(int bufferBytes, int retained) {
-    this.bufferBytes = bufferBytes;
-    this.retained = retained;
+  IoBuffers(int bufferBytes, int retained, int maxInUse) {
+    this.pool = new DirectBufferPool(bufferBytes, retained);
+    this.inUse = new Semaphore(maxInUse);
   }
 
-  /** A cleared buffer whose limit is {@code wantedBytes}, or the buffer size when that is less. */
+  /**
+   * A cleared buffer whose limit is {@code wantedBytes}, or the buffer size when that is less;
+   * waits while {@code maxInUse} buffers are out.
+   */
   ByteBuffer acquire(long wantedBytes) {
-    ByteBuffer buffer = free.pollFirst();
-    if (buffer == null) {
-      buffer = ByteBuffer.allocateDirect(bufferBytes + PAGE_BYTES).alignedSlice(PAGE_BYTES);
-      buffer.limit(bufferBytes);
-      buffer = buffer.slice();
-    } else {
-      freeCount.decrementAndGet();
-    }
-    buffer.clear();
-    buffer.limit((int) Math.min(bufferBytes, Math.max(1, wantedBytes)));
+    inUse.acquireUninterruptibly();
+    ByteBuffer buffer = pool.acquire();
+    buffer.limit((int) Math.min(pool.bufferBytes(), Math.max(1, wantedBytes)));
     return buffer;
   }
 
   /** Returns a buffer from {@link #acquire}; its content may be handed to the next request. */
   void release(ByteBuffer buffer) {
-    if (freeCount.incrementAndGet() <= retained) {
-      free.offerFirst(buffer);
-    } else {
-      freeCount.decrementAndGet();
-    }
+    pool.release(buffer);
+    inUse.release();
   }
 }
