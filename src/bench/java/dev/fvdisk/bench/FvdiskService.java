@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Arrays;
 import org.springframework.boot.builder.SpringApplicationBuilder;
+import org.springframework.boot.thread.Threading;
 import org.springframework.context.ConfigurableApplicationContext;
 
 /**
@@ -45,6 +46,13 @@ final class FvdiskService implements AutoCloseable {
       throw new IllegalStateException("the service did not report its port");
     }
     return new FvdiskService(context, port);
+  }
+
+  /** Where the service runs its requests, as its configuration and the JVM decide. */
+  String requestThreads() {
+    return Threading.VIRTUAL.isActive(context.getEnvironment())
+        ? "requests on virtual threads"
+        : "requests on Tomcat's pool of platform threads";
   }
 
   /**

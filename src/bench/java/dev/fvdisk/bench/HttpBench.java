@@ -70,8 +70,10 @@ public final class HttpBench {
     String nginxVersion = NginxServer.available() ? NginxServer.version() : "not installed";
     Path www = options.directory.resolve("www");
     Files.createDirectories(www);
+    String requestThreads;
     try (FvdiskService service = FvdiskService.start(options.directory.resolve("data"));
         Closeables closeables = new Closeables()) {
+      requestThreads = service.requestThreads();
       ServiceContender serviceContender = new ServiceContender(service, options);
       long t0 = System.nanoTime();
       fill(service, serviceContender.filledImage, www.resolve(NginxContender.FILE), options);
@@ -124,6 +126,7 @@ public final class HttpBench {
             started,
             secondsSince(startNanos),
             facts,
+            requestThreads,
             nginxVersion,
             WrkLoad.version(),
             scenarios,

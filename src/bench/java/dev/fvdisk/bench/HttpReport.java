@@ -24,12 +24,13 @@ final class HttpReport {
       Instant started,
       double totalSeconds,
       MachineFacts facts,
+      String requestThreads,
       String nginxVersion,
       String wrkVersion,
       List<Scenario> scenarios,
       List<Measurement> measurements) {
     HttpReport r = new HttpReport(scenarios, measurements);
-    r.header(options, started, totalSeconds, facts, nginxVersion, wrkVersion);
+    r.header(options, started, totalSeconds, facts, requestThreads, nginxVersion, wrkVersion);
     r.table();
     r.cpu();
     r.targets();
@@ -41,6 +42,7 @@ final class HttpReport {
       Instant started,
       double totalSeconds,
       MachineFacts facts,
+      String requestThreads,
       String nginxVersion,
       String wrkVersion) {
     line(
@@ -68,8 +70,9 @@ final class HttpReport {
             + ".");
     line("");
     line(
-        "The service runs in the harness's JVM with its embedded defaults (Tomcat, no tokens,"
-            + " loopback); nginx serves a plain file holding the same bytes. Virtual disk and file"
+        "The service runs in the harness's JVM with its embedded defaults (Tomcat, "
+            + requestThreads
+            + ", no tokens, loopback); nginx serves a plain file holding the same bytes. Virtual disk and file"
             + " "
             + (options.diskBytes >> 20)
             + " MiB. wrk keeps its connections open and uses one thread per core at most. Timed"
