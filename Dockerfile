@@ -20,10 +20,10 @@ RUN ./mvnw -B -q package -DskipTests \
  && java -Djarmode=tools -jar application.jar extract --layers --launcher --destination extracted
 
 # ---- runtime: a JRE, the extracted layers, a non-root user ----
-# The build targets Java 17; the runtime is Java 25 because from Java 21 on the service runs each
-# request on a virtual thread (spring.threads.virtual.enabled), which cut the CPU per small read
-# under load by about a third, and from Java 24 on a virtual thread blocked inside a monitor no
-# longer holds its carrier thread. CI runs the test suite on Java 25 as well as 17.
+# The build targets Java 17; the runtime is Java 25 so that requests can run on virtual threads
+# (-e SPRING_THREADS_VIRTUAL_ENABLED=true; off by default, see docs/performance.md, "Request
+# threads"), and because from Java 24 on a virtual thread blocked inside a monitor no longer holds
+# its carrier thread. CI runs the test suite on Java 25, virtual threads on, as well as on 17.
 FROM eclipse-temurin:25-jre
 # wget only for the health check; the base image does not promise curl or wget.
 RUN apt-get update \
