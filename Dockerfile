@@ -23,7 +23,7 @@ RUN ./mvnw -B -q package -DskipTests \
 # The build targets Java 17; the runtime is Java 25 so that requests can run on virtual threads
 # (-e SPRING_THREADS_VIRTUAL_ENABLED=true; off by default, see docs/performance.md, "Request
 # threads"), and because from Java 24 on a virtual thread blocked inside a monitor no longer holds
-# its carrier thread. CI runs the test suite on Java 25, virtual threads on, as well as on 17.
+# its carrier thread. CI runs the test suite with virtual threads on a JDK 21+ where it has one.
 FROM eclipse-temurin:25-jre
 # wget only for the health check; the base image does not promise curl or wget.
 RUN apt-get update \

@@ -1,5 +1,6 @@
 package dev.fvdisk.bench;
 
+import dev.fvdisk.engine.io.DirectBufferPool;
 import java.io.IOException;
 import java.lang.management.ManagementFactory;
 import java.lang.management.ThreadMXBean;
@@ -19,7 +20,6 @@ import java.util.concurrent.atomic.AtomicReference;
  */
 final class Workload {
 
-  private static final int PAGE_BYTES = 4096;
   private static final ThreadMXBean THREADS = ManagementFactory.getThreadMXBean();
 
   private Workload() {}
@@ -98,12 +98,11 @@ final class Workload {
   }
 
   /**
-   * A direct buffer of exactly {@code bytes} starting on a page boundary. Exactly: an aligned slice
-   * alone can be a page longer when the allocation happens to be aligned, and {@code clear()} would
-   * then make every operation a page longer (the last 1 MiB read of a disk ran past its end).
+   * A direct buffer of exactly {@code bytes} starting on a page boundary, made the way the engine
+   * makes its own, so the harness moves data through the same kind of buffer as the service.
    */
   static ByteBuffer alignedDirectBuffer(int bytes) {
-    return ByteBuffer.allocateDirect(bytes + PAGE_BYTES).alignedSlice(PAGE_BYTES).slice(0, bytes);
+    return new DirectBufferPool(bytes, 0).acquire();
   }
 
   private static long percentile(long[] sorted, double fraction) {
