@@ -721,14 +721,12 @@ public final class Image implements Closeable {
    * blocks over the pool limit get a heap buffer, so no image keeps much direct memory.
    */
   private ByteBuffer acquireMergeBuffer(int bytes) {
-    DirectBufferPool pool = mergeBuffers;
-    return pool == null ? ByteBuffer.allocate(bytes) : pool.acquire().limit(bytes);
+    return mergeBuffers == null ? ByteBuffer.allocate(bytes) : mergeBuffers.acquire().limit(bytes);
   }
 
   private void releaseMergeBuffer(ByteBuffer buffer) {
-    DirectBufferPool pool = mergeBuffers;
-    if (pool != null && buffer.isDirect()) {
-      pool.release(buffer);
+    if (mergeBuffers != null) {
+      mergeBuffers.release(buffer);
     }
   }
 

@@ -7,6 +7,7 @@ import jakarta.servlet.http.HttpServletResponse;
 import org.junit.jupiter.api.Test;
 import org.springframework.beans.factory.annotation.Autowired;
 import org.springframework.boot.test.context.TestConfiguration;
+import org.springframework.boot.thread.Threading;
 import org.springframework.boot.web.servlet.FilterRegistrationBean;
 import org.springframework.context.annotation.Bean;
 import org.springframework.core.Ordered;
@@ -52,10 +53,7 @@ class RequestThreadsIntegrationTest extends ApiTestSupport {
             .statusCode(206)
             .extract()
             .header(THREAD_HEADER);
-    boolean virtual =
-        Runtime.version().feature() >= 21
-            && environment.getProperty("spring.threads.virtual.enabled", Boolean.class, false);
-    if (virtual) {
+    if (Threading.VIRTUAL.isActive(environment)) {
       assertThat(thread).startsWith("VirtualThread[");
     } else {
       assertThat(thread).startsWith("Thread[").contains("exec");
