@@ -8,7 +8,6 @@ import java.util.List;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantLock;
-import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
  * The image's own bytes: reads and writes of virtual offsets through the chunk table, with chunks
@@ -41,10 +40,11 @@ final class ChunkStore {
 
   /**
    * Reads of a slot share its stripe; writes and zero-fills hold it alone, so a read never sees a
-   * half-written range. Reentrant read-write locks, because they make new readers wait behind a
-   * waiting writer; a stamped lock would let steady reads of a stripe starve its writes.
+   * half-written range. New readers wait behind a waiting writer; a stamped lock would let steady
+   * reads of a stripe starve its writes. A thread holds at most one write stripe at a time, and
+   * takes a read's stripes once each.
    */
-  private final ReentrantReadWriteLock[] ioLocks = new ReentrantReadWriteLock[MAPPING_LOCK_STRIPES];
+  private final PlainReadWriteLock[] ioLocks = new PlainReadWriteLock[MAPPING_LOCK_STRIPES];
 
   private final ConcurrentLinkedQueue<Integer> unjournalledMappings = new ConcurrentLinkedQueue<>();
   private final AtomicLong mappedChunks;
@@ -65,7 +65,7 @@ final class ChunkStore {
     this.allocator = allocator;
     for (int i = 0; i < mappingLocks.length; i++) {
       mappingLocks[i] = new ReentrantLock();
-      ioLocks[i] = new ReentrantReadWriteLock();
+      ioLocks[i] = new PlainReadWriteLock();
     }
   }
 
@@ -146,19 +146,19 @@ final class ChunkStore {
     try {
       for (long rest = stripes; rest != 0; rest &= rest - 1) {
         int stripe = Long.numberOfTrailingZeros(rest);
-        ioLocks[stripe].readLock().lock();
+        ioLocks[stripe].lockShared();
         locked |= 1L << stripe;
       }
       storage.read(dst, fileOffset);
     } finally {
       for (long rest = locked; rest != 0; rest &= rest - 1) {
-        ioLocks[Long.numberOfTrailingZeros(rest)].readLock().unlock();
+        ioLocks[Long.numberOfTrailingZeros(rest)].unlockShared();
       }
       dst.limit(end);
     }
   }
 
-  private ReentrantReadWriteLock ioLock(long physicalChunk) {
+  private PlainReadWriteLock ioLock(long physicalChunk) {
     return ioLocks[(int) (physicalChunk % MAPPING_LOCK_STRIPES)];
   }
 
@@ -173,12 +173,12 @@ final class ChunkStore {
         int n = (int) Math.min(end - src.position(), chunkSizeBytes - inChunk);
         long physical = physicalChunkForWrite(chunkIndex);
         src.limit(src.position() + n);
-        ReentrantReadWriteLock.WriteLock lock = ioLock(physical).writeLock();
-        lock.lock();
+        PlainReadWriteLock lock = ioLock(physical);
+        lock.lockExclusive();
         try {
           storage.write(src, slotOffset(physical) + inChunk);
         } finally {
-          lock.unlock();
+          lock.unlockExclusive();
         }
         src.limit(end);
         position += n;
@@ -198,12 +198,12 @@ final class ChunkStore {
       long n = Math.min(end - position, chunkSizeBytes - inChunk);
       long physical = t.physicalChunk(chunkIndex);
       if (physical >= 0) {
-        ReentrantReadWriteLock.WriteLock lock = ioLock(physical).writeLock();
-        lock.lock();
+        PlainReadWriteLock lock = ioLock(physical);
+        lock.lockExclusive();
         try {
           writeZeros(slotOffset(physical) + inChunk, n);
         } finally {
-          lock.unlock();
+          lock.unlockExclusive();
         }
       }
       position += n;

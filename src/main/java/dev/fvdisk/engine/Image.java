@@ -13,7 +13,6 @@ import java.util.UUID;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantLock;
-import java.util.concurrent.locks.ReentrantReadWriteLock;
 import org.jspecify.annotations.Nullable;
 
 /**
@@ -50,10 +49,11 @@ public final class Image implements Closeable {
 
   /**
    * Shared by reads, writes and flushes; exclusive for what swaps metadata or closes the storage.
-   * Not a {@link java.util.concurrent.locks.StampedLock}, though its shared side is cheaper: a
-   * stamped lock lets new readers in while a writer waits, so steady reads starved a close.
+   * Not a {@link java.util.concurrent.locks.StampedLock}: it lets new readers in while a writer
+   * waits, so steady reads starved a close. Not reentrant: no public method calls another that
+   * takes it.
    */
-  private final ReentrantReadWriteLock lifecycle = new ReentrantReadWriteLock();
+  private final PlainReadWriteLock lifecycle = new PlainReadWriteLock();
 
   private final ConcurrentLinkedQueue<Long> unjournalledBlocks = new ConcurrentLinkedQueue<>();
   private final ReentrantLock[] blockLocks = new ReentrantLock[BLOCK_LOCK_STRIPES];
@@ -434,7 +434,7 @@ public final class Image implements Closeable {
    * @throws IllegalArgumentException if the range is not inside the virtual disk
    */
   public void read(long offsetBytes, ByteBuffer dst) throws IOException {
-    lifecycle.readLock().lock();
+    lifecycle.lockShared();
     try {
       ensureOpen();
       checkRange(offsetBytes, dst.remaining());
@@ -445,7 +445,7 @@ public final class Image implements Closeable {
         copyOnRead(offsetBytes, dst.duplicate().flip().position(start));
       }
     } finally {
-      lifecycle.readLock().unlock();
+      lifecycle.unlockShared();
     }
   }
 
@@ -509,7 +509,7 @@ public final class Image implements Closeable {
    * @throws ImageFailedException if an earlier flush failed
    */
   public void write(long offsetBytes, ByteBuffer src) throws IOException {
-    lifecycle.readLock().lock();
+    lifecycle.lockShared();
     try {
       ensureOpen();
       ensureWritable();
@@ -521,7 +521,7 @@ public final class Image implements Closeable {
         modifications.incrementAndGet();
       }
     } finally {
-      lifecycle.readLock().unlock();
+      lifecycle.unlockShared();
     }
   }
 
@@ -574,7 +574,7 @@ public final class Image implements Closeable {
    * @throws ImageFailedException if an earlier flush failed
    */
   public void zero(long offsetBytes, long lengthBytes) throws IOException {
-    lifecycle.readLock().lock();
+    lifecycle.lockShared();
     try {
       ensureOpen();
       ensureWritable();
@@ -595,7 +595,7 @@ public final class Image implements Closeable {
         modifications.incrementAndGet();
       }
     } finally {
-      lifecycle.readLock().unlock();
+      lifecycle.unlockShared();
     }
   }
 
@@ -612,7 +612,7 @@ public final class Image implements Closeable {
     if (maxExtents < 1) {
       throw new IllegalArgumentException("maxExtents must be at least 1, was " + maxExtents);
     }
-    lifecycle.readLock().lock();
+    lifecycle.lockShared();
     try {
       ensureOpen();
       checkRange(offsetBytes, lengthBytes);
@@ -655,7 +655,7 @@ public final class Image implements Closeable {
       }
       return extents;
     } finally {
-      lifecycle.readLock().unlock();
+      lifecycle.unlockShared();
     }
   }
 
@@ -667,13 +667,13 @@ public final class Image implements Closeable {
    * @throws IllegalArgumentException if the range is not inside the virtual disk
    */
   public long bytesToAllocate(long offsetBytes, long lengthBytes) {
-    lifecycle.readLock().lock();
+    lifecycle.lockShared();
     try {
       ensureOpen();
       checkRange(offsetBytes, lengthBytes);
       return chunks.bytesToAllocate(offsetBytes, lengthBytes);
     } finally {
-      lifecycle.readLock().unlock();
+      lifecycle.unlockShared();
     }
   }
 
@@ -784,12 +784,12 @@ public final class Image implements Closeable {
    */
   boolean copyIn(long block, ByteBuffer blockData) throws IOException {
     // The lifecycle lock keeps grow from swapping the table while the copy maps a chunk.
-    lifecycle.readLock().lock();
+    lifecycle.lockShared();
     try {
       ensureOpen();
       return storeBaseBlock(block, blockData);
     } finally {
-      lifecycle.readLock().unlock();
+      lifecycle.unlockShared();
     }
   }
 
@@ -818,14 +818,14 @@ public final class Image implements Closeable {
    *     writes and flushes until it is reopened
    */
   public void flush() throws IOException {
-    lifecycle.readLock().lock();
+    lifecycle.lockShared();
     try {
       ensureOpen();
       if (writable) {
         groupCommit.commit();
       }
     } finally {
-      lifecycle.readLock().unlock();
+      lifecycle.unlockShared();
     }
   }
 
@@ -941,7 +941,7 @@ public final class Image implements Closeable {
    *     {@link #maxSizeBytes()}
    */
   public void grow(long newSizeBytes) throws IOException {
-    lifecycle.writeLock().lock();
+    lifecycle.lockExclusive();
     try {
       ensureOpen();
       ensureWritable();
@@ -976,7 +976,7 @@ public final class Image implements Closeable {
         throw e;
       }
     } finally {
-      lifecycle.writeLock().unlock();
+      lifecycle.unlockExclusive();
     }
   }
 
@@ -1025,7 +1025,7 @@ public final class Image implements Closeable {
    * @return false when the image is closed
    */
   boolean readBaseForPrefetch(long offsetBytes, ByteBuffer dst) throws IOException {
-    lifecycle.readLock().lock();
+    lifecycle.lockShared();
     try {
       if (closed || !header.dependsOnBase()) {
         return false;
@@ -1033,7 +1033,7 @@ public final class Image implements Closeable {
       base.read(offsetBytes, dst);
       return true;
     } finally {
-      lifecycle.readLock().unlock();
+      lifecycle.unlockShared();
     }
   }
 
@@ -1046,7 +1046,7 @@ public final class Image implements Closeable {
     // Most of the copies are forced here, under the shared lock, so clients keep going; the
     // exclusive part below then forces little and only switches the metadata.
     flush();
-    lifecycle.writeLock().lock();
+    lifecycle.lockExclusive();
     try {
       ensureOpen();
       if (!header.dependsOnBase()) {
@@ -1064,7 +1064,7 @@ public final class Image implements Closeable {
         throw e;
       }
     } finally {
-      lifecycle.writeLock().unlock();
+      lifecycle.unlockExclusive();
     }
   }
 
@@ -1077,7 +1077,7 @@ public final class Image implements Closeable {
       throw new IllegalArgumentException(
           "startDelaySeconds must not be negative, was " + startDelaySeconds);
     }
-    lifecycle.writeLock().lock();
+    lifecycle.lockExclusive();
     try {
       ensureOpen();
       ensureWritable();
@@ -1095,13 +1095,13 @@ public final class Image implements Closeable {
         startPrefetcher(true, startDelaySeconds);
       }
     } finally {
-      lifecycle.writeLock().unlock();
+      lifecycle.unlockExclusive();
     }
   }
 
   /** Switches copy-on-read on or off, durably. */
   public void setCopyOnRead(boolean enabled) throws IOException {
-    lifecycle.writeLock().lock();
+    lifecycle.lockExclusive();
     try {
       ensureOpen();
       ensureWritable();
@@ -1110,7 +1110,7 @@ public final class Image implements Closeable {
       header = next;
       modifications.incrementAndGet();
     } finally {
-      lifecycle.writeLock().unlock();
+      lifecycle.unlockExclusive();
     }
   }
 
@@ -1185,7 +1185,7 @@ public final class Image implements Closeable {
    * With {@code repair}, leaked chunks become free chunks (reused before the file grows).
    */
   public CheckReport check(boolean repair) throws IOException {
-    lifecycle.writeLock().lock();
+    lifecycle.lockExclusive();
     try {
       ensureOpen();
       ChunkTable t = chunks.table();
@@ -1226,7 +1226,7 @@ public final class Image implements Closeable {
       }
       return CheckReport.of(leaked, reclaimed, problems);
     } finally {
-      lifecycle.writeLock().unlock();
+      lifecycle.unlockExclusive();
     }
   }
 
@@ -1245,7 +1245,7 @@ public final class Image implements Closeable {
       // Before taking the lock: a copy in flight needs the read lock to finish.
       p.stop();
     }
-    lifecycle.writeLock().lock();
+    lifecycle.lockExclusive();
     try {
       if (closed) {
         return;
@@ -1265,7 +1265,7 @@ public final class Image implements Closeable {
       try {
         storage.close();
       } finally {
-        lifecycle.writeLock().unlock();
+        lifecycle.unlockExclusive();
       }
     }
   }
