@@ -50,8 +50,8 @@ public final class Image implements Closeable {
   /**
    * Shared by reads, writes and flushes; exclusive for what swaps metadata or closes the storage.
    * Not a {@link java.util.concurrent.locks.StampedLock}: it lets new readers in while a writer
-   * waits, so steady reads starved a close. Not reentrant: no public method calls another that
-   * takes it.
+   * waits, so steady reads starved a close. Not reentrant: nothing here takes it while holding it
+   * already.
    */
   private final PlainReadWriteLock lifecycle = new PlainReadWriteLock();
 
