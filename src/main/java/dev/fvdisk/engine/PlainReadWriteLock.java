@@ -82,10 +82,5 @@ final class PlainReadWriteLock {
       setState(0);
       return true;
     }
-
-    @Override
-    protected boolean isHeldExclusively() {
-      return getExclusiveOwnerThread() == Thread.currentThread();
-    }
   }
 }

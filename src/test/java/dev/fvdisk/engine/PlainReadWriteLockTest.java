@@ -8,6 +8,7 @@ import java.util.List;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicLongArray;
 import org.junit.jupiter.api.Test;
 
 class PlainReadWriteLockTest {
@@ -20,6 +21,7 @@ class PlainReadWriteLockTest {
       CountDownLatch acquired = new CountDownLatch(1);
       Thread other =
           start(
+              "second-reader",
               () -> {
                 lock.lockShared();
                 acquired.countDown();
@@ -40,13 +42,7 @@ class PlainReadWriteLockTest {
     Thread otherReader = holdShared(held, release);
     assertThat(held.await(10, TimeUnit.SECONDS)).isTrue();
     CountDownLatch acquired = new CountDownLatch(1);
-    Thread writer =
-        start(
-            () -> {
-              lock.lockExclusive();
-              acquired.countDown();
-              lock.unlockExclusive();
-            });
+    Thread writer = passExclusive(acquired);
     awaitParked(writer);
     lock.unlockShared();
     assertThat(acquired.await(100, TimeUnit.MILLISECONDS))
@@ -64,6 +60,7 @@ class PlainReadWriteLockTest {
     List<String> order = new ArrayList<>();
     Thread writer =
         start(
+            "writer",
             () -> {
               lock.lockExclusive();
               synchronized (order) {
@@ -74,6 +71,7 @@ class PlainReadWriteLockTest {
     awaitParked(writer);
     Thread reader =
         start(
+            "reader",
             () -> {
               lock.lockShared();
               synchronized (order) {
@@ -96,13 +94,7 @@ class PlainReadWriteLockTest {
     Thread reader = holdShared(new CountDownLatch(1), releaseReader);
     awaitParked(reader);
     CountDownLatch writerIn = new CountDownLatch(1);
-    Thread writer =
-        start(
-            () -> {
-              lock.lockExclusive();
-              writerIn.countDown();
-              lock.unlockExclusive();
-            });
+    Thread writer = passExclusive(writerIn);
     awaitParked(writer);
     lock.unlockExclusive();
     // The reader queued first, so it holds the lock now and the second writer waits for it.
@@ -121,20 +113,23 @@ class PlainReadWriteLockTest {
 
   @Test
   void readers_never_see_a_writer_half_way() throws Exception {
-    long[] pair = new long[2];
+    // Volatile cells, and a pause between the two halves on both sides: without the lock a reader
+    // sees a half-done update within a few rounds, so only exclusion keeps the count at zero.
+    AtomicLongArray pair = new AtomicLongArray(2);
     AtomicLong torn = new AtomicLong();
     int rounds = 20_000;
     List<Thread> threads = new ArrayList<>();
     for (int w = 0; w < 2; w++) {
       threads.add(
           start(
+              "writer-" + w,
               () -> {
                 for (int i = 0; i < rounds; i++) {
                   lock.lockExclusive();
                   try {
-                    pair[0]++;
-                    Thread.onSpinWait();
-                    pair[1]++;
+                    pair.incrementAndGet(0);
+                    pause();
+                    pair.incrementAndGet(1);
                   } finally {
                     lock.unlockExclusive();
                   }
@@ -144,11 +139,14 @@ class PlainReadWriteLockTest {
     for (int r = 0; r < 4; r++) {
       threads.add(
           start(
+              "reader-" + r,
               () -> {
                 for (int i = 0; i < rounds; i++) {
                   lock.lockShared();
                   try {
-                    if (pair[0] != pair[1]) {
+                    long first = pair.get(0);
+                    pause();
+                    if (first != pair.get(1)) {
                       torn.incrementAndGet();
                     }
                   } finally {
@@ -162,7 +160,24 @@ class PlainReadWriteLockTest {
       assertThat(t.isAlive()).as("%s finished", t.getName()).isFalse();
     }
     assertThat(torn.get()).isZero();
-    assertThat(pair[0]).isEqualTo(2L * rounds).isEqualTo(pair[1]);
+    assertThat(pair.get(0)).isEqualTo(2L * rounds).isEqualTo(pair.get(1));
+  }
+
+  private static void pause() {
+    for (int i = 0; i < 50; i++) {
+      Thread.onSpinWait();
+    }
+  }
+
+  /** Starts a thread that takes the lock exclusively, counts {@code acquired} down and lets go. */
+  private Thread passExclusive(CountDownLatch acquired) {
+    return start(
+        "writer",
+        () -> {
+          lock.lockExclusive();
+          acquired.countDown();
+          lock.unlockExclusive();
+        });
   }
 
   /**
@@ -171,6 +186,7 @@ class PlainReadWriteLockTest {
    */
   private Thread holdShared(CountDownLatch held, CountDownLatch release) {
     return start(
+        "holding-reader",
         () -> {
           lock.lockShared();
           held.countDown();
@@ -184,8 +200,8 @@ class PlainReadWriteLockTest {
         });
   }
 
-  private static Thread start(Runnable body) {
-    Thread t = new Thread(body, "lock-test");
+  private static Thread start(String name, Runnable body) {
+    Thread t = new Thread(body, name);
     t.setDaemon(true);
     t.start();
     return t;
