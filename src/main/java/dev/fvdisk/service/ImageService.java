@@ -613,13 +613,17 @@ public class ImageService implements AutoCloseable {
           throw new ImageNotFoundException(name);
         }
         observer.imageClosed(name);
+        // The file goes while the monitor is still held: every look-up that misses the registry
+        // opens the file under this monitor, so between the removal above and the unlink nobody
+        // may find the file, or the deleted image would come back and take writes into a file
+        // that no longer has a name.
+        try {
+          open.image().close();
+        } catch (IOException e) {
+          log.warn("Closing image {} before deleting it failed: {}", name, e.getMessage());
+        }
+        deleteFile(name);
       }
-      try {
-        open.image().close();
-      } catch (IOException e) {
-        log.warn("Closing image {} before deleting it failed: {}", name, e.getMessage());
-      }
-      deleteFile(name);
     } finally {
       lock.unlock();
     }
