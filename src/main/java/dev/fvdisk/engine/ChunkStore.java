@@ -210,6 +210,11 @@ final class ChunkStore {
     }
   }
 
+  /** Whether the chunk holding a virtual offset has a slot (durable or not). */
+  boolean isMapped(long offsetBytes) {
+    return table.physicalChunk((int) (offsetBytes / chunkSizeBytes)) >= 0;
+  }
+
   /**
    * At most how many bytes of new file space a write of the range would take: a chunk for each
    * unallocated chunk it touches, less the slots the allocator reuses first.

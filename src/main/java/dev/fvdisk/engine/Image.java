@@ -64,6 +64,7 @@ public final class Image implements Closeable {
   private final AtomicLong copiedFromBaseBytes = new AtomicLong();
   private final AtomicLong presentBlocks;
   private final PrefetchTuning prefetchTuning;
+  private final SpaceBudget spaceBudget;
   private volatile long copyOnReadLimitBytes = DEFAULT_COPY_ON_READ_LIMIT_BYTES;
   private volatile long lastClientIoNanos = System.nanoTime();
   private volatile @Nullable Prefetcher prefetcher;
@@ -82,7 +83,8 @@ public final class Image implements Closeable {
       RecoveredMetadata recovered,
       Header header,
       @Nullable Image base,
-      PrefetchTuning prefetchTuning)
+      PrefetchTuning prefetchTuning,
+      SpaceBudget spaceBudget)
       throws IOException {
     this.storage = storage;
     this.writable = writable;
@@ -92,6 +94,7 @@ public final class Image implements Closeable {
     this.base = base;
     this.presentBlocks = new AtomicLong(bitmap.setCount());
     this.prefetchTuning = prefetchTuning;
+    this.spaceBudget = spaceBudget;
     ChunkAllocator allocator =
         new ChunkAllocator(
             storage,
@@ -233,7 +236,7 @@ public final class Image implements Closeable {
       for (long at = start; zero && at < end; at += buf.capacity()) {
         buf.clear().limit((int) Math.min(buf.capacity(), end - at));
         base.read(at, buf);
-        zero = buf.flip().equals(ZEROS.duplicate().limit(buf.limit()));
+        zero = isZero(buf.flip());
       }
       if (zero) {
         bitmap.markDurable(b);
@@ -269,6 +272,20 @@ public final class Image implements Closeable {
   public static Image open(
       Storage storage, boolean writable, BaseResolver bases, PrefetchTuning prefetchTuning)
       throws IOException {
+    return open(storage, writable, bases, prefetchTuning, SpaceBudget.UNLIMITED);
+  }
+
+  /**
+   * Opens an image as {@link #open(Storage, boolean, BaseResolver, PrefetchTuning)} does, asking
+   * {@code spaceBudget} before a copy from the base (prefetching, copy-on-read) maps a new chunk.
+   */
+  public static Image open(
+      Storage storage,
+      boolean writable,
+      BaseResolver bases,
+      PrefetchTuning prefetchTuning,
+      SpaceBudget spaceBudget)
+      throws IOException {
     RecoveredMetadata recovered = RecoveredMetadata.recover(storage);
     if (!recovered.problems().isEmpty()) {
       throw new CorruptImageException(
@@ -287,7 +304,8 @@ public final class Image implements Closeable {
     if (header.dependsOnBase()) {
       base = checkedBase(storage.description(), header.base(), bases);
     }
-    Image image = new Image(storage, writable, recovered, header, base, prefetchTuning);
+    Image image =
+        new Image(storage, writable, recovered, header, base, prefetchTuning, spaceBudget);
     if (writable) {
       image.markOpenForWriting();
       if (image.header.dependsOnBase() && image.header.prefetchEnabled()) {
@@ -769,6 +787,8 @@ public final class Image implements Closeable {
         int at = data.position() + (int) (blockStart - offsetBytes);
         storeBaseBlock(block, data.duplicate().position(at).limit(at + n));
       } catch (IOException | RuntimeException e) {
+        // No space (the budget refused, or the file system is full) or a failed write: the block
+        // stays in the base, and so do the rest of this read's.
         return;
       } finally {
         copyOnReadBytesInFlight.addAndGet(-n);
@@ -793,7 +813,17 @@ public final class Image implements Closeable {
     }
   }
 
-  /** {@link #copyIn} for a caller that holds the lifecycle lock already. */
+  /**
+   * {@link #copyIn} for a caller that holds the lifecycle lock already.
+   *
+   * <p>A block of zeros over an unmapped chunk only gets its bit: a set bit over an unmapped chunk
+   * reads as zeros, and a slot is zero-filled before it is first mapped, so the clone stays as thin
+   * as its base. Over a mapped chunk the zeros are written all the same, because that slot may hold
+   * the bytes of an earlier copy whose bit never became durable. A copy that would map a new chunk
+   * asks the space budget first.
+   *
+   * @throws NoSpaceForCopyException when the budget refuses the space; nothing was written
+   */
   private boolean storeBaseBlock(long block, ByteBuffer blockData) throws IOException {
     ReentrantLock lock = blockLocks[(int) (block % blockLocks.length)];
     lock.lock();
@@ -801,14 +831,36 @@ public final class Image implements Closeable {
       if (bitmap.isSet(block) || !header.dependsOnBase()) {
         return false;
       }
+      long offsetBytes = block * header.blockSizeBytes();
       int n = blockData.remaining();
-      chunks.write(block * header.blockSizeBytes(), blockData);
+      if (!chunks.isMapped(offsetBytes)) {
+        if (isZero(blockData)) {
+          publishBlock(block);
+          return true;
+        }
+        String refusal = spaceBudget.refusal(header.chunkSizeBytes());
+        if (refusal != null) {
+          throw new NoSpaceForCopyException(description(), refusal);
+        }
+      }
+      chunks.write(offsetBytes, blockData);
       publishBlock(block);
       copiedFromBaseBytes.addAndGet(n);
       return true;
     } finally {
       lock.unlock();
     }
+  }
+
+  /** Whether every remaining byte of {@code data} is zero; leaves its position where it was. */
+  static boolean isZero(ByteBuffer data) {
+    for (int at = data.position(); at < data.limit(); at += ZEROS.capacity()) {
+      int n = Math.min(ZEROS.capacity(), data.limit() - at);
+      if (!data.slice(at, n).equals(ZEROS.duplicate().limit(n))) {
+        return false;
+      }
+    }
+    return true;
   }
 
   /**
@@ -1038,6 +1090,13 @@ public final class Image implements Closeable {
   }
 
   /**
+   * Why a copy from the base that maps a new chunk would be refused now; null when it would not.
+   */
+  @Nullable String spaceRefusal() {
+    return spaceBudget.refusal(header.chunkSizeBytes());
+  }
+
+  /**
    * Ends the clone's dependency on its base once every block is here: makes all copies durable,
    * then writes table and bitmap with the standalone flag set. From then on reads never look at the
    * base, and the base may be deleted.
@@ -1118,16 +1177,16 @@ public final class Image implements Closeable {
   public PrefetchStatus prefetchStatus() {
     Header h = header;
     if (h.base() == null) {
-      return new PrefetchStatus(PrefetchStatus.State.DISABLED, 0, 0, 0, null);
+      return PrefetchStatus.idle(PrefetchStatus.State.DISABLED, 0, 0);
     }
     long total = h.base().baseSizeBytes();
     if (h.standalone()) {
-      return new PrefetchStatus(PrefetchStatus.State.DONE, total, total, 0, null);
+      return PrefetchStatus.idle(PrefetchStatus.State.DONE, total, total);
     }
     Prefetcher p = prefetcher;
     if (p == null) {
       long present = Math.min(total, presentBlocks.get() * h.blockSizeBytes());
-      return new PrefetchStatus(PrefetchStatus.State.DISABLED, present, total, 0, null);
+      return PrefetchStatus.idle(PrefetchStatus.State.DISABLED, present, total);
     }
     return p.status();
   }

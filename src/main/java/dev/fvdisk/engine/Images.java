@@ -46,6 +46,20 @@ public final class Images {
    */
   public static Image create(Path path, ImageOptions options, @Nullable Image base, String locator)
       throws IOException {
+    return create(path, options, base, locator, SpaceBudget.UNLIMITED);
+  }
+
+  /**
+   * Creates an image as {@link #create(Path, ImageOptions, Image, String)} does and opens it with
+   * {@code spaceBudget} limiting its copies from the base.
+   */
+  public static Image create(
+      Path path,
+      ImageOptions options,
+      @Nullable Image base,
+      String locator,
+      SpaceBudget spaceBudget)
+      throws IOException {
     if (Files.exists(path, LinkOption.NOFOLLOW_LINKS)) {
       throw new FileAlreadyExistsException(path.toString());
     }
@@ -59,7 +73,7 @@ public final class Images {
     }
     Files.move(temporary, path, StandardCopyOption.ATOMIC_MOVE);
     forceDirectory(path.toAbsolutePath().getParent());
-    return open(path, base == null ? BaseResolver.NONE : name -> base);
+    return open(path, base == null ? BaseResolver.NONE : name -> base, spaceBudget);
   }
 
   /**
@@ -67,13 +81,22 @@ public final class Images {
    * clone's base through {@code bases}.
    */
   public static Image open(Path path, BaseResolver bases) throws IOException {
+    return open(path, bases, SpaceBudget.UNLIMITED);
+  }
+
+  /**
+   * Opens an image file as {@link #open(Path, BaseResolver)} does; a clone asks {@code spaceBudget}
+   * before its copies from the base (prefetching, copy-on-read) take more space.
+   */
+  public static Image open(Path path, BaseResolver bases, SpaceBudget spaceBudget)
+      throws IOException {
     boolean readOnly;
     try (Storage probe = FileStorage.open(path, false)) {
       readOnly = Header.read(probe).readOnly();
     }
     FileStorage storage = FileStorage.open(path, !readOnly);
     try {
-      return Image.open(storage, !readOnly, bases);
+      return Image.open(storage, !readOnly, bases, PrefetchTuning.DEFAULTS, spaceBudget);
     } catch (IOException | RuntimeException e) {
       storage.close();
       throw e;

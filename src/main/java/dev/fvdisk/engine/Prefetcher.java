@@ -8,6 +8,7 @@ import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.logging.Level;
 import java.util.logging.Logger;
+import org.jspecify.annotations.Nullable;
 
 /**
  * Adaptive prefetching: one background thread per clone that copies every block still in the base
@@ -21,12 +22,17 @@ import java.util.logging.Logger;
  * serves client I/O, so copying never competes with a busy client. A restart resumes where the
  * durable bits left off.
  *
+ * <p>A copy that would take space the image's {@link SpaceBudget} refuses, or that the file system
+ * has no room for, pauses prefetching until space returns: it asks again every second, logs the
+ * pause and the resumption once each, and shows the reason in its {@link #status}.
+ *
  * <p><b>Thread safety.</b> {@link #setEnabled}, {@link #status} and {@link #stop} may be called
  * from any thread.
  */
 final class Prefetcher {
 
   private static final Logger LOG = Logger.getLogger(Prefetcher.class.getName());
+  private static final long SPACE_RETRY_MILLIS = 1000;
 
   private final Image image;
   private final Bitmap bitmap;
@@ -43,7 +49,8 @@ final class Prefetcher {
   private boolean stopping;
   private boolean throttled;
   private volatile PrefetchStatus.State state;
-  private volatile String error;
+  private volatile @Nullable String reason;
+  private volatile @Nullable String spaceShortage;
   private final java.util.concurrent.atomic.AtomicLong pauses =
       new java.util.concurrent.atomic.AtomicLong();
 
@@ -91,10 +98,16 @@ final class Prefetcher {
   PrefetchStatus status() {
     long presentBytes = Math.min(baseEndBytes, image.presentBlocks() * (long) blockSizeBytes);
     PrefetchStatus.State s = state;
-    if (s == PrefetchStatus.State.RUNNING && throttled) {
+    String why = reason;
+    String shortage = spaceShortage;
+    if (shortage != null && s != PrefetchStatus.State.DISABLED) {
       s = PrefetchStatus.State.PAUSED;
+      why = "waiting for space: " + shortage;
+    } else if (s == PrefetchStatus.State.RUNNING && throttled) {
+      s = PrefetchStatus.State.PAUSED;
+      why = "backing off while the disk is busy";
     }
-    return new PrefetchStatus(s, presentBytes, baseEndBytes, pauses.get(), error);
+    return new PrefetchStatus(s, presentBytes, baseEndBytes, pauses.get(), why, shortage != null);
   }
 
   /** Stops the thread and waits for it; the image then closes without a copy in flight. */
@@ -132,7 +145,18 @@ final class Prefetcher {
             break;
           }
         }
-        block = copyRun(block, buffer);
+        try {
+          block = copyRun(block, buffer);
+        } catch (IOException e) {
+          String shortage =
+              e instanceof NoSpaceForCopyException refused
+                  ? refused.reason()
+                  : StorageFull.reasonOf(e);
+          if (shortage == null) {
+            throw e;
+          }
+          awaitSpace(shortage);
+        }
       }
       image.completePrefetch();
       state = PrefetchStatus.State.DONE;
@@ -141,9 +165,10 @@ final class Prefetcher {
       Thread.currentThread().interrupt();
     } catch (IOException | RuntimeException e) {
       // A failed copy costs nothing but time: the base still holds the data. Stop until reopened.
-      error = e.getMessage();
+      spaceShortage = null;
+      reason = "stopped after an error until the image is opened again: " + e.getMessage();
       state = PrefetchStatus.State.DISABLED;
-      LOG.log(Level.WARNING, image.description() + ": prefetching stopped", e);
+      LOG.log(Level.WARNING, image.description() + ": prefetching " + reason, e);
     }
   }
 
@@ -163,9 +188,11 @@ final class Prefetcher {
         long now = System.nanoTime();
         if (!enabled) {
           state = PrefetchStatus.State.PAUSED;
+          reason = "switched off";
           changed.await();
         } else if (now < startAtNanos) {
           state = PrefetchStatus.State.WAITING;
+          reason = null;
           changed.awaitNanos(startAtNanos - now);
         } else {
           long idleFor = now - image.lastClientIoNanos();
@@ -174,6 +201,7 @@ final class Prefetcher {
             changed.awaitNanos(quiet - idleFor);
           } else {
             state = PrefetchStatus.State.RUNNING;
+            reason = null;
             return true;
           }
         }
@@ -221,6 +249,41 @@ final class Prefetcher {
       pause();
     }
     return endBlock;
+  }
+
+  /**
+   * Waits until the image's space budget would grant a new chunk again, asking every second, or
+   * until prefetching is switched off or stopped. The pause and the resumption are logged once
+   * each.
+   */
+  private void awaitSpace(String shortage) throws InterruptedException {
+    if (spaceShortage == null) {
+      LOG.warning(
+          image.description()
+              + ": prefetching paused, waiting for space: "
+              + shortage
+              + "; it goes on by itself once space returns");
+    }
+    spaceShortage = shortage;
+    for (String still = shortage; still != null; still = image.spaceRefusal()) {
+      spaceShortage = still;
+      lock.lock();
+      try {
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(SPACE_RETRY_MILLIS);
+        for (long left = deadline - System.nanoTime(); left > 0 && !stopping && enabled; ) {
+          left = changed.awaitNanos(left);
+        }
+        if (stopping || !enabled) {
+          // Switched off or closing: awaitTurn shows that; space is looked at again on return.
+          spaceShortage = null;
+          return;
+        }
+      } finally {
+        lock.unlock();
+      }
+    }
+    spaceShortage = null;
+    LOG.info(image.description() + ": prefetching resumed, space is available again");
   }
 
   /** Backs off for a random time, then starts measuring afresh. */

@@ -101,6 +101,13 @@ public class ImageMeters implements ImageServiceObserver {
               usage,
               ImageUsage::prefetchCopiedBytes,
               BaseUnits.BYTES));
+      meters.add(
+          gauge(
+              "fvdisk.image.prefetch.waiting.for.space",
+              tags,
+              usage,
+              u -> u.prefetchWaitingForSpace() ? 1 : 0,
+              null));
     }
     perImage.put(name, meters);
   }

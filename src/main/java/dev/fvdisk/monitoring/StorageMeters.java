@@ -1,6 +1,7 @@
 package dev.fvdisk.monitoring;
 
 import dev.fvdisk.service.ImageService;
+import dev.fvdisk.service.ImageUsage;
 import dev.fvdisk.service.StorageSnapshot;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -34,7 +35,8 @@ public class StorageMeters implements MeterBinder {
     gauge(
         registry,
         "fvdisk.storage.available",
-        "Bytes writes can still allocate: free space above the health threshold",
+        "Bytes writes can still allocate: free space above the health threshold, capped by what"
+            + " remains of the storage quota",
         true,
         StorageSnapshot::availableBytes);
     gauge(
@@ -55,6 +57,12 @@ public class StorageMeters implements MeterBinder {
         "Images open in the registry",
         false,
         s -> s.images().size());
+    gauge(
+        registry,
+        "fvdisk.prefetch.waiting.for.space",
+        "Clones whose prefetching is paused until the quota or the file system has room again",
+        false,
+        s -> s.images().stream().filter(ImageUsage::prefetchWaitingForSpace).count());
     gauge(
         registry,
         "fvdisk.images.failed",

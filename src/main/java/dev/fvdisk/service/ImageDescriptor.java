@@ -33,9 +33,16 @@ public record ImageDescriptor(
    * Prefetch settings and progress.
    *
    * @param state {@code disabled}, {@code waiting}, {@code running}, {@code paused} or {@code done}
-   * @param copiedBytes bytes of the base's range that are in the image
+   * @param reason why it is paused or disabled, for an operator; null when there is nothing to say
+   * @param copiedBytes bytes of the base's range that are in the image, whether prefetching,
+   *     copy-on-read or a client's write put them there
    * @param totalBytes bytes of the base's range
    */
   public record Prefetch(
-      boolean enabled, long startDelaySeconds, String state, long copiedBytes, long totalBytes) {}
+      boolean enabled,
+      long startDelaySeconds,
+      String state,
+      @Nullable String reason,
+      long copiedBytes,
+      long totalBytes) {}
 }

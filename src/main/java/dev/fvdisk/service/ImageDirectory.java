@@ -4,6 +4,7 @@ import dev.fvdisk.engine.BaseResolver;
 import dev.fvdisk.engine.Image;
 import dev.fvdisk.engine.ImageOptions;
 import dev.fvdisk.engine.Images;
+import dev.fvdisk.engine.SpaceBudget;
 import java.io.IOException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
@@ -82,18 +83,23 @@ public class ImageDirectory {
    * Creates the image file, a clone of {@code base} (named {@code baseName}) when one is given;
    * durable on return (file and directory entry).
    */
-  Image create(String name, ImageOptions options, @Nullable Image base, String baseName)
+  Image create(
+      String name,
+      ImageOptions options,
+      @Nullable Image base,
+      String baseName,
+      SpaceBudget spaceBudget)
       throws IOException {
-    return Images.create(pathOf(name), options, base, baseName);
+    return Images.create(pathOf(name), options, base, baseName, spaceBudget);
   }
 
   /** Opens for writing, or for reading when the image is marked read-only. */
-  Image open(String name, BaseResolver bases) throws IOException {
+  Image open(String name, BaseResolver bases, SpaceBudget spaceBudget) throws IOException {
     Path path = pathOf(name);
     if (!Files.isRegularFile(path, LinkOption.NOFOLLOW_LINKS)) {
       throw new IOException(path + " is not a regular file");
     }
-    return Images.open(path, bases);
+    return Images.open(path, bases, spaceBudget);
   }
 
   /** Marks a closed image read-only or clears the mark; durable on return. */

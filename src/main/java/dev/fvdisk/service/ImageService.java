@@ -12,6 +12,8 @@ import dev.fvdisk.engine.ImageOptions;
 import dev.fvdisk.engine.ImageStats;
 import dev.fvdisk.engine.Images;
 import dev.fvdisk.engine.PrefetchStatus;
+import dev.fvdisk.engine.SpaceBudget;
+import dev.fvdisk.engine.StorageFull;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.FileAlreadyExistsException;
@@ -72,6 +74,19 @@ public class ImageService implements AutoCloseable {
           }
         }
         return base == null ? null : base.image();
+      };
+
+  /**
+   * What copies from a base (prefetching, copy-on-read) may take: the same space client writes may
+   * allocate, so background work never takes a clone past the storage quota or the free space the
+   * file system must keep.
+   */
+  private final SpaceBudget backgroundCopies =
+      bytes -> {
+        Allocatable allocatable = allocatable();
+        return bytes <= allocatable.bytes()
+            ? null
+            : allocatable.limit() + ", and a copy needs " + bytes;
       };
 
   /**
@@ -145,7 +160,7 @@ public class ImageService implements AutoCloseable {
       return null;
     }
     try {
-      OpenImage opened = new OpenImage(name, directory.open(name, bases));
+      OpenImage opened = new OpenImage(name, directory.open(name, bases, backgroundCopies));
       openImages.put(name, opened);
       failedImages.remove(name);
       announce(opened);
@@ -195,12 +210,13 @@ public class ImageService implements AutoCloseable {
       log.debug("Free space of {} cannot be read: {}", directory.root(), e.getMessage());
       usable = 0;
     }
+    long used = images.stream().mapToLong(ImageUsage::usedBytes).sum();
     return new StorageSnapshot(
         directory.root(),
         directory.isWritable(),
         usable,
         limits.minFreeBytes(),
-        availableBytes(usable),
+        allocatable(usable, used).bytes(),
         images,
         failed,
         latched);
@@ -212,12 +228,48 @@ public class ImageService implements AutoCloseable {
   }
 
   /**
-   * What writes may still allocate given {@code usableBytes} of free space: everything above the
-   * threshold that writes never use. The one place to cap it by a storage quota once one exists, so
-   * the write path and monitoring agree.
+   * What writes may still allocate, and the limit that says so.
+   *
+   * @param bytes the smaller of the free space above the threshold that writes never use and what
+   *     remains of the storage quota
+   * @param limit which of the two it is, in words for a client or an operator
    */
-  private long availableBytes(long usableBytes) {
-    return Math.max(0, usableBytes - limits.minFreeBytes());
+  private record Allocatable(long bytes, String limit) {}
+
+  /** What writes may allocate now; asks the file system once. */
+  private Allocatable allocatable() {
+    long usable;
+    try {
+      usable = directory.usableBytes();
+    } catch (IOException e) {
+      throw new StorageIoException("(data directory)", withoutDirectory(e), e);
+    }
+    return allocatable(usable, usedBytesOfAllImages());
+  }
+
+  /**
+   * The one place that turns free space and the quota into what writes may still allocate, so the
+   * write path, background copies and monitoring agree.
+   */
+  private Allocatable allocatable(long usableBytes, long usedBytes) {
+    long aboveThreshold = Math.max(0, usableBytes - limits.minFreeBytes());
+    Long quota = limits.storageQuotaBytes();
+    if (quota != null && quota - usedBytes < aboveThreshold) {
+      return new Allocatable(
+          Math.max(0, quota - usedBytes),
+          "the storage quota of "
+              + quota
+              + " bytes has "
+              + Math.max(0, quota - usedBytes)
+              + " bytes left");
+    }
+    return new Allocatable(
+        aboveThreshold,
+        "the data directory's file system has "
+            + usableBytes
+            + " bytes free and keeps "
+            + limits.minFreeBytes()
+            + " of them free");
   }
 
   private static ImageUsage usage(OpenImage open) {
@@ -235,6 +287,7 @@ public class ImageService implements AutoCloseable {
         image.baseLocator() != null,
         prefetch.copiedBytes(),
         prefetch.totalBytes(),
+        prefetch.waitingForSpace(),
         image.isFailed());
   }
 
@@ -313,6 +366,7 @@ public class ImageService implements AutoCloseable {
             image.prefetchEnabled(),
             image.prefetchStartDelaySeconds(),
             prefetch.state().name().toLowerCase(Locale.ROOT),
+            prefetch.reason(),
             prefetch.copiedBytes(),
             prefetch.totalBytes()),
         stats.usedBytes(),
@@ -417,10 +471,18 @@ public class ImageService implements AutoCloseable {
       try {
         image =
             directory.create(
-                name, options, base == null ? null : base.image(), base == null ? "" : base.name());
+                name,
+                options,
+                base == null ? null : base.image(),
+                base == null ? "" : base.name(),
+                backgroundCopies);
       } catch (FileAlreadyExistsException e) {
         throw new ImageExistsException(name);
       } catch (IOException e) {
+        String diskFull = StorageFull.reasonOf(e);
+        if (diskFull != null) {
+          throw InsufficientStorageException.diskFull(name, diskFull);
+        }
         throw new StorageIoException(name, withoutDirectory(e), e);
       }
       OpenImage opened = new OpenImage(name, image);
@@ -580,7 +642,7 @@ public class ImageService implements AutoCloseable {
       directory.setReadOnly(open.name(), readOnly);
     } finally {
       // Reopened whatever happened, so the registry never holds a closed image.
-      open.image = directory.open(open.name(), bases);
+      open.image = directory.open(open.name(), bases, backgroundCopies);
     }
   }
 
@@ -1030,16 +1092,7 @@ public class ImageService implements AutoCloseable {
     if (needed == 0) {
       return;
     }
-    long available;
-    try {
-      available = availableBytes(directory.usableBytes());
-    } catch (IOException e) {
-      throw new StorageIoException(open.name(), withoutDirectory(e), e);
-    }
-    Long quota = limits.storageQuotaBytes();
-    if (quota != null) {
-      available = Math.min(available, Math.max(0, quota - usedBytesOfAllImages()));
-    }
+    long available = allocatable().bytes();
     if (needed > available) {
       throw new InsufficientStorageException(needed, available);
     }
@@ -1052,27 +1105,11 @@ public class ImageService implements AutoCloseable {
     if (e instanceof CorruptImageException) {
       return new ImageCorruptException(open.name(), withoutDirectory(e), e);
     }
-    String diskFull = diskFullReason(e);
+    String diskFull = StorageFull.reasonOf(e);
     if (diskFull != null) {
       return InsufficientStorageException.diskFull(open.name(), diskFull);
     }
     return new StorageIoException(open.name(), withoutDirectory(e), e);
-  }
-
-  /**
-   * The JDK reports ENOSPC and EDQUOT only through the message of an {@code IOException}, so that
-   * is what is matched; the errno texts are fixed by the C library.
-   */
-  private static @Nullable String diskFullReason(Throwable e) {
-    for (Throwable t = e; t != null; t = t.getCause()) {
-      String message = String.valueOf(t.getMessage());
-      for (String reason : new String[] {"No space left on device", "Disk quota exceeded"}) {
-        if (message.contains(reason)) {
-          return reason;
-        }
-      }
-    }
-    return null;
   }
 
   /** The engine's message names files by path; clients see only the file name. */

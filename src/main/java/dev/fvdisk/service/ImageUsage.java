@@ -13,6 +13,7 @@ package dev.fvdisk.service;
  * @param hasBase whether the image reads through a base (prefetch figures mean something only then)
  * @param prefetchCopiedBytes bytes of the base range already in the image
  * @param prefetchTotalBytes bytes of the base range: the most there is to copy
+ * @param prefetchWaitingForSpace whether prefetching is paused until space returns
  * @param failed whether a failed flush latched the image: writes and flushes are refused until a
  *     restart reopens it
  */
@@ -27,6 +28,7 @@ public record ImageUsage(
     boolean hasBase,
     long prefetchCopiedBytes,
     long prefetchTotalBytes,
+    boolean prefetchWaitingForSpace,
     boolean failed) {
 
   /** Prefetch progress between 0 and 1; a base range with nothing in it counts as done. */

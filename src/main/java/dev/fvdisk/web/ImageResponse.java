@@ -19,7 +19,12 @@ record ImageResponse(
 
   /** Prefetch settings and progress. */
   record Prefetch(
-      boolean enabled, long startDelaySeconds, String state, long copiedBytes, long totalBytes) {}
+      boolean enabled,
+      long startDelaySeconds,
+      String state,
+      @Nullable String reason,
+      long copiedBytes,
+      long totalBytes) {}
 
   /** What the image takes on disk. */
   record Storage(long usedBytes, long fileBytes, long leakedChunks) {}
@@ -35,7 +40,12 @@ record ImageResponse(
         d.readOnly(),
         d.copyOnRead(),
         new Prefetch(
-            p.enabled(), p.startDelaySeconds(), p.state(), p.copiedBytes(), p.totalBytes()),
+            p.enabled(),
+            p.startDelaySeconds(),
+            p.state(),
+            p.reason(),
+            p.copiedBytes(),
+            p.totalBytes()),
         new Storage(d.usedBytes(), d.fileBytes(), d.leakedChunks()),
         d.createdAt());
   }

@@ -12,7 +12,7 @@ import org.junit.jupiter.api.Test;
 class ImageMetersTest {
 
   private static ImageUsage usage(String name, long used, boolean hasBase) {
-    return new ImageUsage(name, 1 << 20, used, 4 << 20, 2, 0.25, 0, hasBase, 10, 40, false);
+    return new ImageUsage(name, 1 << 20, used, 4 << 20, 2, 0.25, 0, hasBase, 10, 40, false, false);
   }
 
   @Test

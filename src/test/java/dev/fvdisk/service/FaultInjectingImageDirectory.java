@@ -2,6 +2,7 @@ package dev.fvdisk.service;
 
 import dev.fvdisk.engine.Image;
 import dev.fvdisk.engine.ImageOptions;
+import dev.fvdisk.engine.SpaceBudget;
 import dev.fvdisk.engine.io.ForwardingStorage;
 import dev.fvdisk.engine.io.MemoryStorage;
 import java.io.IOException;
@@ -35,10 +36,15 @@ public class FaultInjectingImageDirectory extends ImageDirectory {
   }
 
   @Override
-  Image create(String name, ImageOptions options, @Nullable Image base, String baseName)
+  Image create(
+      String name,
+      ImageOptions options,
+      @Nullable Image base,
+      String baseName,
+      SpaceBudget spaceBudget)
       throws IOException {
     if (!name.startsWith("faulty")) {
-      return super.create(name, options, base, baseName);
+      return super.create(name, options, base, baseName, spaceBudget);
     }
     return Image.create(new FailingStorage(name), options);
   }

@@ -1,6 +1,7 @@
 package dev.fvdisk.web;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.hamcrest.Matchers.containsString;
 import static org.hamcrest.Matchers.equalTo;
 
 import java.io.IOException;
@@ -11,13 +12,19 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.springframework.boot.test.system.CapturedOutput;
+import org.springframework.boot.test.system.OutputCaptureExtension;
 import org.springframework.test.context.DynamicPropertyRegistry;
 import org.springframework.test.context.DynamicPropertySource;
 
 /**
  * The storage quota and the image-count limit: both answer 507 before anything is written or
- * created, and a refused write succeeds once space is freed.
+ * created, and a refused write succeeds once space is freed. Copies from a base (prefetching and
+ * copy-on-read) stay under the quota too: prefetching pauses with its reason shown and goes on once
+ * space returns.
  */
+@ExtendWith(OutputCaptureExtension.class)
 class QuotaIntegrationTest extends ApiTestSupport {
 
   private static final long CHUNK = 65536;
@@ -102,5 +109,106 @@ class QuotaIntegrationTest extends ApiTestSupport {
     } finally {
       created.forEach(name -> api().delete(IMAGES + "/" + name));
     }
+  }
+
+  @Test
+  void prefetch_and_copy_on_read_stay_under_the_quota_and_prefetch_resumes_when_space_returns(
+      CapturedOutput output) throws InterruptedException {
+    // One chunk of data in a base of 16 chunks, and a filler that takes the rest of the quota.
+    String golden = createImage("quota-golden", 16 * CHUNK, CHUNK);
+    String filler = createImage("quota-filler", MIB, CHUNK);
+    String prefetching = uniqueName("quota-prefetch");
+    String copying = uniqueName("quota-cor");
+    byte[] data = pattern((int) CHUNK, 5);
+    try {
+      write(golden, 5 * CHUNK, data);
+      api()
+          .contentType("application/json")
+          .body(Map.of("readOnly", true))
+          .patch(IMAGES + "/" + golden)
+          .then()
+          .statusCode(200);
+      write(filler, 0, pattern((int) (2 * CHUNK), 6));
+      createClone(prefetching, golden, Map.of("prefetch", Map.of("enabled", true)));
+      createClone(copying, golden, Map.of("copyOnRead", true));
+
+      awaitPrefetch(prefetching, "paused");
+      api()
+          .get(IMAGES + "/" + prefetching)
+          .then()
+          .body("prefetch.reason", containsString("waiting for space: the storage quota"))
+          .body("storage.usedBytes", equalTo(0));
+      assertThat(waitingForSpaceMeter()).isEqualTo(1.0);
+      assertThat(output.getOut()).contains(prefetching + ".fvd: prefetching paused");
+      // Copy-on-read serves the base's bytes without storing them.
+      assertThat(read(copying, 0, (int) (16 * CHUNK))).isEqualTo(expectedGolden(data));
+      api().get(IMAGES + "/" + copying).then().body("storage.usedBytes", equalTo(0));
+      assertThat(storageUsed()).isLessThanOrEqualTo(3 * CHUNK);
+
+      api().delete(IMAGES + "/" + filler).then().statusCode(204);
+      filler = null;
+      awaitPrefetch(prefetching, "done");
+      api()
+          .get(IMAGES + "/" + prefetching)
+          .then()
+          .body("storage.usedBytes", equalTo((int) CHUNK))
+          .body("prefetch.reason", equalTo(null));
+      assertThat(waitingForSpaceMeter()).isEqualTo(0.0);
+      assertThat(output.getOut()).contains(prefetching + ".fvd: prefetching resumed");
+      assertThat(read(prefetching, 0, (int) (16 * CHUNK))).isEqualTo(expectedGolden(data));
+      assertThat(storageUsed()).isLessThanOrEqualTo(3 * CHUNK);
+    } finally {
+      api().delete(IMAGES + "/" + prefetching);
+      api().delete(IMAGES + "/" + copying);
+      if (filler != null) {
+        api().delete(IMAGES + "/" + filler);
+      }
+      api().delete(IMAGES + "/" + golden);
+    }
+  }
+
+  private static byte[] expectedGolden(byte[] data) {
+    byte[] expected = new byte[(int) (16 * CHUNK)];
+    System.arraycopy(data, 0, expected, (int) (5 * CHUNK), data.length);
+    return expected;
+  }
+
+  private void createClone(String name, String base, Map<String, Object> settings) {
+    Map<String, Object> body = new java.util.HashMap<>(settings);
+    body.put("name", name);
+    body.put("base", base);
+    body.put("chunkSizeBytes", CHUNK);
+    api().contentType("application/json").body(body).post(IMAGES).then().statusCode(201);
+  }
+
+  private void awaitPrefetch(String name, String state) throws InterruptedException {
+    long deadline = System.nanoTime() + 30_000_000_000L;
+    String now = null;
+    while (System.nanoTime() < deadline) {
+      now = api().get(IMAGES + "/" + name).then().extract().path("prefetch.state");
+      if (state.equals(now)) {
+        return;
+      }
+      Thread.sleep(20);
+    }
+    assertThat(now)
+        .as("prefetch state of %s: %s", name, api().get(IMAGES + "/" + name).asString())
+        .isEqualTo(state);
+  }
+
+  private double waitingForSpaceMeter() {
+    Number value =
+        raw()
+            .get("/actuator/metrics/fvdisk.prefetch.waiting.for.space")
+            .then()
+            .statusCode(200)
+            .extract()
+            .path("measurements[0].value");
+    return value.doubleValue();
+  }
+
+  private long storageUsed() {
+    Number used = raw().get("/actuator/storage").then().statusCode(200).extract().path("usedBytes");
+    return used.longValue();
   }
 }
