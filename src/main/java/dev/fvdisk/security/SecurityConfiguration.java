@@ -1,5 +1,6 @@
 package dev.fvdisk.security;
 
+import dev.fvdisk.service.InvalidRequestException;
 import jakarta.servlet.DispatcherType;
 import org.springframework.beans.factory.annotation.Qualifier;
 import org.springframework.boot.context.properties.EnableConfigurationProperties;
@@ -10,6 +11,7 @@ import org.springframework.http.HttpMethod;
 import org.springframework.security.authentication.ProviderManager;
 import org.springframework.security.config.ObjectPostProcessor;
 import org.springframework.security.config.annotation.web.builders.HttpSecurity;
+import org.springframework.security.config.annotation.web.configuration.WebSecurityCustomizer;
 import org.springframework.security.config.annotation.web.configurers.AbstractHttpConfigurer;
 import org.springframework.security.config.http.SessionCreationPolicy;
 import org.springframework.security.config.observation.SecurityObservationSettings;
@@ -17,6 +19,7 @@ import org.springframework.security.web.SecurityFilterChain;
 import org.springframework.security.web.authentication.AnonymousAuthenticationFilter;
 import org.springframework.security.web.authentication.AuthenticationEntryPointFailureHandler;
 import org.springframework.security.web.authentication.AuthenticationFilter;
+import org.springframework.security.web.firewall.StrictHttpFirewall;
 import org.springframework.security.web.header.HeaderWriterFilter;
 import org.springframework.web.servlet.HandlerExceptionResolver;
 
@@ -73,6 +76,30 @@ class SecurityConfiguration {
   @Bean
   SecurityObservationSettings noSecurityObservations() {
     return SecurityObservationSettings.noObservations();
+  }
+
+  /**
+   * The firewall lets every method through, so that Spring MVC answers one that no path takes
+   * ({@code QUERY}, {@code FOO}, {@code TRACE}) with 405 and the path's {@code Allow} header, where
+   * the firewall would answer a bare 400; what a method may do is the authorization rules'
+   * business. Requests the firewall does refuse (a path with {@code //} or {@code ;}, say) are
+   * answered as problems that say why.
+   */
+  @Bean
+  WebSecurityCustomizer firewall(
+      @Qualifier("handlerExceptionResolver") HandlerExceptionResolver resolver) {
+    StrictHttpFirewall firewall = new StrictHttpFirewall();
+    firewall.setUnsafeAllowAnyHttpMethod(true);
+    return web ->
+        web.httpFirewall(firewall)
+            .requestRejectedHandler(
+                (request, response, rejected) ->
+                    resolver.resolveException(
+                        request,
+                        response,
+                        null,
+                        new InvalidRequestException(
+                            "the request was refused: " + rejected.getMessage())));
   }
 
   @Bean

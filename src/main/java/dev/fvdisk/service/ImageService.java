@@ -154,6 +154,10 @@ public class ImageService implements AutoCloseable {
 
   /** Opens an image (and, through the resolver, its bases); the caller holds the monitor. */
   private @Nullable OpenImage tryOpen(String name) {
+    if (!directory.exists(name)) {
+      // Listed a moment ago and deleted since: not a failure to remember.
+      return null;
+    }
     if (!opening.add(name)) {
       // Only a damaged or hand-made file can name itself in its own chain of bases.
       failedImages.put(name, new BaseImageException(name + ": its chain of bases is a cycle"));
@@ -856,7 +860,17 @@ public class ImageService implements AutoCloseable {
       try {
         while (position < end) {
           buffer.clear().limit((int) Math.min(bufferBytes, end - position));
-          boolean ended = fill(source, buffer);
+          boolean ended;
+          try {
+            ended = fill(source, buffer);
+          } catch (IOException e) {
+            throw bodyCutShort(
+                open,
+                lengthBytes,
+                position - offsetBytes + buffer.position(),
+                position - offsetBytes,
+                e);
+          }
           int n = buffer.flip().remaining();
           if (n > 0) {
             long started = System.nanoTime();
@@ -868,12 +882,8 @@ public class ImageService implements AutoCloseable {
             position += n;
           }
           if (ended) {
-            throw new InvalidRequestException(
-                "the body ended after "
-                    + (position - offsetBytes)
-                    + " of the "
-                    + lengthBytes
-                    + " bytes announced; the bytes received were written");
+            long received = position - offsetBytes;
+            throw bodyCutShort(open, lengthBytes, received, received, null);
           }
         }
         buffer.clear().limit(1);
@@ -892,6 +902,27 @@ public class ImageService implements AutoCloseable {
     } finally {
       lock.unlock();
     }
+  }
+
+  /**
+   * A write whose body ended before its announced length: the client closed the connection, or the
+   * body was shorter than its {@code Content-Range}. What arrived in whole buffers was written
+   * (each sector holds its old or its new content).
+   */
+  private static InvalidRequestException bodyCutShort(
+      OpenImage open, long announced, long received, long written, @Nullable IOException cause) {
+    return new InvalidRequestException(
+        "the body ended after "
+            + received
+            + " of the "
+            + announced
+            + " bytes announced"
+            + (cause == null ? "" : " (the connection broke off)")
+            + "; the first "
+            + written
+            + " bytes were written to image \""
+            + open.name()
+            + "\"");
   }
 
   /** Reads from {@code source} until {@code buffer} is full; true when the source ended first. */

@@ -9,4 +9,17 @@ public class PayloadTooLargeException extends ServiceException {
     super("the body of " + lengthBytes + " bytes is over the limit of " + limitBytes + " bytes");
     with("lengthBytes", lengthBytes).with("limitBytes", limitBytes);
   }
+
+  private PayloadTooLargeException(long limitBytes) {
+    super(
+        "the body, sent without Content-Length, ran past the limit of "
+            + limitBytes
+            + " bytes; it was not read further");
+    with("limitBytes", limitBytes);
+  }
+
+  /** A body that did not say how long it is and turned out longer than the limit. */
+  public static PayloadTooLargeException withoutLength(long limitBytes) {
+    return new PayloadTooLargeException(limitBytes);
+  }
 }

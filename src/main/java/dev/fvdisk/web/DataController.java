@@ -79,7 +79,17 @@ class DataController {
     }
   }
 
-  @PutMapping(path = "/data", consumes = MediaType.APPLICATION_OCTET_STREAM_VALUE)
+  /**
+   * The body is taken as raw bytes. {@code curl --data-binary @disk.raw}, the first thing many
+   * people type, labels it {@code application/x-www-form-urlencoded}; it is taken as raw bytes too,
+   * since a form is never what a data write means.
+   */
+  @PutMapping(
+      path = "/data",
+      consumes = {
+        MediaType.APPLICATION_OCTET_STREAM_VALUE,
+        MediaType.APPLICATION_FORM_URLENCODED_VALUE
+      })
   ResponseEntity<Void> write(
       @PathVariable String name,
       @RequestHeader(name = HttpHeaders.CONTENT_RANGE, required = false)
@@ -157,7 +167,12 @@ class DataController {
     send(name, span, DataAnswer.ok(response, image, span));
   }
 
-  @PutMapping(path = "/sectors/{firstSector}", consumes = MediaType.APPLICATION_OCTET_STREAM_VALUE)
+  @PutMapping(
+      path = "/sectors/{firstSector}",
+      consumes = {
+        MediaType.APPLICATION_OCTET_STREAM_VALUE,
+        MediaType.APPLICATION_FORM_URLENCODED_VALUE
+      })
   ResponseEntity<Void> writeSectors(
       @PathVariable String name,
       @PathVariable long firstSector,

@@ -6,9 +6,11 @@ import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
 import java.util.stream.Collectors;
+import org.apache.tomcat.util.http.InvalidParameterException;
 import org.jspecify.annotations.Nullable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import org.springframework.beans.TypeMismatchException;
 import org.springframework.http.HttpHeaders;
 import org.springframework.http.HttpStatusCode;
 import org.springframework.http.ProblemDetail;
@@ -16,12 +18,15 @@ import org.springframework.http.ResponseEntity;
 import org.springframework.http.converter.HttpMessageNotReadableException;
 import org.springframework.security.access.AccessDeniedException;
 import org.springframework.security.core.AuthenticationException;
+import org.springframework.web.HttpRequestMethodNotSupportedException;
+import org.springframework.web.bind.MissingServletRequestParameterException;
 import org.springframework.web.bind.annotation.ExceptionHandler;
 import org.springframework.web.bind.annotation.RestControllerAdvice;
 import org.springframework.web.context.request.ServletWebRequest;
 import org.springframework.web.context.request.WebRequest;
 import org.springframework.web.servlet.mvc.method.annotation.ResponseEntityExceptionHandler;
 import tools.jackson.core.JacksonException;
+import tools.jackson.core.exc.InputCoercionException;
 import tools.jackson.core.exc.StreamReadException;
 import tools.jackson.databind.exc.InvalidNullException;
 import tools.jackson.databind.exc.MismatchedInputException;
@@ -78,6 +83,17 @@ class ProblemAdvice extends ResponseEntityExceptionHandler {
     return answer(e, problem, type, new HttpHeaders(), request, response);
   }
 
+  /**
+   * A query string the container cannot decode ({@code ?%zz=1}, {@code ?a=%}, {@code ?=x}): the
+   * container's parameter parsing throws when a controller first asks for a parameter. Most such
+   * requests are answered earlier by {@link QueryStringFilter}; this covers the ones it leaves.
+   */
+  @ExceptionHandler(InvalidParameterException.class)
+  @Nullable ResponseEntity<Object> handleMalformedQuery(
+      InvalidParameterException e, HttpServletRequest request, HttpServletResponse response) {
+    return handleServiceException(QueryStringFilter.malformed(e), request, response);
+  }
+
   /** Anything no other handler claims: a bug or an environment failure, never shown in detail. */
   @ExceptionHandler(Exception.class)
   @Nullable ResponseEntity<Object> handleUnexpected(
@@ -85,12 +101,60 @@ class ProblemAdvice extends ResponseEntityExceptionHandler {
     if (e instanceof IOException && response.isCommitted()) {
       log.debug(
           "Client went away during {} {}: {}", request.getMethod(), uri(request), e.toString());
+      CutShortAnswerFilter.mark(request, e);
       return null;
     }
     ProblemType type = ProblemType.INTERNAL_ERROR;
     ProblemDetail problem = ProblemDetail.forStatus(type.status());
     problem.setDetail("the request failed unexpectedly; the server log has the details");
     return answer(e, problem, type, new HttpHeaders(), request, response);
+  }
+
+  /** A required query parameter is missing: say which. */
+  @Override
+  protected @Nullable ResponseEntity<Object> handleMissingServletRequestParameter(
+      MissingServletRequestParameterException ex,
+      HttpHeaders headers,
+      HttpStatusCode status,
+      WebRequest request) {
+    ProblemDetail problem = ProblemDetail.forStatus(status);
+    problem.setDetail(
+        "query parameter \""
+            + ex.getParameterName()
+            + "\" is required"
+            + ("count".equals(ex.getParameterName()) ? " (the number of sectors, 1 or more)" : ""));
+    return handleExceptionInternal(ex, problem, headers, status, request);
+  }
+
+  /** A query parameter or path segment of the wrong type: say which, and what it should be. */
+  @Override
+  protected @Nullable ResponseEntity<Object> handleTypeMismatch(
+      TypeMismatchException ex, HttpHeaders headers, HttpStatusCode status, WebRequest request) {
+    ProblemDetail problem = ProblemDetail.forStatus(status);
+    String expected =
+        ex.getRequiredType() == null ? "another type" : ex.getRequiredType().getSimpleName();
+    problem.setDetail(
+        (ex.getPropertyName() == null ? "a value" : "\"" + ex.getPropertyName() + "\"")
+            + " must be "
+            + switch (expected) {
+              case "long", "Long", "int", "Integer" -> "an integer";
+              case "boolean", "Boolean" -> "true or false";
+              default -> "of type " + expected;
+            });
+    return handleExceptionInternal(ex, problem, headers, status, request);
+  }
+
+  /**
+   * A method the path does not take. Spring logs each one at WARN; a client's mistake is not the
+   * operator's business, so it is answered without that line (debug only, as every 4xx).
+   */
+  @Override
+  protected @Nullable ResponseEntity<Object> handleHttpRequestMethodNotSupported(
+      HttpRequestMethodNotSupportedException ex,
+      HttpHeaders headers,
+      HttpStatusCode status,
+      WebRequest request) {
+    return handleExceptionInternal(ex, ex.getBody(), headers, status, request);
   }
 
   @Override
@@ -132,11 +196,23 @@ class ProblemAdvice extends ResponseEntityExceptionHandler {
       HttpHeaders headers,
       HttpServletRequest request,
       HttpServletResponse response) {
-    logOnce(e, type.status(), request.getMethod() + " " + uri(request));
     if (response.isCommitted()) {
-      // Part of a body is out already; the status line cannot change any more.
+      // Either part of a body is out already, or the container has taken the exchange over (a
+      // body that broke off). The status line cannot change: the connection closes, so that a
+      // client waiting for the rest of a Content-Length learns the answer is incomplete, and the
+      // container's own error answer, if it still writes one, carries this problem.
+      log.info(
+          "{} {}: {} ({}); the connection is closed",
+          request.getMethod(),
+          uri(request),
+          type.status(),
+          e.getMessage());
+      fill(problem, type, request);
+      ProblemReportValve.offer(request, problem);
+      CutShortAnswerFilter.mark(request, e);
       return null;
     }
+    logOnce(e, type.status(), request.getMethod() + " " + uri(request));
     fill(problem, type, request);
     return ResponseEntity.status(type.status()).headers(headers).body(problem);
   }
@@ -186,6 +262,12 @@ class ProblemAdvice extends ResponseEntityExceptionHandler {
       return path.isEmpty()
           ? "the body does not have the expected shape (a JSON object)"
           : "field \"" + path + "\" has the wrong type or value";
+    }
+    if (cause instanceof InputCoercionException coercion) {
+      String path = path(coercion);
+      return (path.isEmpty() ? "a number" : "field \"" + path + "\"")
+          + " is out of range: sizes and offsets are 64-bit signed integers, at most "
+          + Long.MAX_VALUE;
     }
     if (cause instanceof StreamReadException) {
       return "the body is not well-formed JSON";

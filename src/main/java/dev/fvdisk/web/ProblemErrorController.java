@@ -20,7 +20,8 @@ class ProblemErrorController implements ErrorController {
   @RequestMapping("${server.error.path:${error.path:/error}}")
   ResponseEntity<ProblemDetail> error(HttpServletRequest request) {
     Object code = request.getAttribute(RequestDispatcher.ERROR_STATUS_CODE);
-    int status = code instanceof Integer i ? i : 500;
+    // Asked for directly (no error behind it), the error path is just a path that holds nothing.
+    int status = code instanceof Integer i ? i : 404;
     if (status < 400) {
       status = 500;
     }

@@ -43,9 +43,11 @@ enum ProblemType {
   PAYLOAD_TOO_LARGE("payload-too-large", "Payload too large", 413),
   UNSUPPORTED_MEDIA_TYPE("unsupported-media-type", "Unsupported media type", 415),
   RANGE_NOT_SATISFIABLE("range-not-satisfiable", "Range not satisfiable", 416),
+  HEADERS_TOO_LARGE("headers-too-large", "Request headers too large", 431),
   UNALIGNED_DATA("unaligned-data", "Data not a whole number of sectors", 422),
   INVALID_VALUE("invalid-value", "Invalid value", 422),
   INTERNAL_ERROR("internal-error", "Internal error", 500),
+  NOT_IMPLEMENTED("not-implemented", "Not implemented", 501),
   IMAGE_CORRUPT("image-corrupt", "Image corrupt", 500),
   STORAGE_IO_ERROR("storage-io-error", "Storage I/O error", 500),
   SERVICE_UNAVAILABLE("service-unavailable", "Service unavailable", 503),
@@ -85,7 +87,9 @@ enum ProblemType {
           Map.entry(413, PAYLOAD_TOO_LARGE),
           Map.entry(415, UNSUPPORTED_MEDIA_TYPE),
           Map.entry(416, RANGE_NOT_SATISFIABLE),
+          Map.entry(431, HEADERS_TOO_LARGE),
           Map.entry(500, INTERNAL_ERROR),
+          Map.entry(501, NOT_IMPLEMENTED),
           Map.entry(503, SERVICE_UNAVAILABLE));
 
   private final String slug;

@@ -70,7 +70,8 @@ class RangeReadFilter extends HttpFilter {
       images.read(name, span.offsetBytes(), span.lengthBytes(), answer);
     } catch (RuntimeException | IOException failure) {
       if (answer.started()) {
-        throw failure;
+        CutShortAnswerFilter.mark(request, failure);
+        return;
       }
       chain.doFilter(request, response);
       return;

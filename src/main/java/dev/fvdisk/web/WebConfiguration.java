@@ -1,17 +1,21 @@
 package dev.fvdisk.web;
 
 import dev.fvdisk.service.ImageService;
-import dev.fvdisk.service.PayloadTooLargeException;
+import jakarta.servlet.ServletException;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
+import java.io.IOException;
+import org.apache.catalina.core.StandardHost;
+import org.springframework.beans.factory.annotation.Qualifier;
 import org.springframework.boot.jackson.autoconfigure.JsonMapperBuilderCustomizer;
 import org.springframework.boot.tomcat.TomcatConnectorCustomizer;
+import org.springframework.boot.tomcat.TomcatContextCustomizer;
 import org.springframework.boot.web.servlet.FilterRegistrationBean;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
-import org.springframework.http.MediaType;
-import org.springframework.web.servlet.HandlerInterceptor;
-import org.springframework.web.servlet.config.annotation.InterceptorRegistry;
+import org.springframework.core.Ordered;
+import org.springframework.web.servlet.DispatcherServlet;
+import org.springframework.web.servlet.HandlerExceptionResolver;
 import org.springframework.web.servlet.config.annotation.WebMvcConfigurer;
 import tools.jackson.databind.DeserializationFeature;
 import tools.jackson.databind.cfg.CoercionAction;
@@ -19,8 +23,8 @@ import tools.jackson.databind.cfg.CoercionInputShape;
 import tools.jackson.databind.type.LogicalType;
 
 /**
- * Strict JSON reading, the JSON body limit, the ranged-read filter, and the connector settings for
- * large bodies.
+ * Strict JSON reading, the web layer's filters (malformed query strings, the JSON body limit,
+ * ranged reads), and the connector settings.
  */
 @Configuration(proxyBeanMethods = false)
 class WebConfiguration implements WebMvcConfigurer {
@@ -61,6 +65,42 @@ class WebConfiguration implements WebMvcConfigurer {
                         .setCoercion(CoercionInputShape.Boolean, CoercionAction.Fail));
   }
 
+  /** The outermost filter: it closes the connection when an answer stopped part-way. */
+  @Bean
+  FilterRegistrationBean<CutShortAnswerFilter> cutShortAnswerFilter() {
+    FilterRegistrationBean<CutShortAnswerFilter> registration =
+        new FilterRegistrationBean<>(new CutShortAnswerFilter());
+    registration.setOrder(Ordered.HIGHEST_PRECEDENCE);
+    return registration;
+  }
+
+  /**
+   * Malformed query strings, refused first of all: before Spring Security's chain (-100), whose
+   * filters and everything after them may ask for parameters.
+   */
+  @Bean
+  FilterRegistrationBean<QueryStringFilter> queryStringFilter(
+      @Qualifier("handlerExceptionResolver") HandlerExceptionResolver problems) {
+    FilterRegistrationBean<QueryStringFilter> registration =
+        new FilterRegistrationBean<>(new QueryStringFilter(problems));
+    registration.setOrder(Ordered.HIGHEST_PRECEDENCE + 1);
+    return registration;
+  }
+
+  /**
+   * The JSON body limit, after Spring Security (an unauthenticated client gets its 401 without its
+   * body being looked at) and before anything reads a body.
+   */
+  @Bean
+  FilterRegistrationBean<JsonBodyLimitFilter> jsonBodyLimitFilter(
+      @Qualifier("handlerExceptionResolver") HandlerExceptionResolver problems) {
+    FilterRegistrationBean<JsonBodyLimitFilter> registration =
+        new FilterRegistrationBean<>(
+            new JsonBodyLimitFilter(images.limits().maxJsonBodyBytes(), problems));
+    registration.setOrder(-1);
+    return registration;
+  }
+
   /**
    * Ranged reads of image data, answered ahead of Spring MVC. Order 0 puts the filter after Spring
    * Security's chain (-100) and the metrics filter, and before the DispatcherServlet.
@@ -75,6 +115,43 @@ class WebConfiguration implements WebMvcConfigurer {
   }
 
   /**
+   * Spring MVC's dispatcher, but a {@code TRACE} is dispatched like any other method: no path takes
+   * it, so it gets 405 with the path's {@code Allow} header. The servlet API's own {@code doTrace}
+   * would echo the request back, its headers and credentials included, and Tomcat's refusal lists
+   * every method the servlet has. The other settings are Spring Boot's defaults.
+   */
+  @Bean(name = "dispatcherServlet")
+  DispatcherServlet dispatcherServlet() {
+    DispatcherServlet servlet = new TraceDispatchingServlet();
+    servlet.setDispatchOptionsRequest(true);
+    servlet.setPublishEvents(true);
+    servlet.setEnableLoggingRequestDetails(false);
+    return servlet;
+  }
+
+  private static final class TraceDispatchingServlet extends DispatcherServlet {
+    private static final long serialVersionUID = 1L;
+
+    @Override
+    protected void doTrace(HttpServletRequest request, HttpServletResponse response)
+        throws ServletException, IOException {
+      processRequest(request, response);
+    }
+  }
+
+  /**
+   * Errors Tomcat answers on its own, before a request reaches the application, come out as
+   * problems too. The host creates its error valve from this class name when it starts, after every
+   * other valve is in place, so it is the one that writes the answer.
+   */
+  @Bean
+  TomcatContextCustomizer problemErrorPages() {
+    return context ->
+        ((StandardHost) context.getParent())
+            .setErrorReportValveClass(ProblemReportValve.class.getName());
+  }
+
+  /**
    * Tomcat moves bodies between the socket and the servlet streams through a per-connection read
    * and write buffer, 8 KiB on the heap by default: 128 system calls for each MiB, and the JDK
    * copies every heap buffer into a temporary direct one on its way to the socket. 64 KiB direct
@@ -84,37 +161,12 @@ class WebConfiguration implements WebMvcConfigurer {
   @Bean
   TomcatConnectorCustomizer largerSocketWrites() {
     return connector -> {
+      // TRACE goes on to Spring MVC, which answers 405 with the Allow header of the path (Tomcat
+      // would answer it with every method the servlet has, as an HTML page).
+      connector.setAllowTrace(true);
       connector.setProperty("socket.appWriteBufSize", "65536");
       connector.setProperty("socket.appReadBufSize", "65536");
       connector.setProperty("socket.directBuffer", "true");
     };
-  }
-
-  @Override
-  public void addInterceptors(InterceptorRegistry registry) {
-    registry.addInterceptor(new JsonBodyLimit(images.limits().maxJsonBodyBytes()));
-  }
-
-  /** Refuses JSON bodies over the limit before anything reads them. */
-  private record JsonBodyLimit(long maxBytes) implements HandlerInterceptor {
-    @Override
-    public boolean preHandle(
-        HttpServletRequest request, HttpServletResponse response, Object handler) {
-      String contentType = request.getContentType();
-      long length = request.getContentLengthLong();
-      if (contentType != null && length > maxBytes && isJson(contentType)) {
-        throw new PayloadTooLargeException(length, maxBytes);
-      }
-      return true;
-    }
-
-    private static boolean isJson(String contentType) {
-      try {
-        MediaType type = MediaType.parseMediaType(contentType);
-        return type.getSubtype().equals("json") || type.getSubtype().endsWith("+json");
-      } catch (IllegalArgumentException e) {
-        return false;
-      }
-    }
   }
 }

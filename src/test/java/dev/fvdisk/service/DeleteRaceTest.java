@@ -119,6 +119,7 @@ class DeleteRaceTest {
         .isInstanceOf(ImageNotFoundException.class);
     assertThat(service.list()).as("round %d: list after delete", round).isEmpty();
     assertThat(service.storageSnapshot().images()).as("round %d: storage", round).isEmpty();
+    assertThat(service.failedImages()).as("round %d: failed images", round).isEmpty();
     assertThat(dir.resolve(NAME + ".fvd")).as("round %d: the file", round).doesNotExist();
   }
 

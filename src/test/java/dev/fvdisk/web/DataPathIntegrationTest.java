@@ -139,7 +139,8 @@ class DataPathIntegrationTest extends ApiTestSupport {
             "bytes=0-1,5-9",
             "bytes=20-10",
             "bytes=-0")) {
-      api()
+      // raw(): several ranges break the contract's one-range pattern on purpose.
+      raw()
           .header("Range", range)
           .get(data(name))
           .then()
@@ -376,7 +377,8 @@ class DataPathIntegrationTest extends ApiTestSupport {
         .then()
         .statusCode(416)
         .header("Content-Range", "bytes */" + MIB);
-    api().queryParam("count", 0).get(IMAGES + "/" + name + "/sectors/0").then().statusCode(422);
+    // raw(): the contract says count >= 1; this checks the server says so too.
+    raw().queryParam("count", 0).get(IMAGES + "/" + name + "/sectors/0").then().statusCode(422);
     api()
         .contentType("application/octet-stream")
         .body(new byte[1024])

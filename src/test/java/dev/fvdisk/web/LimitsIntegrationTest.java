@@ -89,7 +89,8 @@ class LimitsIntegrationTest extends ApiTestSupport {
 
   @Test
   void json_body_over_the_limit_is_413() {
-    api()
+    // raw(): the base name is longer than the contract allows; the size limit answers first.
+    raw()
         .contentType("application/json")
         .body(Map.of("name", "x".repeat(60), "sizeBytes", MIB, "base", "y".repeat(200)))
         .post(IMAGES)
