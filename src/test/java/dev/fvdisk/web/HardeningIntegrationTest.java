@@ -1,6 +1,7 @@
 package dev.fvdisk.web;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.fvdisk.testing.RawHttp;
 import java.io.IOException;
@@ -8,12 +9,18 @@ import java.io.InputStream;
 import java.io.OutputStream;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.stream.Collectors;
 import java.util.stream.IntStream;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.io.TempDir;
 import org.springframework.boot.test.system.CapturedOutput;
 import org.springframework.boot.test.system.OutputCaptureExtension;
 
@@ -144,6 +151,37 @@ class HardeningIntegrationTest extends ApiTestSupport {
             Map.of("Content-Type", "text/plain", "Content-Length", "1"),
             new byte[] {1}),
         415);
+  }
+
+  /** The first upload a new user types, with the real curl: both spellings work. */
+  @Test
+  void real_curl_uploads_with_data_binary_and_upload_file(@TempDir Path dir) throws Exception {
+    assumeTrue(onPath("curl"), "curl is not installed");
+    String name = createImage("real-curl", MIB);
+    byte[] data = pattern(100_000, 6);
+    Path file = Files.write(dir.resolve("disk.raw"), data);
+    String url = "http://127.0.0.1:" + port + IMAGES + "/" + name + "/data";
+    assertThat(curl("-X", "PUT", "--data-binary", "@" + file, url)).isEqualTo("204");
+    assertThat(read(name, 0, data.length)).isEqualTo(data);
+    byte[] other = pattern(100_000, 7);
+    Files.write(file, other);
+    assertThat(curl("-T", file.toString(), url)).isEqualTo("204");
+    assertThat(read(name, 0, other.length)).isEqualTo(other);
+  }
+
+  private static String curl(String... arguments) throws Exception {
+    List<String> command =
+        new ArrayList<>(List.of("curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}"));
+    command.addAll(List.of(arguments));
+    Process curl = new ProcessBuilder(command).redirectErrorStream(true).start();
+    String out = new String(curl.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    assertThat(curl.waitFor()).as("curl: %s", out).isZero();
+    return out.trim();
+  }
+
+  private static boolean onPath(String program) {
+    return Stream.of(System.getenv("PATH").split(java.io.File.pathSeparator))
+        .anyMatch(d -> Files.isExecutable(Path.of(d, program)));
   }
 
   @Test

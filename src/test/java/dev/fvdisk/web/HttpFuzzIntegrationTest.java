@@ -28,12 +28,15 @@ import java.util.stream.Collectors;
 import net.jqwik.api.Arbitraries;
 import net.jqwik.api.Arbitrary;
 import net.jqwik.api.Combinators;
+import net.jqwik.api.EdgeCasesMode;
 import net.jqwik.api.ForAll;
 import net.jqwik.api.Property;
 import net.jqwik.api.Provide;
 import net.jqwik.api.ShrinkingMode;
+import net.jqwik.api.Tuple;
 import net.jqwik.api.lifecycle.AfterContainer;
 import net.jqwik.api.lifecycle.BeforeContainer;
+import net.jqwik.api.statistics.Statistics;
 import org.slf4j.LoggerFactory;
 import org.springframework.boot.SpringApplication;
 import org.springframework.boot.web.server.context.WebServerApplicationContext;
@@ -103,7 +106,7 @@ class HttpFuzzIntegrationTest {
     }
   }
 
-  @Property(tries = 600, shrinking = ShrinkingMode.OFF)
+  @Property(tries = 600, shrinking = ShrinkingMode.OFF, edgeCases = EdgeCasesMode.NONE)
   void every_answer_is_a_problem_or_a_success_and_refusals_change_nothing(
       @ForAll("requests") Request request) throws IOException {
     Map<String, String> before = state();
@@ -112,6 +115,8 @@ class HttpFuzzIntegrationTest {
         RawHttp.exchange(
             port, request.method(), request.target(), request.headers(), request.body());
     String context = request + "\n  answered " + answer;
+    // The report shows the mix, so a run that only ever got refusals would be seen for what it is.
+    Statistics.collect(answer.status() == 501 ? "501 (CONNECT)" : answer.status() / 100 + "xx");
 
     // CONNECT is the one exception: Tomcat refuses it itself with 501 Not Implemented, the status
     // HTTP prescribes for a method the server does not implement at all (still as a problem).
@@ -222,10 +227,9 @@ class HttpFuzzIntegrationTest {
   @Provide
   Arbitrary<Request> requests() {
     Arbitrary<String> method =
-        Arbitraries.oneOf(
-            Arbitraries.of("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-                .withoutEdgeCases(),
-            Arbitraries.of("TRACE", "QUERY", "FOO", "get", "PROPFIND", "CONNECT"));
+        Arbitraries.frequencyOf(
+            Tuple.of(6, Arbitraries.of("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")),
+            Tuple.of(1, Arbitraries.of("TRACE", "QUERY", "FOO", "get", "PROPFIND", "CONNECT")));
     Arbitrary<String> target = Combinators.combine(path(), query()).as((p, q) -> p + q);
     Arbitrary<Map<String, String>> headers = headers();
     Arbitrary<byte[]> body = body();
@@ -305,8 +309,7 @@ class HttpFuzzIntegrationTest {
             "/swagger-ui/index.html",
             "/x%FFy",
             "/%");
-    return Arbitraries.frequencyOf(
-        net.jqwik.api.Tuple.of(4, contract), net.jqwik.api.Tuple.of(1, other));
+    return Arbitraries.frequencyOf(Tuple.of(4, contract), Tuple.of(1, other));
   }
 
   private static Arbitrary<String> query() {
@@ -483,9 +486,7 @@ class HttpFuzzIntegrationTest {
             .map(s -> s.getBytes(StandardCharsets.UTF_8));
     Arbitrary<byte[]> binary = Arbitraries.bytes().array(byte[].class).ofMaxSize(4096);
     return Arbitraries.frequencyOf(
-        net.jqwik.api.Tuple.of(2, Arbitraries.just(new byte[0])),
-        net.jqwik.api.Tuple.of(3, json),
-        net.jqwik.api.Tuple.of(2, binary));
+        Tuple.of(2, Arbitraries.just(new byte[0])), Tuple.of(3, json), Tuple.of(2, binary));
   }
 
   private static byte[] chunked(byte[] body) {
