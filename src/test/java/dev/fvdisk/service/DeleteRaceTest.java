@@ -216,25 +216,9 @@ class DeleteRaceTest {
             long offset = random.nextLong(SIZE_BYTES / WRITE_BYTES) * WRITE_BYTES;
             byte[] data = new byte[WRITE_BYTES];
             random.nextBytes(data);
-            ByteBuffer source = ByteBuffer.wrap(data);
             attempt(
                 "write",
-                () ->
-                    service.write(
-                        NAME,
-                        offset,
-                        WRITE_BYTES,
-                        into -> {
-                          if (!source.hasRemaining()) {
-                            return -1;
-                          }
-                          int n = Math.min(into.remaining(), source.remaining());
-                          into.put(source.slice(source.position(), n));
-                          source.position(source.position() + n);
-                          return n;
-                        },
-                        true,
-                        null));
+                () -> service.write(NAME, offset, WRITE_BYTES, ByteSource.of(data), true, null));
           }
           case 4 -> attempt("flush", () -> service.flush(NAME, null));
           default -> attempt("check", () -> service.check(NAME, false));

@@ -123,22 +123,7 @@ class NearlyFullFileSystemTest {
   }
 
   private static void write(ImageService service, String name, byte[] data) throws IOException {
-    ByteBuffer source = ByteBuffer.wrap(data);
-    service.write(
-        name,
-        0,
-        data.length,
-        into -> {
-          if (!source.hasRemaining()) {
-            return -1;
-          }
-          int n = Math.min(into.remaining(), source.remaining());
-          into.put(source.slice(source.position(), n));
-          source.position(source.position() + n);
-          return n;
-        },
-        true,
-        null);
+    service.write(name, 0, data.length, ByteSource.of(data), true, null);
   }
 
   private static byte[] read(ImageService service, String name, long length) throws IOException {

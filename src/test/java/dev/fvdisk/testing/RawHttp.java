@@ -62,6 +62,19 @@ public final class RawHttp {
     return exchange(port, head.toString(), body);
   }
 
+  /** {@code body} in the chunked transfer coding, in pieces of {@code pieceBytes}. */
+  public static byte[] chunked(byte[] body, int pieceBytes) {
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    for (int at = 0; at < body.length; at += pieceBytes) {
+      int n = Math.min(pieceBytes, body.length - at);
+      out.writeBytes((Integer.toHexString(n) + "\r\n").getBytes(StandardCharsets.ISO_8859_1));
+      out.write(body, at, n);
+      out.writeBytes("\r\n".getBytes(StandardCharsets.ISO_8859_1));
+    }
+    out.writeBytes("0\r\n\r\n".getBytes(StandardCharsets.ISO_8859_1));
+    return out.toByteArray();
+  }
+
   public static Socket connect(int port) throws IOException {
     Socket socket = new Socket();
     socket.connect(new InetSocketAddress("127.0.0.1", port), TIMEOUT_MILLIS);

@@ -101,7 +101,7 @@ class HardeningIntegrationTest extends ApiTestSupport {
             "POST",
             IMAGES,
             Map.of("Content-Type", "application/json", "Transfer-Encoding", "chunked"),
-            chunked(body));
+            RawHttp.chunked(body, 8192));
     assertProblem(answer, 413);
     assertThat(answer.text()).contains("without Content-Length");
     api().get(IMAGES + "/" + name).then().statusCode(404);
@@ -111,9 +111,10 @@ class HardeningIntegrationTest extends ApiTestSupport {
             "POST",
             IMAGES,
             Map.of("Content-Type", "application/json", "Transfer-Encoding", "chunked"),
-            chunked(
+            RawHttp.chunked(
                 ("{\"name\":\"" + name + "\",\"sizeBytes\":1048576}")
-                    .getBytes(StandardCharsets.UTF_8)));
+                    .getBytes(StandardCharsets.UTF_8),
+                16));
     assertThat(small.status()).as(small.toString()).isEqualTo(201);
   }
 
@@ -275,18 +276,6 @@ class HardeningIntegrationTest extends ApiTestSupport {
     RawHttp.Response answer = send("GET", IMAGES + "/" + name + "/data", headers, new byte[0]);
     assertThat(answer.status()).isBetween(400, 431);
     assertThat(answer.header("Content-Type")).startsWith(PROBLEM);
-  }
-
-  private static byte[] chunked(byte[] body) {
-    java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
-    for (int at = 0; at < body.length; at += 8192) {
-      int n = Math.min(8192, body.length - at);
-      out.writeBytes((Integer.toHexString(n) + "\r\n").getBytes(StandardCharsets.ISO_8859_1));
-      out.write(body, at, n);
-      out.writeBytes("\r\n".getBytes(StandardCharsets.ISO_8859_1));
-    }
-    out.writeBytes("0\r\n\r\n".getBytes(StandardCharsets.ISO_8859_1));
-    return out.toByteArray();
   }
 
   private static long lines(CapturedOutput output) {

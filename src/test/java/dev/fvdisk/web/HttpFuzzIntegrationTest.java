@@ -8,7 +8,6 @@ import ch.qos.logback.classic.spi.ILoggingEvent;
 import ch.qos.logback.core.read.ListAppender;
 import dev.fvdisk.FvdiskApplication;
 import dev.fvdisk.testing.RawHttp;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -241,7 +240,7 @@ class HttpFuzzIntegrationTest {
               byte[] sent = b;
               if (c) {
                 all.put("Transfer-Encoding", "chunked");
-                sent = chunked(b);
+                sent = RawHttp.chunked(b, 1000);
               } else if (b.length > 0 || m.equals("PUT") || m.equals("POST")) {
                 all.putIfAbsent("Content-Length", String.valueOf(b.length));
               }
@@ -487,17 +486,5 @@ class HttpFuzzIntegrationTest {
     Arbitrary<byte[]> binary = Arbitraries.bytes().array(byte[].class).ofMaxSize(4096);
     return Arbitraries.frequencyOf(
         Tuple.of(2, Arbitraries.just(new byte[0])), Tuple.of(3, json), Tuple.of(2, binary));
-  }
-
-  private static byte[] chunked(byte[] body) {
-    ByteArrayOutputStream out = new ByteArrayOutputStream();
-    for (int at = 0; at < body.length; at += 1000) {
-      int n = Math.min(1000, body.length - at);
-      out.writeBytes((Integer.toHexString(n) + "\r\n").getBytes(StandardCharsets.ISO_8859_1));
-      out.write(body, at, n);
-      out.writeBytes("\r\n".getBytes(StandardCharsets.ISO_8859_1));
-    }
-    out.writeBytes("0\r\n\r\n".getBytes(StandardCharsets.ISO_8859_1));
-    return out.toByteArray();
   }
 }
