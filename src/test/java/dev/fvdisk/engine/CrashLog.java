@@ -1,5 +1,6 @@
 package dev.fvdisk.engine;
 
+import dev.fvdisk.testing.SectorStamp;
 import java.io.Closeable;
 import java.io.IOException;
 import java.io.PrintWriter;

@@ -2,6 +2,7 @@ package dev.fvdisk.engine;
 
 import dev.fvdisk.engine.io.FileStorage;
 import dev.fvdisk.engine.io.MemoryStorage;
+import dev.fvdisk.testing.SectorStamp;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
@@ -280,7 +281,7 @@ public final class CrashWorker {
       int sectors = (int) range[1];
       long writeId = nextWriteId.getAndIncrement();
       buf.clear();
-      SectorStamp.fill(buf, writeId, firstSector, sectors);
+      SectorStamp.fill(buf, SectorStamp.IMAGE_TAG, writeId, firstSector, sectors);
       buf.flip();
       long offsetBytes = firstSector * SectorStamp.SECTOR_BYTES;
       log.started(writeId, offsetBytes, buf.remaining());

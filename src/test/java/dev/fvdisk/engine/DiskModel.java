@@ -1,5 +1,6 @@
 package dev.fvdisk.engine;
 
+import dev.fvdisk.testing.SectorStamp;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
@@ -138,7 +139,9 @@ final class DiskModel {
       image.read(first * SectorStamp.SECTOR_BYTES, buf);
       for (int k = 0; k < n; k++) {
         int s = (int) (first + k);
-        long found = SectorStamp.identify(buf, k * SectorStamp.SECTOR_BYTES, s);
+        long found =
+            SectorStamp.identify(
+                buf, k * SectorStamp.SECTOR_BYTES, s, SectorStamp.IMAGE_TAG, SectorStamp.BASE_TAG);
         observed[s] = found;
         boolean allowed;
         if (found == SectorStamp.FOREIGN) {

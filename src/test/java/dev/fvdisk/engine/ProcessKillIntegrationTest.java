@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
 import dev.fvdisk.engine.io.FileStorage;
+import dev.fvdisk.testing.SectorStamp;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -236,7 +237,7 @@ class ProcessKillIntegrationTest {
         buf.clear();
         for (int k = 0; k < n; k++) {
           if (baseContent(first + k) == SectorStamp.BASE) {
-            SectorStamp.fillBase(buf, first + k, 1);
+            SectorStamp.fillBase(buf, SectorStamp.BASE_TAG, first + k, 1);
           } else {
             buf.put(new byte[SectorStamp.SECTOR_BYTES]);
           }
@@ -577,7 +578,7 @@ class ProcessKillIntegrationTest {
                 + random.nextInt(CHUNK_BYTES / SectorStamp.SECTOR_BYTES - sectors + 1);
         long writeId = writeIdBase(iteration) + (1L << 31) + k;
         buf.clear();
-        SectorStamp.fill(buf, writeId, firstSector, sectors);
+        SectorStamp.fill(buf, SectorStamp.IMAGE_TAG, writeId, firstSector, sectors);
         buf.flip();
         long offsetBytes = firstSector * SectorStamp.SECTOR_BYTES;
         writes.add(

@@ -1,5 +1,6 @@
 package dev.fvdisk.reliability;
 
+import dev.fvdisk.testing.SectorStamp;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.http.HttpClient;
@@ -32,7 +33,7 @@ final class History {
   private static final long SIZE = 8L << 20;
   private static final int CHUNK = 256 << 10;
   // The contended span straddles several chunk boundaries and starts unallocated.
-  private static final long SPAN_FROM = (1L << 20) + 40 * Stamp.SECTOR;
+  private static final long SPAN_FROM = (1L << 20) + 40 * SectorStamp.SECTOR_BYTES;
   private static final long SPAN_BYTES = 2L << 20;
   private static final long TAG = 0x4849_5354_0000_0001L;
 
@@ -110,23 +111,25 @@ final class History {
   }
 
   private int[] range(Random random, int maxBytes) {
-    int spanSectors = (int) (SPAN_BYTES / Stamp.SECTOR);
+    int spanSectors = (int) (SPAN_BYTES / SectorStamp.SECTOR_BYTES);
     int sectors =
         (int)
             Math.round(
                 Math.exp(
                     Math.log(8)
-                        + random.nextDouble() * (Math.log(maxBytes / Stamp.SECTOR) - Math.log(8))));
-    int first = (int) (SPAN_FROM / Stamp.SECTOR) + random.nextInt(spanSectors - sectors + 1);
+                        + random.nextDouble()
+                            * (Math.log(maxBytes / SectorStamp.SECTOR_BYTES) - Math.log(8))));
+    int first =
+        (int) (SPAN_FROM / SectorStamp.SECTOR_BYTES) + random.nextInt(spanSectors - sectors + 1);
     return new int[] {first, first + sectors};
   }
 
   private void write(Random random) throws IOException, InterruptedException {
     int[] r = range(random, 256 << 10);
     long id = ids.incrementAndGet();
-    byte[] data = new byte[(r[1] - r[0]) * Stamp.SECTOR];
-    Stamp.fill(data, TAG, id, r[0]);
-    long offset = (long) r[0] * Stamp.SECTOR;
+    byte[] data = new byte[(r[1] - r[0]) * SectorStamp.SECTOR_BYTES];
+    SectorStamp.fill(data, TAG, id, r[0]);
+    long offset = (long) r[0] * SectorStamp.SECTOR_BYTES;
     boolean flush = random.nextInt(10) == 0;
     long start = Ticks.next();
     HttpResponse<String> answer =
@@ -166,8 +169,8 @@ final class History {
 
   private void read(Random random) throws IOException, InterruptedException {
     int[] r = range(random, 512 << 10);
-    long offset = (long) r[0] * Stamp.SECTOR;
-    long length = (long) (r[1] - r[0]) * Stamp.SECTOR;
+    long offset = (long) r[0] * SectorStamp.SECTOR_BYTES;
+    long length = (long) (r[1] - r[0]) * SectorStamp.SECTOR_BYTES;
     long start = Ticks.next();
     HttpResponse<InputStream> answer =
         http.send(
@@ -189,7 +192,7 @@ final class History {
     }
     long[] found = new long[r[1] - r[0]];
     for (int i = 0; i < found.length; i++) {
-      found[i] = Stamp.identify(bytes, i * Stamp.SECTOR, r[0] + i, TAG, 0);
+      found[i] = SectorStamp.identify(bytes, i * SectorStamp.SECTOR_BYTES, r[0] + i, TAG, 0);
     }
     synchronized (reads) {
       reads.add(new Read(r[0], found, start, stop));
@@ -206,8 +209,8 @@ final class History {
   }
 
   private void check() {
-    int firstSector = (int) (SPAN_FROM / Stamp.SECTOR);
-    int spanSectors = (int) (SPAN_BYTES / Stamp.SECTOR);
+    int firstSector = (int) (SPAN_FROM / SectorStamp.SECTOR_BYTES);
+    int spanSectors = (int) (SPAN_BYTES / SectorStamp.SECTOR_BYTES);
     List<List<Write>> bySector = new ArrayList<>(spanSectors);
     for (int i = 0; i < spanSectors; i++) {
       bySector.add(new ArrayList<>());
@@ -248,9 +251,9 @@ final class History {
         ended = ended >= 0 ? ended : -ended - 1;
         long latestCompletedStart = ended == 0 ? -1 : maxStarts[at][ended - 1];
         boolean allowed;
-        if (found == Stamp.ZERO) {
+        if (found == SectorStamp.ZERO) {
           allowed = latestCompletedStart < 0;
-        } else if (found == Stamp.FOREIGN) {
+        } else if (found == SectorStamp.FOREIGN) {
           allowed = false;
         } else {
           Write w = byId.get(found);
@@ -262,7 +265,7 @@ final class History {
                   && w.stop() >= latestCompletedStart;
         }
         sectors++;
-        if (!allowed && found == Stamp.FOREIGN && writeInFlight(bySector.get(at), read)) {
+        if (!allowed && found == SectorStamp.FOREIGN && writeInFlight(bySector.get(at), read)) {
           // A torn sector under a concurrent overlapping write: counted apart (see the docs).
           torn++;
           if (torn <= 4) {
@@ -286,9 +289,9 @@ final class History {
                     + ".."
                     + read.stop()
                     + ") found "
-                    + (found == Stamp.ZERO
+                    + (found == SectorStamp.ZERO
                         ? "zeros"
-                        : found == Stamp.FOREIGN ? "foreign bytes" : "write #" + found)
+                        : found == SectorStamp.FOREIGN ? "foreign bytes" : "write #" + found)
                     + " in sector "
                     + s
                     + (byId.containsKey(found)
@@ -309,7 +312,7 @@ final class History {
       figures.historySectorsChecked += sectors;
       figures.historyViolations += violations;
       figures.historyTornSectors += torn;
-      figures.bytesVerified += sectors * Stamp.SECTOR;
+      figures.bytesVerified += sectors * SectorStamp.SECTOR_BYTES;
     }
   }
 }

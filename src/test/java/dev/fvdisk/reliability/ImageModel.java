@@ -1,5 +1,6 @@
 package dev.fvdisk.reliability;
 
+import dev.fvdisk.testing.SectorStamp;
 import java.io.IOException;
 import java.io.InputStream;
 import java.util.ArrayList;
@@ -76,11 +77,11 @@ final class ImageModel {
     }
 
     int firstSector() {
-      return (int) (offsetBytes / Stamp.SECTOR);
+      return (int) (offsetBytes / SectorStamp.SECTOR_BYTES);
     }
 
     int endSector() {
-      return (int) ((offsetBytes + lengthBytes) / Stamp.SECTOR);
+      return (int) ((offsetBytes + lengthBytes) / SectorStamp.SECTOR_BYTES);
     }
 
     /** The last tick at which it may have changed the disk. */
@@ -143,7 +144,7 @@ final class ImageModel {
     this.sizeBytes = sizeBytes;
     this.chunkBytes = chunkBytes;
     this.baseSizeBytes = baseSizeBytes;
-    this.content = new long[Math.toIntExact(sizeBytes / Stamp.SECTOR)];
+    this.content = new long[Math.toIntExact(sizeBytes / SectorStamp.SECTOR_BYTES)];
     for (int s = 0; s < content.length; s++) {
       content[s] = initialContent.applyAsLong(s);
     }
@@ -215,17 +216,18 @@ final class ImageModel {
     byte[] buf = new byte[1 << 20];
     int sector = 0;
     while (sector < content.length) {
-      int want = (int) Math.min(buf.length, (long) (content.length - sector) * Stamp.SECTOR);
+      int want =
+          (int) Math.min(buf.length, (long) (content.length - sector) * SectorStamp.SECTOR_BYTES);
       int n = in.readNBytes(buf, 0, want);
       if (n < want) {
         throw new IOException(
-            name + ": the read ended at byte " + ((long) sector * Stamp.SECTOR + n));
+            name + ": the read ended at byte " + ((long) sector * SectorStamp.SECTOR_BYTES + n));
       }
-      for (int at = 0; at < n; at += Stamp.SECTOR, sector++) {
-        long found = Stamp.identify(buf, at, sector, tag, baseTag);
+      for (int at = 0; at < n; at += SectorStamp.SECTOR_BYTES, sector++) {
+        long found = SectorStamp.identify(buf, at, sector, tag, baseTag);
         observed[sector] = found;
         boolean allowed;
-        if (found == Stamp.FOREIGN) {
+        if (found == SectorStamp.FOREIGN) {
           allowed = false;
         } else if (found == content[sector]) {
           allowed = lastDurableStart[sector] < 0;
@@ -237,7 +239,7 @@ final class ImageModel {
                   && sector < w.endSector()
                   && w.effectiveEnd() > lastDurableStart[sector];
         }
-        if (found == Stamp.BASE) {
+        if (found == SectorStamp.BASE) {
           base++;
         }
         if (allowed) {
@@ -278,8 +280,8 @@ final class ImageModel {
             writesVerified,
             durable.size(),
             durableVerified,
-            durableSectors * Stamp.SECTOR,
-            lost * Stamp.SECTOR,
+            durableSectors * SectorStamp.SECTOR_BYTES,
+            lost * SectorStamp.SECTOR_BYTES,
             foreign,
             base,
             List.copyOf(failures));
@@ -323,13 +325,13 @@ final class ImageModel {
   }
 
   private static String label(long id) {
-    if (id == Stamp.ZERO) {
+    if (id == SectorStamp.ZERO) {
       return "zeros";
     }
-    if (id == Stamp.FOREIGN) {
+    if (id == SectorStamp.FOREIGN) {
       return "foreign bytes";
     }
-    if (id == Stamp.BASE) {
+    if (id == SectorStamp.BASE) {
       return "base content";
     }
     return "write #" + id;

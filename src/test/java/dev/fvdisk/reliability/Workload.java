@@ -1,5 +1,6 @@
 package dev.fvdisk.reliability;
 
+import dev.fvdisk.testing.SectorStamp;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.URI;
@@ -32,9 +33,9 @@ final class Workload {
   private static final Pattern LEAKED = Pattern.compile("\"leakedChunks\"\\s*:\\s*(\\d+)");
   private static final Pattern RECLAIMED = Pattern.compile("\"reclaimedChunks\"\\s*:\\s*(\\d+)");
 
-  private static final long BASE_SIZE = (16L << 20) + 41 * Stamp.SECTOR;
+  private static final long BASE_SIZE = (16L << 20) + 41 * SectorStamp.SECTOR_BYTES;
   private static final long BASE_HOLE_FROM = 4L << 20;
-  private static final long BASE_HOLE_TO = (5L << 20) + 7 * Stamp.SECTOR;
+  private static final long BASE_HOLE_TO = (5L << 20) + 7 * SectorStamp.SECTOR_BYTES;
 
   private final ServiceProcess service;
   private final Figures figures;
@@ -77,7 +78,7 @@ final class Workload {
             BASE_SIZE,
             1 << 20,
             0,
-            s -> inBaseHole(s) ? Stamp.ZERO : Stamp.BASE);
+            s -> inBaseHole(s) ? SectorStamp.ZERO : SectorStamp.BASE);
     expect(201, post("api/v1/images", json("golden", BASE_SIZE, 1 << 20, null)));
     for (long off = 0; off < BASE_SIZE; off += 1 << 20) {
       long end = Math.min(BASE_SIZE, off + (1 << 20));
@@ -86,7 +87,7 @@ final class Workload {
       for (long[] piece : pieces) {
         if (piece[0] < piece[1]) {
           byte[] data = new byte[(int) (piece[1] - piece[0])];
-          Stamp.fill(data, golden.tag, Stamp.BASE, piece[0] / Stamp.SECTOR);
+          SectorStamp.fill(data, golden.tag, SectorStamp.BASE, piece[0] / SectorStamp.SECTOR_BYTES);
           expect(204, put("golden", piece[0], data, true));
         }
       }
@@ -112,7 +113,10 @@ final class Workload {
             cloneSize,
             (int) cloneChunk,
             BASE_SIZE,
-            s -> s < BASE_SIZE / Stamp.SECTOR && !inBaseHole(s) ? Stamp.BASE : Stamp.ZERO));
+            s ->
+                s < BASE_SIZE / SectorStamp.SECTOR_BYTES && !inBaseHole(s)
+                    ? SectorStamp.BASE
+                    : SectorStamp.ZERO));
   }
 
   /**
@@ -136,7 +140,7 @@ final class Workload {
   }
 
   private static boolean inBaseHole(long sector) {
-    long at = sector * Stamp.SECTOR;
+    long at = sector * SectorStamp.SECTOR_BYTES;
     return at >= BASE_HOLE_FROM && at < BASE_HOLE_TO;
   }
 
@@ -144,7 +148,7 @@ final class Workload {
       throws IOException, InterruptedException {
     expect(201, post("api/v1/images", json(name, size, chunk, null)));
     long tag = tagOf(name) ^ ((long) recreated << 32);
-    return new ImageModel(name, tag, 0, size, chunk, 0, s -> Stamp.ZERO);
+    return new ImageModel(name, tag, 0, size, chunk, 0, s -> SectorStamp.ZERO);
   }
 
   private long describeChunk(String name) throws IOException, InterruptedException {
@@ -255,22 +259,23 @@ final class Workload {
 
   private void writeOnce(ServiceProcess.Incarnation inc, ImageModel image, Random random)
       throws InterruptedException {
-    int sectors = Math.max(MIN_WRITE, logUniform(random, MIN_WRITE, MAX_WRITE)) / Stamp.SECTOR;
-    int length = sectors * Stamp.SECTOR;
-    long diskSectors = image.sizeBytes / Stamp.SECTOR;
+    int sectors =
+        Math.max(MIN_WRITE, logUniform(random, MIN_WRITE, MAX_WRITE)) / SectorStamp.SECTOR_BYTES;
+    int length = sectors * SectorStamp.SECTOR_BYTES;
+    long diskSectors = image.sizeBytes / SectorStamp.SECTOR_BYTES;
     long first;
     int shape = random.nextInt(100);
     if (shape < 30) {
       // straddle a chunk boundary
       long chunks = image.sizeBytes / image.chunkBytes;
       long boundary = (1 + random.nextInt((int) Math.max(1, chunks - 1))) * (long) image.chunkBytes;
-      first = boundary / Stamp.SECTOR - 1 - random.nextInt(sectors - 1);
+      first = boundary / SectorStamp.SECTOR_BYTES - 1 - random.nextInt(sectors - 1);
     } else if (shape < 55) {
       // anywhere: early on mostly into chunks no write has reached
       first = (long) (random.nextDouble() * (diskSectors - sectors + 1));
     } else if (shape < 75 && image.baseSizeBytes > 0) {
       // over the base's range, and across its end
-      long baseSectors = image.baseSizeBytes / Stamp.SECTOR;
+      long baseSectors = image.baseSizeBytes / SectorStamp.SECTOR_BYTES;
       first = (long) (random.nextDouble() * (baseSectors - sectors / 2));
     } else {
       // a hot quarter: overwrites and races between clients
@@ -278,10 +283,10 @@ final class Workload {
     }
     first = Math.max(0, Math.min(first, diskSectors - sectors));
     boolean flush = random.nextInt(100) >= 30;
-    long offset = first * Stamp.SECTOR;
+    long offset = first * SectorStamp.SECTOR_BYTES;
     long id = writeIds.incrementAndGet();
     byte[] data = new byte[length];
-    Stamp.fill(data, image.tag, id, first);
+    SectorStamp.fill(data, image.tag, id, first);
     ImageModel.Write w = new ImageModel.Write(id, offset, length, flush, inc);
     boolean fresh = image.begin(w);
     boolean straddles = offset / image.chunkBytes != (offset + length - 1) / image.chunkBytes;
