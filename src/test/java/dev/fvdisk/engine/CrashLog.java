@@ -1,5 +1,6 @@
 package dev.fvdisk.engine;
 
+import dev.fvdisk.testing.SectorOracle;
 import dev.fvdisk.testing.SectorStamp;
 import java.io.Closeable;
 import java.io.IOException;
@@ -126,14 +127,27 @@ final class CrashLog {
       int lengthBytes,
       long startLine,
       long completionLine,
-      boolean durable) {
+      boolean durable)
+      implements SectorOracle.Write {
 
-    long firstSector() {
+    @Override
+    public long firstSector() {
       return offsetBytes / SectorStamp.SECTOR_BYTES;
     }
 
-    long endSector() {
+    @Override
+    public long endSector() {
       return (offsetBytes + lengthBytes) / SectorStamp.SECTOR_BYTES;
+    }
+
+    @Override
+    public long start() {
+      return startLine;
+    }
+
+    @Override
+    public long end() {
+      return completionLine;
     }
 
     boolean covers(long sector) {

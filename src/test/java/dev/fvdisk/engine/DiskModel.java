@@ -1,14 +1,12 @@
 package dev.fvdisk.engine;
 
+import dev.fvdisk.testing.SectorOracle;
 import dev.fvdisk.testing.SectorStamp;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.BitSet;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.function.LongUnaryOperator;
 
 /**
@@ -106,20 +104,12 @@ final class DiskModel {
       throw new IllegalStateException(
           "image has " + image.sizeBytes() + " bytes, model " + sectorCount * 512);
     }
-    // Per sector, the start line of the latest-starting durable write over it, or -1.
-    long[] lastDurableStart = new long[content.length];
-    Arrays.fill(lastDurableStart, -1);
-    Map<Long, CrashLog.Write> byId = new HashMap<>();
+    SectorOracle oracle = SectorOracle.of(content, writes, CrashLog.Write::durable);
     long durableWrites = 0;
     for (CrashLog.Write w : writes) {
-      byId.put(w.id(), w);
       everWritten.set((int) w.firstSector(), (int) w.endSector());
       if (w.durable()) {
         durableWrites++;
-        for (long s = w.firstSector(); s < w.endSector(); s++) {
-          int i = (int) s;
-          lastDurableStart[i] = Math.max(lastDurableStart[i], w.startLine());
-        }
       }
     }
 
@@ -143,17 +133,9 @@ final class DiskModel {
             SectorStamp.identify(
                 buf, k * SectorStamp.SECTOR_BYTES, s, SectorStamp.IMAGE_TAG, SectorStamp.BASE_TAG);
         observed[s] = found;
-        boolean allowed;
-        if (found == SectorStamp.FOREIGN) {
-          allowed = false;
-        } else if (found == content[s]) {
-          allowed = lastDurableStart[s] < 0;
-        } else {
-          CrashLog.Write w = byId.get(found);
-          allowed = w != null && w.covers(s) && w.completionLine() > lastDurableStart[s];
-        }
-        if (allowed) {
-          if (lastDurableStart[s] >= 0) {
+        SectorOracle.Judgement judgement = oracle.judge(s, found);
+        if (judgement == SectorOracle.Judgement.ALLOWED) {
+          if (oracle.underDurableWrite(s)) {
             durableVerified++;
           }
           if (!everWritten.get(s)) {
@@ -165,13 +147,13 @@ final class DiskModel {
           continue;
         }
         bad.set(s);
-        if (lastDurableStart[s] >= 0) {
+        if (judgement == SectorOracle.Judgement.LOST) {
           lost++;
         } else {
           foreign++;
         }
         if (failures.size() < MAX_REPORTED) {
-          failures.add(describe(s, found, writes, lastDurableStart[s]));
+          failures.add(describe(s, found, writes, oracle.latestDurableStart(s)));
         }
       }
     }

@@ -1,10 +1,10 @@
 package dev.fvdisk.reliability;
 
+import dev.fvdisk.testing.SectorOracle;
 import dev.fvdisk.testing.SectorStamp;
 import java.io.IOException;
 import java.io.InputStream;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.BitSet;
 import java.util.HashMap;
 import java.util.IdentityHashMap;
@@ -47,7 +47,7 @@ final class ImageModel {
   }
 
   /** A data write as the client saw it. */
-  static final class Write {
+  static final class Write implements SectorOracle.Write {
     final long id;
     final long offsetBytes;
     final int lengthBytes;
@@ -76,15 +76,32 @@ final class ImageModel {
       outcome = result;
     }
 
-    int firstSector() {
-      return (int) (offsetBytes / SectorStamp.SECTOR_BYTES);
+    @Override
+    public long id() {
+      return id;
     }
 
-    int endSector() {
-      return (int) ((offsetBytes + lengthBytes) / SectorStamp.SECTOR_BYTES);
+    @Override
+    public long firstSector() {
+      return offsetBytes / SectorStamp.SECTOR_BYTES;
+    }
+
+    @Override
+    public long endSector() {
+      return (offsetBytes + lengthBytes) / SectorStamp.SECTOR_BYTES;
+    }
+
+    @Override
+    public long start() {
+      return start;
     }
 
     /** The last tick at which it may have changed the disk. */
+    @Override
+    public long end() {
+      return effectiveEnd();
+    }
+
     long effectiveEnd() {
       Outcome o = outcome;
       if (o == Outcome.ACKED || o == Outcome.FAILED) {
@@ -189,22 +206,16 @@ final class ImageModel {
         lastFlushStart.merge(w.incarnation, w.start, Math::max);
       }
     }
-    long[] lastDurableStart = new long[content.length];
-    Arrays.fill(lastDurableStart, -1);
-    Map<Long, Write> byId = new HashMap<>();
     java.util.Set<Write> durable = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
     for (Write w : writes) {
-      byId.put(w.id, w);
-      boolean isDurable =
-          w.outcome == Outcome.ACKED
-              && (w.flush || lastFlushStart.getOrDefault(w.incarnation, -1L) > w.end);
-      if (isDurable) {
+      if (w.outcome == Outcome.ACKED
+          && (w.flush || lastFlushStart.getOrDefault(w.incarnation, -1L) > w.end)) {
         durable.add(w);
-        for (int s = w.firstSector(); s < w.endSector(); s++) {
-          lastDurableStart[s] = Math.max(lastDurableStart[s], w.start);
-        }
       }
     }
+    SectorOracle oracle = SectorOracle.of(content, writes, durable::contains);
+    Map<Long, Write> byId = new HashMap<>();
+    writes.forEach(w -> byId.put(w.id, w));
 
     BitSet bad = new BitSet(content.length);
     long[] observed = new long[content.length];
@@ -226,36 +237,24 @@ final class ImageModel {
       for (int at = 0; at < n; at += SectorStamp.SECTOR_BYTES, sector++) {
         long found = SectorStamp.identify(buf, at, sector, tag, baseTag);
         observed[sector] = found;
-        boolean allowed;
-        if (found == SectorStamp.FOREIGN) {
-          allowed = false;
-        } else if (found == content[sector]) {
-          allowed = lastDurableStart[sector] < 0;
-        } else {
-          Write w = byId.get(found);
-          allowed =
-              w != null
-                  && sector >= w.firstSector()
-                  && sector < w.endSector()
-                  && w.effectiveEnd() > lastDurableStart[sector];
-        }
+        SectorOracle.Judgement judgement = oracle.judge(sector, found);
         if (found == SectorStamp.BASE) {
           base++;
         }
-        if (allowed) {
-          if (lastDurableStart[sector] >= 0) {
+        if (judgement == SectorOracle.Judgement.ALLOWED) {
+          if (oracle.underDurableWrite(sector)) {
             durableSectors++;
           }
           continue;
         }
         bad.set(sector);
-        if (lastDurableStart[sector] >= 0) {
+        if (judgement == SectorOracle.Judgement.LOST) {
           lost++;
         } else {
           foreign++;
         }
         if (failures.size() < MAX_REPORTED) {
-          failures.add(describe(sector, found, byId, lastDurableStart[sector]));
+          failures.add(describe(sector, found, byId, oracle.latestDurableStart(sector)));
         }
       }
     }
@@ -265,7 +264,7 @@ final class ImageModel {
     long writesVerified = 0;
     long durableVerified = 0;
     for (Write w : writes) {
-      int next = bad.nextSetBit(w.firstSector());
+      int next = bad.nextSetBit((int) w.firstSector());
       if (next < 0 || next >= w.endSector()) {
         writesVerified++;
         if (durable.contains(w)) {
