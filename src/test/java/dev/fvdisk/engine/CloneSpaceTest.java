@@ -7,19 +7,21 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.fvdisk.engine.io.ForwardingStorage;
-import dev.fvdisk.engine.io.MemoryStorage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.List;
 import java.util.Random;
 import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * Copies from a base (prefetching and copy-on-read) keep a clone as thin as its base, and take no
  * space that the {@link SpaceBudget} or the file system refuses.
  */
 class CloneSpaceTest {
+
+  @RegisterExtension static final CheckOnClose CHECKED = new CheckOnClose();
 
   private static final int CHUNK = 64 * 1024;
   private static final int BLOCK = 4096;
@@ -38,7 +40,7 @@ class CloneSpaceTest {
   }
 
   /** A sparse base as the model says, reopened read-only. */
-  private static Image sparseBase(MemoryStorage storage, byte[] model) throws IOException {
+  private static Image sparseBase(CheckOnClose.Checked storage, byte[] model) throws IOException {
     Random random = new Random(7);
     try (Image base = Image.create(storage, options(BASE_SIZE).build())) {
       for (long[] extent : DATA) {
@@ -58,8 +60,8 @@ class CloneSpaceTest {
     return buf.array();
   }
 
-  private static MemoryStorage cloneOf(Image base, ImageOptions options) throws IOException {
-    MemoryStorage storage = new MemoryStorage("clone");
+  private static CheckOnClose.Checked cloneOf(Image base, ImageOptions options) throws IOException {
+    CheckOnClose.Checked storage = CHECKED.memory("clone");
     Image.create(storage, options, base, "base").close();
     return storage;
   }
@@ -76,8 +78,9 @@ class CloneSpaceTest {
   @Test
   void prefetching_a_sparse_base_stores_only_the_chunks_that_hold_data() throws Exception {
     byte[] model = new byte[(int) BASE_SIZE];
-    try (Image base = sparseBase(new MemoryStorage("base"), model)) {
-      MemoryStorage cloneStorage = cloneOf(base, options(BASE_SIZE).prefetch(true, 0).build());
+    try (Image base = sparseBase(CHECKED.memory("base"), model)) {
+      CheckOnClose.Checked cloneStorage =
+          cloneOf(base, options(BASE_SIZE).prefetch(true, 0).build());
       try (Image clone = Image.open(cloneStorage.reopen(), true, name -> base)) {
         await(
             "prefetch done",
@@ -105,7 +108,7 @@ class CloneSpaceTest {
   @Test
   void copy_on_read_of_a_zero_region_allocates_nothing() throws Exception {
     byte[] model = new byte[(int) BASE_SIZE];
-    try (Image base = sparseBase(new MemoryStorage("base"), model);
+    try (Image base = sparseBase(CHECKED.memory("base"), model);
         Image clone =
             Image.open(
                 cloneOf(base, options(BASE_SIZE).copyOnRead(true).build()).reopen(),
@@ -134,7 +137,7 @@ class CloneSpaceTest {
     byte[] model = new byte[(int) BASE_SIZE];
     MutableBudget budget = new MutableBudget();
     budget.refusal = "the quota is used up";
-    try (Image base = sparseBase(new MemoryStorage("base"), model);
+    try (Image base = sparseBase(CHECKED.memory("base"), model);
         Image clone =
             Image.open(
                 cloneOf(base, options(BASE_SIZE).prefetch(true, 0).build()).reopen(),
@@ -169,7 +172,7 @@ class CloneSpaceTest {
     byte[] model = new byte[(int) BASE_SIZE];
     MutableBudget budget = new MutableBudget();
     budget.refusal = "no room";
-    try (Image base = sparseBase(new MemoryStorage("base"), model);
+    try (Image base = sparseBase(CHECKED.memory("base"), model);
         Image clone =
             Image.open(
                 cloneOf(base, options(BASE_SIZE).copyOnRead(true).build()).reopen(),
@@ -190,8 +193,9 @@ class CloneSpaceTest {
   @Test
   void a_full_file_system_pauses_prefetching_until_writes_succeed_again() throws Exception {
     byte[] model = new byte[(int) BASE_SIZE];
-    try (Image base = sparseBase(new MemoryStorage("base"), model)) {
-      MemoryStorage cloneStorage = cloneOf(base, options(BASE_SIZE).prefetch(true, 0).build());
+    try (Image base = sparseBase(CHECKED.memory("base"), model)) {
+      CheckOnClose.Checked cloneStorage =
+          cloneOf(base, options(BASE_SIZE).prefetch(true, 0).build());
       FullableStorage storage = new FullableStorage(cloneStorage.reopen());
       storage.full = true;
       try (Image clone = Image.open(storage, true, name -> base)) {
@@ -220,7 +224,7 @@ class CloneSpaceTest {
   private static final class FullableStorage extends ForwardingStorage {
     volatile boolean full;
 
-    FullableStorage(MemoryStorage delegate) {
+    FullableStorage(CheckOnClose.Checked delegate) {
       super(delegate);
     }
 

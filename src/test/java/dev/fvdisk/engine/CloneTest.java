@@ -6,13 +6,15 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.fvdisk.engine.io.MemoryStorage;
 import java.nio.ByteBuffer;
 import java.util.Arrays;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 class CloneTest {
+
+  @RegisterExtension static final CheckOnClose CHECKED = new CheckOnClose();
 
   private static final int CHUNK = 64 * 1024;
   private static final int BLOCK = 4096;
@@ -39,7 +41,7 @@ class CloneTest {
   }
 
   /** A base filled with random bytes except an all-zero stretch, reopened read-only. */
-  private static Image readOnlyBase(MemoryStorage storage, byte[] content) throws Exception {
+  private static Image readOnlyBase(CheckOnClose.Checked storage, byte[] content) throws Exception {
     try (Image base = Image.create(storage, options(content.length).build())) {
       base.write(0, ByteBuffer.wrap(content));
     }
@@ -56,8 +58,8 @@ class CloneTest {
   @Test
   void clone_reads_base_and_keeps_writes_to_itself() throws Exception {
     byte[] content = baseContent();
-    MemoryStorage baseStorage = new MemoryStorage("base");
-    MemoryStorage cloneStorage = new MemoryStorage("clone");
+    CheckOnClose.Checked baseStorage = CHECKED.memory("base");
+    CheckOnClose.Checked cloneStorage = CHECKED.memory("clone");
     byte[] model = Arrays.copyOf(content, (int) BASE_SIZE * 2);
     try (Image base = readOnlyBase(baseStorage, content)) {
       try (Image clone = Image.create(cloneStorage, options(BASE_SIZE * 2).build(), base, "base")) {
@@ -83,8 +85,8 @@ class CloneTest {
   @Test
   void flushed_clone_writes_survive_a_crash_and_unflushed_ones_leave_old_or_new() throws Exception {
     byte[] content = baseContent();
-    MemoryStorage baseStorage = new MemoryStorage("base");
-    MemoryStorage cloneStorage = new MemoryStorage("clone");
+    CheckOnClose.Checked baseStorage = CHECKED.memory("base");
+    CheckOnClose.Checked cloneStorage = CHECKED.memory("clone");
     try (Image base = readOnlyBase(baseStorage, content)) {
       Image clone = Image.create(cloneStorage, options(BASE_SIZE).build(), base, "base");
       byte[] a = pattern(3000, 4);
@@ -104,10 +106,10 @@ class CloneTest {
   void zeroing_a_clone_range_hides_the_base_and_the_map_says_where_bytes_come_from()
       throws Exception {
     byte[] content = baseContent();
-    try (Image base = readOnlyBase(new MemoryStorage("base"), content);
+    try (Image base = readOnlyBase(CHECKED.memory("base"), content);
         Image clone =
             Image.create(
-                new MemoryStorage("clone"), options(BASE_SIZE + CHUNK).build(), base, "base")) {
+                CHECKED.memory("clone"), options(BASE_SIZE + CHUNK).build(), base, "base")) {
       clone.zero(BLOCK + 100, 2 * BLOCK);
       byte[] expected = Arrays.copyOf(content, (int) BASE_SIZE + CHUNK);
       Arrays.fill(expected, BLOCK + 100, 3 * BLOCK + 100, (byte) 0);
@@ -129,9 +131,9 @@ class CloneTest {
   @Test
   void clone_of_a_clone_reads_through_the_chain() throws Exception {
     byte[] content = baseContent();
-    MemoryStorage s0 = new MemoryStorage("base");
-    MemoryStorage s1 = new MemoryStorage("mid");
-    MemoryStorage s2 = new MemoryStorage("top");
+    CheckOnClose.Checked s0 = CHECKED.memory("base");
+    CheckOnClose.Checked s1 = CHECKED.memory("mid");
+    CheckOnClose.Checked s2 = CHECKED.memory("top");
     try (Image base = readOnlyBase(s0, content)) {
       byte[] mid = pattern(BLOCK * 3, 5);
       try (Image m = Image.create(s1, options(BASE_SIZE).build(), base, "base")) {
@@ -154,8 +156,8 @@ class CloneTest {
   @Test
   void clone_refuses_a_changed_or_foreign_base() throws Exception {
     byte[] content = baseContent();
-    MemoryStorage baseStorage = new MemoryStorage("base");
-    MemoryStorage cloneStorage = new MemoryStorage("clone");
+    CheckOnClose.Checked baseStorage = CHECKED.memory("base");
+    CheckOnClose.Checked cloneStorage = CHECKED.memory("clone");
     try (Image base = readOnlyBase(baseStorage, content)) {
       Image.create(cloneStorage, options(BASE_SIZE).build(), base, "base").close();
     }
@@ -170,7 +172,7 @@ class CloneTest {
               () -> Image.open(cloneStorage.reopen(), false, name -> changed));
       assertTrue(e.getMessage().contains("has changed"), e.getMessage());
     }
-    MemoryStorage otherStorage = new MemoryStorage("other");
+    CheckOnClose.Checked otherStorage = CHECKED.memory("other");
     try (Image other = readOnlyBase(otherStorage, content)) {
       BaseImageException e =
           assertThrows(
@@ -183,21 +185,20 @@ class CloneTest {
 
   @Test
   void base_must_be_marked_read_only() throws Exception {
-    MemoryStorage baseStorage = new MemoryStorage("base");
+    CheckOnClose.Checked baseStorage = CHECKED.memory("base");
     try (Image writableBase = Image.create(baseStorage, options(BASE_SIZE).build())) {
       assertThrows(
           IllegalArgumentException.class,
           () ->
-              Image.create(
-                  new MemoryStorage("c"), options(BASE_SIZE).build(), writableBase, "base"));
+              Image.create(CHECKED.memory("c"), options(BASE_SIZE).build(), writableBase, "base"));
     }
   }
 
   @Test
   void zero_block_detection_marks_zero_blocks_present_and_they_read_zero() throws Exception {
     byte[] content = baseContent();
-    MemoryStorage cloneStorage = new MemoryStorage("clone");
-    try (Image base = readOnlyBase(new MemoryStorage("base"), content)) {
+    CheckOnClose.Checked cloneStorage = CHECKED.memory("clone");
+    try (Image base = readOnlyBase(CHECKED.memory("base"), content)) {
       try (Image clone =
           Image.create(
               cloneStorage, options(BASE_SIZE).detectZeroBlocks(true).build(), base, "base")) {
@@ -216,8 +217,8 @@ class CloneTest {
   @Test
   void copy_on_read_stores_whole_blocks_read_from_the_base() throws Exception {
     byte[] content = baseContent();
-    MemoryStorage cloneStorage = new MemoryStorage("clone");
-    try (Image base = readOnlyBase(new MemoryStorage("base"), content)) {
+    CheckOnClose.Checked cloneStorage = CHECKED.memory("clone");
+    try (Image base = readOnlyBase(CHECKED.memory("base"), content)) {
       try (Image clone =
           Image.create(cloneStorage, options(BASE_SIZE).copyOnRead(true).build(), base, "base")) {
         assertEquals(0, clone.stats().usedBytes());
@@ -237,13 +238,13 @@ class CloneTest {
   @Test
   void a_second_copy_on_read_of_the_same_range_does_not_touch_the_base() throws Exception {
     byte[] content = baseContent();
-    MemoryStorage baseStorage = new MemoryStorage("base");
+    CheckOnClose.Checked baseStorage = CHECKED.memory("base");
     readOnlyBase(baseStorage, content).close();
     SlowCountingStorage counted = new SlowCountingStorage(baseStorage.reopen());
     try (Image base = Image.open(counted, false);
         Image clone =
             Image.create(
-                new MemoryStorage("clone"),
+                CHECKED.memory("clone"),
                 options(BASE_SIZE).copyOnRead(true).build(),
                 base,
                 "base")) {
@@ -261,10 +262,10 @@ class CloneTest {
   @Test
   void prefetch_resumes_after_a_restart_without_copying_finished_blocks_again() throws Exception {
     byte[] content = baseContent();
-    MemoryStorage baseStorage = new MemoryStorage("base");
+    CheckOnClose.Checked baseStorage = CHECKED.memory("base");
     readOnlyBase(baseStorage, content).close();
     SlowCountingStorage counted = new SlowCountingStorage(baseStorage.reopen());
-    MemoryStorage cloneStorage = new MemoryStorage("clone");
+    CheckOnClose.Checked cloneStorage = CHECKED.memory("clone");
     PrefetchTuning oneBlockAtATime = new PrefetchTuning(BLOCK, 100, 80, 0, 1, 0);
     try (Image base = Image.open(counted, false)) {
       long copiedBeforeRestart;
@@ -297,7 +298,7 @@ class CloneTest {
   @Test
   void prefetch_pauses_when_the_base_is_slow() throws Exception {
     byte[] content = baseContent();
-    MemoryStorage baseStorage = new MemoryStorage("base");
+    CheckOnClose.Checked baseStorage = CHECKED.memory("base");
     readOnlyBase(baseStorage, content).close();
     SlowCountingStorage slow = new SlowCountingStorage(baseStorage.reopen());
     slow.setReadDelayMillis(5);
@@ -318,8 +319,9 @@ class CloneTest {
     }
   }
 
-  private static MemoryStorage createClone(Image base, ImageOptions options) throws Exception {
-    MemoryStorage storage = new MemoryStorage("clone");
+  private static CheckOnClose.Checked createClone(Image base, ImageOptions options)
+      throws Exception {
+    CheckOnClose.Checked storage = CHECKED.memory("clone");
     Image.create(storage, options, base, "base").close();
     return storage.reopen();
   }
@@ -336,9 +338,9 @@ class CloneTest {
   @Test
   void prefetch_copies_everything_and_then_the_clone_stands_alone() throws Exception {
     byte[] content = baseContent();
-    MemoryStorage cloneStorage = new MemoryStorage("clone");
+    CheckOnClose.Checked cloneStorage = CHECKED.memory("clone");
     byte[] written = pattern(BLOCK / 2, 8);
-    try (Image base = readOnlyBase(new MemoryStorage("base"), content)) {
+    try (Image base = readOnlyBase(CHECKED.memory("base"), content)) {
       try (Image clone = Image.create(cloneStorage, options(BASE_SIZE).build(), base, "base")) {
         clone.write(5 * BLOCK + 100, ByteBuffer.wrap(written));
         clone.setPrefetch(true, 0);

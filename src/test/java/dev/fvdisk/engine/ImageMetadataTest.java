@@ -7,15 +7,17 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.fvdisk.engine.io.MemoryStorage;
 import java.nio.ByteBuffer;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /** The read-only flag, the change tag, extents, zeroing and the space estimate. */
 class ImageMetadataTest {
+
+  @RegisterExtension static final CheckOnClose CHECKED = new CheckOnClose();
 
   private static final int CHUNK = 64 * 1024;
 
@@ -35,7 +37,7 @@ class ImageMetadataTest {
 
   @Test
   void read_only_mark_allows_only_read_only_opens_and_survives_reopen() throws Exception {
-    MemoryStorage storage = new MemoryStorage("m");
+    CheckOnClose.Checked storage = CHECKED.memory("m");
     try (Image image = Image.create(storage, small())) {
       assertFalse(image.isReadOnly());
       image.write(0, filled(512, 1));
@@ -57,7 +59,7 @@ class ImageMetadataTest {
 
   @Test
   void change_tag_changes_with_every_change_and_never_repeats_across_reopen() throws Exception {
-    MemoryStorage storage = new MemoryStorage("m");
+    CheckOnClose.Checked storage = CHECKED.memory("m");
     Set<String> seen = new HashSet<>();
     try (Image image = Image.create(storage, small())) {
       assertTrue(seen.add(image.changeTag()));
@@ -84,7 +86,7 @@ class ImageMetadataTest {
 
   @Test
   void extents_merge_neighbours_clip_to_the_range_and_stop_at_the_limit() throws Exception {
-    try (Image image = Image.create(new MemoryStorage("m"), small())) {
+    try (Image image = Image.create(CHECKED.memory("m"), small())) {
       image.write(CHUNK, filled(10, 1));
       image.write(2L * CHUNK + 5, filled(10, 1));
       image.write(5L * CHUNK, filled(10, 1));
@@ -112,7 +114,7 @@ class ImageMetadataTest {
 
   @Test
   void zero_writes_only_allocated_chunks() throws Exception {
-    try (Image image = Image.create(new MemoryStorage("m"), small())) {
+    try (Image image = Image.create(CHECKED.memory("m"), small())) {
       image.write(CHUNK - 100, filled(300, 7));
       long used = image.stats().usedBytes();
       image.zero(CHUNK - 50, 3L * CHUNK);
@@ -127,7 +129,7 @@ class ImageMetadataTest {
 
   @Test
   void bytes_to_allocate_counts_untouched_chunks_of_the_range() throws Exception {
-    try (Image image = Image.create(new MemoryStorage("m"), small())) {
+    try (Image image = Image.create(CHECKED.memory("m"), small())) {
       assertEquals(2L * CHUNK, image.bytesToAllocate(CHUNK - 1, 2));
       image.write(CHUNK, filled(1, 1));
       assertEquals(CHUNK, image.bytesToAllocate(CHUNK - 1, 2));

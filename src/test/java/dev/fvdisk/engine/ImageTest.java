@@ -5,14 +5,16 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.fvdisk.engine.io.MemoryStorage;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.Arrays;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 class ImageTest {
+
+  @RegisterExtension static final CheckOnClose CHECKED = new CheckOnClose();
 
   private static final int CHUNK = 64 * 1024;
 
@@ -41,14 +43,14 @@ class ImageTest {
 
   @Test
   void never_written_ranges_read_as_zeros() throws Exception {
-    try (Image image = Image.create(new MemoryStorage("m"), small())) {
+    try (Image image = Image.create(CHECKED.memory("m"), small())) {
       assertArrayEquals(new byte[5000], read(image, 12345, 5000));
     }
   }
 
   @Test
   void unaligned_write_reads_back_and_rest_of_chunk_stays_zero() throws Exception {
-    try (Image image = Image.create(new MemoryStorage("m"), small())) {
+    try (Image image = Image.create(CHECKED.memory("m"), small())) {
       byte[] data = pattern(1000, 3);
       image.write(CHUNK - 300, ByteBuffer.wrap(data));
       assertArrayEquals(data, read(image, CHUNK - 300, 1000));
@@ -59,7 +61,7 @@ class ImageTest {
 
   @Test
   void chunks_are_allocated_in_first_touch_order_and_file_grows_in_units() throws Exception {
-    MemoryStorage storage = new MemoryStorage("m");
+    CheckOnClose.Checked storage = CHECKED.memory("m");
     try (Image image = Image.create(storage, small())) {
       long before = storage.sizeBytes();
       image.write(5L * CHUNK, ByteBuffer.wrap(pattern(10, 1)));
@@ -91,7 +93,7 @@ class ImageTest {
 
   @Test
   void journal_recycle_keeps_every_mapping() throws Exception {
-    MemoryStorage storage = new MemoryStorage("m");
+    CheckOnClose.Checked storage = CHECKED.memory("m");
     // 4096-byte journal = 8 records; 16 flushed first-touch writes force recycles.
     try (Image image = Image.create(storage, small())) {
       for (int c = 0; c < 16; c++) {
@@ -108,7 +110,7 @@ class ImageTest {
 
   @Test
   void out_of_range_io_is_refused() throws Exception {
-    try (Image image = Image.create(new MemoryStorage("m"), small())) {
+    try (Image image = Image.create(CHECKED.memory("m"), small())) {
       assertThrows(
           IllegalArgumentException.class,
           () -> image.read((1 << 20) - 10, ByteBuffer.allocate(11)));
@@ -118,7 +120,7 @@ class ImageTest {
 
   @Test
   void grow_keeps_content_and_new_range_reads_zero() throws Exception {
-    MemoryStorage storage = new MemoryStorage("m");
+    CheckOnClose.Checked storage = CHECKED.memory("m");
     try (Image image = Image.create(storage, small())) {
       image.write(CHUNK, ByteBuffer.wrap(pattern(10, 4)));
       image.grow(4L << 20);

@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.fvdisk.engine.io.FileStorage;
-import dev.fvdisk.engine.io.MemoryStorage;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -15,6 +14,7 @@ import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -25,6 +25,8 @@ import org.junit.jupiter.api.io.TempDir;
  * {@link #reads_racing_close_return_the_data_or_image_closed} never got its turn.
  */
 class ReadRaceTest {
+
+  @RegisterExtension static final CheckOnClose CHECKED = new CheckOnClose();
 
   private static final int CHUNK = 64 * 1024;
   private static final int WRITTEN_CHUNKS = 8;
@@ -72,7 +74,7 @@ class ReadRaceTest {
 
   @Test
   void copy_on_read_racing_close_neither_hangs_nor_returns_wrong_bytes() throws Exception {
-    MemoryStorage baseStorage = new MemoryStorage("base");
+    CheckOnClose.Checked baseStorage = CHECKED.memory("base");
     try (Image base = Image.create(baseStorage, options())) {
       writePattern(base);
     }
@@ -83,7 +85,7 @@ class ReadRaceTest {
       try (Image base = Image.open(slowBase, false)) {
         Image clone =
             Image.create(
-                new MemoryStorage("clone-" + round),
+                CHECKED.memory("clone-" + round),
                 ImageOptions.builder((long) WRITTEN_CHUNKS * CHUNK)
                     .chunkSizeBytes(CHUNK)
                     .blockSizeBytes(BLOCK)
