@@ -1,5 +1,6 @@
 package dev.fvdisk.config;
 
+import dev.fvdisk.service.DataDirectoryLock;
 import dev.fvdisk.service.ImageDirectory;
 import dev.fvdisk.service.ImageService;
 import dev.fvdisk.service.ImageServiceObserver;
@@ -42,11 +43,25 @@ class ServiceConfiguration {
     }
   }
 
+  /**
+   * Taken before any image is opened and held until after the service closed them all (Spring
+   * closes beans in the reverse order of their creation; close() is inferred).
+   */
+  @Bean
+  DataDirectoryLock dataDirectoryLock(ImageDirectory directory) {
+    try {
+      return DataDirectoryLock.acquire(directory.root());
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot lock the data directory " + directory.root(), e);
+    }
+  }
+
   // Closed by Spring at shutdown (close() is inferred), which sets every image's clean flag.
   // The observer (monitoring's meters) is optional, so the service runs without monitoring too.
   @Bean
   ImageService imageService(
       ImageDirectory directory,
+      DataDirectoryLock lock,
       ServiceLimits limits,
       ObjectProvider<ImageServiceObserver> observer) {
     ImageService service =

@@ -12,6 +12,8 @@ import org.springframework.boot.web.servlet.FilterRegistrationBean;
 import org.springframework.context.annotation.Bean;
 import org.springframework.core.Ordered;
 import org.springframework.core.env.Environment;
+import org.springframework.test.context.DynamicPropertyRegistry;
+import org.springframework.test.context.DynamicPropertySource;
 
 /**
  * The thread model: Tomcat's pool of platform threads by default, a virtual thread per request when
@@ -23,6 +25,19 @@ import org.springframework.core.env.Environment;
 class RequestThreadsIntegrationTest extends ApiTestSupport {
 
   private static final String THREAD_HEADER = "X-Test-Request-Thread";
+
+  /**
+   * Its own data directory: the extra filter makes this a server of its own, and two servers may
+   * not share a data directory (the second would be refused at start).
+   */
+  @DynamicPropertySource
+  static void ownDataDir(DynamicPropertyRegistry registry) throws java.io.IOException {
+    java.nio.file.Path dir =
+        java.nio.file.Files.createTempDirectory(
+            java.nio.file.Files.createDirectories(java.nio.file.Path.of("target", "it-data")),
+            "threads-");
+    registry.add("fvdisk.test.data-dir", dir::toString);
+  }
 
   @TestConfiguration
   static class ThreadNaming {
