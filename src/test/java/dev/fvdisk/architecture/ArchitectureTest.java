@@ -22,7 +22,7 @@ class ArchitectureTest {
   }
 
   @Test
-  void engine_uses_no_spring_and_nothing_of_the_service() {
+  void engine_uses_no_spring_no_object_store_sdk_and_nothing_of_the_service() {
     noClasses()
         .that()
         .resideInAPackage("dev.fvdisk.engine..")
@@ -31,6 +31,7 @@ class ArchitectureTest {
         .resideInAnyPackage(
             "org.springframework..",
             "jakarta..",
+            "software.amazon..",
             "dev.fvdisk.service..",
             "dev.fvdisk.web..",
             "dev.fvdisk.config..")
