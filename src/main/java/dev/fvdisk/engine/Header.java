@@ -6,8 +6,10 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
+import java.util.StringJoiner;
 import java.util.UUID;
 import java.util.zip.CRC32C;
+import org.jspecify.annotations.Nullable;
 
 /**
  * The image header, and its codec.
@@ -17,7 +19,9 @@ import java.util.zip.CRC32C;
  * writes alternate and a torn write can only damage the copy that was already older. Reading takes
  * the newest copy whose checksum verifies.
  *
- * <p>Layout of one copy (little-endian; the rest of the 4096-byte slot is zero):
+ * <p>Layout of one copy (little-endian; the rest of the 4096-byte slot is zero). The fields between
+ * the frame (magic, version, length; locator and checksum) are listed once, in {@link Field}, and
+ * encode, decode and the drafts all work from that list:
  *
  * <pre>
  * offset size field
@@ -57,31 +61,7 @@ import java.util.zip.CRC32C;
  *    472    4 CRC-32C of bytes 0..471
  * </pre>
  */
-record Header(
-    long generation,
-    UUID imageId,
-    long sizeBytes,
-    long maxSizeBytes,
-    int chunkSizeBytes,
-    int flags,
-    int activeTable,
-    long tableOffset0,
-    long tableOffset1,
-    long tableRegionBytes,
-    int tableCrc,
-    int blockSizeBytes,
-    long journalOffsetBytes,
-    long journalSizeBytes,
-    long dataOffsetBytes,
-    long growthUnitBytes,
-    long stableEpoch,
-    long createdAtMillis,
-    BaseLink base,
-    long bitmapOffset0,
-    long bitmapOffset1,
-    long bitmapRegionBytes,
-    int bitmapCrc,
-    int prefetchStartDelaySeconds) {
+final class Header {
 
   static final int FORMAT_VERSION = 1;
   static final int SLOT_BYTES = 4096;
@@ -113,25 +93,216 @@ record Header(
    */
   record BaseLink(UUID baseId, long baseGeneration, long baseSizeBytes, String locator) {}
 
+  /**
+   * The header's fields: where each sits in a slot and how wide it is. The one list of them that
+   * {@link #encode}, {@link #decode} and {@link Draft} work from; adding a field means adding it
+   * here (and its accessor). A 4-byte field is read as a signed {@code int}, as Java holds it.
+   */
+  enum Field {
+    GENERATION(0x010, 8),
+    IMAGE_ID_HIGH(0x018, 8),
+    IMAGE_ID_LOW(0x020, 8),
+    SIZE(0x028, 8),
+    MAX_SIZE(0x030, 8),
+    CHUNK_SIZE(0x038, 4),
+    FLAGS(0x03C, 4),
+    INCOMPATIBLE_FEATURES(0x040, 4),
+    ACTIVE_COPY(0x044, 4),
+    TABLE_OFFSET_0(0x048, 8),
+    TABLE_OFFSET_1(0x050, 8),
+    TABLE_BYTES(0x058, 8),
+    TABLE_CRC(0x060, 4),
+    BLOCK_SIZE(0x064, 4),
+    JOURNAL_OFFSET(0x068, 8),
+    JOURNAL_BYTES(0x070, 8),
+    DATA_OFFSET(0x078, 8),
+    GROWTH_UNIT(0x080, 8),
+    STABLE_EPOCH(0x088, 8),
+    CREATED_AT(0x090, 8),
+    BASE_ID_HIGH(0x098, 8),
+    BASE_ID_LOW(0x0A0, 8),
+    BASE_GENERATION(0x0A8, 8),
+    BASE_SIZE(0x0B0, 8),
+    BITMAP_OFFSET_0(0x0B8, 8),
+    BITMAP_OFFSET_1(0x0C0, 8),
+    BITMAP_BYTES(0x0C8, 8),
+    BITMAP_CRC(0x0D0, 4),
+    PREFETCH_DELAY(0x0D4, 4);
+
+    private final int offset;
+    private final int bytes;
+
+    Field(int offset, int bytes) {
+      this.offset = offset;
+      this.bytes = bytes;
+    }
+
+    long read(ByteBuffer slot) {
+      return bytes == Long.BYTES ? slot.getLong(offset) : slot.getInt(offset);
+    }
+
+    void write(ByteBuffer slot, long value) {
+      if (bytes == Long.BYTES) {
+        slot.putLong(offset, value);
+      } else {
+        slot.putInt(offset, (int) value);
+      }
+    }
+  }
+
+  private static final Field[] FIELDS = Field.values();
+  private static final int VERSION_AT = 0x008;
+  private static final int LENGTH_AT = 0x00C;
+  private static final int LOCATOR_LENGTH_AT = 0x0D8;
+  private static final int LOCATOR_AT = 0x0DA;
+
+  /** Every field's value, by {@link Field#ordinal()}. */
+  private final long[] values;
+
+  /** How the caller names the base; empty without one. */
+  private final String locator;
+
+  private final @Nullable BaseLink base;
+
+  private Header(long[] values, String locator) {
+    this.values = values;
+    this.locator = locator;
+    boolean hasBase = get(Field.BASE_ID_HIGH) != 0 || get(Field.BASE_ID_LOW) != 0;
+    this.base =
+        hasBase
+            ? new BaseLink(
+                uuid(Field.BASE_ID_HIGH, Field.BASE_ID_LOW),
+                get(Field.BASE_GENERATION),
+                get(Field.BASE_SIZE),
+                locator)
+            : null;
+  }
+
+  long get(Field field) {
+    return values[field.ordinal()];
+  }
+
+  private UUID uuid(Field high, Field low) {
+    return new UUID(get(high), get(low));
+  }
+
+  long generation() {
+    return get(Field.GENERATION);
+  }
+
+  UUID imageId() {
+    return uuid(Field.IMAGE_ID_HIGH, Field.IMAGE_ID_LOW);
+  }
+
+  long sizeBytes() {
+    return get(Field.SIZE);
+  }
+
+  long maxSizeBytes() {
+    return get(Field.MAX_SIZE);
+  }
+
+  int chunkSizeBytes() {
+    return (int) get(Field.CHUNK_SIZE);
+  }
+
+  int flags() {
+    return (int) get(Field.FLAGS);
+  }
+
+  /** Which table copy (and, in a clone, bitmap copy) is active: 0 or 1. */
+  int activeTable() {
+    return (int) get(Field.ACTIVE_COPY);
+  }
+
+  long tableOffset0() {
+    return get(Field.TABLE_OFFSET_0);
+  }
+
+  long tableOffset1() {
+    return get(Field.TABLE_OFFSET_1);
+  }
+
+  long tableRegionBytes() {
+    return get(Field.TABLE_BYTES);
+  }
+
+  int tableCrc() {
+    return (int) get(Field.TABLE_CRC);
+  }
+
+  int blockSizeBytes() {
+    return (int) get(Field.BLOCK_SIZE);
+  }
+
+  long journalOffsetBytes() {
+    return get(Field.JOURNAL_OFFSET);
+  }
+
+  long journalSizeBytes() {
+    return get(Field.JOURNAL_BYTES);
+  }
+
+  long dataOffsetBytes() {
+    return get(Field.DATA_OFFSET);
+  }
+
+  long growthUnitBytes() {
+    return get(Field.GROWTH_UNIT);
+  }
+
+  long stableEpoch() {
+    return get(Field.STABLE_EPOCH);
+  }
+
+  long createdAtMillis() {
+    return get(Field.CREATED_AT);
+  }
+
+  /** The base link, or null when the image was not made as a clone. */
+  @Nullable BaseLink base() {
+    return base;
+  }
+
+  long bitmapOffset0() {
+    return get(Field.BITMAP_OFFSET_0);
+  }
+
+  long bitmapOffset1() {
+    return get(Field.BITMAP_OFFSET_1);
+  }
+
+  long bitmapRegionBytes() {
+    return get(Field.BITMAP_BYTES);
+  }
+
+  int bitmapCrc() {
+    return (int) get(Field.BITMAP_CRC);
+  }
+
+  int prefetchStartDelaySeconds() {
+    return (int) get(Field.PREFETCH_DELAY);
+  }
+
   boolean cleanShutdown() {
-    return (flags & FLAG_CLEAN_SHUTDOWN) != 0;
+    return (flags() & FLAG_CLEAN_SHUTDOWN) != 0;
   }
 
   boolean readOnly() {
-    return (flags & FLAG_READ_ONLY) != 0;
+    return (flags() & FLAG_READ_ONLY) != 0;
   }
 
   /** Whether the image holds all its data: its base and bitmap are then ignored for good. */
   boolean standalone() {
-    return (flags & FLAG_STANDALONE) != 0;
+    return (flags() & FLAG_STANDALONE) != 0;
   }
 
   boolean copyOnRead() {
-    return (flags & FLAG_COPY_ON_READ) != 0;
+    return (flags() & FLAG_COPY_ON_READ) != 0;
   }
 
   boolean prefetchEnabled() {
-    return (flags & FLAG_PREFETCH) != 0;
+    return (flags() & FLAG_PREFETCH) != 0;
   }
 
   /** Whether reads may still go to a base image. */
@@ -141,45 +312,43 @@ record Header(
 
   /** Blocks the bitmap covers: the base's range, in blocks (0 without a base). */
   long baseBlockCount() {
-    return base == null ? 0 : ceilDiv(base.baseSizeBytes(), blockSizeBytes);
+    return base == null ? 0 : ceilDiv(base.baseSizeBytes(), blockSizeBytes());
   }
 
   long tableOffset(int copy) {
-    return copy == 0 ? tableOffset0 : tableOffset1;
+    return copy == 0 ? tableOffset0() : tableOffset1();
   }
 
   long activeTableOffset() {
-    return tableOffset(activeTable);
+    return tableOffset(activeTable());
   }
 
   long bitmapOffset(int copy) {
-    return copy == 0 ? bitmapOffset0 : bitmapOffset1;
+    return copy == 0 ? bitmapOffset0() : bitmapOffset1();
   }
 
   long activeBitmapOffset() {
-    return bitmapOffset(activeTable);
+    return bitmapOffset(activeTable());
   }
 
   long chunkCount() {
-    return ceilDiv(sizeBytes, chunkSizeBytes);
+    return ceilDiv(sizeBytes(), chunkSizeBytes());
   }
 
   long journalSectorCount() {
-    return journalSizeBytes / Journal.SECTOR_BYTES;
+    return journalSizeBytes() / Journal.SECTOR_BYTES;
   }
 
   /** The next header: one generation on, with {@code flag} set or cleared. */
   Header withFlag(int flag, boolean on) {
-    Draft d = draft();
-    d.flags = on ? flags | flag : flags & ~flag;
-    return d.build();
+    return draft().set(Field.FLAGS, on ? flags() | flag : flags() & ~flag).build();
   }
 
   Header withPrefetch(boolean enabled, int startDelaySeconds) {
-    Draft d = draft();
-    d.flags = enabled ? flags | FLAG_PREFETCH : flags & ~FLAG_PREFETCH;
-    d.prefetchStartDelaySeconds = startDelaySeconds;
-    return d.build();
+    return draft()
+        .set(Field.FLAGS, enabled ? flags() | FLAG_PREFETCH : flags() & ~FLAG_PREFETCH)
+        .set(Field.PREFETCH_DELAY, startDelaySeconds)
+        .build();
   }
 
   Header withCleanShutdown(boolean clean) {
@@ -192,14 +361,14 @@ record Header(
    */
   Header withNewTable(
       int newActiveTable, int newTableCrc, int newBitmapCrc, long newSizeBytes, int newFlags) {
-    Draft d = draft();
-    d.activeTable = newActiveTable;
-    d.tableCrc = newTableCrc;
-    d.bitmapCrc = newBitmapCrc;
-    d.sizeBytes = newSizeBytes;
-    d.flags = newFlags;
-    d.stableEpoch = stableEpoch + 1;
-    return d.build();
+    return draft()
+        .set(Field.ACTIVE_COPY, newActiveTable)
+        .set(Field.TABLE_CRC, newTableCrc)
+        .set(Field.BITMAP_CRC, newBitmapCrc)
+        .set(Field.SIZE, newSizeBytes)
+        .set(Field.FLAGS, newFlags)
+        .set(Field.STABLE_EPOCH, stableEpoch() + 1)
+        .build();
   }
 
   /** A copy of every field, one generation on, for the {@code with} methods to change. */
@@ -209,135 +378,71 @@ record Header(
 
   /** Mutable copy of a header; {@link #build()} validates nothing, {@link #decode} does. */
   static final class Draft {
-    long generation;
-    UUID imageId;
-    long sizeBytes;
-    long maxSizeBytes;
-    int chunkSizeBytes;
-    int flags;
-    int activeTable;
-    long tableOffset0;
-    long tableOffset1;
-    long tableRegionBytes;
-    int tableCrc;
-    int blockSizeBytes;
-    long journalOffsetBytes;
-    long journalSizeBytes;
-    long dataOffsetBytes;
-    long growthUnitBytes;
-    long stableEpoch;
-    long createdAtMillis;
-    BaseLink base;
-    long bitmapOffset0;
-    long bitmapOffset1;
-    long bitmapRegionBytes;
-    int bitmapCrc;
-    int prefetchStartDelaySeconds;
+    private final long[] values;
+    private String locator = "";
 
-    Draft() {}
+    /** All fields zero: no base, generation 0. */
+    Draft() {
+      values = new long[FIELDS.length];
+    }
 
     private Draft(Header h) {
-      generation = h.generation + 1;
-      imageId = h.imageId;
-      sizeBytes = h.sizeBytes;
-      maxSizeBytes = h.maxSizeBytes;
-      chunkSizeBytes = h.chunkSizeBytes;
-      flags = h.flags;
-      activeTable = h.activeTable;
-      tableOffset0 = h.tableOffset0;
-      tableOffset1 = h.tableOffset1;
-      tableRegionBytes = h.tableRegionBytes;
-      tableCrc = h.tableCrc;
-      blockSizeBytes = h.blockSizeBytes;
-      journalOffsetBytes = h.journalOffsetBytes;
-      journalSizeBytes = h.journalSizeBytes;
-      dataOffsetBytes = h.dataOffsetBytes;
-      growthUnitBytes = h.growthUnitBytes;
-      stableEpoch = h.stableEpoch;
-      createdAtMillis = h.createdAtMillis;
-      base = h.base;
-      bitmapOffset0 = h.bitmapOffset0;
-      bitmapOffset1 = h.bitmapOffset1;
-      bitmapRegionBytes = h.bitmapRegionBytes;
-      bitmapCrc = h.bitmapCrc;
-      prefetchStartDelaySeconds = h.prefetchStartDelaySeconds;
+      values = h.values.clone();
+      values[Field.GENERATION.ordinal()]++;
+      locator = h.locator;
+    }
+
+    Draft set(Field field, long value) {
+      values[field.ordinal()] = value;
+      return this;
+    }
+
+    long get(Field field) {
+      return values[field.ordinal()];
+    }
+
+    Draft imageId(UUID id) {
+      return set(Field.IMAGE_ID_HIGH, id.getMostSignificantBits())
+          .set(Field.IMAGE_ID_LOW, id.getLeastSignificantBits());
+    }
+
+    Draft base(BaseLink link) {
+      locator = link.locator();
+      return set(Field.BASE_ID_HIGH, link.baseId().getMostSignificantBits())
+          .set(Field.BASE_ID_LOW, link.baseId().getLeastSignificantBits())
+          .set(Field.BASE_GENERATION, link.baseGeneration())
+          .set(Field.BASE_SIZE, link.baseSizeBytes());
     }
 
     Header build() {
-      return new Header(
-          generation,
-          imageId,
-          sizeBytes,
-          maxSizeBytes,
-          chunkSizeBytes,
-          flags,
-          activeTable,
-          tableOffset0,
-          tableOffset1,
-          tableRegionBytes,
-          tableCrc,
-          blockSizeBytes,
-          journalOffsetBytes,
-          journalSizeBytes,
-          dataOffsetBytes,
-          growthUnitBytes,
-          stableEpoch,
-          createdAtMillis,
-          base,
-          bitmapOffset0,
-          bitmapOffset1,
-          bitmapRegionBytes,
-          bitmapCrc,
-          prefetchStartDelaySeconds);
+      return new Header(values.clone(), locator);
     }
   }
 
   ByteBuffer encode() {
     ByteBuffer buf = ByteBuffer.allocate(SLOT_BYTES).order(ByteOrder.LITTLE_ENDIAN);
-    UUID baseId = base == null ? new UUID(0, 0) : base.baseId();
-    byte[] locator = base == null ? new byte[0] : base.locator().getBytes(StandardCharsets.UTF_8);
-    buf.putLong(MAGIC)
-        .putInt(FORMAT_VERSION)
-        .putInt(LENGTH_BYTES)
-        .putLong(generation)
-        .putLong(imageId.getMostSignificantBits())
-        .putLong(imageId.getLeastSignificantBits())
-        .putLong(sizeBytes)
-        .putLong(maxSizeBytes)
-        .putInt(chunkSizeBytes)
-        .putInt(flags)
-        .putInt(0)
-        .putInt(activeTable)
-        .putLong(tableOffset0)
-        .putLong(tableOffset1)
-        .putLong(tableRegionBytes)
-        .putInt(tableCrc)
-        .putInt(blockSizeBytes)
-        .putLong(journalOffsetBytes)
-        .putLong(journalSizeBytes)
-        .putLong(dataOffsetBytes)
-        .putLong(growthUnitBytes)
-        .putLong(stableEpoch)
-        .putLong(createdAtMillis)
-        .putLong(baseId.getMostSignificantBits())
-        .putLong(baseId.getLeastSignificantBits())
-        .putLong(base == null ? 0 : base.baseGeneration())
-        .putLong(base == null ? 0 : base.baseSizeBytes())
-        .putLong(bitmapOffset0)
-        .putLong(bitmapOffset1)
-        .putLong(bitmapRegionBytes)
-        .putInt(bitmapCrc)
-        .putInt(prefetchStartDelaySeconds)
-        .putShort((short) locator.length)
-        .put(locator);
+    buf.putLong(0, MAGIC).putInt(VERSION_AT, FORMAT_VERSION).putInt(LENGTH_AT, LENGTH_BYTES);
+    for (Field f : FIELDS) {
+      f.write(buf, get(f));
+    }
+    byte[] name = locator.getBytes(StandardCharsets.UTF_8);
+    buf.putShort(LOCATOR_LENGTH_AT, (short) name.length).put(LOCATOR_AT, name);
     buf.putInt(LENGTH_BYTES, crc(buf, LENGTH_BYTES));
-    buf.clear();
-    return buf;
+    return buf.clear();
+  }
+
+  @Override
+  public String toString() {
+    StringJoiner fields = new StringJoiner(", ", "Header[", "]");
+    for (Field f : FIELDS) {
+      fields.add(f.name().toLowerCase(java.util.Locale.ROOT) + "=" + get(f));
+    }
+    return fields.add("locator=" + locator).toString();
   }
 
   /** Writes this header into its slot and forces it. */
   void writeTo(Storage storage) throws IOException {
-    storage.write(encode(), slotOffset(generation));
+    storage.write(encode(), slotOffset(generation()));
     storage.force();
   }
 
@@ -376,7 +481,7 @@ record Header(
       storage.read(buf, (long) slot * SLOT_BYTES);
       try {
         Header h = decode(buf, storage.description(), (long) slot * SLOT_BYTES);
-        if (best == null || h.generation > best.generation) {
+        if (best == null || h.generation() > best.generation()) {
           best = h;
         }
       } catch (CorruptImageException e) {
@@ -417,7 +522,7 @@ record Header(
     // The checksum comes before the version: a flipped bit in the version field is damage, not a
     // newer format. The length field says where the checksum sits, so a newer, longer header can
     // still be verified and then refused for its version.
-    int length = buf.getInt(12);
+    int length = buf.getInt(LENGTH_AT);
     if (length < 16 || length > SLOT_BYTES - 4) {
       throw corrupt(
           file, slotOffset, "header length " + length + " is outside 16.." + (SLOT_BYTES - 4));
@@ -430,7 +535,7 @@ record Header(
           slotOffset,
           String.format("checksum 0x%08x, computed 0x%08x", storedCrc, actualCrc));
     }
-    int version = buf.getInt(8);
+    int version = buf.getInt(VERSION_AT);
     if (version != FORMAT_VERSION) {
       throw new CorruptImageException(
           Kind.UNSUPPORTED_VERSION,
@@ -445,7 +550,11 @@ record Header(
     if (length != LENGTH_BYTES) {
       throw corrupt(file, slotOffset, "header length " + length + ", expected " + LENGTH_BYTES);
     }
-    int incompatibleFeatures = buf.getInt(64);
+    long[] values = new long[FIELDS.length];
+    for (Field f : FIELDS) {
+      values[f.ordinal()] = f.read(buf);
+    }
+    int incompatibleFeatures = (int) values[Field.INCOMPATIBLE_FEATURES.ordinal()];
     if (incompatibleFeatures != 0) {
       throw new CorruptImageException(
           Kind.UNSUPPORTED_VERSION,
@@ -453,14 +562,13 @@ record Header(
               "%s: header at offset %d: unknown incompatible features 0x%08x",
               file, slotOffset, incompatibleFeatures));
     }
-    int flags = buf.getInt(60);
+    int flags = (int) values[Field.FLAGS.ordinal()];
     if ((flags & ~KNOWN_FLAGS) != 0) {
       throw new CorruptImageException(
           Kind.UNSUPPORTED_VERSION,
           String.format("%s: header at offset %d: unknown flags 0x%08x", file, slotOffset, flags));
     }
-    UUID baseId = new UUID(buf.getLong(152), buf.getLong(160));
-    int locatorBytes = Short.toUnsignedInt(buf.getShort(216));
+    int locatorBytes = Short.toUnsignedInt(buf.getShort(LOCATOR_LENGTH_AT));
     if (locatorBytes > MAX_LOCATOR_BYTES) {
       throw corrupt(
           file,
@@ -468,45 +576,16 @@ record Header(
           "base locator of " + locatorBytes + " bytes, at most " + MAX_LOCATOR_BYTES);
     }
     byte[] locator = new byte[locatorBytes];
-    buf.get(218, locator);
-    boolean hasBase = baseId.getMostSignificantBits() != 0 || baseId.getLeastSignificantBits() != 0;
-    if (!hasBase && (locatorBytes != 0 || buf.getLong(168) != 0 || buf.getLong(176) != 0)) {
+    buf.get(LOCATOR_AT, locator);
+    boolean hasBase =
+        values[Field.BASE_ID_HIGH.ordinal()] != 0 || values[Field.BASE_ID_LOW.ordinal()] != 0;
+    if (!hasBase
+        && (locatorBytes != 0
+            || values[Field.BASE_GENERATION.ordinal()] != 0
+            || values[Field.BASE_SIZE.ordinal()] != 0)) {
       throw corrupt(file, slotOffset, "base fields are set, but the base image id is zero");
     }
-    BaseLink base =
-        hasBase
-            ? new BaseLink(
-                baseId,
-                buf.getLong(168),
-                buf.getLong(176),
-                new String(locator, StandardCharsets.UTF_8))
-            : null;
-    Header h =
-        new Header(
-            buf.getLong(16),
-            new UUID(buf.getLong(24), buf.getLong(32)),
-            buf.getLong(40),
-            buf.getLong(48),
-            buf.getInt(56),
-            flags,
-            buf.getInt(68),
-            buf.getLong(72),
-            buf.getLong(80),
-            buf.getLong(88),
-            buf.getInt(96),
-            buf.getInt(100),
-            buf.getLong(104),
-            buf.getLong(112),
-            buf.getLong(120),
-            buf.getLong(128),
-            buf.getLong(136),
-            buf.getLong(144),
-            base,
-            buf.getLong(184),
-            buf.getLong(192),
-            buf.getLong(200),
-            buf.getInt(208),
-            buf.getInt(212));
+    Header h = new Header(values, new String(locator, StandardCharsets.UTF_8));
     String problem = h.layoutProblem();
     if (problem != null) {
       throw corrupt(file, slotOffset, problem);
@@ -521,48 +600,52 @@ record Header(
    * @return a description of the first problem, or null when the layout is sound
    */
   String layoutProblem() {
-    if (Integer.bitCount(chunkSizeBytes) != 1
-        || chunkSizeBytes < ImageOptions.MIN_CHUNK_SIZE_BYTES
-        || chunkSizeBytes > ImageOptions.MAX_CHUNK_SIZE_BYTES) {
+    if (Integer.bitCount(chunkSizeBytes()) != 1
+        || chunkSizeBytes() < ImageOptions.MIN_CHUNK_SIZE_BYTES
+        || chunkSizeBytes() > ImageOptions.MAX_CHUNK_SIZE_BYTES) {
       return "chunk size "
-          + Integer.toUnsignedString(chunkSizeBytes)
+          + Integer.toUnsignedString(chunkSizeBytes())
           + " is not a power of two between "
           + ImageOptions.MIN_CHUNK_SIZE_BYTES
           + " and "
           + ImageOptions.MAX_CHUNK_SIZE_BYTES;
     }
-    if (sizeBytes <= 0 || sizeBytes % 512 != 0) {
-      return "virtual size " + sizeBytes + " is not a positive multiple of 512";
+    if (sizeBytes() <= 0 || sizeBytes() % 512 != 0) {
+      return "virtual size " + sizeBytes() + " is not a positive multiple of 512";
     }
-    if (maxSizeBytes < sizeBytes || maxSizeBytes > ImageOptions.MAX_SIZE_LIMIT_BYTES) {
+    if (maxSizeBytes() < sizeBytes() || maxSizeBytes() > ImageOptions.MAX_SIZE_LIMIT_BYTES) {
       return "maximum virtual size "
-          + maxSizeBytes
+          + maxSizeBytes()
           + " is below the virtual size "
-          + sizeBytes
+          + sizeBytes()
           + " or above "
           + ImageOptions.MAX_SIZE_LIMIT_BYTES;
     }
-    long maxChunks = ceilDiv(maxSizeBytes, chunkSizeBytes);
+    long maxChunks = ceilDiv(maxSizeBytes(), chunkSizeBytes());
     if (maxChunks > ChunkTable.MAX_ENTRIES) {
       return "maximum virtual size "
-          + maxSizeBytes
+          + maxSizeBytes()
           + " needs "
           + maxChunks
           + " chunks, more than the "
           + ChunkTable.MAX_ENTRIES
           + " a table may hold";
     }
-    if (activeTable != 0 && activeTable != 1) {
-      return "active table copy " + activeTable + " is neither 0 nor 1";
+    if (activeTable() != 0 && activeTable() != 1) {
+      return "active table copy " + activeTable() + " is neither 0 nor 1";
     }
-    if (tableRegionBytes < ChunkTable.regionBytes(maxChunks)) {
-      return "table copies of " + tableRegionBytes + " bytes cannot hold " + maxChunks + " entries";
+    if (tableRegionBytes() < ChunkTable.regionBytes(maxChunks)) {
+      return "table copies of "
+          + tableRegionBytes()
+          + " bytes cannot hold "
+          + maxChunks
+          + " entries";
     }
-    if (journalSizeBytes < Journal.SECTOR_BYTES
-        || journalSizeBytes % Journal.SECTOR_BYTES != 0
-        || journalSizeBytes > ImageOptions.MAX_JOURNAL_SIZE_BYTES) {
+    if (journalSizeBytes() < Journal.SECTOR_BYTES
+        || journalSizeBytes() % Journal.SECTOR_BYTES != 0
+        || journalSizeBytes() > ImageOptions.MAX_JOURNAL_SIZE_BYTES) {
       return "journal size "
-          + journalSizeBytes
+          + journalSizeBytes()
           + " is not a multiple of "
           + Journal.SECTOR_BYTES
           + " between "
@@ -570,13 +653,13 @@ record Header(
           + " and "
           + ImageOptions.MAX_JOURNAL_SIZE_BYTES;
     }
-    if (growthUnitBytes < chunkSizeBytes
-        || growthUnitBytes % chunkSizeBytes != 0
-        || growthUnitBytes > ImageOptions.MAX_GROWTH_UNIT_BYTES) {
+    if (growthUnitBytes() < chunkSizeBytes()
+        || growthUnitBytes() % chunkSizeBytes() != 0
+        || growthUnitBytes() > ImageOptions.MAX_GROWTH_UNIT_BYTES) {
       return "growth unit "
-          + growthUnitBytes
+          + growthUnitBytes()
           + " is not a multiple of the chunk size "
-          + chunkSizeBytes
+          + chunkSizeBytes()
           + " up to "
           + ImageOptions.MAX_GROWTH_UNIT_BYTES;
     }
@@ -585,20 +668,20 @@ record Header(
       if (problem != null) {
         return problem;
       }
-    } else if (blockSizeBytes != 0
-        || bitmapOffset0 != 0
-        || bitmapOffset1 != 0
-        || bitmapRegionBytes != 0
-        || (flags & (FLAG_STANDALONE | FLAG_COPY_ON_READ | FLAG_PREFETCH)) != 0) {
-      return "an image without a base has clone settings (block size, bitmap or clone flags)";
+    } else if (blockSizeBytes() != 0
+        || bitmapOffset0() != 0
+        || bitmapOffset1() != 0
+        || bitmapRegionBytes() != 0
+        || (flags() & (FLAG_STANDALONE | FLAG_COPY_ON_READ | FLAG_PREFETCH)) != 0) {
+      return "an image without a base has clone settings (block size, bitmap or clone flags())";
     }
     long[][] regions = {
       {REGION_BYTES, REGION_BYTES},
-      {tableOffset0, tableRegionBytes},
-      {tableOffset1, tableRegionBytes},
-      {journalOffsetBytes, journalSizeBytes},
-      {bitmapOffset0, bitmapRegionBytes},
-      {bitmapOffset1, bitmapRegionBytes}
+      {tableOffset0(), tableRegionBytes()},
+      {tableOffset1(), tableRegionBytes()},
+      {journalOffsetBytes(), journalSizeBytes()},
+      {bitmapOffset0(), bitmapRegionBytes()},
+      {bitmapOffset1(), bitmapRegionBytes()}
     };
     String[] names = {
       "header", "table copy 0", "table copy 1", "journal", "bitmap copy 0", "bitmap copy 1"
@@ -611,15 +694,15 @@ record Header(
       }
       if (start % 4096 != 0
           || start < REGION_BYTES
-          || start > dataOffsetBytes
-          || length > dataOffsetBytes - start) {
+          || start > dataOffsetBytes()
+          || length > dataOffsetBytes() - start) {
         return names[i]
             + " at offset "
             + start
             + " ("
             + length
             + " bytes) is not 4096-aligned inside the metadata area before the data offset "
-            + dataOffsetBytes;
+            + dataOffsetBytes();
       }
       for (int j = 1; j < i; j++) {
         if (start < regions[j][0] + regions[j][1] && regions[j][0] < start + length) {
@@ -627,38 +710,38 @@ record Header(
         }
       }
     }
-    if (dataOffsetBytes % 4096 != 0) {
-      return "data offset " + dataOffsetBytes + " is not 4096-aligned";
+    if (dataOffsetBytes() % 4096 != 0) {
+      return "data offset " + dataOffsetBytes() + " is not 4096-aligned";
     }
     return null;
   }
 
   /** Checks the base link and the block size against each other and the bitmap region. */
   private String baseProblem() {
-    if (Integer.bitCount(blockSizeBytes) != 1
-        || blockSizeBytes < ImageOptions.SECTOR_BYTES
-        || blockSizeBytes > chunkSizeBytes) {
+    if (Integer.bitCount(blockSizeBytes()) != 1
+        || blockSizeBytes() < ImageOptions.SECTOR_BYTES
+        || blockSizeBytes() > chunkSizeBytes()) {
       return "block size "
-          + Integer.toUnsignedString(blockSizeBytes)
+          + Integer.toUnsignedString(blockSizeBytes())
           + " is not a power of two between 512 and the chunk size "
-          + chunkSizeBytes;
+          + chunkSizeBytes();
     }
     long baseSize = base.baseSizeBytes();
-    if (baseSize <= 0 || baseSize % ImageOptions.SECTOR_BYTES != 0 || baseSize > sizeBytes) {
+    if (baseSize <= 0 || baseSize % ImageOptions.SECTOR_BYTES != 0 || baseSize > sizeBytes()) {
       return "base size " + baseSize + " is not a positive multiple of 512 up to the virtual size";
     }
-    if (ceilDiv(baseSize, blockSizeBytes) > ImageOptions.MAX_BITMAP_BLOCKS) {
+    if (ceilDiv(baseSize, blockSizeBytes()) > ImageOptions.MAX_BITMAP_BLOCKS) {
       return "base of "
           + baseSize
           + " bytes has more than "
           + ImageOptions.MAX_BITMAP_BLOCKS
           + " blocks of "
-          + blockSizeBytes
+          + blockSizeBytes()
           + " bytes";
     }
-    if (bitmapRegionBytes < Bitmap.regionBytes(baseBlockCount())) {
+    if (bitmapRegionBytes() < Bitmap.regionBytes(baseBlockCount())) {
       return "bitmap copies of "
-          + bitmapRegionBytes
+          + bitmapRegionBytes()
           + " bytes cannot hold "
           + baseBlockCount()
           + " bits";

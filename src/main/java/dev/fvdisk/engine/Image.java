@@ -148,60 +148,72 @@ public final class Image implements Closeable {
       throw new IOException(
           storage.description() + ": cannot create an image in storage that is not empty");
     }
-    Header.Draft d = new Header.Draft();
-    d.generation = 1;
-    d.imageId = UUID.randomUUID();
-    d.sizeBytes = options.sizeBytes();
-    d.maxSizeBytes = options.maxSizeBytes();
-    d.chunkSizeBytes = options.chunkSizeBytes();
-    d.flags = Header.FLAG_CLEAN_SHUTDOWN;
-    d.createdAtMillis = System.currentTimeMillis();
-    d.stableEpoch = 1;
-    d.growthUnitBytes = options.growthUnitBytes();
+    Header.Draft d =
+        new Header.Draft()
+            .set(Header.Field.GENERATION, 1)
+            .imageId(UUID.randomUUID())
+            .set(Header.Field.SIZE, options.sizeBytes())
+            .set(Header.Field.MAX_SIZE, options.maxSizeBytes())
+            .set(Header.Field.CHUNK_SIZE, options.chunkSizeBytes())
+            .set(Header.Field.CREATED_AT, System.currentTimeMillis())
+            .set(Header.Field.STABLE_EPOCH, 1)
+            .set(Header.Field.GROWTH_UNIT, options.growthUnitBytes());
+    int flags = Header.FLAG_CLEAN_SHUTDOWN;
     long maxChunks = Header.ceilDiv(options.maxSizeBytes(), options.chunkSizeBytes());
-    d.tableRegionBytes = ChunkTable.regionBytes(maxChunks);
-    d.tableOffset0 = Header.REGION_BYTES;
-    d.tableOffset1 = d.tableOffset0 + d.tableRegionBytes;
-    long next = d.tableOffset1 + d.tableRegionBytes;
+    long tableBytes = ChunkTable.regionBytes(maxChunks);
+    d.set(Header.Field.TABLE_BYTES, tableBytes)
+        .set(Header.Field.TABLE_OFFSET_0, Header.REGION_BYTES)
+        .set(Header.Field.TABLE_OFFSET_1, Header.REGION_BYTES + tableBytes);
+    long next = Header.REGION_BYTES + 2 * tableBytes;
     long chunkCount = Header.ceilDiv(options.sizeBytes(), options.chunkSizeBytes());
     // A new table is all zeros ("unallocated"), which the file's hole already holds.
-    d.tableCrc = ChunkTable.crc(new ChunkTable(Math.toIntExact(chunkCount)).encode(i -> false));
+    d.set(
+        Header.Field.TABLE_CRC,
+        ChunkTable.crc(new ChunkTable(Math.toIntExact(chunkCount)).encode(i -> false)));
     Bitmap bitmap = Bitmap.none();
+    long bitmapOffset0 = 0;
     if (base != null) {
-      d.base = baseLink(base, options, locator);
-      d.blockSizeBytes = options.blockSizeBytes();
-      d.flags |= options.copyOnRead() ? Header.FLAG_COPY_ON_READ : 0;
-      d.flags |= options.prefetchEnabled() ? Header.FLAG_PREFETCH : 0;
-      d.prefetchStartDelaySeconds = options.prefetchStartDelaySeconds();
-      long blocks = Header.ceilDiv(d.base.baseSizeBytes(), d.blockSizeBytes);
+      Header.BaseLink link = baseLink(base, options, locator);
+      int blockSize = options.blockSizeBytes();
+      d.base(link)
+          .set(Header.Field.BLOCK_SIZE, blockSize)
+          .set(Header.Field.PREFETCH_DELAY, options.prefetchStartDelaySeconds());
+      flags |= options.copyOnRead() ? Header.FLAG_COPY_ON_READ : 0;
+      flags |= options.prefetchEnabled() ? Header.FLAG_PREFETCH : 0;
+      long blocks = Header.ceilDiv(link.baseSizeBytes(), blockSize);
       if (blocks > ImageOptions.MAX_BITMAP_BLOCKS) {
         throw new IllegalArgumentException(
             "a base of "
-                + d.base.baseSizeBytes()
+                + link.baseSizeBytes()
                 + " bytes needs more than "
                 + ImageOptions.MAX_BITMAP_BLOCKS
                 + " blocks of "
-                + d.blockSizeBytes
+                + blockSize
                 + " bytes; use larger blocks");
       }
-      d.bitmapRegionBytes = Bitmap.regionBytes(blocks);
-      d.bitmapOffset0 = next;
-      d.bitmapOffset1 = next + d.bitmapRegionBytes;
-      next = d.bitmapOffset1 + d.bitmapRegionBytes;
+      long bitmapBytes = Bitmap.regionBytes(blocks);
+      bitmapOffset0 = next;
+      d.set(Header.Field.BITMAP_BYTES, bitmapBytes)
+          .set(Header.Field.BITMAP_OFFSET_0, next)
+          .set(Header.Field.BITMAP_OFFSET_1, next + bitmapBytes);
+      next += 2 * bitmapBytes;
       bitmap = new Bitmap(blocks);
       if (options.detectZeroBlocks()) {
-        markZeroBlocks(base, bitmap, d.blockSizeBytes, d.base.baseSizeBytes());
+        markZeroBlocks(base, bitmap, blockSize, link.baseSizeBytes());
       }
     }
-    d.journalOffsetBytes = next;
-    d.journalSizeBytes = options.journalSizeBytes();
+    d.set(Header.Field.FLAGS, flags);
+    long journalBytes = options.journalSizeBytes();
     // The data area starts on a 1 MiB boundary so chunk slots line up with large device blocks.
-    d.dataOffsetBytes = Header.ceilDiv(next + d.journalSizeBytes, 1 << 20) << 20;
-    storage.resize(d.dataOffsetBytes);
+    long dataOffset = Header.ceilDiv(next + journalBytes, 1 << 20) << 20;
+    d.set(Header.Field.JOURNAL_OFFSET, next)
+        .set(Header.Field.JOURNAL_BYTES, journalBytes)
+        .set(Header.Field.DATA_OFFSET, dataOffset);
+    storage.resize(dataOffset);
     if (base != null) {
       ByteBuffer encoded = bitmap.encode(new long[0]);
-      d.bitmapCrc = Bitmap.crc(encoded);
-      storage.write(encoded, d.bitmapOffset0);
+      d.set(Header.Field.BITMAP_CRC, Bitmap.crc(encoded));
+      storage.write(encoded, bitmapOffset0);
     }
     d.build().writeTo(storage);
     return open(storage, true, locatorName -> base);

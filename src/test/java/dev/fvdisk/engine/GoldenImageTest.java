@@ -59,6 +59,37 @@ class GoldenImageTest {
     }
   }
 
+  /** The header codec writes every valid v1 header slot back byte for byte. */
+  @ParameterizedTest
+  @MethodSource("files")
+  void every_valid_header_slot_encodes_back_to_the_same_bytes(String name) throws IOException {
+    byte[] file = Files.readAllBytes(GoldenImages.unpack(name, null, scratch));
+    int compared = 0;
+    for (int slot = 0; slot < Header.SLOT_COUNT && file.length >= Header.REGION_BYTES; slot++) {
+      java.nio.ByteBuffer bytes =
+          java.nio.ByteBuffer.wrap(file, slot * Header.SLOT_BYTES, Header.SLOT_BYTES)
+              .slice()
+              .order(java.nio.ByteOrder.LITTLE_ENDIAN);
+      Header decoded;
+      try {
+        decoded = Header.decode(bytes, name, (long) slot * Header.SLOT_BYTES);
+      } catch (CorruptImageException damaged) {
+        continue;
+      }
+      assertThat(decoded.encode().array()).as("%s slot %d", name, slot).isEqualTo(toArray(bytes));
+      compared++;
+    }
+    if ("ok".equals(expected(name).get("open"))) {
+      assertThat(compared).as("valid header slots of %s", name).isPositive();
+    }
+  }
+
+  private static byte[] toArray(java.nio.ByteBuffer bytes) {
+    byte[] copy = new byte[bytes.remaining()];
+    bytes.duplicate().get(copy);
+    return copy;
+  }
+
   @ParameterizedTest
   @MethodSource("files")
   void opens_read_only_as_the_v1_engine_did(String name) throws IOException {
