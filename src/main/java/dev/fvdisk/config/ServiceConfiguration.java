@@ -12,6 +12,7 @@ import org.springframework.beans.factory.ObjectProvider;
 import org.springframework.boot.context.properties.EnableConfigurationProperties;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
+import org.springframework.context.annotation.DependsOn;
 
 /** Builds the image service from the validated properties. */
 @Configuration(proxyBeanMethods = false)
@@ -44,8 +45,9 @@ class ServiceConfiguration {
   }
 
   /**
-   * Taken before any image is opened and held until after the service closed them all (Spring
-   * closes beans in the reverse order of their creation; close() is inferred).
+   * Taken before any image is opened and held until after the service closed them all: the service
+   * {@code @DependsOn} it, so Spring creates the lock first and closes it last (close() is
+   * inferred).
    */
   @Bean
   DataDirectoryLock dataDirectoryLock(ImageDirectory directory) {
@@ -59,9 +61,9 @@ class ServiceConfiguration {
   // Closed by Spring at shutdown (close() is inferred), which sets every image's clean flag.
   // The observer (monitoring's meters) is optional, so the service runs without monitoring too.
   @Bean
+  @DependsOn("dataDirectoryLock")
   ImageService imageService(
       ImageDirectory directory,
-      DataDirectoryLock lock,
       ServiceLimits limits,
       ObjectProvider<ImageServiceObserver> observer) {
     ImageService service =

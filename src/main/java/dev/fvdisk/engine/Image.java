@@ -850,7 +850,7 @@ public final class Image implements Closeable {
           publishBlock(block);
           return true;
         }
-        String refusal = spaceBudget.refusal(header.chunkSizeBytes());
+        String refusal = spaceRefusal();
         if (refusal != null) {
           throw new NoSpaceForCopyException(description(), refusal);
         }

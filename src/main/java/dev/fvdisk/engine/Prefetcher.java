@@ -264,7 +264,6 @@ final class Prefetcher {
               + shortage
               + "; it goes on by itself once space returns");
     }
-    spaceShortage = shortage;
     for (String still = shortage; still != null; still = image.spaceRefusal()) {
       spaceShortage = still;
       lock.lock();

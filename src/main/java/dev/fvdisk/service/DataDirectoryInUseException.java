@@ -7,8 +7,6 @@ public final class DataDirectoryInUseException extends RuntimeException {
 
   private static final long serialVersionUID = 1L;
 
-  private final transient Path dataDir;
-
   DataDirectoryInUseException(Path dataDir, String holder) {
     super(
         "the data directory "
@@ -16,10 +14,5 @@ public final class DataDirectoryInUseException extends RuntimeException {
             + " is in use by another fvdisk service"
             + (holder.isEmpty() ? "" : " (process " + holder + ")")
             + "; two services writing the same image files would corrupt them");
-    this.dataDir = dataDir;
-  }
-
-  public Path dataDir() {
-    return dataDir;
   }
 }

@@ -232,13 +232,28 @@ public class ImageService implements AutoCloseable {
   }
 
   /**
-   * What writes may still allocate, and the limit that says so.
+   * What writes may still allocate, and the figures behind it.
    *
    * @param bytes the smaller of the free space above the threshold that writes never use and what
    *     remains of the storage quota
-   * @param limit which of the two it is, in words for a client or an operator
+   * @param quotaBytes the quota when it is the smaller, else null
+   * @param usableBytes the file system's free space that this process may use
+   * @param minFreeBytes the free space writes leave alone
    */
-  private record Allocatable(long bytes, String limit) {}
+  private record Allocatable(
+      long bytes, @Nullable Long quotaBytes, long usableBytes, long minFreeBytes) {
+
+    /** Which limit {@link #bytes} comes from, in words for an operator; only built when asked. */
+    String limit() {
+      return quotaBytes != null
+          ? "the storage quota of " + quotaBytes + " bytes has " + bytes + " bytes left"
+          : "the data directory's file system has "
+              + usableBytes
+              + " bytes free and keeps "
+              + minFreeBytes
+              + " of them free";
+    }
+  }
 
   /** What writes may allocate now; asks the file system once. */
   private Allocatable allocatable() {
@@ -260,20 +275,9 @@ public class ImageService implements AutoCloseable {
     Long quota = limits.storageQuotaBytes();
     if (quota != null && quota - usedBytes < aboveThreshold) {
       return new Allocatable(
-          Math.max(0, quota - usedBytes),
-          "the storage quota of "
-              + quota
-              + " bytes has "
-              + Math.max(0, quota - usedBytes)
-              + " bytes left");
+          Math.max(0, quota - usedBytes), quota, usableBytes, limits.minFreeBytes());
     }
-    return new Allocatable(
-        aboveThreshold,
-        "the data directory's file system has "
-            + usableBytes
-            + " bytes free and keeps "
-            + limits.minFreeBytes()
-            + " of them free");
+    return new Allocatable(aboveThreshold, null, usableBytes, limits.minFreeBytes());
   }
 
   private static ImageUsage usage(OpenImage open) {

@@ -48,7 +48,8 @@ class JsonBodyLimitFilter extends HttpFilter {
   }
 
   static boolean isJson(String contentType) {
-    if (contentType == null) {
+    // Every data PUT passes here: only a type that names JSON at all is worth parsing.
+    if (contentType == null || !containsJson(contentType)) {
       return false;
     }
     try {
@@ -57,6 +58,15 @@ class JsonBodyLimitFilter extends HttpFilter {
     } catch (IllegalArgumentException e) {
       return false;
     }
+  }
+
+  private static boolean containsJson(String contentType) {
+    for (int i = 0; i + 4 <= contentType.length(); i++) {
+      if (contentType.regionMatches(true, i, "json", 0, 4)) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** The request with a body stream that refuses to read past the limit. */

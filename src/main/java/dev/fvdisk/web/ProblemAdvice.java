@@ -91,7 +91,7 @@ class ProblemAdvice extends ResponseEntityExceptionHandler {
   @ExceptionHandler(InvalidParameterException.class)
   @Nullable ResponseEntity<Object> handleMalformedQuery(
       InvalidParameterException e, HttpServletRequest request, HttpServletResponse response) {
-    return handleServiceException(QueryStringFilter.malformed(e), request, response);
+    return handleServiceException(QueryStringFilter.malformed(), request, response);
   }
 
   /** Anything no other handler claims: a bug or an environment failure, never shown in detail. */

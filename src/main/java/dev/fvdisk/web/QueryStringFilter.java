@@ -38,7 +38,7 @@ class QueryStringFilter extends HttpFilter {
       try {
         request.getParameterMap();
       } catch (InvalidParameterException e) {
-        problems.resolveException(request, response, null, malformed(e));
+        problems.resolveException(request, response, null, malformed());
         return;
       }
     }
@@ -49,7 +49,7 @@ class QueryStringFilter extends HttpFilter {
    * The client's mistake, in words. The container's own message is left out: it quotes the
    * parameter half-decoded and talks of ignoring it, while the request is refused.
    */
-  static InvalidRequestException malformed(InvalidParameterException e) {
+  static InvalidRequestException malformed() {
     return new InvalidRequestException(
         "the query string cannot be decoded: it must be name=value pairs joined by &, each name"
             + " non-empty and every %-escape a valid escape of UTF-8");

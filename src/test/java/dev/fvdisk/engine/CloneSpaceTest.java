@@ -66,6 +66,13 @@ class CloneSpaceTest {
     return storage;
   }
 
+  /** A new clone of {@code base}, opened for writing with {@code budget}. */
+  private static Image openClone(Image base, ImageOptions options, SpaceBudget budget)
+      throws IOException {
+    return Image.open(
+        cloneOf(base, options).reopen(), true, name -> base, PrefetchTuning.DEFAULTS, budget);
+  }
+
   private static void await(String what, BooleanSupplier condition, Image clone)
       throws InterruptedException {
     long deadline = System.nanoTime() + 30_000_000_000L;
@@ -110,10 +117,7 @@ class CloneSpaceTest {
     byte[] model = new byte[(int) BASE_SIZE];
     try (Image base = sparseBase(CHECKED.memory("base"), model);
         Image clone =
-            Image.open(
-                cloneOf(base, options(BASE_SIZE).copyOnRead(true).build()).reopen(),
-                true,
-                name -> base)) {
+            openClone(base, options(BASE_SIZE).copyOnRead(true).build(), SpaceBudget.UNLIMITED)) {
       assertArrayEquals(new byte[20 * CHUNK], read(clone, 10L * CHUNK, 20 * CHUNK));
       assertEquals(0, clone.stats().usedBytes());
       // The blocks were taken over all the same: no longer read from the base.
@@ -138,13 +142,7 @@ class CloneSpaceTest {
     MutableBudget budget = new MutableBudget();
     budget.refusal = "the quota is used up";
     try (Image base = sparseBase(CHECKED.memory("base"), model);
-        Image clone =
-            Image.open(
-                cloneOf(base, options(BASE_SIZE).prefetch(true, 0).build()).reopen(),
-                true,
-                name -> base,
-                PrefetchTuning.DEFAULTS,
-                budget)) {
+        Image clone = openClone(base, options(BASE_SIZE).prefetch(true, 0).build(), budget)) {
       await("waiting for space", () -> clone.prefetchStatus().waitingForSpace(), clone);
       PrefetchStatus paused = clone.prefetchStatus();
       assertEquals(PrefetchStatus.State.PAUSED, paused.state());
@@ -173,13 +171,7 @@ class CloneSpaceTest {
     MutableBudget budget = new MutableBudget();
     budget.refusal = "no room";
     try (Image base = sparseBase(CHECKED.memory("base"), model);
-        Image clone =
-            Image.open(
-                cloneOf(base, options(BASE_SIZE).copyOnRead(true).build()).reopen(),
-                true,
-                name -> base,
-                PrefetchTuning.DEFAULTS,
-                budget)) {
+        Image clone = openClone(base, options(BASE_SIZE).copyOnRead(true).build(), budget)) {
       assertArrayEquals(model, read(clone, 0, model.length));
       assertEquals(0, clone.stats().usedBytes());
       assertEquals(Extent.State.BASE, clone.extents(3L * CHUNK, CHUNK, 10).get(0).state());

@@ -54,10 +54,10 @@ import org.springframework.context.ConfigurableApplicationContext;
  *   <li>no ERROR line is logged: a client's mistake is not the operator's problem.
  * </ul>
  *
- * <p>jqwik prints the seed of a failing run; {@code -Djqwik.seeds.whenfixed=...} is not needed: put
- * the seed in {@code @Property(seed = "...")} to repeat it. The server is the real one on a random
- * port, started once for all tries, with three small images (a plain one, a read-only base and its
- * clone) put back as they were after every request that changed something.
+ * <p>jqwik prints the seed of a failing run; put it in {@code @Property(seed = "...")} to repeat
+ * the run. The server is the real one on a random port, started once for all tries, with three
+ * small images (a plain one, a read-only base and its clone) put back as they were after every
+ * request that changed something.
  */
 class HttpFuzzIntegrationTest {
 
