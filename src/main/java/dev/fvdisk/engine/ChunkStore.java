@@ -78,6 +78,10 @@ final class ChunkStore {
     table = grown;
   }
 
+  long chunkSizeBytes() {
+    return chunkSizeBytes;
+  }
+
   ChunkAllocator allocator() {
     return allocator;
   }
@@ -89,19 +93,18 @@ final class ChunkStore {
   /** Reads {@code dst.remaining()} bytes at a virtual offset; unallocated chunks read as zeros. */
   void read(long offsetBytes, ByteBuffer dst) throws IOException {
     ChunkTable t = table;
-    long position = offsetBytes;
     // Consecutive pieces that sit next to each other in the file are read in one call.
     int end = dst.limit();
     long runFileOffset = -1;
     int runStart = dst.position();
     int runLength = 0;
-    while (dst.position() + runLength < end) {
+    for (RangeWalk w = new RangeWalk(offsetBytes, dst.remaining(), chunkSizeBytes);
+        !w.done();
+        w.next()) {
       int pieceStart = dst.position() + runLength;
-      int chunkIndex = (int) (position / chunkSizeBytes);
-      long inChunk = position % chunkSizeBytes;
-      int n = (int) Math.min(end - pieceStart, chunkSizeBytes - inChunk);
-      long physical = t.physicalChunk(chunkIndex);
-      long fileOffset = physical < 0 ? -1 : slotOffset(physical) + inChunk;
+      int n = w.intLength();
+      long physical = t.physicalChunk((int) w.unit());
+      long fileOffset = physical < 0 ? -1 : slotOffset(physical) + w.offsetInUnit();
       if (runLength > 0 && (fileOffset < 0 || fileOffset != runFileOffset + runLength)) {
         readRun(dst, runStart, runLength, runFileOffset, end);
         runLength = 0;
@@ -118,7 +121,6 @@ final class ChunkStore {
         }
         runLength += n;
       }
-      position += n;
     }
     if (runLength > 0) {
       readRun(dst, runStart, runLength, runFileOffset, end);
@@ -164,24 +166,21 @@ final class ChunkStore {
 
   /** Writes {@code src.remaining()} bytes at a virtual offset, allocating chunks on first touch. */
   void write(long offsetBytes, ByteBuffer src) throws IOException {
-    long position = offsetBytes;
     int end = src.limit();
     try {
-      while (src.position() < end) {
-        int chunkIndex = (int) (position / chunkSizeBytes);
-        long inChunk = position % chunkSizeBytes;
-        int n = (int) Math.min(end - src.position(), chunkSizeBytes - inChunk);
-        long physical = physicalChunkForWrite(chunkIndex);
-        src.limit(src.position() + n);
+      for (RangeWalk w = new RangeWalk(offsetBytes, src.remaining(), chunkSizeBytes);
+          !w.done();
+          w.next()) {
+        long physical = physicalChunkForWrite((int) w.unit());
+        src.limit(src.position() + w.intLength());
         PlainReadWriteLock lock = ioLock(physical);
         lock.lockExclusive();
         try {
-          storage.write(src, slotOffset(physical) + inChunk);
+          storage.write(src, slotOffset(physical) + w.offsetInUnit());
         } finally {
           lock.unlockExclusive();
         }
         src.limit(end);
-        position += n;
       }
     } finally {
       src.limit(end);
@@ -191,23 +190,39 @@ final class ChunkStore {
   /** Writes zeros over the allocated chunks of a range; unallocated ones read as zeros already. */
   void zeroAllocated(long offsetBytes, long lengthBytes) throws IOException {
     ChunkTable t = table;
-    long end = offsetBytes + lengthBytes;
-    for (long position = offsetBytes; position < end; ) {
-      int chunkIndex = (int) (position / chunkSizeBytes);
-      long inChunk = position % chunkSizeBytes;
-      long n = Math.min(end - position, chunkSizeBytes - inChunk);
-      long physical = t.physicalChunk(chunkIndex);
+    for (RangeWalk w = new RangeWalk(offsetBytes, lengthBytes, chunkSizeBytes);
+        !w.done();
+        w.next()) {
+      long physical = t.physicalChunk((int) w.unit());
       if (physical >= 0) {
         PlainReadWriteLock lock = ioLock(physical);
         lock.lockExclusive();
         try {
-          writeZeros(slotOffset(physical) + inChunk, n);
+          writeZeros(slotOffset(physical) + w.offsetInUnit(), w.length());
         } finally {
           lock.unlockExclusive();
         }
       }
-      position += n;
     }
+  }
+
+  /**
+   * Adds the range's extents to {@code out}: DATA where a chunk has a slot, ZERO where it has none.
+   *
+   * @return false when {@code out} is full and the walk stopped early
+   */
+  boolean extents(long offsetBytes, long lengthBytes, ExtentList out) {
+    ChunkTable t = table;
+    for (RangeWalk w = new RangeWalk(offsetBytes, lengthBytes, chunkSizeBytes);
+        !w.done();
+        w.next()) {
+      boolean mapped = t.physicalChunk((int) w.unit()) >= 0;
+      w.extendWhile(chunk -> (t.physicalChunk((int) chunk) >= 0) == mapped, Long.MAX_VALUE);
+      if (!out.add(w.position(), w.length(), mapped ? Extent.State.DATA : Extent.State.ZERO)) {
+        return false;
+      }
+    }
+    return true;
   }
 
   /** Whether the chunk holding a virtual offset has a slot (durable or not). */
@@ -224,11 +239,11 @@ final class ChunkStore {
       return 0;
     }
     ChunkTable t = table;
-    int first = (int) (offsetBytes / chunkSizeBytes);
-    int last = (int) ((offsetBytes + lengthBytes - 1) / chunkSizeBytes);
     long unallocated = 0;
-    for (int i = first; i <= last; i++) {
-      if (t.physicalChunk(i) < 0) {
+    for (RangeWalk w = new RangeWalk(offsetBytes, lengthBytes, chunkSizeBytes);
+        !w.done();
+        w.next()) {
+      if (t.physicalChunk((int) w.unit()) < 0) {
         unallocated++;
       }
     }

@@ -1,18 +1,14 @@
 package dev.fvdisk.engine;
 
 import dev.fvdisk.engine.CorruptImageException.Kind;
-import dev.fvdisk.engine.io.DirectBufferPool;
 import dev.fvdisk.engine.io.Storage;
 import java.io.Closeable;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.util.ArrayList;
 import java.util.BitSet;
 import java.util.List;
 import java.util.UUID;
-import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.locks.ReentrantLock;
 import org.jspecify.annotations.Nullable;
 
 /**
@@ -34,15 +30,11 @@ import org.jspecify.annotations.Nullable;
  */
 public final class Image implements Closeable {
 
-  private static final int BLOCK_LOCK_STRIPES = 64;
-  private static final ByteBuffer ZEROS = ChunkStore.ZEROS;
-
-  private static final int MERGE_BUFFER_POOL_LIMIT_BYTES = 256 << 10;
-  private static final int RETAINED_MERGE_BUFFERS = 2;
   private static final long CLIENT_IO_NOTE_INTERVAL_NANOS = 1_000_000;
 
   /** Copy-on-read skips copies while this many bytes are being copied already (FVD's default). */
-  public static final long DEFAULT_COPY_ON_READ_LIMIT_BYTES = 2_000_000;
+  public static final long DEFAULT_COPY_ON_READ_LIMIT_BYTES =
+      CloneLayer.DEFAULT_COPY_ON_READ_LIMIT_BYTES;
 
   private final Storage storage;
   private final boolean writable;
@@ -55,46 +47,30 @@ public final class Image implements Closeable {
    */
   private final PlainReadWriteLock lifecycle = new PlainReadWriteLock();
 
-  private final ConcurrentLinkedQueue<Long> unjournalledBlocks = new ConcurrentLinkedQueue<>();
-  private final ReentrantLock[] blockLocks = new ReentrantLock[BLOCK_LOCK_STRIPES];
-  private final @Nullable DirectBufferPool mergeBuffers;
-  private final Bitmap bitmap;
-  private final Image base;
-  private final AtomicLong copyOnReadBytesInFlight = new AtomicLong();
-  private final AtomicLong copiedFromBaseBytes = new AtomicLong();
-  private final AtomicLong presentBlocks;
+  private final RecoveredMetadata recovered;
+  private final ChunkStore chunks;
+  private final CloneLayer clone;
+  private final Committer committer;
   private final PrefetchTuning prefetchTuning;
-  private final SpaceBudget spaceBudget;
-  private volatile long copyOnReadLimitBytes = DEFAULT_COPY_ON_READ_LIMIT_BYTES;
-  private volatile long lastClientIoNanos = System.nanoTime();
-  private volatile @Nullable Prefetcher prefetcher;
   private final AtomicLong modifications = new AtomicLong();
   private final UUID openId = UUID.randomUUID();
-  private final ChunkStore chunks;
-  private final Journal journal;
-  private final GroupCommit groupCommit;
-  private final RecoveredMetadata recovered;
-  private volatile Header header;
+  private volatile long lastClientIoNanos = System.nanoTime();
+  private volatile @Nullable Prefetcher prefetcher;
   private volatile boolean closed;
 
   private Image(
       Storage storage,
       boolean writable,
       RecoveredMetadata recovered,
-      Header header,
       @Nullable Image base,
       PrefetchTuning prefetchTuning,
       SpaceBudget spaceBudget)
       throws IOException {
+    Header header = recovered.header();
     this.storage = storage;
     this.writable = writable;
     this.recovered = recovered;
-    this.header = header;
-    this.bitmap = recovered.bitmap();
-    this.base = base;
-    this.presentBlocks = new AtomicLong(bitmap.setCount());
     this.prefetchTuning = prefetchTuning;
-    this.spaceBudget = spaceBudget;
     ChunkAllocator allocator =
         new ChunkAllocator(
             storage,
@@ -112,15 +88,10 @@ public final class Image implements Closeable {
             recovered.table(),
             recovered.mappedChunks(),
             allocator);
-    this.journal = new Journal(storage, header);
-    this.groupCommit = new GroupCommit(storage.description(), this::commitRound);
-    for (int i = 0; i < blockLocks.length; i++) {
-      blockLocks[i] = new ReentrantLock();
-    }
-    this.mergeBuffers =
-        base != null && header.blockSizeBytes() <= MERGE_BUFFER_POOL_LIMIT_BYTES
-            ? new DirectBufferPool((int) header.blockSizeBytes(), RETAINED_MERGE_BUFFERS)
-            : null;
+    this.clone =
+        new CloneLayer(
+            chunks, base, recovered.bitmap(), header, spaceBudget, storage.description());
+    this.committer = new Committer(storage, header, chunks, clone);
   }
 
   /**
@@ -144,116 +115,8 @@ public final class Image implements Closeable {
   public static Image create(
       Storage storage, ImageOptions options, @Nullable Image base, String locator)
       throws IOException {
-    if (storage.sizeBytes() != 0) {
-      throw new IOException(
-          storage.description() + ": cannot create an image in storage that is not empty");
-    }
-    Header.Draft d =
-        new Header.Draft()
-            .set(Header.Field.GENERATION, 1)
-            .imageId(UUID.randomUUID())
-            .set(Header.Field.SIZE, options.sizeBytes())
-            .set(Header.Field.MAX_SIZE, options.maxSizeBytes())
-            .set(Header.Field.CHUNK_SIZE, options.chunkSizeBytes())
-            .set(Header.Field.CREATED_AT, System.currentTimeMillis())
-            .set(Header.Field.STABLE_EPOCH, 1)
-            .set(Header.Field.GROWTH_UNIT, options.growthUnitBytes());
-    int flags = Header.FLAG_CLEAN_SHUTDOWN;
-    long maxChunks = Header.ceilDiv(options.maxSizeBytes(), options.chunkSizeBytes());
-    long tableBytes = ChunkTable.regionBytes(maxChunks);
-    d.set(Header.Field.TABLE_BYTES, tableBytes)
-        .set(Header.Field.TABLE_OFFSET_0, Header.REGION_BYTES)
-        .set(Header.Field.TABLE_OFFSET_1, Header.REGION_BYTES + tableBytes);
-    long next = Header.REGION_BYTES + 2 * tableBytes;
-    long chunkCount = Header.ceilDiv(options.sizeBytes(), options.chunkSizeBytes());
-    // A new table is all zeros ("unallocated"), which the file's hole already holds.
-    d.set(
-        Header.Field.TABLE_CRC,
-        ChunkTable.crc(new ChunkTable(Math.toIntExact(chunkCount)).encode(i -> false)));
-    Bitmap bitmap = Bitmap.none();
-    long bitmapOffset0 = 0;
-    if (base != null) {
-      Header.BaseLink link = baseLink(base, options, locator);
-      int blockSize = options.blockSizeBytes();
-      d.base(link)
-          .set(Header.Field.BLOCK_SIZE, blockSize)
-          .set(Header.Field.PREFETCH_DELAY, options.prefetchStartDelaySeconds());
-      flags |= options.copyOnRead() ? Header.FLAG_COPY_ON_READ : 0;
-      flags |= options.prefetchEnabled() ? Header.FLAG_PREFETCH : 0;
-      long blocks = Header.ceilDiv(link.baseSizeBytes(), blockSize);
-      if (blocks > ImageOptions.MAX_BITMAP_BLOCKS) {
-        throw new IllegalArgumentException(
-            "a base of "
-                + link.baseSizeBytes()
-                + " bytes needs more than "
-                + ImageOptions.MAX_BITMAP_BLOCKS
-                + " blocks of "
-                + blockSize
-                + " bytes; use larger blocks");
-      }
-      long bitmapBytes = Bitmap.regionBytes(blocks);
-      bitmapOffset0 = next;
-      d.set(Header.Field.BITMAP_BYTES, bitmapBytes)
-          .set(Header.Field.BITMAP_OFFSET_0, next)
-          .set(Header.Field.BITMAP_OFFSET_1, next + bitmapBytes);
-      next += 2 * bitmapBytes;
-      bitmap = new Bitmap(blocks);
-      if (options.detectZeroBlocks()) {
-        markZeroBlocks(base, bitmap, blockSize, link.baseSizeBytes());
-      }
-    }
-    d.set(Header.Field.FLAGS, flags);
-    long journalBytes = options.journalSizeBytes();
-    // The data area starts on a 1 MiB boundary so chunk slots line up with large device blocks.
-    long dataOffset = Header.ceilDiv(next + journalBytes, 1 << 20) << 20;
-    d.set(Header.Field.JOURNAL_OFFSET, next)
-        .set(Header.Field.JOURNAL_BYTES, journalBytes)
-        .set(Header.Field.DATA_OFFSET, dataOffset);
-    storage.resize(dataOffset);
-    if (base != null) {
-      ByteBuffer encoded = bitmap.encode(new long[0]);
-      d.set(Header.Field.BITMAP_CRC, Bitmap.crc(encoded));
-      storage.write(encoded, bitmapOffset0);
-    }
-    d.build().writeTo(storage);
+    ImageLayout.format(storage, options, base, locator);
     return open(storage, true, locatorName -> base);
-  }
-
-  private static Header.BaseLink baseLink(Image base, ImageOptions options, String locator) {
-    if (!base.isReadOnly()) {
-      throw new IllegalArgumentException(
-          base.description() + ": a base image must be marked read-only");
-    }
-    if (locator.getBytes(java.nio.charset.StandardCharsets.UTF_8).length
-        > Header.MAX_LOCATOR_BYTES) {
-      throw new IllegalArgumentException(
-          "base locator is longer than " + Header.MAX_LOCATOR_BYTES + " bytes: " + locator);
-    }
-    long baseSize = Math.min(options.sizeBytes(), base.sizeBytes());
-    return new Header.BaseLink(base.id(), base.header.generation(), baseSize, locator);
-  }
-
-  /**
-   * Zero-block detection: marks every all-zero block of the base as present, so it is never read
-   * from the base again. Safe in a compact image because unallocated chunks read as zeros and every
-   * chunk slot is zero-filled before first use.
-   */
-  private static void markZeroBlocks(Image base, Bitmap bitmap, int blockSizeBytes, long baseSize)
-      throws IOException {
-    ByteBuffer buf = ByteBuffer.allocate(Math.min(blockSizeBytes, ZEROS.capacity()));
-    for (long b = 0; b < bitmap.blockCount(); b++) {
-      long start = b * blockSizeBytes;
-      long end = Math.min(start + blockSizeBytes, baseSize);
-      boolean zero = true;
-      for (long at = start; zero && at < end; at += buf.capacity()) {
-        buf.clear().limit((int) Math.min(buf.capacity(), end - at));
-        base.read(at, buf);
-        zero = isZero(buf.flip());
-      }
-      if (zero) {
-        bitmap.markDurable(b);
-      }
-    }
   }
 
   /** Opens an image that has no base; see {@link #open(Storage, boolean, BaseResolver)}. */
@@ -316,12 +179,11 @@ public final class Image implements Closeable {
     if (header.dependsOnBase()) {
       base = checkedBase(storage.description(), header.base(), bases);
     }
-    Image image =
-        new Image(storage, writable, recovered, header, base, prefetchTuning, spaceBudget);
+    Image image = new Image(storage, writable, recovered, base, prefetchTuning, spaceBudget);
     if (writable) {
       image.markOpenForWriting();
-      if (image.header.dependsOnBase() && image.header.prefetchEnabled()) {
-        image.startPrefetcher(true, image.header.prefetchStartDelaySeconds());
+      if (header.dependsOnBase() && header.prefetchEnabled()) {
+        image.startPrefetcher(true, header.prefetchStartDelaySeconds());
       }
     }
     return image;
@@ -335,10 +197,10 @@ public final class Image implements Closeable {
       problem = "is not available";
     } else if (!base.id().equals(link.baseId())) {
       problem = "is image " + base.id() + ", but the clone was made from image " + link.baseId();
-    } else if (base.header.generation() != link.baseGeneration()) {
+    } else if (base.header().generation() != link.baseGeneration()) {
       problem =
           "has changed since the clone was made (header generation "
-              + base.header.generation()
+              + base.header().generation()
               + ", expected "
               + link.baseGeneration()
               + ")";
@@ -360,35 +222,39 @@ public final class Image implements Closeable {
    * while cutting them off costs nothing.
    */
   private void markOpenForWriting() throws IOException {
+    Header header = header();
     // Replay found records only if the newest header copy was lost; treat that as a crash too, so
     // the recovered mappings reach a table copy before new records overwrite the old ones.
     if (header.cleanShutdown() && recovered.replay().appliedRecords() == 0) {
-      Header next = header.withCleanShutdown(false);
-      next.writeTo(storage);
-      header = next;
+      committer.writeHeader(header.withCleanShutdown(false));
     } else {
       storage.resize(
           header.dataOffsetBytes() + chunks.allocator().frontier() * header.chunkSizeBytes());
       chunks.allocator().resetStorageBytes(storage.sizeBytes());
-      writeMetadataCopy(header.flags() & ~Header.FLAG_CLEAN_SHUTDOWN);
+      committer.checkpoint(header.flags() & ~Header.FLAG_CLEAN_SHUTDOWN);
     }
-    journal.restart(header.stableEpoch());
+    committer.startJournal();
+  }
+
+  /** The header in force. */
+  Header header() {
+    return committer.header();
   }
 
   public UUID id() {
-    return header.imageId();
+    return header().imageId();
   }
 
   public long sizeBytes() {
-    return header.sizeBytes();
+    return header().sizeBytes();
   }
 
   public long maxSizeBytes() {
-    return header.maxSizeBytes();
+    return header().maxSizeBytes();
   }
 
   public int chunkSizeBytes() {
-    return header.chunkSizeBytes();
+    return header().chunkSizeBytes();
   }
 
   public boolean isWritable() {
@@ -400,7 +266,7 @@ public final class Image implements Closeable {
    * header, and with it the identity its clones check, never changes while the mark is set.
    */
   public boolean isReadOnly() {
-    return header.readOnly();
+    return header().readOnly();
   }
 
   /**
@@ -408,12 +274,12 @@ public final class Image implements Closeable {
    * reopened, while reads go on. Costs no I/O, so monitoring may ask on every request.
    */
   public boolean isFailed() {
-    return groupCommit.failure() != null;
+    return committer.failure() != null;
   }
 
   /** When the image was created, in milliseconds since the epoch. */
   public long createdAtMillis() {
-    return header.createdAtMillis();
+    return header().createdAtMillis();
   }
 
   /**
@@ -422,7 +288,7 @@ public final class Image implements Closeable {
    * {@link #modificationCount()}. For strong HTTP validators.
    */
   public String changeTag() {
-    return header.imageId() + "-" + openId + "-" + modifications.get();
+    return header().imageId() + "-" + openId + "-" + modifications.get();
   }
 
   /**
@@ -470,63 +336,13 @@ public final class Image implements Closeable {
       checkRange(offsetBytes, dst.remaining());
       noteClientIo();
       int start = dst.position();
-      boolean fromBase = readVirtual(offsetBytes, dst);
-      if (fromBase && writable && header.copyOnRead() && groupCommit.failure() == null) {
-        copyOnRead(offsetBytes, dst.duplicate().flip().position(start));
+      boolean fromBase = clone.read(offsetBytes, dst);
+      if (fromBase && writable && header().copyOnRead() && committer.failure() == null) {
+        clone.copyOnRead(offsetBytes, dst.duplicate().flip().position(start));
       }
     } finally {
       lifecycle.unlockShared();
     }
-  }
-
-  /**
-   * Reads through the base where the bitmap says a block is still there, and from this image
-   * elsewhere. Each run of blocks in the same state is one read.
-   *
-   * @return whether any byte came from the base
-   */
-  private boolean readVirtual(long offsetBytes, ByteBuffer dst) throws IOException {
-    Header h = header;
-    if (!h.dependsOnBase() || offsetBytes >= h.base().baseSizeBytes()) {
-      chunks.read(offsetBytes, dst);
-      return false;
-    }
-    long baseEnd = h.base().baseSizeBytes();
-    long blockSize = h.blockSizeBytes();
-    int end = dst.limit();
-    long position = offsetBytes;
-    boolean fromBase = false;
-    try {
-      while (dst.position() < end) {
-        long stop = position + (end - dst.position());
-        boolean inImage = true;
-        if (position < baseEnd) {
-          long block = position / blockSize;
-          inImage = bitmap.isSet(block);
-          long runEnd = (block + 1) * blockSize;
-          while (runEnd < baseEnd && runEnd < stop && bitmap.isSet(runEnd / blockSize) == inImage) {
-            runEnd += blockSize;
-          }
-          if (!inImage) {
-            stop = Math.min(stop, Math.min(runEnd, baseEnd));
-          } else if (runEnd < baseEnd) {
-            stop = Math.min(stop, runEnd);
-          } // else: past the base's end everything lives in this image, so the run goes on.
-        }
-        dst.limit(dst.position() + (int) (stop - position));
-        if (inImage) {
-          chunks.read(position, dst);
-        } else {
-          base.read(position, dst);
-          fromBase = true;
-        }
-        dst.limit(end);
-        position = stop;
-      }
-    } finally {
-      dst.limit(end);
-    }
-    return fromBase;
   }
 
   /**
@@ -546,51 +362,12 @@ public final class Image implements Closeable {
       checkRange(offsetBytes, src.remaining());
       noteClientIo();
       try {
-        writeVirtual(offsetBytes, src);
+        clone.write(offsetBytes, src);
       } finally {
         modifications.incrementAndGet();
       }
     } finally {
       lifecycle.unlockShared();
-    }
-  }
-
-  /** Writes through the copy-on-write layer where blocks are still in the base. */
-  private void writeVirtual(long offsetBytes, ByteBuffer src) throws IOException {
-    Header h = header;
-    if (!h.dependsOnBase() || offsetBytes >= h.base().baseSizeBytes()) {
-      chunks.write(offsetBytes, src);
-      return;
-    }
-    long baseEnd = h.base().baseSizeBytes();
-    long blockSize = h.blockSizeBytes();
-    int end = src.limit();
-    long position = offsetBytes;
-    try {
-      while (src.position() < end) {
-        long stop = position + (end - src.position());
-        if (position < baseEnd) {
-          long block = position / blockSize;
-          if (!bitmap.isSet(block)) {
-            stop = Math.min(stop, Math.min((block + 1) * blockSize, baseEnd));
-            src.limit(src.position() + (int) (stop - position));
-            copyOnWrite(block, position, src);
-            src.limit(end);
-            position = stop;
-            continue;
-          }
-          long firstClear = bitmap.nextClear(block);
-          if (firstClear < bitmap.blockCount()) {
-            stop = Math.min(stop, firstClear * blockSize);
-          }
-        }
-        src.limit(src.position() + (int) (stop - position));
-        chunks.write(position, src);
-        src.limit(end);
-        position = stop;
-      }
-    } finally {
-      src.limit(end);
     }
   }
 
@@ -610,17 +387,8 @@ public final class Image implements Closeable {
       ensureWritable();
       checkRange(offsetBytes, lengthBytes);
       noteClientIo();
-      Header h = header;
-      long end = offsetBytes + lengthBytes;
-      long position = offsetBytes;
       try {
-        long baseEnd = h.dependsOnBase() ? Math.min(end, h.base().baseSizeBytes()) : 0;
-        while (position < baseEnd) {
-          int n = (int) Math.min(ZEROS.capacity(), baseEnd - position);
-          writeVirtual(position, ZEROS.duplicate().limit(n));
-          position += n;
-        }
-        chunks.zeroAllocated(position, end - position);
+        clone.zero(offsetBytes, lengthBytes);
       } finally {
         modifications.incrementAndGet();
       }
@@ -646,44 +414,7 @@ public final class Image implements Closeable {
     try {
       ensureOpen();
       checkRange(offsetBytes, lengthBytes);
-      Header h = header;
-      ChunkTable t = chunks.table();
-      long chunkSize = h.chunkSizeBytes();
-      long baseEnd = h.dependsOnBase() ? h.base().baseSizeBytes() : 0;
-      long blockSize = Math.max(1, h.blockSizeBytes());
-      long end = offsetBytes + lengthBytes;
-      List<Extent> extents = new ArrayList<>();
-      long runStart = offsetBytes;
-      Extent.State runState = null;
-      for (long position = offsetBytes; position < end; ) {
-        Extent.State state;
-        long next;
-        if (position < baseEnd && !bitmap.isSet(position / blockSize)) {
-          state = Extent.State.BASE;
-          next = Math.min((position / blockSize + 1) * blockSize, baseEnd);
-        } else {
-          int chunkIndex = (int) (position / chunkSize);
-          state = t.physicalChunk(chunkIndex) >= 0 ? Extent.State.DATA : Extent.State.ZERO;
-          next = (chunkIndex + 1L) * chunkSize;
-          if (position < baseEnd) {
-            next = Math.min(next, (position / blockSize + 1) * blockSize);
-          }
-        }
-        next = Math.min(next, end);
-        if (runState != null && state != runState) {
-          extents.add(new Extent(runStart, position - runStart, runState));
-          if (extents.size() == maxExtents) {
-            return extents;
-          }
-          runStart = position;
-        }
-        runState = state;
-        position = next;
-      }
-      if (runState != null) {
-        extents.add(new Extent(runStart, end - runStart, runState));
-      }
-      return extents;
+      return clone.extents(offsetBytes, lengthBytes, maxExtents);
     } finally {
       lifecycle.unlockShared();
     }
@@ -708,171 +439,22 @@ public final class Image implements Closeable {
   }
 
   /**
-   * Writes part of a block that is still in the base: under the block's lock, merges the block's
-   * current content with {@code src}, stores the whole block, then sets its bit. The lock keeps a
-   * copy-on-read or prefetch copy of the same block from writing base bytes over the new data.
-   */
-  private void copyOnWrite(long block, long offsetBytes, ByteBuffer src) throws IOException {
-    ReentrantLock lock = blockLocks[(int) (block % blockLocks.length)];
-    lock.lock();
-    try {
-      if (bitmap.isSet(block)) {
-        chunks.write(offsetBytes, src);
-        return;
-      }
-      long blockSize = header.blockSizeBytes();
-      long blockStart = block * blockSize;
-      // A block's bit covers only the part inside the base; the rest is this image's already.
-      int blockBytes =
-          (int) (Math.min(blockStart + blockSize, header.base().baseSizeBytes()) - blockStart);
-      if (offsetBytes == blockStart && src.remaining() == blockBytes) {
-        chunks.write(blockStart, src);
-      } else {
-        ByteBuffer whole = acquireMergeBuffer(blockBytes);
-        try {
-          readVirtual(blockStart, whole);
-          whole.position((int) (offsetBytes - blockStart));
-          whole.put(src);
-          chunks.write(blockStart, whole.position(0).limit(blockBytes));
-        } finally {
-          releaseMergeBuffer(whole);
-        }
-      }
-      publishBlock(block);
-    } finally {
-      lock.unlock();
-    }
-  }
-
-  /**
-   * A buffer of {@code bytes} for merging a partial block write with the block's old content: a
-   * pooled direct buffer. A new heap array per copy-on-write cost a zeroed allocation, and the
-   * channel copied it through a temporary direct buffer on both the read and the write. Images with
-   * blocks over the pool limit get a heap buffer, so no image keeps much direct memory.
-   */
-  private ByteBuffer acquireMergeBuffer(int bytes) {
-    return mergeBuffers == null ? ByteBuffer.allocate(bytes) : mergeBuffers.acquire().limit(bytes);
-  }
-
-  private void releaseMergeBuffer(ByteBuffer buffer) {
-    if (mergeBuffers != null) {
-      mergeBuffers.release(buffer);
-    }
-  }
-
-  /**
-   * Sets a block's bit once its data is in the image. Queued before it is set, for the same reason
-   * as a new mapping: a writer that sees the bit and then flushes must find it in the queue.
-   */
-  private void publishBlock(long block) {
-    unjournalledBlocks.add(block);
-    bitmap.set(block);
-    presentBlocks.incrementAndGet();
-  }
-
-  /**
-   * Copy-on-read: stores the whole blocks of a base read in this image as well, unless their bits
-   * were set meanwhile or too many copies are in flight already. A failed copy costs nothing but a
-   * later re-read from the base, so errors are not passed to the reader.
-   */
-  private void copyOnRead(long offsetBytes, ByteBuffer data) {
-    Header h = header;
-    if (!h.dependsOnBase()) {
-      return;
-    }
-    long blockSize = h.blockSizeBytes();
-    long baseEnd = h.base().baseSizeBytes();
-    long readEnd = Math.min(offsetBytes + data.remaining(), baseEnd);
-    for (long block = Header.ceilDiv(offsetBytes, blockSize);
-        block < bitmap.blockCount() && Math.min((block + 1) * blockSize, baseEnd) <= readEnd;
-        block++) {
-      if (bitmap.isSet(block)) {
-        continue;
-      }
-      long blockStart = block * blockSize;
-      int n = (int) Math.min(blockSize, baseEnd - blockStart);
-      if (copyOnReadBytesInFlight.addAndGet(n) > copyOnReadLimitBytes) {
-        copyOnReadBytesInFlight.addAndGet(-n);
-        return;
-      }
-      try {
-        int at = data.position() + (int) (blockStart - offsetBytes);
-        storeBaseBlock(block, data.duplicate().position(at).limit(at + n));
-      } catch (IOException | RuntimeException e) {
-        // No space (the budget refused, or the file system is full) or a failed write: the block
-        // stays in the base, and so do the rest of this read's.
-        return;
-      } finally {
-        copyOnReadBytesInFlight.addAndGet(-n);
-      }
-    }
-  }
-
-  /**
-   * Stores a block read from the base (a soft write) unless its bit is already set. The bit and the
-   * chunk mapping are journalled with the next flush; a crash before that costs a re-copy.
+   * Stores a block read from the base (a soft write) unless its bit is already set; for the
+   * prefetcher. The bit and the chunk mapping are journalled with the next flush; a crash before
+   * that costs a re-copy.
    *
    * @return whether the block was copied
+   * @throws NoSpaceForCopyException when the space budget refuses the space; nothing was written
    */
   boolean copyIn(long block, ByteBuffer blockData) throws IOException {
     // The lifecycle lock keeps grow from swapping the table while the copy maps a chunk.
     lifecycle.lockShared();
     try {
       ensureOpen();
-      return storeBaseBlock(block, blockData);
+      return clone.storeBaseBlock(block, blockData);
     } finally {
       lifecycle.unlockShared();
     }
-  }
-
-  /**
-   * {@link #copyIn} for a caller that holds the lifecycle lock already.
-   *
-   * <p>A block of zeros over an unmapped chunk only gets its bit: a set bit over an unmapped chunk
-   * reads as zeros, and a slot is zero-filled before it is first mapped, so the clone stays as thin
-   * as its base. Over a mapped chunk the zeros are written all the same, because that slot may hold
-   * the bytes of an earlier copy whose bit never became durable. A copy that would map a new chunk
-   * asks the space budget first.
-   *
-   * @throws NoSpaceForCopyException when the budget refuses the space; nothing was written
-   */
-  private boolean storeBaseBlock(long block, ByteBuffer blockData) throws IOException {
-    ReentrantLock lock = blockLocks[(int) (block % blockLocks.length)];
-    lock.lock();
-    try {
-      if (bitmap.isSet(block) || !header.dependsOnBase()) {
-        return false;
-      }
-      long offsetBytes = block * header.blockSizeBytes();
-      int n = blockData.remaining();
-      if (!chunks.isMapped(offsetBytes)) {
-        if (isZero(blockData)) {
-          publishBlock(block);
-          return true;
-        }
-        String refusal = spaceRefusal();
-        if (refusal != null) {
-          throw new NoSpaceForCopyException(description(), refusal);
-        }
-      }
-      chunks.write(offsetBytes, blockData);
-      publishBlock(block);
-      copiedFromBaseBytes.addAndGet(n);
-      return true;
-    } finally {
-      lock.unlock();
-    }
-  }
-
-  /** Whether every remaining byte of {@code data} is zero; leaves its position where it was. */
-  static boolean isZero(ByteBuffer data) {
-    for (int at = data.position(); at < data.limit(); at += ZEROS.capacity()) {
-      int n = Math.min(ZEROS.capacity(), data.limit() - at);
-      if (!data.slice(at, n).equals(ZEROS.duplicate().limit(n))) {
-        return false;
-      }
-    }
-    return true;
   }
 
   /**
@@ -886,114 +468,10 @@ public final class Image implements Closeable {
     try {
       ensureOpen();
       if (writable) {
-        groupCommit.commit();
+        committer.commit();
       }
     } finally {
       lifecycle.unlockShared();
-    }
-  }
-
-  /**
-   * One group-commit round. Mappings are taken before the data force, so every slot they point at
-   * (its zero-fill included) is durable before the record that points at it.
-   */
-  private void commitRound() throws IOException {
-    ChunkTable t = chunks.table();
-    // Blocks before mappings: a block's chunk mapping is queued before the block, so every block
-    // taken here has its mapping taken in this round or an earlier one. The other order could
-    // write a bit whose chunk a table switch leaves out.
-    List<Long> blocks = new ArrayList<>();
-    List<Long> unpublishedBlocks = new ArrayList<>();
-    for (Long block; (block = unjournalledBlocks.poll()) != null; ) {
-      (bitmap.isSet(block) ? blocks : unpublishedBlocks).add(block);
-    }
-    unjournalledBlocks.addAll(unpublishedBlocks);
-    List<Integer> mappings = chunks.takeUnjournalledMappings();
-    storage.force();
-    if (mappings.isEmpty() && blocks.isEmpty()) {
-      return;
-    }
-    long[] committingBlocks =
-        blocks.stream().mapToLong(Long::longValue).sorted().distinct().toArray();
-    Journal.Batch batch = journalBatch(t, mappings, committingBlocks);
-    if (journal.fits(batch.mappingCount(), batch.rangeCount())) {
-      journal.append(batch);
-      storage.force();
-      for (int chunkIndex : mappings) {
-        t.markClean(chunkIndex);
-      }
-      for (long block : committingBlocks) {
-        bitmap.markDurable(block);
-      }
-    } else {
-      BitSet committable = new BitSet();
-      mappings.forEach(committable::set);
-      writeMetadataCopy(t, committable, committingBlocks, header.sizeBytes(), header.flags());
-    }
-  }
-
-  /** The journal records for one round: the mappings, and the blocks merged into ranges. */
-  private static Journal.Batch journalBatch(
-      ChunkTable t, List<Integer> mappings, long[] sortedBlocks) {
-    int[] chunkIndexes = mappings.stream().mapToInt(Integer::intValue).toArray();
-    long[] physicalChunks = new long[chunkIndexes.length];
-    for (int i = 0; i < chunkIndexes.length; i++) {
-      physicalChunks[i] = t.physicalChunk(chunkIndexes[i]);
-    }
-    long[] firstBlocks = new long[sortedBlocks.length];
-    int[] blockCounts = new int[sortedBlocks.length];
-    int ranges = 0;
-    for (long block : sortedBlocks) {
-      if (ranges > 0
-          && firstBlocks[ranges - 1] + blockCounts[ranges - 1] == block
-          && blockCounts[ranges - 1] < Integer.MAX_VALUE) {
-        blockCounts[ranges - 1]++;
-      } else {
-        firstBlocks[ranges] = block;
-        blockCounts[ranges] = 1;
-        ranges++;
-      }
-    }
-    return new Journal.Batch(
-        chunkIndexes, physicalChunks, chunkIndexes.length, firstBlocks, blockCounts, ranges);
-  }
-
-  /** Writes the whole table and bitmap, making only durable state and nothing new durable. */
-  private void writeMetadataCopy(int flags) throws IOException {
-    writeMetadataCopy(chunks.table(), new BitSet(), new long[0], header.sizeBytes(), flags);
-  }
-
-  /**
-   * Writes table {@code t} and the bitmap to the inactive copies, then a header that switches to
-   * them with {@code newFlags} and starts a new journal epoch. Until the header write completes the
-   * old copies and the old journal stay in force, so a crash at any point leaves complete metadata.
-   * Table entries in {@code committable} are written even if DIRTY and {@code committingBlocks} are
-   * set in the bitmap copy (their data is durable); other DIRTY entries and fresh bits are left
-   * out.
-   */
-  private void writeMetadataCopy(
-      ChunkTable t, BitSet committable, long[] committingBlocks, long newSizeBytes, int newFlags)
-      throws IOException {
-    ByteBuffer encoded = t.encode(committable::get);
-    int tableCrc = ChunkTable.crc(encoded);
-    int target = 1 - header.activeTable();
-    storage.write(encoded, header.tableOffset(target));
-    int bitmapCrc = header.bitmapCrc();
-    if (header.dependsOnBase()) {
-      ByteBuffer bits = bitmap.encode(committingBlocks);
-      bitmapCrc = Bitmap.crc(bits);
-      storage.write(bits, header.bitmapOffset(target));
-    }
-    storage.force();
-    Header next = header.withNewTable(target, tableCrc, bitmapCrc, newSizeBytes, newFlags);
-    next.writeTo(storage);
-    header = next;
-    journal.restart(next.stableEpoch());
-    for (int i = committable.nextSetBit(0); i >= 0; i = committable.nextSetBit(i + 1)) {
-      t.markClean(i);
-    }
-    for (long block : committingBlocks) {
-      bitmap.markDurable(block);
     }
   }
 
@@ -1009,6 +487,7 @@ public final class Image implements Closeable {
     try {
       ensureOpen();
       ensureWritable();
+      Header header = header();
       if (newSizeBytes < header.sizeBytes()
           || newSizeBytes % ImageOptions.SECTOR_BYTES != 0
           || newSizeBytes > header.maxSizeBytes()) {
@@ -1023,20 +502,20 @@ public final class Image implements Closeable {
       if (newSizeBytes == header.sizeBytes()) {
         return;
       }
-      groupCommit.commit();
+      committer.commit();
       int newCount = Math.toIntExact(Header.ceilDiv(newSizeBytes, header.chunkSizeBytes()));
       ChunkTable grown = chunks.table().grownTo(newCount);
       try {
-        writeMetadataCopy(
+        committer.checkpoint(
             grown,
             new BitSet(),
             new long[0],
             newSizeBytes,
-            header.flags() & ~Header.FLAG_CLEAN_SHUTDOWN);
+            header().flags() & ~Header.FLAG_CLEAN_SHUTDOWN);
         chunks.replaceTable(grown);
         modifications.incrementAndGet();
       } catch (IOException | RuntimeException e) {
-        groupCommit.fail(e);
+        committer.fail(e);
         throw e;
       }
     } finally {
@@ -1045,10 +524,11 @@ public final class Image implements Closeable {
   }
 
   private void startPrefetcher(boolean enabled, int startDelaySeconds) {
+    Header header = header();
     Prefetcher p =
         new Prefetcher(
             this,
-            bitmap,
+            clone.bitmap(),
             header.base().baseSizeBytes(),
             header.blockSizeBytes(),
             prefetchTuning,
@@ -1060,7 +540,7 @@ public final class Image implements Closeable {
 
   /** Blocks of the base range that are in this image; kept current, so reading it costs nothing. */
   long presentBlocks() {
-    return presentBlocks.get();
+    return clone.presentBlocks();
   }
 
   /**
@@ -1091,10 +571,10 @@ public final class Image implements Closeable {
   boolean readBaseForPrefetch(long offsetBytes, ByteBuffer dst) throws IOException {
     lifecycle.lockShared();
     try {
-      if (closed || !header.dependsOnBase()) {
+      if (closed || !clone.dependsOnBase()) {
         return false;
       }
-      base.read(offsetBytes, dst);
+      clone.readBase(offsetBytes, dst);
       return true;
     } finally {
       lifecycle.unlockShared();
@@ -1105,7 +585,7 @@ public final class Image implements Closeable {
    * Why a copy from the base that maps a new chunk would be refused now; null when it would not.
    */
   @Nullable String spaceRefusal() {
-    return spaceBudget.refusal(header.chunkSizeBytes());
+    return clone.spaceRefusal();
   }
 
   /**
@@ -1120,18 +600,19 @@ public final class Image implements Closeable {
     lifecycle.lockExclusive();
     try {
       ensureOpen();
-      if (!header.dependsOnBase()) {
+      if (!clone.dependsOnBase()) {
         return;
       }
-      if (!bitmap.allSet()) {
+      if (!clone.bitmap().allSet()) {
         throw new IllegalStateException(description() + ": prefetch ended with blocks missing");
       }
-      groupCommit.commit();
+      committer.commit();
       try {
-        writeMetadataCopy(header.flags() | Header.FLAG_STANDALONE);
+        committer.checkpoint(header().flags() | Header.FLAG_STANDALONE);
+        clone.detachFromBase();
         modifications.incrementAndGet();
       } catch (IOException | RuntimeException e) {
-        groupCommit.fail(e);
+        committer.fail(e);
         throw e;
       }
     } finally {
@@ -1152,12 +633,10 @@ public final class Image implements Closeable {
     try {
       ensureOpen();
       ensureWritable();
-      if (!header.dependsOnBase()) {
+      if (!clone.dependsOnBase()) {
         return;
       }
-      Header next = header.withPrefetch(enabled, startDelaySeconds);
-      next.writeTo(storage);
-      header = next;
+      committer.writeHeader(header().withPrefetch(enabled, startDelaySeconds));
       Prefetcher p = prefetcher;
       modifications.incrementAndGet();
       if (p != null) {
@@ -1176,9 +655,7 @@ public final class Image implements Closeable {
     try {
       ensureOpen();
       ensureWritable();
-      Header next = header.withFlag(Header.FLAG_COPY_ON_READ, enabled);
-      next.writeTo(storage);
-      header = next;
+      committer.writeHeader(header().withFlag(Header.FLAG_COPY_ON_READ, enabled));
       modifications.incrementAndGet();
     } finally {
       lifecycle.unlockExclusive();
@@ -1187,7 +664,7 @@ public final class Image implements Closeable {
 
   /** Where prefetching stands; costs no I/O. */
   public PrefetchStatus prefetchStatus() {
-    Header h = header;
+    Header h = header();
     if (h.base() == null) {
       return PrefetchStatus.idle(PrefetchStatus.State.DISABLED, 0, 0);
     }
@@ -1197,7 +674,7 @@ public final class Image implements Closeable {
     }
     Prefetcher p = prefetcher;
     if (p == null) {
-      long present = Math.min(total, presentBlocks.get() * h.blockSizeBytes());
+      long present = Math.min(total, clone.presentBlocks() * h.blockSizeBytes());
       return PrefetchStatus.idle(PrefetchStatus.State.DISABLED, present, total);
     }
     return p.status();
@@ -1205,92 +682,64 @@ public final class Image implements Closeable {
 
   /** The locator of the base this image reads through, or null when it depends on none. */
   public @Nullable String baseLocator() {
-    Header h = header;
+    Header h = header();
     return h.dependsOnBase() ? h.base().locator() : null;
   }
 
   /** The bitmap's block size in bytes, or 0 for an image created without a base. */
   public int blockSizeBytes() {
-    return header.blockSizeBytes();
+    return header().blockSizeBytes();
   }
 
   public boolean copyOnRead() {
-    return header.copyOnRead();
+    return header().copyOnRead();
   }
 
   public boolean prefetchEnabled() {
-    return header.prefetchEnabled();
+    return header().prefetchEnabled();
   }
 
   public int prefetchStartDelaySeconds() {
-    return header.prefetchStartDelaySeconds();
+    return header().prefetchStartDelaySeconds();
   }
 
   /** Copy-on-read skips copies while this many bytes are in flight; for tuning and tests. */
   public void setCopyOnReadLimitBytes(long limitBytes) {
-    this.copyOnReadLimitBytes = limitBytes;
+    clone.setCopyOnReadLimitBytes(limitBytes);
   }
 
   /** Counters as of now; costs no I/O. */
   public ImageStats stats() {
-    long fileBytes = chunks.allocator().storageBytes();
+    Header header = header();
     return new ImageStats(
         header.sizeBytes(),
         header.chunkSizeBytes(),
         chunks.mappedChunks() * header.chunkSizeBytes(),
         chunks.allocator().reservedBytes(),
-        fileBytes,
+        chunks.allocator().storageBytes(),
         chunks.allocator().leakedCount(),
         chunks.allocator().freeCount(),
-        journal.usedSectors(),
-        journal.sectorCount(),
+        committer.journalUsedSectors(),
+        committer.journalSectorCount(),
         !recovered.header().cleanShutdown(),
         recovered.replay().appliedRecords(),
         recovered.replay().skippedSectors(),
-        copyOnReadBytesInFlight.get(),
-        copiedFromBaseBytes.get());
+        clone.copyOnReadBytesInFlight(),
+        clone.copiedFromBaseBytes());
   }
 
   /**
-   * Checks the open image: every mapped chunk inside the file and used once, leaked chunks listed.
-   * With {@code repair}, leaked chunks become free chunks (reused before the file grows).
+   * Checks the open image with the same rule as recovery (see {@link Checker}): every mapped chunk
+   * below the allocation frontier and used once, leaked chunks listed. With {@code repair}, leaked
+   * chunks become free chunks (reused before the file grows).
    */
   public CheckReport check(boolean repair) throws IOException {
     lifecycle.lockExclusive();
     try {
       ensureOpen();
-      ChunkTable t = chunks.table();
-      List<String> problems = new ArrayList<>();
-      BitSet used = new BitSet();
-      long frontier = chunks.allocator().frontier();
-      for (int i = 0; i < t.chunkCount(); i++) {
-        long physical = t.physicalChunk(i);
-        if (physical < 0) {
-          continue;
-        }
-        if (physical >= frontier) {
-          problems.add(
-              "chunk "
-                  + i
-                  + " is mapped to physical chunk "
-                  + physical
-                  + " at or past the allocation frontier "
-                  + frontier);
-        } else if (used.get((int) physical)) {
-          problems.add("physical chunk " + physical + " is used twice (again by chunk " + i + ")");
-        } else {
-          used.set((int) physical);
-        }
-      }
       List<Long> leaked = chunks.allocator().leakedChunks();
-      for (long p : leaked) {
-        if (used.get((int) p)) {
-          problems.add("physical chunk " + p + " is listed as leaked but is in use");
-        }
-      }
-      if (groupCommit.failure() != null) {
-        problems.add("image is in a failed state: " + groupCommit.failure());
-      }
+      List<String> problems =
+          Checker.checkOpen(chunks.table(), chunks.allocator(), committer.failure());
       int reclaimed = 0;
       if (repair && problems.isEmpty()) {
         reclaimed = chunks.allocator().reclaimLeaked();
@@ -1325,12 +774,12 @@ public final class Image implements Closeable {
       if (writable) {
         // Returning normally would tell the caller that everything is durable, which a failed
         // image can no longer promise.
-        Throwable failure = groupCommit.failure();
+        Throwable failure = committer.failure();
         if (failure != null) {
           throw new ImageFailedException(storage.description(), failure);
         }
-        groupCommit.commit();
-        writeMetadataCopy(header.flags() | Header.FLAG_CLEAN_SHUTDOWN);
+        committer.commit();
+        committer.checkpoint(header().flags() | Header.FLAG_CLEAN_SHUTDOWN);
       }
     } finally {
       try {
@@ -1351,14 +800,14 @@ public final class Image implements Closeable {
     if (!writable) {
       throw new IllegalStateException(storage.description() + ": image is open read-only");
     }
-    Throwable failure = groupCommit.failure();
+    Throwable failure = committer.failure();
     if (failure != null) {
       throw new ImageFailedException(storage.description(), failure);
     }
   }
 
   private void checkRange(long offsetBytes, long lengthBytes) {
-    long size = header.sizeBytes();
+    long size = header().sizeBytes();
     if (offsetBytes < 0 || lengthBytes < 0 || offsetBytes > size - lengthBytes) {
       throw new IllegalArgumentException(
           "range of "

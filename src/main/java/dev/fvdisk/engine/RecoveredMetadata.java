@@ -4,8 +4,6 @@ import dev.fvdisk.engine.CorruptImageException.Kind;
 import dev.fvdisk.engine.io.Storage;
 import java.io.IOException;
 import java.util.ArrayList;
-import java.util.Arrays;
-import java.util.BitSet;
 import java.util.List;
 
 /**
@@ -58,77 +56,25 @@ record RecoveredMetadata(
     Journal.Replay replay = Journal.replay(storage, header, table, bitmap, slotLimit);
     List<String> problems = new ArrayList<>(replay.problems());
 
-    BitSet referenced = new BitSet();
-    int[] referencedBy = null;
-    long mapped = 0;
-    long frontier = 0;
-    for (int i = 0; i < table.chunkCount(); i++) {
-      long physical = table.physicalChunk(i);
-      if (physical < 0) {
-        continue;
-      }
-      if (physical >= slotLimit) {
-        problems.add(
-            file
-                + ": chunk "
-                + i
-                + " is mapped to physical chunk "
-                + physical
-                + ", past the end of the "
+    Checker.Scan scan =
+        Checker.scan(
+            table,
+            slotLimit,
+            "the end of the "
                 + storageBytes
                 + "-byte file ("
                 + slotLimit
                 + " chunk slots): truncated");
-        continue;
-      }
-      if (referenced.get((int) physical)) {
-        if (referencedBy == null) {
-          referencedBy = firstReferences(table);
-        }
-        problems.add(
-            file
-                + ": physical chunk "
-                + physical
-                + " is used by chunk "
-                + referencedBy[(int) physical]
-                + " and by chunk "
-                + i);
-        continue;
-      }
-      referenced.set((int) physical);
-      mapped++;
-      frontier = Math.max(frontier, physical + 1);
-    }
-    List<Long> leaked = new ArrayList<>();
-    for (int p = referenced.nextClearBit(0); p < frontier; p = referenced.nextClearBit(p + 1)) {
-      leaked.add((long) p);
-    }
+    scan.problems().forEach(problem -> problems.add(file + ": " + problem));
     return new RecoveredMetadata(
         header,
         table,
         bitmap,
         storageBytes,
-        mapped,
-        frontier,
-        List.copyOf(leaked),
+        scan.mappedChunks(),
+        scan.frontier(),
+        scan.leakedChunks(),
         replay,
         List.copyOf(problems));
-  }
-
-  /** For error messages only: which virtual chunk first references each physical chunk. */
-  private static int[] firstReferences(ChunkTable table) {
-    int max = 0;
-    for (int i = 0; i < table.chunkCount(); i++) {
-      max = (int) Math.max(max, table.physicalChunk(i) + 1);
-    }
-    int[] first = new int[max];
-    Arrays.fill(first, -1);
-    for (int i = 0; i < table.chunkCount(); i++) {
-      long p = table.physicalChunk(i);
-      if (p >= 0 && p < max && first[(int) p] < 0) {
-        first[(int) p] = i;
-      }
-    }
-    return first;
   }
 }

@@ -64,10 +64,51 @@
  *   <li>The clean-shutdown flag is set only after the whole table has been written and forced.
  * </ul>
  *
- * <p><b>Public surface.</b> {@link dev.fvdisk.engine.Images} creates, opens and checks image files;
- * {@link dev.fvdisk.engine.Image} is the open virtual disk; {@link dev.fvdisk.engine.ImageOptions},
- * {@link dev.fvdisk.engine.ImageStats} and {@link dev.fvdisk.engine.CheckReport} are values; the
- * exceptions say what went wrong. Everything else is package-private.
+ * <h2>Where things are</h2>
+ *
+ * <p>{@link dev.fvdisk.engine.Images} creates, opens and checks image files; {@link
+ * dev.fvdisk.engine.Image} is the open virtual disk, a facade that checks arguments, takes the
+ * lifecycle lock and hands each call to one of its parts:
+ *
+ * <ul>
+ *   <li>{@code CloneLayer}: every read, write, zero and extent request; copy-on-write, copy-on-read
+ *       and the prefetcher's copies; for an image without a base it passes straight through;
+ *   <li>{@code ChunkStore}: the image's own bytes through the chunk table, slots from the {@code
+ *       ChunkAllocator};
+ *   <li>{@code Committer}: the commit round behind every flush (force data, append journal records
+ *       or write a checkpoint, mark clean) and every header switch, shared through {@code
+ *       GroupCommit};
+ *   <li>{@code Checker}: the one rule for chunk references, used by recovery at open ({@code
+ *       RecoveredMetadata}), the offline check and the check of an open image;
+ *   <li>{@code ImageLayout}: where a new image's regions go; {@code Header}: the header codec, from
+ *       one field table; {@code RangeWalk}: the one loop that cuts a range at chunk or block
+ *       boundaries.
+ * </ul>
+ *
+ * <p>{@link dev.fvdisk.engine.ImageOptions}, {@link dev.fvdisk.engine.ImageStats} and {@link
+ * dev.fvdisk.engine.CheckReport} are values; the exceptions say what went wrong. Everything else is
+ * package-private.
+ *
+ * <h2>Lock order</h2>
+ *
+ * <p>A thread takes these locks only in this order, and never one it holds already:
+ *
+ * <ol>
+ *   <li>the image's lifecycle lock: shared for reads, writes, zeros, flushes and copies from the
+ *       base; exclusive for what swaps metadata or closes (grow, settings, the standalone switch,
+ *       check, close). The prefetcher is stopped before close takes it, since a copy in flight
+ *       needs the shared side to finish;
+ *   <li>the group-commit lock, only to take a ticket or wait for a round; the round itself runs
+ *       without it and takes no stripe;
+ *   <li>one block stripe of the clone layer (moving a block from the base);
+ *   <li>one mapping stripe of the chunk store (the first write into a chunk), and inside it the
+ *       allocator's monitor;
+ *   <li>the chunk store's I/O stripes: a writer holds one, exclusively; a reader holds the stripes
+ *       of one run, shared, taken in ascending order.
+ * </ol>
+ *
+ * <p>A clone reads its base (taking the base's locks, shared) while holding any of its own: a base
+ * is read-only and never takes a lock of a clone, so no cycle can form.
  */
 @NullMarked
 package dev.fvdisk.engine;
