@@ -2,6 +2,7 @@ package dev.fvdisk.engine;
 
 import dev.fvdisk.engine.CorruptImageException.Kind;
 import dev.fvdisk.engine.io.Storage;
+import dev.fvdisk.engine.spi.Checkpoint;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -105,10 +106,10 @@ final class Bitmap {
   }
 
   /**
-   * The on-disk form of the durable bits plus {@code committing}, whose data and chunk mappings are
-   * being made durable by the same whole-structure write.
+   * The durable bits plus {@code committing}, whose data and chunk mappings are being made durable
+   * by the same checkpoint; never fresh bits whose data might not be durable yet.
    */
-  ByteBuffer encode(long[] committing) {
+  Checkpoint.BlockSet durableWith(long[] committing) {
     int words = durable.length();
     long[] bits = new long[words];
     for (int i = 0; i < words; i++) {
@@ -117,9 +118,17 @@ final class Bitmap {
     for (long b : committing) {
       bits[(int) (b >>> 6)] |= 1L << b;
     }
-    ByteBuffer buf = ByteBuffer.allocate(words * 8).order(ByteOrder.LITTLE_ENDIAN);
-    buf.asLongBuffer().put(bits);
-    return buf.limit(Math.toIntExact(contentBytes(blockCount))).slice();
+    return new Checkpoint.BlockSet() {
+      @Override
+      public long blockCount() {
+        return blockCount;
+      }
+
+      @Override
+      public long word(int wordIndex) {
+        return bits[wordIndex];
+      }
+    };
   }
 
   static int crc(ByteBuffer encoded) {

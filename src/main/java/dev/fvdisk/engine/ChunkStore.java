@@ -1,6 +1,6 @@
 package dev.fvdisk.engine;
 
-import dev.fvdisk.engine.io.Storage;
+import dev.fvdisk.engine.spi.ChunkData;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
@@ -10,9 +10,11 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
- * The image's own bytes: reads and writes of virtual offsets through the chunk table, with chunks
- * allocated on first write. Knows nothing of bases, the journal or durability; it only remembers
- * which new mappings have not been journalled yet, for the committer to take.
+ * The image's own bytes: reads and writes of virtual offsets through the chunk table to locations
+ * of the {@link ChunkData} port, with chunks allocated on first write. Knows nothing of bases, the
+ * journal or durability; it only remembers which new mappings have not been journalled yet, for the
+ * committer to take. A run of consecutive locations is read in one call; positions in a run count
+ * from location 0 ({@code location × chunkSize + offset in chunk}).
  *
  * <p>A chunk slot is ready before its mapping is published: a reused slot is zeroed first, so a
  * never-written sector of an allocated chunk always reads as zeros. Slots at the frontier are file
@@ -32,8 +34,7 @@ final class ChunkStore {
   /** Stripes of the mapping and I/O locks; 64, so a set of stripes fits one {@code long}. */
   private static final int MAPPING_LOCK_STRIPES = 64;
 
-  private final Storage storage;
-  private final long dataOffsetBytes;
+  private final ChunkData data;
   private final long chunkSizeBytes;
   private final ChunkAllocator allocator;
   private final ReentrantLock[] mappingLocks = new ReentrantLock[MAPPING_LOCK_STRIPES];
@@ -51,14 +52,12 @@ final class ChunkStore {
   private volatile ChunkTable table;
 
   ChunkStore(
-      Storage storage,
-      long dataOffsetBytes,
+      ChunkData data,
       long chunkSizeBytes,
       ChunkTable table,
       long mappedChunks,
       ChunkAllocator allocator) {
-    this.storage = storage;
-    this.dataOffsetBytes = dataOffsetBytes;
+    this.data = data;
     this.chunkSizeBytes = chunkSizeBytes;
     this.table = table;
     this.mappedChunks = new AtomicLong(mappedChunks);
@@ -95,7 +94,7 @@ final class ChunkStore {
     ChunkTable t = table;
     // Consecutive pieces that sit next to each other in the file are read in one call.
     int end = dst.limit();
-    long runFileOffset = -1;
+    long runDataOffset = -1;
     int runStart = dst.position();
     int runLength = 0;
     for (RangeWalk w = new RangeWalk(offsetBytes, dst.remaining(), chunkSizeBytes);
@@ -104,12 +103,12 @@ final class ChunkStore {
       int pieceStart = dst.position() + runLength;
       int n = w.intLength();
       long physical = t.physicalChunk((int) w.unit());
-      long fileOffset = physical < 0 ? -1 : slotOffset(physical) + w.offsetInUnit();
-      if (runLength > 0 && (fileOffset < 0 || fileOffset != runFileOffset + runLength)) {
-        readRun(dst, runStart, runLength, runFileOffset, end);
+      long dataOffset = physical < 0 ? -1 : physical * chunkSizeBytes + w.offsetInUnit();
+      if (runLength > 0 && (dataOffset < 0 || dataOffset != runDataOffset + runLength)) {
+        readRun(dst, runStart, runLength, runDataOffset, end);
         runLength = 0;
       }
-      if (fileOffset < 0) {
+      if (dataOffset < 0) {
         // A chunk may be larger than the zero buffer, so one piece can need several puts.
         for (int done = 0; done < n; done += ZEROS.capacity()) {
           dst.put(ZEROS.duplicate().limit(Math.min(n - done, ZEROS.capacity())));
@@ -117,13 +116,13 @@ final class ChunkStore {
       } else {
         if (runLength == 0) {
           runStart = pieceStart;
-          runFileOffset = fileOffset;
+          runDataOffset = dataOffset;
         }
         runLength += n;
       }
     }
     if (runLength > 0) {
-      readRun(dst, runStart, runLength, runFileOffset, end);
+      readRun(dst, runStart, runLength, runDataOffset, end);
     }
   }
 
@@ -132,10 +131,10 @@ final class ChunkStore {
    * the run's chunks are read-locked in ascending stripe order, each once, so readers and writers
    * can never wait on each other in a cycle.
    */
-  private void readRun(ByteBuffer dst, int start, int length, long fileOffset, int end)
+  private void readRun(ByteBuffer dst, int start, int length, long dataOffset, int end)
       throws IOException {
-    long firstSlot = (fileOffset - dataOffsetBytes) / chunkSizeBytes;
-    long lastSlot = (fileOffset + length - 1 - dataOffsetBytes) / chunkSizeBytes;
+    long firstSlot = dataOffset / chunkSizeBytes;
+    long lastSlot = (dataOffset + length - 1) / chunkSizeBytes;
     // One bit per stripe (there are 64), so the hot path allocates nothing.
     long stripes = 0;
     for (long slot = firstSlot;
@@ -151,7 +150,7 @@ final class ChunkStore {
         ioLocks[stripe].lockShared();
         locked |= 1L << stripe;
       }
-      storage.read(dst, fileOffset);
+      data.read(firstSlot, dataOffset % chunkSizeBytes, dst);
     } finally {
       for (long rest = locked; rest != 0; rest &= rest - 1) {
         ioLocks[Long.numberOfTrailingZeros(rest)].unlockShared();
@@ -176,7 +175,7 @@ final class ChunkStore {
         PlainReadWriteLock lock = ioLock(physical);
         lock.lockExclusive();
         try {
-          storage.write(src, slotOffset(physical) + w.offsetInUnit());
+          data.write(physical, w.offsetInUnit(), src);
         } finally {
           lock.unlockExclusive();
         }
@@ -198,7 +197,7 @@ final class ChunkStore {
         PlainReadWriteLock lock = ioLock(physical);
         lock.lockExclusive();
         try {
-          writeZeros(slotOffset(physical) + w.offsetInUnit(), w.length());
+          data.zero(physical, w.offsetInUnit(), w.length());
         } finally {
           lock.unlockExclusive();
         }
@@ -283,7 +282,7 @@ final class ChunkStore {
       ChunkAllocator.Allocation allocation = allocator.allocate();
       if (allocation.needsZeroFill()) {
         try {
-          writeZeros(slotOffset(allocation.physicalChunk()), chunkSizeBytes);
+          data.zero(allocation.physicalChunk(), 0, chunkSizeBytes);
         } catch (IOException e) {
           allocator.giveBack(allocation.physicalChunk());
           throw e;
@@ -297,18 +296,6 @@ final class ChunkStore {
       return allocation.physicalChunk();
     } finally {
       lock.unlock();
-    }
-  }
-
-  private long slotOffset(long physicalChunk) {
-    return dataOffsetBytes + physicalChunk * chunkSizeBytes;
-  }
-
-  private void writeZeros(long fileOffset, long length) throws IOException {
-    for (long done = 0; done < length; ) {
-      int n = (int) Math.min(length - done, ZEROS.capacity());
-      storage.write(ZEROS.duplicate().limit(n), fileOffset + done);
-      done += n;
     }
   }
 }

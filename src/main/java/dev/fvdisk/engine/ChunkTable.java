@@ -2,6 +2,7 @@ package dev.fvdisk.engine;
 
 import dev.fvdisk.engine.CorruptImageException.Kind;
 import dev.fvdisk.engine.io.Storage;
+import dev.fvdisk.engine.spi.Checkpoint;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -106,22 +107,26 @@ final class ChunkTable {
   }
 
   /**
-   * The on-disk form of the table: clean entries as they are, DIRTY entries as unallocated unless
-   * {@code committable} says that their slot content is durable and they may be written now.
+   * The table as a checkpoint may record it: clean entries as they are, DIRTY entries as without a
+   * location unless {@code committable} says that their slot content is durable and they may be
+   * recorded now. A view: entries mapped meanwhile show up in it.
    */
-  ByteBuffer encode(ChunkSet committable) {
-    ByteBuffer buf =
-        ByteBuffer.allocate(Math.multiplyExact(entries.length(), ENTRY_BYTES))
-            .order(ByteOrder.LITTLE_ENDIAN);
-    for (int i = 0; i < entries.length(); i++) {
-      int e = entries.get(i);
-      if ((e & DIRTY) != 0 && !committable.contains(i)) {
-        e = EMPTY;
+  Checkpoint.ChunkMap durableWith(ChunkSet committable) {
+    return new Checkpoint.ChunkMap() {
+      @Override
+      public int chunkCount() {
+        return entries.length();
       }
-      buf.putInt(e & VALUE_MASK);
-    }
-    buf.flip();
-    return buf;
+
+      @Override
+      public long location(int chunkIndex) {
+        int e = entries.get(chunkIndex);
+        if (e == EMPTY || ((e & DIRTY) != 0 && !committable.contains(chunkIndex))) {
+          return -1;
+        }
+        return (e & VALUE_MASK) - 1L;
+      }
+    };
   }
 
   static int crc(ByteBuffer encoded) {

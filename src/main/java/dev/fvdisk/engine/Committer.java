@@ -1,24 +1,26 @@
 package dev.fvdisk.engine;
 
-import dev.fvdisk.engine.io.Storage;
+import dev.fvdisk.engine.spi.Checkpoint;
+import dev.fvdisk.engine.spi.ChunkData;
+import dev.fvdisk.engine.spi.CommitBatch;
+import dev.fvdisk.engine.spi.MetadataLog;
 import java.io.IOException;
-import java.nio.ByteBuffer;
+import java.util.Arrays;
 import java.util.BitSet;
 import java.util.List;
+import java.util.function.Supplier;
 import org.jspecify.annotations.Nullable;
 
 /**
- * Makes an open image's metadata durable, and is the only writer of its header. Two ways, one
- * order:
+ * Makes an open image's writes durable through the persistence ports ({@link ChunkData}, {@link
+ * MetadataLog}). Two ways, one order:
  *
  * <ul>
  *   <li>the <b>commit round</b> (every flush, shared by concurrent callers through {@link
- *       GroupCommit}): take the new mappings and blocks, force the data, then append their journal
- *       records and force again, then mark them clean; when the journal has no room, a checkpoint
- *       instead;
- *   <li>the <b>checkpoint</b>: the whole table and bitmap to the inactive copies, force, then a
- *       header that switches to them and starts a new journal epoch. Growth, standalone, a new
- *       journal after recovery and a clean shutdown all end this way.
+ *       GroupCommit}): take the new mappings and blocks, seal the chunk data, then append them to
+ *       the metadata log, then mark them clean; when the log has no room, a checkpoint instead;
+ *   <li>the <b>checkpoint</b>: the whole chunk map and block set, replacing the log so far. Growth,
+ *       standalone, a new journal after recovery and a clean shutdown all end this way.
  * </ul>
  *
  * <p>A failed round or checkpoint latches the image (see {@link GroupCommit}): after a failed force
@@ -26,25 +28,29 @@ import org.jspecify.annotations.Nullable;
  */
 final class Committer {
 
-  private final Storage storage;
+  private final ChunkData data;
+  private final MetadataLog log;
+  private final Supplier<Header> header;
   private final ChunkStore chunks;
   private final CloneLayer clone;
-  private final Journal journal;
   private final GroupCommit groupCommit;
-  private volatile Header header;
 
-  Committer(Storage storage, Header header, ChunkStore chunks, CloneLayer clone) {
-    this.storage = storage;
+  /**
+   * @param header the header in force, for the size and flags a checkpoint carries on
+   */
+  Committer(
+      String description,
+      ChunkData data,
+      MetadataLog log,
+      Supplier<Header> header,
+      ChunkStore chunks,
+      CloneLayer clone) {
+    this.data = data;
+    this.log = log;
     this.header = header;
     this.chunks = chunks;
     this.clone = clone;
-    this.journal = new Journal(storage, header);
-    this.groupCommit = new GroupCommit(storage.description(), this::commitRound);
-  }
-
-  /** The header in force; replaced, never changed, so a caller may keep the one it read. */
-  Header header() {
-    return header;
+    this.groupCommit = new GroupCommit(description, this::commitRound);
   }
 
   /** Returns once every write that returned before this call is durable. */
@@ -62,20 +68,9 @@ final class Committer {
     groupCommit.fail(error);
   }
 
-  /** Writes a header that changes only flags or settings, durably, and puts it in force. */
-  void writeHeader(Header next) throws IOException {
-    next.writeTo(storage);
-    header = next;
-  }
-
-  /** Starts the journal's epoch of the header in force; for an image just opened for writing. */
-  void startJournal() {
-    journal.restart(header.stableEpoch());
-  }
-
   /**
-   * One group-commit round. Mappings are taken before the data force, so every slot they point at
-   * (its zero-fill included) is durable before the record that points at it.
+   * One group-commit round. Mappings are taken before the data is sealed, so every slot they point
+   * at (its zero-fill included) is durable before the record that points at it.
    */
   private void commitRound() throws IOException {
     ChunkTable t = chunks.table();
@@ -84,14 +79,13 @@ final class Committer {
     // write a bit whose chunk a table switch leaves out.
     long[] blocks = clone.takeUnjournalledBlocks();
     List<Integer> mappings = chunks.takeUnjournalledMappings();
-    storage.force();
+    data.seal();
     if (mappings.isEmpty() && blocks.length == 0) {
       return;
     }
-    Journal.Batch batch = journalBatch(t, mappings, blocks);
-    if (journal.fits(batch.mappingCount(), batch.rangeCount())) {
-      journal.append(batch);
-      storage.force();
+    CommitBatch batch = batch(t, mappings, blocks);
+    if (log.fits(batch.mappingCount(), batch.rangeCount())) {
+      log.append(batch);
       for (int chunkIndex : mappings) {
         t.markClean(chunkIndex);
       }
@@ -101,17 +95,17 @@ final class Committer {
     } else {
       BitSet committable = new BitSet();
       mappings.forEach(committable::set);
-      checkpoint(t, committable, blocks, header.sizeBytes(), header.flags());
+      Header h = header.get();
+      checkpoint(t, committable::get, blocks, h.sizeBytes(), h.flags());
     }
   }
 
-  /** The journal records for one round: the mappings, and the blocks merged into ranges. */
-  private static Journal.Batch journalBatch(
-      ChunkTable t, List<Integer> mappings, long[] sortedBlocks) {
+  /** One round's batch: the mappings, and the blocks merged into ranges. */
+  private static CommitBatch batch(ChunkTable t, List<Integer> mappings, long[] sortedBlocks) {
     int[] chunkIndexes = mappings.stream().mapToInt(Integer::intValue).toArray();
-    long[] physicalChunks = new long[chunkIndexes.length];
+    long[] locations = new long[chunkIndexes.length];
     for (int i = 0; i < chunkIndexes.length; i++) {
-      physicalChunks[i] = t.physicalChunk(chunkIndexes[i]);
+      locations[i] = t.physicalChunk(chunkIndexes[i]);
     }
     long[] firstBlocks = new long[sortedBlocks.length];
     int[] blockCounts = new int[sortedBlocks.length];
@@ -127,57 +121,47 @@ final class Committer {
         ranges++;
       }
     }
-    return new Journal.Batch(
-        chunkIndexes, physicalChunks, chunkIndexes.length, firstBlocks, blockCounts, ranges);
+    return new CommitBatch(
+        chunkIndexes,
+        locations,
+        Arrays.copyOf(firstBlocks, ranges),
+        Arrays.copyOf(blockCounts, ranges));
   }
 
   /**
-   * A checkpoint of what is durable already, with {@code flags}: writes nothing new durable, but
-   * switches to a new journal epoch and a header with the flags.
+   * A checkpoint of what is durable already, with {@code flags}: makes nothing new durable, but
+   * starts a new log under a header with the flags.
    */
   void checkpoint(int flags) throws IOException {
-    checkpoint(chunks.table(), new BitSet(), new long[0], header.sizeBytes(), flags);
+    checkpoint(
+        chunks.table(), ChunkTable.ChunkSet.NONE, new long[0], header.get().sizeBytes(), flags);
   }
 
   /**
-   * Writes table {@code t} and the bitmap to the inactive copies, then a header that switches to
-   * them with {@code newSizeBytes} and {@code newFlags} and starts a new journal epoch. Until the
-   * header write completes the old copies and the old journal stay in force, so a crash at any
-   * point leaves complete metadata. Table entries in {@code committable} are written even if DIRTY
-   * and {@code committingBlocks} are set in the bitmap copy (their data is durable); other DIRTY
-   * entries and fresh bits are left out.
+   * Writes a checkpoint of table {@code t} and the bitmap with {@code newSizeBytes} and {@code
+   * newFlags}, then marks what it covered clean. Entries in {@code committable} are recorded even
+   * if DIRTY and {@code committingBlocks} as present (their data is sealed); other DIRTY entries
+   * and fresh bits are left out.
    */
   void checkpoint(
-      ChunkTable t, BitSet committable, long[] committingBlocks, long newSizeBytes, int newFlags)
+      ChunkTable t,
+      ChunkTable.ChunkSet committable,
+      long[] committingBlocks,
+      long newSizeBytes,
+      int newFlags)
       throws IOException {
-    ByteBuffer encoded = t.encode(committable::get);
-    int tableCrc = ChunkTable.crc(encoded);
-    int target = 1 - header.activeTable();
-    storage.write(encoded, header.tableOffset(target));
-    int bitmapCrc = header.bitmapCrc();
-    if (header.dependsOnBase()) {
-      ByteBuffer bits = clone.bitmap().encode(committingBlocks);
-      bitmapCrc = Bitmap.crc(bits);
-      storage.write(bits, header.bitmapOffset(target));
-    }
-    storage.force();
-    Header next = header.withNewTable(target, tableCrc, bitmapCrc, newSizeBytes, newFlags);
-    next.writeTo(storage);
-    header = next;
-    journal.restart(next.stableEpoch());
-    for (int i = committable.nextSetBit(0); i >= 0; i = committable.nextSetBit(i + 1)) {
-      t.markClean(i);
+    Checkpoint.BlockSet blocks =
+        clone.dependsOnBase()
+            ? clone.bitmap().durableWith(committingBlocks)
+            : Checkpoint.BlockSet.NONE;
+    log.checkpoint(new Checkpoint(newSizeBytes, newFlags, t.durableWith(committable), blocks));
+    for (int i = 0; i < t.chunkCount(); i++) {
+      if (committable.contains(i)) {
+        t.markClean(i);
+      }
     }
     for (long block : committingBlocks) {
       clone.bitmap().markDurable(block);
     }
-  }
-
-  long journalUsedSectors() {
-    return journal.usedSectors();
-  }
-
-  long journalSectorCount() {
-    return journal.sectorCount();
   }
 }

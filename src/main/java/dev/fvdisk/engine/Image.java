@@ -5,7 +5,6 @@ import dev.fvdisk.engine.io.Storage;
 import java.io.Closeable;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.util.BitSet;
 import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.atomic.AtomicLong;
@@ -48,6 +47,7 @@ public final class Image implements Closeable {
   private final PlainReadWriteLock lifecycle = new PlainReadWriteLock();
 
   private final RecoveredMetadata recovered;
+  private final FileMetadataLog metadata;
   private final ChunkStore chunks;
   private final CloneLayer clone;
   private final Committer committer;
@@ -80,18 +80,16 @@ public final class Image implements Closeable {
             recovered.frontier(),
             recovered.leakedChunks(),
             storage.sizeBytes());
+    FileChunkData data = new FileChunkData(storage, header);
+    this.metadata = new FileMetadataLog(storage, header);
     this.chunks =
         new ChunkStore(
-            storage,
-            header.dataOffsetBytes(),
-            header.chunkSizeBytes(),
-            recovered.table(),
-            recovered.mappedChunks(),
-            allocator);
+            data, header.chunkSizeBytes(), recovered.table(), recovered.mappedChunks(), allocator);
     this.clone =
         new CloneLayer(
             chunks, base, recovered.bitmap(), header, spaceBudget, storage.description());
-    this.committer = new Committer(storage, header, chunks, clone);
+    this.committer =
+        new Committer(storage.description(), data, metadata, metadata::header, chunks, clone);
   }
 
   /**
@@ -226,19 +224,19 @@ public final class Image implements Closeable {
     // Replay found records only if the newest header copy was lost; treat that as a crash too, so
     // the recovered mappings reach a table copy before new records overwrite the old ones.
     if (header.cleanShutdown() && recovered.replay().appliedRecords() == 0) {
-      committer.writeHeader(header.withCleanShutdown(false));
+      metadata.writeHeader(header.withCleanShutdown(false));
     } else {
       storage.resize(
           header.dataOffsetBytes() + chunks.allocator().frontier() * header.chunkSizeBytes());
       chunks.allocator().resetStorageBytes(storage.sizeBytes());
       committer.checkpoint(header.flags() & ~Header.FLAG_CLEAN_SHUTDOWN);
     }
-    committer.startJournal();
+    metadata.startJournal();
   }
 
   /** The header in force. */
   Header header() {
-    return committer.header();
+    return metadata.header();
   }
 
   public UUID id() {
@@ -508,7 +506,7 @@ public final class Image implements Closeable {
       try {
         committer.checkpoint(
             grown,
-            new BitSet(),
+            ChunkTable.ChunkSet.NONE,
             new long[0],
             newSizeBytes,
             header().flags() & ~Header.FLAG_CLEAN_SHUTDOWN);
@@ -636,7 +634,7 @@ public final class Image implements Closeable {
       if (!clone.dependsOnBase()) {
         return;
       }
-      committer.writeHeader(header().withPrefetch(enabled, startDelaySeconds));
+      metadata.writeHeader(header().withPrefetch(enabled, startDelaySeconds));
       Prefetcher p = prefetcher;
       modifications.incrementAndGet();
       if (p != null) {
@@ -655,7 +653,7 @@ public final class Image implements Closeable {
     try {
       ensureOpen();
       ensureWritable();
-      committer.writeHeader(header().withFlag(Header.FLAG_COPY_ON_READ, enabled));
+      metadata.writeHeader(header().withFlag(Header.FLAG_COPY_ON_READ, enabled));
       modifications.incrementAndGet();
     } finally {
       lifecycle.unlockExclusive();
@@ -719,8 +717,8 @@ public final class Image implements Closeable {
         chunks.allocator().storageBytes(),
         chunks.allocator().leakedCount(),
         chunks.allocator().freeCount(),
-        committer.journalUsedSectors(),
-        committer.journalSectorCount(),
+        metadata.journalUsedSectors(),
+        metadata.journalSectorCount(),
         !recovered.header().cleanShutdown(),
         recovered.replay().appliedRecords(),
         recovered.replay().skippedSectors(),

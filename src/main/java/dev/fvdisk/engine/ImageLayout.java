@@ -49,7 +49,10 @@ final class ImageLayout {
     // A new table is all zeros ("unallocated"), which the file's hole already holds.
     d.set(
         Header.Field.TABLE_CRC,
-        ChunkTable.crc(new ChunkTable(Math.toIntExact(chunkCount)).encode(i -> false)));
+        ChunkTable.crc(
+            FileMetadataLog.encodeTable(
+                new ChunkTable(Math.toIntExact(chunkCount))
+                    .durableWith(ChunkTable.ChunkSet.NONE))));
     Bitmap bitmap = Bitmap.none();
     long bitmapOffset0 = 0;
     if (base != null) {
@@ -91,7 +94,7 @@ final class ImageLayout {
         .set(Header.Field.DATA_OFFSET, dataOffset);
     storage.resize(dataOffset);
     if (base != null) {
-      ByteBuffer encoded = bitmap.encode(new long[0]);
+      ByteBuffer encoded = FileMetadataLog.encodeBitmap(bitmap.durableWith(new long[0]));
       d.set(Header.Field.BITMAP_CRC, Bitmap.crc(encoded));
       storage.write(encoded, bitmapOffset0);
     }

@@ -1,6 +1,7 @@
 package dev.fvdisk.engine;
 
 import dev.fvdisk.engine.io.Storage;
+import dev.fvdisk.engine.spi.CommitBatch;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -100,17 +101,8 @@ final class Journal {
     this.nextSequence = 0;
   }
 
-  /** What one commit puts in the journal: new chunk mappings and newly set bitmap block ranges. */
-  record Batch(
-      int[] chunkIndexes,
-      long[] physicalChunks,
-      int mappingCount,
-      long[] firstBlocks,
-      int[] blockCounts,
-      int rangeCount) {}
-
   /** Writes the batch as consecutive records in one write; the caller forces afterwards. */
-  void append(Batch batch) throws IOException {
+  void append(CommitBatch batch) throws IOException {
     int mappingRecords = recordsFor(batch.mappingCount(), 0);
     int records = mappingRecords + recordsFor(0, batch.rangeCount());
     if (nextSector + records > sectorCount) {
@@ -131,7 +123,7 @@ final class Journal {
         buf.putShort(base + 32, (short) KIND_CHUNK_MAPPINGS);
         for (int i = 0; i < n; i++, at += MAPPING_BYTES) {
           buf.putInt(at, batch.chunkIndexes()[first + i]);
-          buf.putInt(at + 4, (int) batch.physicalChunks()[first + i]);
+          buf.putInt(at + 4, (int) batch.locations()[first + i]);
         }
       } else {
         int first = (r - mappingRecords) * RANGES_PER_RECORD;

@@ -1,21 +1,23 @@
 package dev.fvdisk.architecture;
 
+import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.classes;
 import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.noClasses;
 
 import com.tngtech.archunit.core.domain.JavaClasses;
 import com.tngtech.archunit.core.importer.ClassFileImporter;
 import com.tngtech.archunit.core.importer.ImportOption;
+import dev.fvdisk.engine.io.Storage;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /** Package boundaries from the style guide: a Spring-free engine, and a web layer above it. */
 class ArchitectureTest {
 
-  private static JavaClasses classes;
+  private static JavaClasses imported;
 
   @BeforeAll
   static void importClasses() {
-    classes =
+    imported =
         new ClassFileImporter()
             .withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_TESTS)
             .importPackages("dev.fvdisk");
@@ -35,7 +37,7 @@ class ArchitectureTest {
             "dev.fvdisk.service..",
             "dev.fvdisk.web..",
             "dev.fvdisk.config..")
-        .check(classes);
+        .check(imported);
   }
 
   @Test
@@ -46,7 +48,7 @@ class ArchitectureTest {
         .should()
         .dependOnClassesThat()
         .resideInAPackage("dev.fvdisk.engine..")
-        .check(classes);
+        .check(imported);
   }
 
   @Test
@@ -57,6 +59,34 @@ class ArchitectureTest {
         .should()
         .dependOnClassesThat()
         .resideInAnyPackage("dev.fvdisk.web..", "org.springframework.web..", "jakarta.servlet..")
-        .check(classes);
+        .check(imported);
+  }
+
+  @Test
+  void persistence_ports_are_plain_java() {
+    classes()
+        .that()
+        .resideInAPackage("dev.fvdisk.engine.spi..")
+        .should()
+        .onlyDependOnClassesThat()
+        .resideInAnyPackage("java..", "org.jspecify..", "dev.fvdisk.engine.spi..")
+        .check(imported);
+  }
+
+  /**
+   * The data path (range walking, the clone layer, the chunk store, the committer, the checker)
+   * reaches bytes only through the persistence ports; offsets in a file belong to the local
+   * implementation of those ports.
+   */
+  @Test
+  void the_data_path_reaches_storage_only_through_the_ports() {
+    noClasses()
+        .that()
+        .haveNameMatching(
+            "dev\\.fvdisk\\.engine\\.(ChunkStore|CloneLayer|Committer|RangeWalk|ExtentList|Checker)(\\$.*)?")
+        .should()
+        .dependOnClassesThat()
+        .areAssignableTo(Storage.class)
+        .check(imported);
   }
 }

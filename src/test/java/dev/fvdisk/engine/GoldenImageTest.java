@@ -84,6 +84,41 @@ class GoldenImageTest {
     }
   }
 
+  /**
+   * The local metadata log encodes a checkpoint's table and bitmap exactly as the v1 engine wrote
+   * the active copies of every sound golden file: the persistence port changed no byte.
+   */
+  @ParameterizedTest
+  @MethodSource("files")
+  void checkpoint_encoding_matches_the_active_copies_byte_for_byte(String name) throws IOException {
+    if (!"ok".equals(expected(name).get("open"))) {
+      return;
+    }
+    Path file = GoldenImages.unpack(name, null, scratch);
+    byte[] bytes = Files.readAllBytes(file);
+    try (Storage storage = FileStorage.open(file, false)) {
+      Header header = Header.read(storage);
+      ChunkTable table = ChunkTable.load(storage, header);
+      java.nio.ByteBuffer encodedTable =
+          FileMetadataLog.encodeTable(table.durableWith(ChunkTable.ChunkSet.NONE));
+      assertThat(toArray(encodedTable))
+          .as("%s table", name)
+          .isEqualTo(slice(bytes, header.activeTableOffset(), encodedTable.remaining()));
+      if (header.dependsOnBase()) {
+        Bitmap bitmap = Bitmap.load(storage, header);
+        java.nio.ByteBuffer encodedBits =
+            FileMetadataLog.encodeBitmap(bitmap.durableWith(new long[0]));
+        assertThat(toArray(encodedBits))
+            .as("%s bitmap", name)
+            .isEqualTo(slice(bytes, header.activeBitmapOffset(), encodedBits.remaining()));
+      }
+    }
+  }
+
+  private static byte[] slice(byte[] bytes, long offset, int length) {
+    return java.util.Arrays.copyOfRange(bytes, (int) offset, (int) offset + length);
+  }
+
   private static byte[] toArray(java.nio.ByteBuffer bytes) {
     byte[] copy = new byte[bytes.remaining()];
     bytes.duplicate().get(copy);
