@@ -44,6 +44,7 @@ final class ImageRegistry implements AutoCloseable {
   private final EngineErrors errors;
   private final ImageServiceObserver observer;
   private final SpaceBudget backgroundCopies;
+  private final long pinWaitNanos;
   private final Map<String, OpenImage> openImages = new ConcurrentHashMap<>();
   private final Map<String, IOException> failedImages = new ConcurrentHashMap<>();
   private final Object lifecycleMonitor = new Object();
@@ -61,15 +62,21 @@ final class ImageRegistry implements AutoCloseable {
         return base == null ? null : base.image();
       };
 
+  /**
+   * @param pinWaitNanos how long a delete, the read-only mark or a shutdown waits for attached
+   *     writers before it refuses (or, for a shutdown, closes all the same)
+   */
   ImageRegistry(
       ImageDirectory directory,
       EngineErrors errors,
       ImageServiceObserver observer,
-      SpaceBudget backgroundCopies) {
+      SpaceBudget backgroundCopies,
+      long pinWaitNanos) {
     this.directory = directory;
     this.errors = errors;
     this.observer = observer;
     this.backgroundCopies = backgroundCopies;
+    this.pinWaitNanos = pinWaitNanos;
   }
 
   /** Opens every image file of the data directory; failures are remembered, not thrown. */
@@ -241,6 +248,20 @@ final class ImageRegistry implements AutoCloseable {
   }
 
   /**
+   * Keeps new writers of {@code open} out and waits, for a bounded time, until the attached ones
+   * have gone. The caller must {@linkplain OpenImage#endDrain() end} the drain after its change.
+   *
+   * @param what the change that waits, for the refusal's message
+   * @throws ImageAttachedException when writers stay attached past the wait
+   */
+  void drainWriters(OpenImage open, String what) {
+    int stayed = open.drainWriters(pinWaitNanos);
+    if (stayed > 0) {
+      throw new ImageAttachedException(open.name(), stayed, what);
+    }
+  }
+
+  /**
    * Closes the image (making every write durable), sets or clears its read-only mark, and opens it
    * again: read-only when marked, so its header, which clones check, never changes. The caller
    * holds the image's write lock.
@@ -288,10 +309,10 @@ final class ImageRegistry implements AutoCloseable {
 
   /**
    * Deletes an image file that is not open, such as one that failed to open, so a damaged file can
-   * be removed. Such an image has no entity tag, so only an unconditional delete or {@code
-   * If-Match: *} goes ahead. Returns false when the image was opened meanwhile.
+   * be removed. Such an image has no version, so only an unconditional delete or one that accepts
+   * any version goes ahead. Returns false when the image was opened meanwhile.
    */
-  boolean deleteUnopened(String name, @Nullable IfMatch ifMatch) {
+  boolean deleteUnopened(String name, @Nullable ExpectedVersion expected) {
     synchronized (lifecycleMonitor) {
       if (openImages.containsKey(name)) {
         return false;
@@ -299,8 +320,8 @@ final class ImageRegistry implements AutoCloseable {
       if (!directory.exists(name)) {
         throw new ImageNotFoundException(name);
       }
-      if (ifMatch != null && !ifMatch.any()) {
-        throw new PreconditionFailedException(name, "");
+      if (expected != null && !expected.anyVersion()) {
+        throw new VersionMismatchException(name, "");
       }
       deleteFile(name);
       return true;
@@ -359,7 +380,8 @@ final class ImageRegistry implements AutoCloseable {
 
   /**
    * Closes every open image, setting its clean-shutdown flag. Clones are closed before their bases,
-   * so no clone is left reading through a closed base.
+   * so no clone is left reading through a closed base. Attached writers get a bounded time to
+   * finish; then their image is closed all the same, and their next call finds it gone.
    */
   @Override
   public void close() {
@@ -386,6 +408,10 @@ final class ImageRegistry implements AutoCloseable {
   }
 
   private void closeOne(OpenImage open) {
+    int stayed = open.drainWriters(pinWaitNanos);
+    if (stayed > 0) {
+      log.warn("Closing image {} with {} writer(s) still attached", open.name(), stayed);
+    }
     Lock lock = open.lock().writeLock();
     lock.lock();
     try {
@@ -398,6 +424,9 @@ final class ImageRegistry implements AutoCloseable {
       log.error("Closing image {} failed; it will be recovered at next open", open.name(), e);
     } finally {
       lock.unlock();
+      if (stayed == 0) {
+        open.endDrain();
+      }
     }
   }
 }

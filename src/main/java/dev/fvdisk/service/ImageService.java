@@ -1,7 +1,6 @@
 package dev.fvdisk.service;
 
 import dev.fvdisk.engine.CheckReport;
-import dev.fvdisk.engine.Extent;
 import dev.fvdisk.engine.Image;
 import dev.fvdisk.engine.ImageClosedException;
 import dev.fvdisk.engine.ImageOptions;
@@ -9,7 +8,7 @@ import dev.fvdisk.engine.ImageStats;
 import dev.fvdisk.engine.Images;
 import dev.fvdisk.engine.PrefetchStatus;
 import java.io.IOException;
-import java.nio.ByteBuffer;
+import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -22,7 +21,9 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The use cases of the service: the lifecycle of images, the data path, and the storage figures.
+ * The way into the service: the lifecycle of images (list, describe, create, update, delete,
+ * check), the storage figures, and {@linkplain #attach attaching} to an image to read and write it
+ * as a {@link VirtualDisk}.
  *
  * <p>The open images live in an {@link ImageRegistry}; what writes may allocate is the {@link
  * SpacePolicy}'s business. Engine {@code IOException}s never leave the service: they become {@link
@@ -32,10 +33,11 @@ public class ImageService implements AutoCloseable {
 
   private static final Logger log = LoggerFactory.getLogger(ImageService.class);
 
-  private static final int RETAINED_IO_BUFFERS = 64;
-
-  /** Requests streaming at once; as many as Tomcat's default pool has threads. */
-  private static final int MAX_IO_BUFFERS_IN_USE = 200;
+  /**
+   * How long a delete, marking an image read-only and a shutdown wait for attached writers. An HTTP
+   * write is attached for its request only, so this covers all but uploads to a very slow client.
+   */
+  static final Duration WRITER_WAIT = Duration.ofSeconds(5);
 
   private final ImageDirectory directory;
   private final ServiceLimits limits;
@@ -44,7 +46,6 @@ public class ImageService implements AutoCloseable {
   private final ImageRules rules;
   private final SpacePolicy space;
   private final ImageRegistry registry;
-  private final IoBuffers buffers;
 
   public ImageService(ImageDirectory directory, ServiceLimits limits) {
     this(directory, limits, ImageServiceObserver.NONE);
@@ -52,16 +53,23 @@ public class ImageService implements AutoCloseable {
 
   public ImageService(
       ImageDirectory directory, ServiceLimits limits, ImageServiceObserver observer) {
+    this(directory, limits, observer, WRITER_WAIT);
+  }
+
+  ImageService(
+      ImageDirectory directory,
+      ServiceLimits limits,
+      ImageServiceObserver observer,
+      Duration writerWait) {
     this.directory = directory;
     this.limits = limits;
     this.observer = observer;
     this.errors = new EngineErrors(directory);
     this.rules = new ImageRules(limits);
     this.space = new SpacePolicy(directory, limits, this::usedBytesOfAllImages, errors);
-    this.registry = new ImageRegistry(directory, errors, observer, space.backgroundCopies());
-    // One buffer per concurrent data request is kept; more than this many at once allocate.
-    this.buffers =
-        new IoBuffers(limits.ioBufferBytes(), RETAINED_IO_BUFFERS, MAX_IO_BUFFERS_IN_USE);
+    this.registry =
+        new ImageRegistry(
+            directory, errors, observer, space.backgroundCopies(), writerWait.toNanos());
   }
 
   private long usedBytesOfAllImages() {
@@ -121,6 +129,35 @@ public class ImageService implements AutoCloseable {
         latched);
   }
 
+  // ---- the block-device port ----
+
+  /**
+   * Attaches to an image, to read and write it as a block device until the attachment is closed.
+   * The image is looked up once here; calls on the attachment find it without a look-up. A {@link
+   * Access#READ_WRITE} attachment pins the image; it is granted while the image is marked read-only
+   * too, and its writes are refused then.
+   *
+   * @throws ImageNotFoundException when no such image exists, or it is being deleted
+   * @throws ImageCorruptException when its file failed to open
+   */
+  public VirtualDisk attach(String name, Access access) {
+    OpenImage open = registry.lookup(name);
+    if (access == Access.READ_WRITE) {
+      open.pinWriter();
+    }
+    return new Attachment(open, access, space, errors, observer);
+  }
+
+  /** Makes every earlier write of the image durable, when its version is the expected one. */
+  public void flush(String name, @Nullable ExpectedVersion expected) {
+    try (VirtualDisk disk = attach(name, Access.READ_ONLY)) {
+      if (expected != null) {
+        disk.holdExclusively(expected);
+      }
+      disk.flush();
+    }
+  }
+
   // ---- lifecycle ----
 
   public List<ImageDescriptor> list() {
@@ -138,16 +175,6 @@ public class ImageService implements AutoCloseable {
     return descriptors;
   }
 
-  /** The size and entity tag of an image, as a data request needs them. */
-  public DataState dataState(String name) {
-    OpenImage open = registry.lookup(name);
-    Image image = open.image();
-    // The tag first, as in describe(): a racing change leaves a stale tag, never a new size under
-    // an old tag.
-    String etag = image.changeTag();
-    return new DataState(image.sizeBytes(), etag);
-  }
-
   public ImageDescriptor describe(String name) {
     OpenImage image = registry.lookup(name);
     try {
@@ -159,9 +186,9 @@ public class ImageService implements AutoCloseable {
 
   private static ImageDescriptor describe(OpenImage open) {
     Image image = open.image();
-    // The tag is taken before the values, so a change racing with this call leaves a stale tag
-    // (a later If-Match fails) rather than new values under an old tag.
-    String etag = image.changeTag();
+    // The version is taken before the values, so a change racing with this call leaves a stale
+    // version (a later conditional change fails) rather than new values under an old version.
+    String version = image.changeTag();
     ImageStats stats = image.stats();
     PrefetchStatus prefetch = image.prefetchStatus();
     int blockSize = image.blockSizeBytes();
@@ -186,7 +213,7 @@ public class ImageService implements AutoCloseable {
         stats.fileBytes(),
         stats.leakedChunks(),
         Instant.ofEpochMilli(image.createdAtMillis()),
-        etag);
+        version);
   }
 
   public ImageDescriptor create(CreateImageCommand command) {
@@ -226,13 +253,24 @@ public class ImageService implements AutoCloseable {
     return base;
   }
 
-  public ImageDescriptor update(String name, ImageChanges changes, @Nullable IfMatch ifMatch) {
+  /**
+   * Applies a merge patch. Marking the image read-only reopens it, so it first waits for attached
+   * writers (see {@link Access#READ_WRITE}).
+   *
+   * @throws ImageAttachedException when writers stay attached while it should become read-only
+   */
+  public ImageDescriptor update(
+      String name, ImageChanges changes, @Nullable ExpectedVersion expected) {
     ImageRules.checkPrefetchDelay(changes.prefetchStartDelaySeconds());
     OpenImage open = registry.lookup(name);
+    boolean marksReadOnly = Boolean.TRUE.equals(changes.readOnly());
+    if (marksReadOnly) {
+      registry.drainWriters(open, "it was not made read-only; try again once they are done");
+    }
     Lock lock = open.lock().writeLock();
     lock.lock();
     try {
-      checkPrecondition(open, ifMatch);
+      checkVersion(open, expected);
       Image image = open.image();
       Long newSize = changes.sizeBytes();
       if (newSize != null) {
@@ -293,7 +331,7 @@ public class ImageService implements AutoCloseable {
                 : changes.prefetchStartDelaySeconds();
         image.setPrefetch(enabled, (int) Math.min(Integer.MAX_VALUE, delay));
       }
-      if (Boolean.TRUE.equals(changes.readOnly()) && !image.isReadOnly()) {
+      if (marksReadOnly && !image.isReadOnly()) {
         registry.reopenMarked(open, true);
       }
       return describe(open);
@@ -303,22 +341,26 @@ public class ImageService implements AutoCloseable {
       throw new ImageNotFoundException(name);
     } finally {
       lock.unlock();
+      if (marksReadOnly) {
+        open.endDrain();
+      }
     }
   }
 
   /**
-   * Deletes an image and its file; durable on return. Waits for running writes (the image's lock);
-   * reads are cut off after the buffer they are in.
+   * Deletes an image and its file; durable on return. Waits for attached writers first (see {@link
+   * Access#READ_WRITE}); readers are cut off after the call they are in.
    *
    * @throws ImageInUseException when clones read through it
+   * @throws ImageAttachedException when writers stay attached
    */
-  public void delete(String name, @Nullable IfMatch ifMatch) {
+  public void delete(String name, @Nullable ExpectedVersion expected) {
     if (!ImageDirectory.isValidName(name)) {
       throw new ImageNotFoundException(name);
     }
     OpenImage open = registry.find(name);
     if (open == null) {
-      if (registry.deleteUnopened(name, ifMatch)) {
+      if (registry.deleteUnopened(name, expected)) {
         return;
       }
       open = registry.find(name);
@@ -326,15 +368,17 @@ public class ImageService implements AutoCloseable {
         throw new ImageNotFoundException(name);
       }
     }
+    registry.drainWriters(open, "it was not deleted; try again once they are done");
     // The image's own lock is taken before the registry's monitor and never the other way round,
-    // so waiting here for running writes does not hold up other images' lifecycle changes.
+    // so waiting here for running calls does not hold up other images' lifecycle changes.
     Lock lock = open.lock().writeLock();
     lock.lock();
     try {
-      checkPrecondition(open, ifMatch);
+      checkVersion(open, expected);
       registry.delete(open);
     } finally {
       lock.unlock();
+      open.endDrain();
     }
   }
 
@@ -358,326 +402,20 @@ public class ImageService implements AutoCloseable {
     }
   }
 
-  /** Work on an open image that may fail with an engine {@code IOException}. */
-  @FunctionalInterface
-  private interface ImageWork<T> {
-    T run(Image image) throws IOException;
-  }
-
-  /**
-   * Runs {@code work} and then releases {@code lock}, which the caller has taken; engine failures
-   * become service exceptions, and an image closed by a concurrent delete is not found.
-   */
-  private <T> T underLock(OpenImage open, Lock lock, ImageWork<T> work) {
-    try {
-      return work.run(open.image());
-    } catch (IOException e) {
-      throw errors.translate(open.name(), e);
-    } catch (ImageClosedException e) {
-      throw new ImageNotFoundException(open.name());
-    } finally {
-      lock.unlock();
-    }
-  }
-
-  // ---- data path ----
-
-  /**
-   * Streams {@code [offsetBytes, offsetBytes + lengthBytes)} into {@code sink} through one pooled
-   * buffer. The caller has checked the range against {@link DataState#sizeBytes()}.
-   *
-   * @throws IOException only when writing to {@code sink} fails (the client went away)
-   */
-  public void read(String name, long offsetBytes, long lengthBytes, DataSink sink)
-      throws IOException {
-    OpenImage open = registry.lookup(name);
-    checkRange(open, offsetBytes, lengthBytes);
-    ByteBuffer buffer = buffers.acquire(lengthBytes);
-    int bufferBytes = buffer.limit();
-    long position = offsetBytes;
-    long end = offsetBytes + lengthBytes;
-    // Only the time spent in the engine is measured, not the time the client takes to receive.
-    long engineNanos = 0;
-    try {
-      while (position < end) {
-        int n = (int) Math.min(bufferBytes, end - position);
-        buffer.clear().limit(n);
-        // Locked per buffer, not across the whole response: a slow client must not hold up a
-        // change that needs the image to itself, such as setting it read-only (which reopens it).
-        Lock lock = open.lock().readLock();
-        lock.lock();
-        long started = System.nanoTime();
-        try {
-          open.image().read(position, buffer);
-        } catch (IOException e) {
-          throw errors.translate(open.name(), e);
-        } catch (ImageClosedException e) {
-          throw new ImageNotFoundException(name);
-        } finally {
-          engineNanos += System.nanoTime() - started;
-          lock.unlock();
-        }
-        sink.write(buffer.flip());
-        position += n;
-      }
-    } finally {
-      buffers.release(buffer);
-      observer.read(position - offsetBytes, engineNanos);
-    }
-  }
-
-  /**
-   * Writes {@code lengthBytes} read from {@code source} at {@code offsetBytes}, then flushes unless
-   * told not to. Every check (read-only, precondition, range, space) runs before the first byte is
-   * written. A source that ends early or holds more than {@code lengthBytes} is a write cut short:
-   * what arrived is written, and the request is answered as invalid.
-   *
-   * @throws IOException only when reading {@code source} fails (the client went away)
-   */
-  public void write(
-      String name,
-      long offsetBytes,
-      long lengthBytes,
-      DataSource source,
-      boolean flush,
-      @Nullable IfMatch ifMatch)
-      throws IOException {
-    if (limits.maxWriteBytes() != null && lengthBytes > limits.maxWriteBytes()) {
-      throw new PayloadTooLargeException(lengthBytes, limits.maxWriteBytes());
-    }
-    OpenImage open = registry.lookup(name);
-    // The buffer before the lock: see IoBuffers.
-    ByteBuffer buffer = buffers.acquire(lengthBytes);
-    try {
-      writeLocked(open, offsetBytes, lengthBytes, source, flush, ifMatch, buffer);
-    } finally {
-      buffers.release(buffer);
-    }
-  }
-
-  private void writeLocked(
-      OpenImage open,
-      long offsetBytes,
-      long lengthBytes,
-      DataSource source,
-      boolean flush,
-      @Nullable IfMatch ifMatch,
-      ByteBuffer buffer)
-      throws IOException {
-    int bufferBytes = buffer.limit();
-    Lock lock = lockForChange(open, ifMatch);
-    try {
-      checkWritable(open, ifMatch);
-      checkRange(open, offsetBytes, lengthBytes);
-      space.checkSpace(open.image(), offsetBytes, lengthBytes);
-      long position = offsetBytes;
-      long end = offsetBytes + lengthBytes;
-      // Only the time spent in the engine is measured, not the time the client takes to send.
-      long engineNanos = 0;
-      try {
-        while (position < end) {
-          buffer.clear().limit((int) Math.min(bufferBytes, end - position));
-          boolean ended;
-          try {
-            ended = fill(source, buffer);
-          } catch (IOException e) {
-            throw bodyCutShort(
-                open,
-                lengthBytes,
-                position - offsetBytes + buffer.position(),
-                position - offsetBytes,
-                e);
-          }
-          int n = buffer.flip().remaining();
-          if (n > 0) {
-            long started = System.nanoTime();
-            try {
-              writeToImage(open, position, buffer);
-            } finally {
-              engineNanos += System.nanoTime() - started;
-            }
-            position += n;
-          }
-          if (ended) {
-            long received = position - offsetBytes;
-            throw bodyCutShort(open, lengthBytes, received, received, null);
-          }
-        }
-        buffer.clear().limit(1);
-        if (source.read(buffer) > 0) {
-          throw new InvalidRequestException(
-              "the body is longer than the " + lengthBytes + " bytes announced");
-        }
-      } finally {
-        observer.written(position - offsetBytes, engineNanos);
-      }
-      if (flush) {
-        flushImage(open);
-      }
-    } catch (ImageClosedException e) {
-      throw new ImageNotFoundException(open.name());
-    } finally {
-      lock.unlock();
-    }
-  }
-
-  /**
-   * A write whose body ended before its announced length: the client closed the connection, or the
-   * body was shorter than its {@code Content-Range}. What arrived in whole buffers was written
-   * (each sector holds its old or its new content).
-   */
-  private static InvalidRequestException bodyCutShort(
-      OpenImage open, long announced, long received, long written, @Nullable IOException cause) {
-    return new InvalidRequestException(
-        "the body ended after "
-            + received
-            + " of the "
-            + announced
-            + " bytes announced"
-            + (cause == null ? "" : " (the connection broke off)")
-            + "; the first "
-            + written
-            + " bytes were written to image \""
-            + open.name()
-            + "\"");
-  }
-
-  /** Reads from {@code source} until {@code buffer} is full; true when the source ended first. */
-  private static boolean fill(DataSource source, ByteBuffer buffer) throws IOException {
-    while (buffer.hasRemaining()) {
-      if (source.read(buffer) < 0) {
-        return true;
-      }
-    }
-    return false;
-  }
-
-  /** Engine failures become service exceptions; only the client's stream may throw IOException. */
-  private void writeToImage(OpenImage open, long position, ByteBuffer data) {
-    try {
-      open.image().write(position, data);
-    } catch (IOException e) {
-      throw errors.translate(open.name(), e);
-    }
-  }
-
-  private void flushImage(OpenImage open) {
-    try {
-      timedFlush(open.image());
-    } catch (IOException e) {
-      throw errors.translate(open.name(), e);
-    }
-  }
-
-  private void timedFlush(Image image) throws IOException {
-    long started = System.nanoTime();
-    try {
-      image.flush();
-    } finally {
-      observer.flushed(System.nanoTime() - started);
-    }
-  }
-
-  /** Makes a range read as zeros without allocating, then flushes unless told not to. */
-  public void zero(
-      String name, long offsetBytes, long lengthBytes, boolean flush, @Nullable IfMatch ifMatch) {
-    OpenImage open = registry.lookup(name);
-    underLock(
-        open,
-        lockForChange(open, ifMatch),
-        image -> {
-          checkWritable(open, ifMatch);
-          checkRange(open, offsetBytes, lengthBytes);
-          image.zero(offsetBytes, lengthBytes);
-          if (flush) {
-            timedFlush(image);
-          }
-          return null;
-        });
-  }
-
-  /** Makes every earlier write of the image durable. */
-  public void flush(String name, @Nullable IfMatch ifMatch) {
-    OpenImage open = registry.lookup(name);
-    underLock(
-        open,
-        lockForChange(open, ifMatch),
-        image -> {
-          checkPrecondition(open, ifMatch);
-          timedFlush(image);
-          return null;
-        });
-  }
-
-  /**
-   * One page of the extent map of {@code [offsetBytes, offsetBytes + lengthBytes)}; both default to
-   * the whole disk.
-   */
-  public ExtentPage map(String name, @Nullable Long offsetBytes, @Nullable Long lengthBytes) {
-    OpenImage open = registry.lookup(name);
-    long size = open.image().sizeBytes();
-    long offset = offsetBytes == null ? 0 : offsetBytes;
-    if (offset < 0 || offset >= size) {
-      throw new RangeNotSatisfiableException(
-          "offsetBytes " + offset + " is not inside the virtual disk of " + size + " bytes", size);
-    }
-    long length = lengthBytes == null ? size - offset : lengthBytes;
-    if (length <= 0) {
-      throw new InvalidValueException("lengthBytes must be positive, was " + length);
-    }
-    // Like a byte range, a span that ends past the disk is clipped.
-    length = Math.min(length, size - offset);
-    try {
-      List<Extent> extents = open.image().extents(offset, length, limits.mapPageExtents());
-      List<ExtentPage.MappedExtent> mapped = new ArrayList<>(extents.size());
-      for (Extent e : extents) {
-        mapped.add(
-            new ExtentPage.MappedExtent(
-                e.offsetBytes(), e.lengthBytes(), e.state().name().toLowerCase(Locale.ROOT)));
-      }
-      long reached = extents.get(extents.size() - 1).endBytes();
-      return new ExtentPage(mapped, reached < offset + length ? reached : null);
-    } catch (ImageClosedException e) {
-      throw new ImageNotFoundException(name);
-    }
-  }
-
-  // ---- helpers ----
-
-  /**
-   * A conditional change holds the image's lock exclusively, so no other change slips in between
-   * the tag comparison and the change; unconditional writes share it.
-   */
-  private static Lock lockForChange(OpenImage open, @Nullable IfMatch ifMatch) {
-    Lock lock = ifMatch == null ? open.lock().readLock() : open.lock().writeLock();
-    lock.lock();
-    return lock;
-  }
-
-  private static void checkPrecondition(OpenImage open, @Nullable IfMatch ifMatch) {
-    if (ifMatch != null) {
+  /** Refuses a conditional change of an image at another version; the caller holds its lock. */
+  private static void checkVersion(OpenImage open, @Nullable ExpectedVersion expected) {
+    if (expected != null) {
       String current = open.image().changeTag();
-      if (!ifMatch.matches(current)) {
-        throw new PreconditionFailedException(open.name(), current);
+      if (!expected.matches(current)) {
+        throw new VersionMismatchException(open.name(), current);
       }
     }
   }
 
-  private static void checkWritable(OpenImage open, @Nullable IfMatch ifMatch) {
-    checkPrecondition(open, ifMatch);
-    if (open.image().isReadOnly()) {
-      throw new ImageReadOnlyException(open.name(), "data writes are refused");
-    }
-  }
-
-  private static void checkRange(OpenImage open, long offsetBytes, long lengthBytes) {
-    long size = open.image().sizeBytes();
-    if (offsetBytes < 0 || lengthBytes < 0 || offsetBytes > size - lengthBytes) {
-      throw new RangeNotSatisfiableException(offsetBytes, lengthBytes, size);
-    }
-  }
-
-  /** Closes every open image, setting its clean-shutdown flag; clones before their bases. */
+  /**
+   * Closes every open image, setting its clean-shutdown flag; clones before their bases. Attached
+   * writers get a bounded time to finish first.
+   */
   @Override
   public void close() {
     registry.close();
