@@ -1,5 +1,6 @@
 package dev.fvdisk.security;
 
+import java.util.Objects;
 import java.util.function.Supplier;
 import org.jspecify.annotations.Nullable;
 import org.springframework.security.authorization.AuthorizationDecision;
@@ -9,9 +10,10 @@ import org.springframework.security.core.Authentication;
 import org.springframework.security.web.access.intercept.RequestAuthorizationContext;
 
 /**
- * Grants a request on an image path when the token has the role and the image named by the path
- * variable {@value #NAME} matches the token's patterns. An image outside the patterns is denied
- * with {@link ImageHidden}, which {@link SecurityProblems} answers as 404 instead of 403.
+ * Spring Security's face of the {@link AccessPolicy}: grants a request on an image path when the
+ * policy grants its token the role for the image named by the path variable {@value #NAME}. An
+ * image the policy hides is denied with {@link ImageHidden}, which {@link SecurityProblems} answers
+ * as 404 instead of 403.
  */
 final class ImageAuthorization implements AuthorizationManager<RequestAuthorizationContext> {
 
@@ -39,15 +41,13 @@ final class ImageAuthorization implements AuthorizationManager<RequestAuthorizat
         authentication.get() instanceof TokenAuthentication t && t.isAuthenticated()
             ? t.token()
             : null;
-    // Anonymous requests are denied too; the exception translation turns that into 401.
-    if (token == null || !token.role().includes(role)) {
-      return DENIED;
-    }
     String image = context.getVariables().get(NAME);
-    if (image != null && !token.mayTouch(image)) {
-      return new ImageHidden(image);
-    }
-    return GRANTED;
+    return switch (AccessPolicy.decide(token, role, image)) {
+      case GRANTED -> GRANTED;
+      // Anonymous requests are denied too; the exception translation turns that into 401.
+      case DENIED -> DENIED;
+      case HIDDEN -> new ImageHidden(Objects.requireNonNull(image, "only a named image is hidden"));
+    };
   }
 
   @Override

@@ -12,7 +12,8 @@ import org.jspecify.annotations.Nullable;
  * @param usedBytes what the image's chunks occupy
  * @param fileBytes length of the image file
  * @param leakedChunks chunks found unreferenced after recovery, not yet reused or reclaimed
- * @param etag the strong entity tag, unquoted; changes with every change of data or metadata
+ * @param version changes with every change of data or metadata and never repeats (see {@link
+ *     VirtualDisk#version()})
  */
 public record ImageDescriptor(
     String name,
@@ -27,7 +28,7 @@ public record ImageDescriptor(
     long fileBytes,
     long leakedChunks,
     Instant createdAt,
-    String etag) {
+    String version) {
 
   /**
    * Prefetch settings and progress.

@@ -1,16 +1,21 @@
 /**
- * Use cases over the engine: the registry of open images, name rules, lifecycle changes, ranged
- * reads and writes, and the application exceptions.
+ * Use cases over the engine: the registry of open images, name rules, lifecycle changes, the
+ * block-device port front doors read and write disks through, the space policy, and the service's
+ * exceptions. Nothing here speaks a wire protocol: HTTP lives in {@code dev.fvdisk.web}.
  *
- * <p>{@link dev.fvdisk.service.ImageService} is the only way in. It owns every open {@code Image},
- * turns engine {@code IOException}s into the unchecked {@link dev.fvdisk.service.ServiceException}
- * hierarchy (one subclass per problem type) and hands the web layer plain records, so nothing above
- * this package sees an engine type or a checked exception.
+ * <p>{@link dev.fvdisk.service.ImageService} is the way in. Its lifecycle methods take plain
+ * records; {@link dev.fvdisk.service.ImageService#attach} hands out a {@link
+ * dev.fvdisk.service.VirtualDisk}, an attachment that keeps its open image so that each call costs
+ * no look-up. Engine {@code IOException}s become the unchecked {@link
+ * dev.fvdisk.service.ServiceException} hierarchy (one subclass per kind of problem), so nothing
+ * above this package sees an engine type or a checked exception.
  *
- * <p><b>Locking.</b> Each open image carries a read-write lock. Plain reads take no lock (the
- * engine allows concurrent reads and writes); unconditional data writes share the lock; anything
- * that must see a stable image between a check and a change (a write with {@code If-Match},
- * growing, the read-only flag, delete, check) holds it exclusively.
+ * <p><b>Locking.</b> Each open image carries a read-write lock. Every call on an attachment holds
+ * it shared for that call only; anything that must see a stable image between a check and a change
+ * (a conditional change, growing, the read-only mark, delete, check) holds it exclusively. Writers
+ * attached with {@link dev.fvdisk.service.Access#READ_WRITE} also pin the image: delete, marking it
+ * read-only and shutdown first wait for them to detach, for a bounded time, before they take the
+ * lock. The registry's monitor is taken after an image's lock, never before.
  */
 @NullMarked
 package dev.fvdisk.service;

@@ -1,8 +1,7 @@
 package dev.fvdisk.web;
 
 import dev.fvdisk.service.InvalidRequestException;
-import dev.fvdisk.service.LengthRequiredException;
-import dev.fvdisk.service.RangeNotSatisfiableException;
+import dev.fvdisk.service.RangeOutsideDiskException;
 import java.util.Locale;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -85,7 +84,8 @@ final class ByteRanges {
    * @throws LengthRequiredException when neither header gives the length
    * @throws InvalidRequestException when Content-Range is malformed or disagrees with
    *     Content-Length
-   * @throws RangeNotSatisfiableException when the range ends past the disk or names another size
+   * @throws RangeOutsideDiskException when the range ends past the disk
+   * @throws RangeNotSatisfiableException when it names another disk size
    */
   static Span parseWrite(@Nullable String contentRange, long contentLength, long sizeBytes) {
     if (contentRange == null) {
@@ -134,7 +134,7 @@ final class ByteRanges {
           sizeBytes);
     }
     if (last >= sizeBytes) {
-      throw new RangeNotSatisfiableException(first, length, sizeBytes);
+      throw new RangeOutsideDiskException(first, length, sizeBytes);
     }
     return new Span(first, length);
   }

@@ -1,7 +1,5 @@
 package dev.fvdisk.web;
 
-import dev.fvdisk.service.DataSink;
-import dev.fvdisk.service.DataState;
 import jakarta.servlet.ServletOutputStream;
 import jakarta.servlet.ServletResponse;
 import jakarta.servlet.ServletResponseWrapper;
@@ -18,7 +16,7 @@ import org.springframework.http.MediaType;
  * Content-Range}) or a run of sectors (200). The status and headers are set with the first bytes,
  * so a read that fails before it has any leaves the response untouched for a problem answer.
  */
-final class DataAnswer implements DataSink {
+final class DataAnswer {
 
   /** Whether a stream class inherits the servlet API's copying {@code write(ByteBuffer)}. */
   private static final ClassValue<Boolean> COPIES_BYTE_BUFFERS =
@@ -77,8 +75,12 @@ final class DataAnswer implements DataSink {
     return body != null;
   }
 
-  @Override
-  public void write(ByteBuffer data) throws IOException {
+  /**
+   * Sends all remaining bytes of {@code data}, starting the answer with the first ones.
+   *
+   * @throws IOException when the client went away
+   */
+  void write(ByteBuffer data) throws IOException {
     ServletOutputStream out = body;
     if (out == null) {
       out = start();

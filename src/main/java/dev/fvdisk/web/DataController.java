@@ -1,14 +1,14 @@
 package dev.fvdisk.web;
 
-import dev.fvdisk.service.DataSource;
-import dev.fvdisk.service.DataState;
+import dev.fvdisk.service.Access;
+import dev.fvdisk.service.DiskExtent;
+import dev.fvdisk.service.Durability;
+import dev.fvdisk.service.ExpectedVersion;
 import dev.fvdisk.service.ImageService;
 import dev.fvdisk.service.InvalidRequestException;
 import dev.fvdisk.service.InvalidValueException;
-import dev.fvdisk.service.LengthRequiredException;
-import dev.fvdisk.service.RangeNotSatisfiableException;
 import dev.fvdisk.service.UnalignedDataException;
-import jakarta.servlet.ServletInputStream;
+import dev.fvdisk.service.VirtualDisk;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
@@ -32,10 +32,11 @@ import org.springframework.web.bind.annotation.RestController;
 /**
  * The data plane: byte ranges, sectors, zero and flush operations, and the extent map.
  *
- * <p>Bodies stream through the servlet streams in both directions, one pooled direct buffer at a
- * time (the servlet streams' {@code ByteBuffer} methods), so no request or answer is held in memory
- * and no body is copied through a heap array. Every check runs before the first byte moves, so a
- * refused request leaves the image as it was and gets a problem answer.
+ * <p>Each request attaches to its image for its own duration ({@link ImageService#attach}) and
+ * works on the {@link VirtualDisk}: reads attach read-only, so a slow reader never holds up a
+ * delete; writes attach read-write, which pins the image until the answer is ready. Bodies stream
+ * through {@link DiskStreams} in both directions. Every check runs before the first byte moves, so
+ * a refused request leaves the image as it was and gets a problem answer.
  *
  * <p>Most ranged {@code GET}s of {@code /data} never get here: {@link RangeReadFilter} answers them
  * ahead of Spring MVC with the same {@link DataAnswer}, and passes on the ones it is unsure of,
@@ -50,17 +51,21 @@ class DataController {
   private static final List<String> FEATURES = List.of("zero", "flush", "extents", "sectors");
 
   private final ImageService images;
+  private final DiskStreams streams;
 
-  DataController(ImageService images) {
+  DataController(ImageService images, DiskStreams streams) {
     this.images = images;
+    this.streams = streams;
   }
 
   @RequestMapping(path = "/data", method = RequestMethod.HEAD)
   void head(@PathVariable String name, HttpServletResponse response) {
-    DataState image = images.dataState(name);
-    DataAnswer.dataHeaders(response, image);
-    response.setContentLengthLong(image.sizeBytes());
-    response.setStatus(HttpStatus.OK.value());
+    try (VirtualDisk disk = images.attach(name, Access.READ_ONLY)) {
+      DataState image = DataState.of(disk);
+      DataAnswer.dataHeaders(response, image);
+      response.setContentLengthLong(image.sizeBytes());
+      response.setStatus(HttpStatus.OK.value());
+    }
   }
 
   @GetMapping("/data")
@@ -69,13 +74,15 @@ class DataController {
       @RequestHeader(name = HttpHeaders.RANGE, required = false) @Nullable String range,
       HttpServletResponse response)
       throws IOException {
-    DataState image = images.dataState(name);
-    ByteRanges.Span span = ByteRanges.parseRange(range, image.sizeBytes());
-    if (span == null) {
-      ByteRanges.Span disk = new ByteRanges.Span(0, image.sizeBytes());
-      send(name, disk, DataAnswer.ok(response, image, disk));
-    } else {
-      send(name, span, DataAnswer.range(response, image, span));
+    try (VirtualDisk disk = images.attach(name, Access.READ_ONLY)) {
+      DataState image = DataState.of(disk);
+      ByteRanges.Span span = ByteRanges.parseRange(range, image.sizeBytes());
+      if (span == null) {
+        ByteRanges.Span whole = new ByteRanges.Span(0, image.sizeBytes());
+        send(disk, whole, DataAnswer.ok(response, image, whole));
+      } else {
+        send(disk, span, DataAnswer.range(response, image, span));
+      }
     }
   }
 
@@ -98,10 +105,11 @@ class DataController {
       @RequestParam(defaultValue = "true") boolean flush,
       HttpServletRequest request)
       throws IOException {
-    DataState image = images.dataState(name);
-    ByteRanges.Span span =
-        ByteRanges.parseWrite(contentRange, request.getContentLengthLong(), image.sizeBytes());
-    return writeBody(name, span, request, flush, ifMatch);
+    try (VirtualDisk disk = images.attach(name, Access.READ_WRITE)) {
+      ByteRanges.Span span =
+          ByteRanges.parseWrite(contentRange, request.getContentLengthLong(), disk.sizeBytes());
+      return writeBody(disk, span, request, flush, ifMatch);
+    }
   }
 
   @PatchMapping(path = "/data", consumes = MediaType.APPLICATION_JSON_VALUE)
@@ -115,16 +123,18 @@ class DataController {
     }
     switch (operation.op()) {
       case "zero" -> {
-        if (operation.offsetBytes() == null || operation.lengthBytes() == null) {
+        Long offsetBytes = operation.offsetBytes();
+        Long lengthBytes = operation.lengthBytes();
+        if (offsetBytes == null || lengthBytes == null) {
           throw new InvalidRequestException("the zero operation needs offsetBytes and lengthBytes");
         }
         boolean durable = flush && !Boolean.FALSE.equals(operation.flush());
-        images.zero(
-            name,
-            operation.offsetBytes(),
-            operation.lengthBytes(),
-            durable,
-            EntityTags.parseIfMatch(ifMatch));
+        ExpectedVersion expected = EntityTags.parseIfMatch(ifMatch);
+        try (VirtualDisk disk = images.attach(name, Access.READ_WRITE)) {
+          holdIf(disk, expected);
+          disk.zero(offsetBytes, lengthBytes, durable ? Durability.DURABLE : Durability.BUFFERED);
+          return noContentWithEtag(disk);
+        }
       }
       case "flush" -> {
         if (operation.offsetBytes() != null
@@ -132,13 +142,17 @@ class DataController {
             || operation.flush() != null) {
           throw new InvalidRequestException("the flush operation takes no other fields");
         }
-        images.flush(name, EntityTags.parseIfMatch(ifMatch));
+        ExpectedVersion expected = EntityTags.parseIfMatch(ifMatch);
+        try (VirtualDisk disk = images.attach(name, Access.READ_ONLY)) {
+          holdIf(disk, expected);
+          disk.flush();
+          return noContentWithEtag(disk);
+        }
       }
       default ->
           throw new InvalidRequestException(
               "unknown op \"" + operation.op() + "\"; expected \"zero\" or \"flush\"");
     }
-    return noContentWithEtag(name);
   }
 
   @RequestMapping(
@@ -162,9 +176,11 @@ class DataController {
     if (count < 1) {
       throw new InvalidValueException("count must be at least 1, was " + count);
     }
-    DataState image = images.dataState(name);
-    ByteRanges.Span span = sectorSpan(firstSector, count, image.sizeBytes());
-    send(name, span, DataAnswer.ok(response, image, span));
+    try (VirtualDisk disk = images.attach(name, Access.READ_ONLY)) {
+      DataState image = DataState.of(disk);
+      ByteRanges.Span span = sectorSpan(firstSector, count, image.sizeBytes());
+      send(disk, span, DataAnswer.ok(response, image, span));
+    }
   }
 
   @PutMapping(
@@ -187,21 +203,41 @@ class DataController {
     if (lengthBytes == 0 || lengthBytes % SECTOR_BYTES != 0) {
       throw new UnalignedDataException(lengthBytes);
     }
-    DataState image = images.dataState(name);
-    ByteRanges.Span span = sectorSpan(firstSector, lengthBytes / SECTOR_BYTES, image.sizeBytes());
-    return writeBody(name, span, request, flush, ifMatch);
+    try (VirtualDisk disk = images.attach(name, Access.READ_WRITE)) {
+      ByteRanges.Span span = sectorSpan(firstSector, lengthBytes / SECTOR_BYTES, disk.sizeBytes());
+      return writeBody(disk, span, request, flush, ifMatch);
+    }
   }
 
+  /**
+   * One page of the extent map of {@code [offsetBytes, offsetBytes + lengthBytes)}; both default to
+   * the whole disk, and like a byte range, a span that ends past the disk is clipped.
+   */
   @GetMapping(path = "/map", produces = MediaType.APPLICATION_JSON_VALUE)
   MapResponse map(
       @PathVariable String name,
       @RequestParam(required = false) @Nullable Long offsetBytes,
       @RequestParam(required = false) @Nullable Long lengthBytes) {
-    return MapResponse.of(images.map(name, offsetBytes, lengthBytes));
+    try (VirtualDisk disk = images.attach(name, Access.READ_ONLY)) {
+      long size = disk.sizeBytes();
+      long offset = offsetBytes == null ? 0 : offsetBytes;
+      if (offset < 0 || offset >= size) {
+        throw new RangeNotSatisfiableException(
+            "offsetBytes " + offset + " is not inside the virtual disk of " + size + " bytes",
+            size);
+      }
+      long length = lengthBytes == null ? size - offset : lengthBytes;
+      if (length <= 0) {
+        throw new InvalidValueException("lengthBytes must be positive, was " + length);
+      }
+      length = Math.min(length, size - offset);
+      List<DiskExtent> extents = disk.extents(offset, length, images.limits().mapPageExtents());
+      return MapResponse.of(extents, offset + length);
+    }
   }
 
-  private void send(String name, ByteRanges.Span span, DataAnswer answer) throws IOException {
-    images.read(name, span.offsetBytes(), span.lengthBytes(), answer);
+  private void send(VirtualDisk disk, ByteRanges.Span span, DataAnswer answer) throws IOException {
+    streams.read(disk, span, answer);
     answer.finish();
   }
 
@@ -220,41 +256,31 @@ class DataController {
     return new ByteRanges.Span(firstSector * SECTOR_BYTES, count * SECTOR_BYTES);
   }
 
-  private ResponseEntity<Void> noContentWithEtag(String name) {
-    return ResponseEntity.noContent().eTag(EntityTags.quote(images.dataState(name).etag())).build();
+  /** A conditional change holds the image to itself from the version check to the answer. */
+  private static void holdIf(VirtualDisk disk, @Nullable ExpectedVersion expected) {
+    if (expected != null) {
+      disk.holdExclusively(expected);
+    }
   }
 
-  /**
-   * The request body as the service reads it: bytes land at the buffer's position, which then
-   * advances past them, as with NIO channels. Servlet 6.1's {@code read(ByteBuffer)} in Tomcat
-   * instead leaves the position where it was and sets the limit after the new bytes; this restores
-   * channel semantics, and is harmless for a container that already follows them.
-   */
-  private static DataSource body(ServletInputStream in) {
-    return into -> {
-      int start = into.position();
-      int limit = into.limit();
-      int n = in.read(into);
-      into.limit(limit).position(start + Math.max(n, 0));
-      return n;
-    };
+  private static ResponseEntity<Void> noContentWithEtag(VirtualDisk disk) {
+    return ResponseEntity.noContent().eTag(EntityTags.quote(disk.version())).build();
   }
 
   /** Streams the request body into the span; the answer carries the image's new entity tag. */
   private ResponseEntity<Void> writeBody(
-      String name,
+      VirtualDisk disk,
       ByteRanges.Span span,
       HttpServletRequest request,
       boolean flush,
       @Nullable String ifMatch)
       throws IOException {
-    images.write(
-        name,
-        span.offsetBytes(),
-        span.lengthBytes(),
-        body(request.getInputStream()),
-        flush,
-        EntityTags.parseIfMatch(ifMatch));
-    return noContentWithEtag(name);
+    ExpectedVersion expected = EntityTags.parseIfMatch(ifMatch);
+    Long maxWriteBytes = images.limits().maxWriteBytes();
+    if (maxWriteBytes != null && span.lengthBytes() > maxWriteBytes) {
+      throw new PayloadTooLargeException(span.lengthBytes(), maxWriteBytes);
+    }
+    streams.write(disk, span, request.getInputStream(), expected, flush);
+    return noContentWithEtag(disk);
   }
 }

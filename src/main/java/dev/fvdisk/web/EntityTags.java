@@ -1,6 +1,6 @@
 package dev.fvdisk.web;
 
-import dev.fvdisk.service.IfMatch;
+import dev.fvdisk.service.ExpectedVersion;
 import dev.fvdisk.service.InvalidRequestException;
 import java.util.ArrayList;
 import java.util.List;
@@ -8,7 +8,10 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.jspecify.annotations.Nullable;
 
-/** Formats entity tags and parses {@code If-Match} (RFC 9110 §13.1.1). */
+/**
+ * Formats entity tags and parses {@code If-Match} (RFC 9110 §13.1.1). An entity tag is an image's
+ * version ({@link dev.fvdisk.service.VirtualDisk#version()}), quoted.
+ */
 final class EntityTags {
 
   private static final Pattern ENTITY_TAG =
@@ -16,20 +19,20 @@ final class EntityTags {
 
   private EntityTags() {}
 
-  static String quote(String etag) {
-    return "\"" + etag + "\"";
+  static String quote(String version) {
+    return "\"" + version + "\"";
   }
 
   /**
-   * The precondition of an {@code If-Match} header; null when absent. Weak tags are kept out, as
-   * {@code If-Match} compares strongly.
+   * The version an {@code If-Match} header expects, an entity tag being an image's version; null
+   * when absent. Weak tags are kept out, as {@code If-Match} compares strongly.
    */
-  static @Nullable IfMatch parseIfMatch(@Nullable String header) {
+  static @Nullable ExpectedVersion parseIfMatch(@Nullable String header) {
     if (header == null) {
       return null;
     }
     if (header.trim().equals("*")) {
-      return new IfMatch(true, List.of());
+      return ExpectedVersion.any();
     }
     List<String> tags = new ArrayList<>();
     for (String part : header.split(",", -1)) {
@@ -42,6 +45,6 @@ final class EntityTags {
         tags.add(m.group(2));
       }
     }
-    return new IfMatch(false, tags);
+    return ExpectedVersion.oneOf(tags);
   }
 }

@@ -57,7 +57,7 @@ class ImagesController {
                 prefetch == null ? null : prefetch.enabled(),
                 prefetch == null ? null : prefetch.startDelaySeconds()));
     return ResponseEntity.created(URI.create("/api/v1/images/" + created.name()))
-        .eTag(EntityTags.quote(created.etag()))
+        .eTag(EntityTags.quote(created.version()))
         .body(ImageResponse.of(created));
   }
 
@@ -109,7 +109,7 @@ class ImagesController {
 
   private static ResponseEntity<ImageResponse> withEtag(ImageDescriptor descriptor) {
     return ResponseEntity.ok()
-        .eTag(EntityTags.quote(descriptor.etag()))
+        .eTag(EntityTags.quote(descriptor.version()))
         .body(ImageResponse.of(descriptor));
   }
 }

@@ -1,6 +1,5 @@
 package dev.fvdisk.web;
 
-import dev.fvdisk.service.PayloadTooLargeException;
 import jakarta.servlet.FilterChain;
 import jakarta.servlet.ReadListener;
 import jakarta.servlet.ServletException;

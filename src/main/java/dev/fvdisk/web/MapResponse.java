@@ -1,13 +1,33 @@
 package dev.fvdisk.web;
 
-import dev.fvdisk.service.ExtentPage;
+import dev.fvdisk.service.DiskExtent;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import org.jspecify.annotations.Nullable;
 
 /** One page of the extent map; {@code nextOffsetBytes} is null on the last page. */
-record MapResponse(List<ExtentPage.MappedExtent> extents, @Nullable Long nextOffsetBytes) {
+record MapResponse(List<MappedExtent> extents, @Nullable Long nextOffsetBytes) {
 
-  static MapResponse of(ExtentPage page) {
-    return new MapResponse(page.extents(), page.nextOffsetBytes());
+  MapResponse {
+    extents = List.copyOf(extents);
+  }
+
+  /** A run of the disk in one state: {@code data}, {@code base} or {@code zero}. */
+  record MappedExtent(long offsetBytes, long lengthBytes, String state) {}
+
+  /**
+   * The page of {@code extents}, asked for a span that ends at {@code endBytes}; when they stop
+   * short of it, the next page starts where they stop.
+   */
+  static MapResponse of(List<DiskExtent> extents, long endBytes) {
+    List<MappedExtent> mapped = new ArrayList<>(extents.size());
+    for (DiskExtent e : extents) {
+      mapped.add(
+          new MappedExtent(
+              e.offsetBytes(), e.lengthBytes(), e.state().name().toLowerCase(Locale.ROOT)));
+    }
+    long reached = extents.get(extents.size() - 1).endBytes();
+    return new MapResponse(mapped, reached < endBytes ? reached : null);
   }
 }

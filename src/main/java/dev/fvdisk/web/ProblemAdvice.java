@@ -1,10 +1,12 @@
 package dev.fvdisk.web;
 
-import dev.fvdisk.service.RangeNotSatisfiableException;
+import dev.fvdisk.service.RangeOutsideDiskException;
 import dev.fvdisk.service.ServiceException;
+import dev.fvdisk.service.VersionMismatchException;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
+import java.util.Map;
 import java.util.stream.Collectors;
 import org.apache.tomcat.util.http.InvalidParameterException;
 import org.jspecify.annotations.Nullable;
@@ -47,13 +49,42 @@ class ProblemAdvice extends ResponseEntityExceptionHandler {
   @ExceptionHandler(ServiceException.class)
   @Nullable ResponseEntity<Object> handleServiceException(
       ServiceException e, HttpServletRequest request, HttpServletResponse response) {
-    ProblemType type = ProblemType.of(e);
+    Long sizeBytes = e instanceof RangeOutsideDiskException range ? range.sizeBytes() : null;
+    return problem(e, ProblemType.of(e), e.properties(), sizeBytes, request, response);
+  }
+
+  /** The service's version is the entity tag: a mismatch is answered as HTTP's failed If-Match. */
+  @ExceptionHandler(VersionMismatchException.class)
+  @Nullable ResponseEntity<Object> handleVersionMismatch(
+      VersionMismatchException e, HttpServletRequest request, HttpServletResponse response) {
+    return handleHttpProblem(PreconditionFailedException.of(e), request, response);
+  }
+
+  /** Refusals of the HTTP layer itself: 411, 412, 413 and 416 on a header. */
+  @ExceptionHandler(HttpProblemException.class)
+  @Nullable ResponseEntity<Object> handleHttpProblem(
+      HttpProblemException e, HttpServletRequest request, HttpServletResponse response) {
+    Long sizeBytes = e instanceof RangeNotSatisfiableException range ? range.sizeBytes() : null;
+    return problem(e, ProblemType.of(e), e.properties(), sizeBytes, request, response);
+  }
+
+  /**
+   * A problem with our type, the exception's message as detail and its values as extension members;
+   * a 416 also names the disk size in {@code Content-Range}, as RFC 9110 asks.
+   */
+  private @Nullable ResponseEntity<Object> problem(
+      Exception e,
+      ProblemType type,
+      Map<String, Object> properties,
+      @Nullable Long diskSizeBytes,
+      HttpServletRequest request,
+      HttpServletResponse response) {
     ProblemDetail problem = ProblemDetail.forStatus(type.status());
     problem.setDetail(e.getMessage());
-    e.properties().forEach(problem::setProperty);
+    properties.forEach(problem::setProperty);
     HttpHeaders headers = new HttpHeaders();
-    if (e instanceof RangeNotSatisfiableException range) {
-      headers.set(HttpHeaders.CONTENT_RANGE, "bytes */" + range.sizeBytes());
+    if (diskSizeBytes != null) {
+      headers.set(HttpHeaders.CONTENT_RANGE, "bytes */" + diskSizeBytes);
     }
     return answer(e, problem, type, headers, request, response);
   }

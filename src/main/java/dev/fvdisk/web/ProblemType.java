@@ -1,6 +1,7 @@
 package dev.fvdisk.web;
 
 import dev.fvdisk.service.BaseNotReadOnlyException;
+import dev.fvdisk.service.ImageAttachedException;
 import dev.fvdisk.service.ImageCorruptException;
 import dev.fvdisk.service.ImageExistsException;
 import dev.fvdisk.service.ImageInUseException;
@@ -10,21 +11,19 @@ import dev.fvdisk.service.ImageUnavailableException;
 import dev.fvdisk.service.InsufficientStorageException;
 import dev.fvdisk.service.InvalidRequestException;
 import dev.fvdisk.service.InvalidValueException;
-import dev.fvdisk.service.LengthRequiredException;
-import dev.fvdisk.service.PayloadTooLargeException;
-import dev.fvdisk.service.PreconditionFailedException;
-import dev.fvdisk.service.RangeNotSatisfiableException;
+import dev.fvdisk.service.RangeOutsideDiskException;
 import dev.fvdisk.service.ServiceException;
 import dev.fvdisk.service.StorageIoException;
 import dev.fvdisk.service.UnalignedDataException;
+import dev.fvdisk.service.VersionMismatchException;
 import java.net.URI;
 import java.util.Map;
 import org.jspecify.annotations.Nullable;
 
 /**
  * Every kind of problem the API reports: a stable type URI, a fixed title and the status. The
- * lookup tables below map service exceptions and bare HTTP statuses (Spring's own errors) onto
- * them; the OpenAPI document lists the same types.
+ * lookup tables below map service exceptions, the web layer's own refusals and bare HTTP statuses
+ * (Spring's own errors) onto them; the OpenAPI document lists the same types.
  */
 enum ProblemType {
   BAD_REQUEST("bad-request", "Bad request", 400),
@@ -37,6 +36,7 @@ enum ProblemType {
   IMAGE_EXISTS("image-exists", "Image already exists", 409),
   IMAGE_READ_ONLY("image-read-only", "Image is read-only", 409),
   IMAGE_IN_USE("image-in-use", "Image is a base of other images", 409),
+  IMAGE_ATTACHED("image-attached", "Image has writers attached", 409),
   BASE_NOT_READ_ONLY("base-not-read-only", "Base image is not read-only", 409),
   LENGTH_REQUIRED("length-required", "Length required", 411),
   PRECONDITION_FAILED("precondition-failed", "Precondition failed", 412),
@@ -63,17 +63,23 @@ enum ProblemType {
           Map.entry(ImageExistsException.class, IMAGE_EXISTS),
           Map.entry(ImageReadOnlyException.class, IMAGE_READ_ONLY),
           Map.entry(ImageInUseException.class, IMAGE_IN_USE),
+          Map.entry(ImageAttachedException.class, IMAGE_ATTACHED),
           Map.entry(BaseNotReadOnlyException.class, BASE_NOT_READ_ONLY),
-          Map.entry(LengthRequiredException.class, LENGTH_REQUIRED),
-          Map.entry(PreconditionFailedException.class, PRECONDITION_FAILED),
-          Map.entry(PayloadTooLargeException.class, PAYLOAD_TOO_LARGE),
-          Map.entry(RangeNotSatisfiableException.class, RANGE_NOT_SATISFIABLE),
+          Map.entry(VersionMismatchException.class, PRECONDITION_FAILED),
+          Map.entry(RangeOutsideDiskException.class, RANGE_NOT_SATISFIABLE),
           Map.entry(UnalignedDataException.class, UNALIGNED_DATA),
           Map.entry(InvalidValueException.class, INVALID_VALUE),
           Map.entry(ImageCorruptException.class, IMAGE_CORRUPT),
           Map.entry(StorageIoException.class, STORAGE_IO_ERROR),
           Map.entry(ImageUnavailableException.class, IMAGE_UNAVAILABLE),
           Map.entry(InsufficientStorageException.class, INSUFFICIENT_STORAGE));
+
+  private static final Map<Class<? extends HttpProblemException>, ProblemType> BY_HTTP_EXCEPTION =
+      Map.ofEntries(
+          Map.entry(LengthRequiredException.class, LENGTH_REQUIRED),
+          Map.entry(PreconditionFailedException.class, PRECONDITION_FAILED),
+          Map.entry(PayloadTooLargeException.class, PAYLOAD_TOO_LARGE),
+          Map.entry(RangeNotSatisfiableException.class, RANGE_NOT_SATISFIABLE));
 
   private static final Map<Integer, ProblemType> BY_STATUS =
       Map.ofEntries(
@@ -121,6 +127,14 @@ enum ProblemType {
 
   static ProblemType of(ServiceException e) {
     ProblemType type = BY_EXCEPTION.get(e.getClass());
+    if (type == null) {
+      throw new IllegalStateException("no problem type for " + e.getClass().getName());
+    }
+    return type;
+  }
+
+  static ProblemType of(HttpProblemException e) {
+    ProblemType type = BY_HTTP_EXCEPTION.get(e.getClass());
     if (type == null) {
       throw new IllegalStateException("no problem type for " + e.getClass().getName());
     }

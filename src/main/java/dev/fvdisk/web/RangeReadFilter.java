@@ -1,7 +1,8 @@
 package dev.fvdisk.web;
 
-import dev.fvdisk.service.DataState;
+import dev.fvdisk.service.Access;
 import dev.fvdisk.service.ImageService;
+import dev.fvdisk.service.VirtualDisk;
 import jakarta.servlet.DispatcherType;
 import jakarta.servlet.FilterChain;
 import jakarta.servlet.ServletException;
@@ -37,9 +38,11 @@ class RangeReadFilter extends HttpFilter {
   private static final String SUFFIX = "/data";
 
   private final transient ImageService images;
+  private final transient DiskStreams streams;
 
-  RangeReadFilter(ImageService images) {
+  RangeReadFilter(ImageService images, DiskStreams streams) {
     this.images = images;
+    this.streams = streams;
   }
 
   @Override
@@ -48,35 +51,50 @@ class RangeReadFilter extends HttpFilter {
       throws IOException, ServletException {
     String range = request.getHeader(HttpHeaders.RANGE);
     String name = range == null ? null : plainImageName(request);
-    if (name == null) {
+    if (name == null || !answer(name, range, request, response)) {
       chain.doFilter(request, response);
-      return;
     }
-    DataState image;
-    ByteRanges.@Nullable Span span;
+  }
+
+  /**
+   * Answers the read as the controller would; false, with the response untouched and the attachment
+   * closed, when the request must go on to the controller.
+   */
+  private boolean answer(
+      String name, String range, HttpServletRequest request, HttpServletResponse response)
+      throws IOException {
+    VirtualDisk disk;
     try {
-      image = images.dataState(name);
-      span = ByteRanges.parseRange(range, image.sizeBytes());
+      disk = images.attach(name, Access.READ_ONLY);
     } catch (RuntimeException refused) {
-      chain.doFilter(request, response);
-      return;
+      return false;
     }
-    ServerHttpObservationFilter.findObservationContext(request)
-        .ifPresent(context -> context.setPathPattern(PATTERN));
-    DataAnswer answer =
-        DataAnswer.range(
-            response, image, Objects.requireNonNull(span, "a Range header gives a span"));
-    try {
-      images.read(name, span.offsetBytes(), span.lengthBytes(), answer);
-    } catch (RuntimeException | IOException failure) {
-      if (answer.started()) {
-        CutShortAnswerFilter.mark(request, failure);
-        return;
+    try (disk) {
+      DataState image;
+      ByteRanges.@Nullable Span span;
+      try {
+        image = DataState.of(disk);
+        span = ByteRanges.parseRange(range, image.sizeBytes());
+      } catch (RuntimeException refused) {
+        return false;
       }
-      chain.doFilter(request, response);
-      return;
+      ServerHttpObservationFilter.findObservationContext(request)
+          .ifPresent(context -> context.setPathPattern(PATTERN));
+      DataAnswer answer =
+          DataAnswer.range(
+              response, image, Objects.requireNonNull(span, "a Range header gives a span"));
+      try {
+        streams.read(disk, span, answer);
+      } catch (RuntimeException | IOException failure) {
+        if (answer.started()) {
+          CutShortAnswerFilter.mark(request, failure);
+          return true;
+        }
+        return false;
+      }
+      answer.finish();
+      return true;
     }
-    answer.finish();
   }
 
   /**

@@ -101,14 +101,21 @@ class WebConfiguration implements WebMvcConfigurer {
     return registration;
   }
 
+  /** The streaming buffers of data requests, one budget for the controller and the filter. */
+  @Bean
+  DiskStreams diskStreams() {
+    return new DiskStreams(images.limits().ioBufferBytes());
+  }
+
   /**
    * Ranged reads of image data, answered ahead of Spring MVC. Order 0 puts the filter after Spring
    * Security's chain (-100) and the metrics filter, and before the DispatcherServlet.
    */
   @Bean
-  FilterRegistrationBean<RangeReadFilter> rangeReadFilter(ImageService images) {
+  FilterRegistrationBean<RangeReadFilter> rangeReadFilter(
+      ImageService images, DiskStreams streams) {
     FilterRegistrationBean<RangeReadFilter> registration =
-        new FilterRegistrationBean<>(new RangeReadFilter(images));
+        new FilterRegistrationBean<>(new RangeReadFilter(images, streams));
     registration.addUrlPatterns("/api/v1/images/*");
     registration.setOrder(0);
     return registration;

@@ -10,7 +10,10 @@ import dev.fvdisk.engine.io.Storage;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
-/** Package boundaries from the style guide: a Spring-free engine, and a web layer above it. */
+/**
+ * Package boundaries from the style guide: a Spring-free engine, a service that speaks no wire
+ * protocol, and a web layer above it that reaches disks only through the service's port.
+ */
 class ArchitectureTest {
 
   private static JavaClasses imported;
@@ -58,7 +61,27 @@ class ArchitectureTest {
         .resideInAPackage("dev.fvdisk.service..")
         .should()
         .dependOnClassesThat()
-        .resideInAnyPackage("dev.fvdisk.web..", "org.springframework.web..", "jakarta.servlet..")
+        .resideInAnyPackage(
+            "dev.fvdisk.web..",
+            "org.springframework.web..",
+            "org.springframework.http..",
+            "jakarta.servlet..")
+        .check(imported);
+  }
+
+  /**
+   * HTTP's vocabulary stays in the web layer, so another front door (NBD) inherits none of it:
+   * checked on every class name, nested ones included, in any letter case.
+   */
+  @Test
+  void service_declares_no_http_named_types() {
+    noClasses()
+        .that()
+        .resideInAPackage("dev.fvdisk.service..")
+        .should()
+        .haveNameMatching(
+            ".*\\.[^.]*(?i:Http|IfMatch|ETag|EntityTag|LengthRequired|PayloadTooLarge"
+                + "|RangeNotSatisfiable|PreconditionFailed)[^.]*")
         .check(imported);
   }
 

@@ -26,4 +26,19 @@ class SecurityArchitectureTest {
                 .withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_TESTS)
                 .importPackages("dev.fvdisk"));
   }
+
+  /** The access decision is plain Java, so a front door that is not Spring's can ask it too. */
+  @Test
+  void the_access_policy_uses_neither_spring_nor_servlets() {
+    noClasses()
+        .that()
+        .belongToAnyOf(AccessPolicy.class)
+        .should()
+        .dependOnClassesThat()
+        .resideInAnyPackage("org.springframework..", "jakarta..")
+        .check(
+            new ClassFileImporter()
+                .withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_TESTS)
+                .importPackages("dev.fvdisk.security"));
+  }
 }

@@ -134,7 +134,9 @@ class DeleteRaceTest {
 
   private static byte[] readAll(ImageService service) throws Exception {
     ByteBuffer all = ByteBuffer.allocate((int) SIZE_BYTES);
-    service.read(NAME, 0, SIZE_BYTES, all::put);
+    try (VirtualDisk disk = service.attach(NAME, Access.READ_ONLY)) {
+      disk.read(0, all);
+    }
     return all.array();
   }
 
@@ -211,14 +213,22 @@ class DeleteRaceTest {
           case 2 ->
               attempt(
                   "read",
-                  () -> service.read(NAME, 0, WRITE_BYTES, ByteBuffer.allocate(WRITE_BYTES)::put));
+                  () -> {
+                    try (VirtualDisk disk = service.attach(NAME, Access.READ_ONLY)) {
+                      disk.read(0, ByteBuffer.allocate(WRITE_BYTES));
+                    }
+                  });
           case 3 -> {
             long offset = random.nextLong(SIZE_BYTES / WRITE_BYTES) * WRITE_BYTES;
             byte[] data = new byte[WRITE_BYTES];
             random.nextBytes(data);
             attempt(
                 "write",
-                () -> service.write(NAME, offset, WRITE_BYTES, ByteSource.of(data), true, null));
+                () -> {
+                  try (VirtualDisk disk = service.attach(NAME, Access.READ_WRITE)) {
+                    disk.write(offset, ByteBuffer.wrap(data), Durability.DURABLE);
+                  }
+                });
           }
           case 4 -> attempt("flush", () -> service.flush(NAME, null));
           default -> attempt("check", () -> service.check(NAME, false));

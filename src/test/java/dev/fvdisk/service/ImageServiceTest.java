@@ -3,9 +3,11 @@ package dev.fvdisk.service;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.channels.Channels;
+import java.nio.channels.WritableByteChannel;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -23,29 +25,15 @@ class ImageServiceTest {
     try (ImageService service = new ImageService(directory, LIMITS)) {
       service.create(
           new CreateImageCommand("faulty-vm", 1L << 20, null, 65536L, null, null, null, null));
-      service.write(
-          "faulty-vm",
-          0,
-          4,
-          Channels.newChannel(new ByteArrayInputStream(new byte[] {1, 2, 3, 4}))::read,
-          true,
-          null);
+      write(service, "faulty-vm", 0, new byte[] {1, 2, 3, 4});
       directory.failFlushes();
-      assertThatThrownBy(
-              () ->
-                  service.write(
-                      "faulty-vm",
-                      512,
-                      1,
-                      Channels.newChannel(new ByteArrayInputStream(new byte[] {5}))::read,
-                      true,
-                      null))
+      assertThatThrownBy(() -> write(service, "faulty-vm", 512, new byte[] {5}))
           .isInstanceOf(ImageUnavailableException.class)
           .hasMessageContaining("\"faulty-vm\"");
       assertThatThrownBy(() -> service.flush("faulty-vm", null))
           .isInstanceOf(ImageUnavailableException.class);
       ByteArrayOutputStream out = new ByteArrayOutputStream();
-      service.read("faulty-vm", 0, 4, Channels.newChannel(out)::write);
+      read(service, "faulty-vm", 0, 4, Channels.newChannel(out));
       assertThat(out.toByteArray()).containsExactly(1, 2, 3, 4);
     }
   }
@@ -57,38 +45,18 @@ class ImageServiceTest {
     try (ImageService service = new ImageService(directory, LIMITS)) {
       service.create(
           new CreateImageCommand("faulty-vm", 4L << 20, null, 65536L, null, null, null, null));
-      service.write(
-          "faulty-vm",
-          0,
-          4,
-          Channels.newChannel(new ByteArrayInputStream(new byte[] {1, 2, 3, 4}))::read,
-          true,
-          null);
+      write(service, "faulty-vm", 0, new byte[] {1, 2, 3, 4});
       directory.setDiskFull(true);
-      assertThatThrownBy(
-              () ->
-                  service.write(
-                      "faulty-vm",
-                      1 << 20,
-                      8192,
-                      Channels.newChannel(new ByteArrayInputStream(new byte[8192]))::read,
-                      true,
-                      null))
+      assertThatThrownBy(() -> write(service, "faulty-vm", 1 << 20, new byte[8192]))
           .isInstanceOf(InsufficientStorageException.class)
           .hasMessageContaining("No space left on device");
       directory.setDiskFull(false);
       ByteArrayOutputStream out = new ByteArrayOutputStream();
-      service.read("faulty-vm", 0, 4, Channels.newChannel(out)::write);
+      read(service, "faulty-vm", 0, 4, Channels.newChannel(out));
       assertThat(out.toByteArray()).containsExactly(1, 2, 3, 4);
       assertThat(service.check("faulty-vm", false).status()).isNotEqualTo("corrupt");
       // Space came back: the image takes writes again.
-      service.write(
-          "faulty-vm",
-          1 << 20,
-          1,
-          Channels.newChannel(new ByteArrayInputStream(new byte[] {9}))::read,
-          true,
-          null);
+      write(service, "faulty-vm", 1 << 20, new byte[] {9});
     }
   }
 
@@ -124,5 +92,23 @@ class ImageServiceTest {
       }
       assertThat(dir.toFile().list()).isEmpty();
     }
+  }
+
+  /** A durable write through an attachment, as a data PUT makes it. */
+  private static void write(ImageService service, String name, long offset, byte[] data) {
+    try (VirtualDisk disk = service.attach(name, Access.READ_WRITE)) {
+      disk.write(offset, ByteBuffer.wrap(data), Durability.DURABLE);
+    }
+  }
+
+  /** Reads through an attachment into {@code out}. */
+  private static void read(
+      ImageService service, String name, long offset, int length, WritableByteChannel out)
+      throws IOException {
+    ByteBuffer data = ByteBuffer.allocate(length);
+    try (VirtualDisk disk = service.attach(name, Access.READ_ONLY)) {
+      disk.read(offset, data);
+    }
+    out.write(data.flip());
   }
 }

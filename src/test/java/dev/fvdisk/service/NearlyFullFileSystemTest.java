@@ -123,12 +123,16 @@ class NearlyFullFileSystemTest {
   }
 
   private static void write(ImageService service, String name, byte[] data) throws IOException {
-    service.write(name, 0, data.length, ByteSource.of(data), true, null);
+    try (VirtualDisk disk = service.attach(name, Access.READ_WRITE)) {
+      disk.write(0, ByteBuffer.wrap(data), Durability.DURABLE);
+    }
   }
 
   private static byte[] read(ImageService service, String name, long length) throws IOException {
     ByteBuffer all = ByteBuffer.allocate((int) length);
-    service.read(name, 0, length, all::put);
+    try (VirtualDisk disk = service.attach(name, Access.READ_ONLY)) {
+      disk.read(0, all);
+    }
     return all.array();
   }
 

@@ -2,13 +2,15 @@ package dev.fvdisk.web;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.fvdisk.service.Access;
 import dev.fvdisk.service.CreateImageCommand;
+import dev.fvdisk.service.Durability;
 import dev.fvdisk.service.ImageDirectory;
 import dev.fvdisk.service.ImageService;
 import dev.fvdisk.service.ServiceLimits;
+import dev.fvdisk.service.VirtualDisk;
 import jakarta.servlet.DispatcherType;
-import java.io.ByteArrayInputStream;
-import java.nio.channels.Channels;
+import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -42,14 +44,10 @@ class RangeReadFilterTest {
     for (int i = 0; i < content.length; i++) {
       content[i] = (byte) (i * 31 + 7);
     }
-    images.write(
-        "vm",
-        0,
-        content.length,
-        Channels.newChannel(new ByteArrayInputStream(content))::read,
-        true,
-        null);
-    filter = new RangeReadFilter(images);
+    try (VirtualDisk disk = images.attach("vm", Access.READ_WRITE)) {
+      disk.write(0, ByteBuffer.wrap(content), Durability.DURABLE);
+    }
+    filter = new RangeReadFilter(images, new DiskStreams(LIMITS.ioBufferBytes()));
   }
 
   @AfterEach
@@ -71,7 +69,7 @@ class RangeReadFilterTest {
     assertThat(response.getContentType()).isEqualTo("application/octet-stream");
     assertThat(response.getHeader("Accept-Ranges")).isEqualTo("bytes");
     assertThat(response.getHeader("ETag"))
-        .isEqualTo(EntityTags.quote(images.dataState("vm").etag()));
+        .isEqualTo(EntityTags.quote(images.describe("vm").version()));
     assertThat(response.getContentAsByteArray())
         .isEqualTo(Arrays.copyOfRange(content, 70000, 70100));
   }

@@ -1,12 +1,14 @@
-package dev.fvdisk.service;
+package dev.fvdisk.web;
 
 /** A request body over a configured limit. */
-public class PayloadTooLargeException extends ServiceException {
+class PayloadTooLargeException extends HttpProblemException {
 
   private static final long serialVersionUID = 1L;
 
-  public PayloadTooLargeException(long lengthBytes, long limitBytes) {
-    super("the body of " + lengthBytes + " bytes is over the limit of " + limitBytes + " bytes");
+  PayloadTooLargeException(long lengthBytes, long limitBytes) {
+    super(
+        "the body of " + lengthBytes + " bytes is over the limit of " + limitBytes + " bytes",
+        null);
     with("lengthBytes", lengthBytes).with("limitBytes", limitBytes);
   }
 
@@ -14,12 +16,13 @@ public class PayloadTooLargeException extends ServiceException {
     super(
         "the body, sent without Content-Length, ran past the limit of "
             + limitBytes
-            + " bytes; it was not read further");
+            + " bytes; it was not read further",
+        null);
     with("limitBytes", limitBytes);
   }
 
   /** A body that did not say how long it is and turned out longer than the limit. */
-  public static PayloadTooLargeException withoutLength(long limitBytes) {
+  static PayloadTooLargeException withoutLength(long limitBytes) {
     return new PayloadTooLargeException(limitBytes);
   }
 }

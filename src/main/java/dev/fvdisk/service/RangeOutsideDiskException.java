@@ -1,19 +1,19 @@
 package dev.fvdisk.service;
 
-/** A range that is not inside the virtual disk; the answer carries the disk size. */
-public class RangeNotSatisfiableException extends ServiceException {
+/** A range that is not inside the virtual disk; carries the disk size. */
+public class RangeOutsideDiskException extends ServiceException {
 
   private static final long serialVersionUID = 1L;
 
   private final long sizeBytes;
 
-  public RangeNotSatisfiableException(String detail, long sizeBytes) {
+  public RangeOutsideDiskException(String detail, long sizeBytes) {
     super(detail);
     this.sizeBytes = sizeBytes;
     with("sizeBytes", sizeBytes);
   }
 
-  public RangeNotSatisfiableException(long offsetBytes, long lengthBytes, long sizeBytes) {
+  public RangeOutsideDiskException(long offsetBytes, long lengthBytes, long sizeBytes) {
     this(
         "the range of "
             + lengthBytes

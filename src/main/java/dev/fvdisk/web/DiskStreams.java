@@ -1,0 +1,172 @@
+package dev.fvdisk.web;
+
+import dev.fvdisk.service.Durability;
+import dev.fvdisk.service.ExpectedVersion;
+import dev.fvdisk.service.InvalidRequestException;
+import dev.fvdisk.service.IoBuffers;
+import dev.fvdisk.service.VirtualDisk;
+import jakarta.servlet.ServletInputStream;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import org.jspecify.annotations.Nullable;
+
+/**
+ * Streams between HTTP bodies and a {@link VirtualDisk}, one pooled direct buffer per request, so
+ * no body is held in memory or copied through a heap array. Shared by {@link DataController} and
+ * {@link RangeReadFilter}, so both draw on one buffer budget. Safe to share between threads.
+ */
+final class DiskStreams {
+
+  /** Buffers kept between requests; more requests at once get buffers that are dropped after. */
+  private static final int RETAINED_BUFFERS = 64;
+
+  /** Requests streaming at once; as many as Tomcat's default pool has threads. */
+  private static final int MAX_BUFFERS_IN_USE = 200;
+
+  private final IoBuffers buffers;
+
+  /**
+   * @param bufferBytes what one request moves at a time ({@code fvdisk.io-buffer-size})
+   */
+  DiskStreams(int bufferBytes) {
+    this.buffers = new IoBuffers(bufferBytes, RETAINED_BUFFERS, MAX_BUFFERS_IN_USE);
+  }
+
+  /**
+   * Sends {@code span} of the disk as {@code answer}'s body, a buffer at a time. Each buffer is a
+   * call of its own on the disk: a slow client holds up no change of the image while it receives.
+   *
+   * @throws IOException only when the client went away
+   */
+  void read(VirtualDisk disk, ByteRanges.Span span, DataAnswer answer) throws IOException {
+    ByteBuffer buffer = buffers.acquire(span.lengthBytes());
+    int bufferBytes = buffer.limit();
+    long position = span.offsetBytes();
+    long end = position + span.lengthBytes();
+    try {
+      while (position < end) {
+        int n = (int) Math.min(bufferBytes, end - position);
+        buffer.clear().limit(n);
+        disk.read(position, buffer);
+        answer.write(buffer.flip());
+        position += n;
+      }
+    } finally {
+      buffers.release(buffer);
+    }
+  }
+
+  /**
+   * Writes the body of {@code in} into {@code span}, then flushes unless told not to. Every check
+   * (the expected version, read-only, range, space) runs before the first byte is taken, so a
+   * refused write leaves the image as it was. A body that ends early or holds more than the span is
+   * a write cut short: what arrived is written, and the request is answered as invalid.
+   *
+   * @param expected the version an {@code If-Match} asks for; the image is then held exclusively
+   *     until the caller closes {@code disk}
+   * @throws IOException only when reading the body fails (the client went away)
+   */
+  void write(
+      VirtualDisk disk,
+      ByteRanges.Span span,
+      ServletInputStream in,
+      @Nullable ExpectedVersion expected,
+      boolean flush)
+      throws IOException {
+    // The buffer before the hold: see IoBuffers.
+    ByteBuffer buffer = buffers.acquire(span.lengthBytes());
+    try {
+      if (expected != null) {
+        disk.holdExclusively(expected);
+      }
+      disk.checkWrite(span.offsetBytes(), span.lengthBytes());
+      copy(in, buffer, disk, span);
+      if (flush) {
+        disk.flush();
+      }
+    } finally {
+      buffers.release(buffer);
+    }
+  }
+
+  private static void copy(
+      ServletInputStream in, ByteBuffer buffer, VirtualDisk disk, ByteRanges.Span span)
+      throws IOException {
+    int bufferBytes = buffer.limit();
+    long offset = span.offsetBytes();
+    long length = span.lengthBytes();
+    long position = offset;
+    long end = offset + length;
+    while (position < end) {
+      buffer.clear().limit((int) Math.min(bufferBytes, end - position));
+      boolean ended;
+      try {
+        ended = fill(in, buffer);
+      } catch (IOException e) {
+        throw bodyCutShort(
+            disk, length, position - offset + buffer.position(), position - offset, e);
+      }
+      int n = buffer.flip().remaining();
+      if (n > 0) {
+        disk.write(position, buffer, Durability.BUFFERED);
+        position += n;
+      }
+      if (ended) {
+        long received = position - offset;
+        throw bodyCutShort(disk, length, received, received, null);
+      }
+    }
+    buffer.clear().limit(1);
+    if (read(in, buffer) > 0) {
+      throw new InvalidRequestException(
+          "the body is longer than the " + length + " bytes announced");
+    }
+  }
+
+  /**
+   * A write whose body ended before its announced length: the client closed the connection, or the
+   * body was shorter than its {@code Content-Range}. What arrived in whole buffers was written
+   * (each sector holds its old or its new content).
+   */
+  private static InvalidRequestException bodyCutShort(
+      VirtualDisk disk, long announced, long received, long written, @Nullable IOException cause) {
+    return new InvalidRequestException(
+        "the body ended after "
+            + received
+            + " of the "
+            + announced
+            + " bytes announced"
+            + (cause == null ? "" : " (the connection broke off)")
+            + "; the first "
+            + written
+            + " bytes were written to image \""
+            + disk.name()
+            + "\"");
+  }
+
+  /** Reads from {@code in} until {@code buffer} is full; true when the body ended first. */
+  private static boolean fill(ServletInputStream in, ByteBuffer buffer) throws IOException {
+    while (buffer.hasRemaining()) {
+      if (read(in, buffer) < 0) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * Reads body bytes into {@code into} with channel semantics: they land at the buffer's position,
+   * which then advances past them. Servlet 6.1's {@code read(ByteBuffer)} in Tomcat instead leaves
+   * the position where it was and sets the limit after the new bytes; this restores channel
+   * semantics, and is harmless for a container that already follows them.
+   *
+   * @return the number of bytes read, or -1 at the end of the body
+   */
+  private static int read(ServletInputStream in, ByteBuffer into) throws IOException {
+    int start = into.position();
+    int limit = into.limit();
+    int n = in.read(into);
+    into.limit(limit).position(start + Math.max(n, 0));
+    return n;
+  }
+}
