@@ -82,110 +82,105 @@ final class Attachment implements VirtualDisk {
   @Override
   public void read(long offsetBytes, ByteBuffer dst) {
     int length = dst.remaining();
-    Lock lock = lockShared();
-    try {
-      Image image = open.image();
-      checkRange(image, offsetBytes, length);
-      long started = System.nanoTime();
-      boolean done = false;
-      try {
-        image.read(offsetBytes, dst);
-        done = true;
-      } finally {
-        countRead(done ? length : 0, System.nanoTime() - started);
-      }
-    } catch (IOException e) {
-      throw errors.translate(open.name(), e);
-    } catch (ImageClosedException e) {
-      throw new ImageNotFoundException(open.name());
-    } finally {
-      lock.unlock();
-    }
+    underSharedLock(
+        image -> {
+          checkRange(image, offsetBytes, length);
+          long started = System.nanoTime();
+          boolean done = false;
+          try {
+            image.read(offsetBytes, dst);
+            done = true;
+          } finally {
+            countRead(done ? length : 0, System.nanoTime() - started);
+          }
+          return null;
+        });
   }
 
   @Override
   public void write(long offsetBytes, ByteBuffer src, Durability durability) {
     requireWriteAccess();
     int length = src.remaining();
-    Lock lock = lockShared();
-    try {
-      Image image = open.image();
-      checkWritable(image);
-      checkRange(image, offsetBytes, length);
-      Span checked = spaceChecked;
-      if (checked == null || !checked.covers(offsetBytes, length)) {
-        space.checkSpace(image, offsetBytes, length);
-      }
-      long started = System.nanoTime();
-      boolean done = false;
-      try {
-        image.write(offsetBytes, src);
-        done = true;
-      } finally {
-        countWrite(done ? length : 0, System.nanoTime() - started);
-      }
-      if (durability == Durability.DURABLE) {
-        timedFlush(image);
-      }
-    } catch (IOException e) {
-      throw errors.translate(open.name(), e);
-    } catch (ImageClosedException e) {
-      throw new ImageNotFoundException(open.name());
-    } finally {
-      lock.unlock();
-    }
+    underSharedLock(
+        image -> {
+          checkWritable(image);
+          checkRange(image, offsetBytes, length);
+          Span checked = spaceChecked;
+          if (checked == null || !checked.covers(offsetBytes, length)) {
+            space.checkSpace(image, offsetBytes, length);
+          }
+          long started = System.nanoTime();
+          boolean done = false;
+          try {
+            image.write(offsetBytes, src);
+            done = true;
+          } finally {
+            countWrite(done ? length : 0, System.nanoTime() - started);
+          }
+          if (durability == Durability.DURABLE) {
+            timedFlush(image);
+          }
+          return null;
+        });
   }
 
   @Override
   public void zero(long offsetBytes, long lengthBytes, Durability durability) {
     requireWriteAccess();
-    Lock lock = lockShared();
-    try {
-      Image image = open.image();
-      checkWritable(image);
-      checkRange(image, offsetBytes, lengthBytes);
-      image.zero(offsetBytes, lengthBytes);
-      if (durability == Durability.DURABLE) {
-        timedFlush(image);
-      }
-    } catch (IOException e) {
-      throw errors.translate(open.name(), e);
-    } catch (ImageClosedException e) {
-      throw new ImageNotFoundException(open.name());
-    } finally {
-      lock.unlock();
-    }
+    underSharedLock(
+        image -> {
+          checkWritable(image);
+          checkRange(image, offsetBytes, lengthBytes);
+          image.zero(offsetBytes, lengthBytes);
+          if (durability == Durability.DURABLE) {
+            timedFlush(image);
+          }
+          return null;
+        });
   }
 
   @Override
   public void flush() {
-    Lock lock = lockShared();
-    try {
-      timedFlush(open.image());
-    } catch (IOException e) {
-      throw errors.translate(open.name(), e);
-    } catch (ImageClosedException e) {
-      throw new ImageNotFoundException(open.name());
-    } finally {
-      lock.unlock();
-    }
+    underSharedLock(
+        image -> {
+          timedFlush(image);
+          return null;
+        });
   }
 
   @Override
   public List<DiskExtent> extents(long offsetBytes, long lengthBytes, int maxExtents) {
+    return underSharedLock(
+        image -> {
+          long size = image.sizeBytes();
+          if (offsetBytes < 0 || lengthBytes <= 0 || offsetBytes > size - lengthBytes) {
+            throw new RangeOutsideDiskException(offsetBytes, lengthBytes, size);
+          }
+          List<Extent> extents = image.extents(offsetBytes, lengthBytes, maxExtents);
+          List<DiskExtent> mapped = new ArrayList<>(extents.size());
+          for (Extent e : extents) {
+            mapped.add(new DiskExtent(e.offsetBytes(), e.lengthBytes(), stateOf(e.state())));
+          }
+          return mapped;
+        });
+  }
+
+  /** One call on the image, under the entry's lock taken shared for the call only. */
+  @FunctionalInterface
+  private interface DiskCall<T> {
+    T run(Image image) throws IOException;
+  }
+
+  /**
+   * Runs {@code call} on the open image with the entry's lock held shared, turning engine failures
+   * into the service's exceptions: a closed image is a deleted one.
+   */
+  private <T> T underSharedLock(DiskCall<T> call) {
     Lock lock = lockShared();
     try {
-      Image image = open.image();
-      long size = image.sizeBytes();
-      if (offsetBytes < 0 || lengthBytes <= 0 || offsetBytes > size - lengthBytes) {
-        throw new RangeOutsideDiskException(offsetBytes, lengthBytes, size);
-      }
-      List<Extent> extents = image.extents(offsetBytes, lengthBytes, maxExtents);
-      List<DiskExtent> mapped = new ArrayList<>(extents.size());
-      for (Extent e : extents) {
-        mapped.add(new DiskExtent(e.offsetBytes(), e.lengthBytes(), stateOf(e.state())));
-      }
-      return mapped;
+      return call.run(open.image());
+    } catch (IOException e) {
+      throw errors.translate(open.name(), e);
     } catch (ImageClosedException e) {
       throw new ImageNotFoundException(open.name());
     } finally {
@@ -204,19 +199,15 @@ final class Attachment implements VirtualDisk {
   @Override
   public void checkWrite(long offsetBytes, long lengthBytes) {
     requireWriteAccess();
-    Lock lock = lockShared();
-    try {
-      Image image = open.image();
-      checkWritable(image);
-      checkRange(image, offsetBytes, lengthBytes);
-      space.checkSpace(image, offsetBytes, lengthBytes);
-      spaceChecked = new Span(offsetBytes, offsetBytes + lengthBytes);
-      countWrite(0, 0);
-    } catch (ImageClosedException e) {
-      throw new ImageNotFoundException(open.name());
-    } finally {
-      lock.unlock();
-    }
+    underSharedLock(
+        image -> {
+          checkWritable(image);
+          checkRange(image, offsetBytes, lengthBytes);
+          space.checkSpace(image, offsetBytes, lengthBytes);
+          spaceChecked = new Span(offsetBytes, offsetBytes + lengthBytes);
+          countWrite(0, 0);
+          return null;
+        });
   }
 
   @Override
