@@ -36,6 +36,7 @@ final class FvdiskService implements AutoCloseable {
         new SpringApplicationBuilder(FvdiskApplication.class)
             .run(
                 "--server.port=0",
+                "--fvdisk.nbd.port=0",
                 "--server.address=127.0.0.1",
                 "--fvdisk.data-dir=" + dataDir.toAbsolutePath(),
                 "--spring.main.banner-mode=off",

@@ -34,6 +34,7 @@ final class Attachment implements VirtualDisk {
   private final SpacePolicy space;
   private final EngineErrors errors;
   private final ImageServiceObserver observer;
+  private final boolean reportEachCall;
   private volatile @Nullable Span spaceChecked;
   private volatile boolean closed;
   private boolean exclusive;
@@ -51,12 +52,14 @@ final class Attachment implements VirtualDisk {
       Access access,
       SpacePolicy space,
       EngineErrors errors,
-      ImageServiceObserver observer) {
+      ImageServiceObserver observer,
+      boolean reportEachCall) {
     this.open = open;
     this.access = access;
     this.space = space;
     this.errors = errors;
     this.observer = observer;
+    this.reportEachCall = reportEachCall;
   }
 
   @Override
@@ -271,16 +274,30 @@ final class Attachment implements VirtualDisk {
     }
   }
 
-  private synchronized void countRead(long bytes, long nanos) {
-    reading = true;
-    readBytes += bytes;
-    readNanos += nanos;
+  private void countRead(long bytes, long nanos) {
+    if (reportEachCall) {
+      observer.read(bytes, nanos);
+      return;
+    }
+    synchronized (this) {
+      reading = true;
+      readBytes += bytes;
+      readNanos += nanos;
+    }
   }
 
-  private synchronized void countWrite(long bytes, long nanos) {
-    writing = true;
-    writtenBytes += bytes;
-    writeNanos += nanos;
+  private void countWrite(long bytes, long nanos) {
+    if (reportEachCall) {
+      if (bytes > 0) {
+        observer.written(bytes, nanos);
+      }
+      return;
+    }
+    synchronized (this) {
+      writing = true;
+      writtenBytes += bytes;
+      writeNanos += nanos;
+    }
   }
 
   private void timedFlush(Image image) throws IOException {

@@ -141,11 +141,24 @@ public class ImageService implements AutoCloseable {
    * @throws ImageCorruptException when its file failed to open
    */
   public VirtualDisk attach(String name, Access access) {
+    return attach(name, access, false);
+  }
+
+  /**
+   * Attaches for a session of many requests, such as an NBD connection: like {@link #attach(String,
+   * Access)}, but each read and write is reported to the monitoring as it happens rather than all
+   * of them once at close, so the meters count requests, not sessions.
+   */
+  public VirtualDisk attachSession(String name, Access access) {
+    return attach(name, access, true);
+  }
+
+  private VirtualDisk attach(String name, Access access, boolean reportEachCall) {
     OpenImage open = registry.lookup(name);
     if (access == Access.READ_WRITE) {
       open.pinWriter();
     }
-    return new Attachment(open, access, space, errors, observer);
+    return new Attachment(open, access, space, errors, observer, reportEachCall);
   }
 
   /** Makes every earlier write of the image durable, when its version is the expected one. */

@@ -39,18 +39,31 @@ class ArchitectureTest {
             "software.amazon..",
             "dev.fvdisk.service..",
             "dev.fvdisk.web..",
+            "dev.fvdisk.nbd..",
             "dev.fvdisk.config..")
         .check(imported);
   }
 
   @Test
-  void web_never_touches_engine_types() {
+  void adapters_never_touch_engine_types() {
     noClasses()
         .that()
-        .resideInAPackage("dev.fvdisk.web..")
+        .resideInAnyPackage("dev.fvdisk.web..", "dev.fvdisk.nbd..")
         .should()
         .dependOnClassesThat()
         .resideInAPackage("dev.fvdisk.engine..")
+        .check(imported);
+  }
+
+  @Test
+  void nbd_is_plain_java_over_the_service_port() {
+    noClasses()
+        .that()
+        .resideInAPackage("dev.fvdisk.nbd..")
+        .should()
+        .dependOnClassesThat()
+        .resideInAnyPackage(
+            "org.springframework..", "jakarta.servlet..", "io.micrometer..", "dev.fvdisk.web..")
         .check(imported);
   }
 

@@ -54,6 +54,7 @@ class DataDirectoryLockIntegrationTest {
     command.addAll(
         List.of(
             "--server.port=0",
+            "--fvdisk.nbd.port=0",
             "--server.address=127.0.0.1",
             "--fvdisk.data-dir=" + data,
             "--spring.main.banner-mode=off"));

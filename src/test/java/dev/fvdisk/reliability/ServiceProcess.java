@@ -100,6 +100,7 @@ final class ServiceProcess implements AutoCloseable {
     command.add("-jar");
     command.add(how.jar().toString());
     command.add("--server.port=" + port);
+    command.add("--fvdisk.nbd.port=0");
     command.add("--fvdisk.data-dir=" + dataDir);
     command.add("--spring.main.banner-mode=off");
     Files.writeString(

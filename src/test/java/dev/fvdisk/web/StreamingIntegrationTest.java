@@ -67,6 +67,7 @@ class StreamingIntegrationTest {
                     "-jar",
                     jar.toString(),
                     "--server.port=" + port,
+                    "--fvdisk.nbd.port=0",
                     "--fvdisk.data-dir=" + dataDir))
             .redirectErrorStream(true)
             .redirectOutput(log.toFile())

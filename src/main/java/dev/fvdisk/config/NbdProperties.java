@@ -1,0 +1,30 @@
+package dev.fvdisk.config;
+
+import java.time.Duration;
+import org.springframework.boot.context.properties.ConfigurationProperties;
+import org.springframework.boot.context.properties.bind.DefaultValue;
+import org.springframework.util.unit.DataSize;
+
+/**
+ * Everything under {@code fvdisk.nbd.*}: the NBD listener (docs/nbd.md).
+ *
+ * @param enabled whether the service listens for NBD clients at all; default true
+ * @param address the address to listen on; default loopback, and only loopback is allowed until NBD
+ *     can require TLS client certificates
+ * @param port the TCP port; default 10809, NBD's registered port; 0 picks a free one
+ * @param maxConnections connections at once from all clients
+ * @param maxConnectionsPerPeer connections at once from one address
+ * @param handshakeTimeout how long a client may take to choose an export after connecting
+ * @param maxRequestsPerConnection requests one connection may have in progress
+ * @param maxInFlight the data of requests in progress over all connections
+ */
+@ConfigurationProperties("fvdisk.nbd")
+public record NbdProperties(
+    @DefaultValue("true") boolean enabled,
+    @DefaultValue("127.0.0.1") String address,
+    @DefaultValue("10809") int port,
+    @DefaultValue("64") int maxConnections,
+    @DefaultValue("16") int maxConnectionsPerPeer,
+    @DefaultValue("10s") Duration handshakeTimeout,
+    @DefaultValue("64") int maxRequestsPerConnection,
+    @DefaultValue("256MB") DataSize maxInFlight) {}

@@ -1,0 +1,201 @@
+package dev.fvdisk.nbd;
+
+import dev.fvdisk.service.ServiceException;
+import java.io.BufferedInputStream;
+import java.io.BufferedOutputStream;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.Socket;
+import java.util.concurrent.Executor;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
+import java.util.function.Consumer;
+import org.jspecify.annotations.Nullable;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One client connection, from accept to close: the handshake under a deadline, then the session on
+ * the export it chose, then one log line saying who it was, what it used and how it ended.
+ */
+final class NbdConnection implements Runnable {
+
+  private static final Logger log = LoggerFactory.getLogger(NbdConnection.class);
+
+  private static final int BUFFER_BYTES = 64 * 1024;
+
+  private final Socket socket;
+  private final String name;
+  private final Exports exports;
+  private final NbdLimits limits;
+  private final Semaphore serverBytes;
+  private final Executor workers;
+  private final ScheduledExecutorService deadlines;
+  private final NbdObserver observer;
+  private final BooleanSupplier stopping;
+  private final Consumer<NbdConnection> onClose;
+
+  private volatile boolean pastDeadline;
+  private volatile @Nullable Transmission transmission;
+  private volatile Handshake.@Nullable Agreed agreed;
+
+  NbdConnection(
+      Socket socket,
+      String name,
+      Exports exports,
+      NbdLimits limits,
+      Semaphore serverBytes,
+      Executor workers,
+      ScheduledExecutorService deadlines,
+      NbdObserver observer,
+      BooleanSupplier stopping,
+      Consumer<NbdConnection> onClose) {
+    this.socket = socket;
+    this.name = name;
+    this.exports = exports;
+    this.limits = limits;
+    this.serverBytes = serverBytes;
+    this.workers = workers;
+    this.deadlines = deadlines;
+    this.observer = observer;
+    this.stopping = stopping;
+    this.onClose = onClose;
+  }
+
+  String name() {
+    return name;
+  }
+
+  InetAddress peer() {
+    return socket.getInetAddress();
+  }
+
+  @Override
+  public void run() {
+    String peer = socket.getRemoteSocketAddress().toString();
+    String ended;
+    try {
+      ended = serve();
+    } catch (NbdProtocolException e) {
+      observer.connectionDropped(agreed == null ? "handshake" : "transmission");
+      ended = "dropped: " + e.getMessage();
+    } catch (IOException e) {
+      if (pastDeadline) {
+        observer.connectionDropped("timeout");
+        ended = "dropped: no export chosen within " + limits.handshakeTimeout().toSeconds() + " s";
+      } else if (stopping.getAsBoolean()) {
+        ended = "closed at shutdown";
+      } else {
+        ended = "the connection failed: " + e.getMessage();
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      ended = "interrupted";
+    } catch (RuntimeException e) {
+      log.error("NBD connection {} from {} failed unexpectedly", name, peer, e);
+      ended = "failed: " + e;
+    } finally {
+      NbdServer.closeQuietly(socket);
+      Handshake.Agreed session = agreed;
+      if (session != null) {
+        session.export().disk().close();
+      }
+      onClose.accept(this);
+    }
+    logEnd(peer, ended);
+  }
+
+  private String serve() throws IOException, InterruptedException {
+    socket.setTcpNoDelay(true);
+    ScheduledFuture<?> deadline =
+        deadlines.schedule(
+            () -> {
+              pastDeadline = true;
+              NbdServer.closeQuietly(socket);
+            },
+            limits.handshakeTimeout().toNanos(),
+            TimeUnit.NANOSECONDS);
+    DataInputStream in =
+        new DataInputStream(new BufferedInputStream(socket.getInputStream(), BUFFER_BYTES));
+    DataOutputStream out =
+        new DataOutputStream(new BufferedOutputStream(socket.getOutputStream(), BUFFER_BYTES));
+    Handshake.Agreed chosen;
+    try {
+      chosen = new Handshake(in, out, exports, limits, stopping).run();
+    } finally {
+      deadline.cancel(false);
+    }
+    if (chosen == null) {
+      return "the client ended the handshake";
+    }
+    agreed = chosen;
+    if (pastDeadline) {
+      throw new IOException("past the handshake deadline");
+    }
+    Transmission session =
+        new Transmission(
+            in,
+            out,
+            chosen,
+            limits,
+            serverBytes,
+            workers,
+            observer,
+            stopping,
+            () -> NbdServer.closeQuietly(socket));
+    transmission = session;
+    return session.run();
+  }
+
+  /**
+   * Ends this connection at shutdown: waits up to {@code nanos} for its requests in progress,
+   * flushes its image, and closes the socket, which ends the reading thread.
+   */
+  void finish(long nanos) {
+    Transmission session = transmission;
+    Handshake.Agreed chosen = agreed;
+    try {
+      if (session != null && chosen != null && session.awaitIdle(nanos)) {
+        chosen.export().disk().flush();
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    } catch (ServiceException e) {
+      log.warn(
+          "NBD connection {}: flushing image \"{}\" at shutdown failed: {}",
+          name,
+          chosen.name(),
+          e.getMessage());
+    } finally {
+      NbdServer.closeQuietly(socket);
+    }
+  }
+
+  private void logEnd(String peer, String ended) {
+    Handshake.Agreed chosen = agreed;
+    Transmission session = transmission;
+    if (chosen == null) {
+      log.info("NBD connection {} from {} without a session: {}", name, peer, ended);
+      return;
+    }
+    log.info(
+        "NBD connection {} from {} to image \"{}\" ({}{}{}) ended: {}; {} requests answered, {}"
+            + " with an error, {} bytes read, {} written",
+        name,
+        peer,
+        chosen.name(),
+        chosen.export().readOnly() ? "read-only" : "read-write",
+        chosen.structuredReplies() ? ", structured replies" : "",
+        chosen.baseAllocation() ? ", base:allocation" : "",
+        ended,
+        session == null ? 0 : session.served(),
+        session == null ? 0 : session.failed(),
+        session == null ? 0 : session.bytesRead(),
+        session == null ? 0 : session.bytesWritten());
+  }
+}

@@ -1,0 +1,44 @@
+package dev.fvdisk.nbd;
+
+import java.time.Duration;
+
+/**
+ * What one client, and all of them together, may make the NBD server spend.
+ *
+ * @param maxConnections connections at once, all clients together; more are closed at once
+ * @param maxConnectionsPerPeer connections at once from one address
+ * @param handshakeTimeout how long a connection may take from accept to the end of its handshake
+ * @param maxOptions options one handshake may send
+ * @param maxOptionBytes the data one option may carry
+ * @param maxPayloadBytes the largest read or write one request may ask for; also advertised as the
+ *     maximum block size
+ * @param maxInFlightRequests requests one connection may have in progress; its next request is read
+ *     once one of them is answered
+ * @param maxInFlightBytes the bytes of requests in progress over all connections (write payloads
+ *     held and reads being answered); a request that would pass it waits
+ */
+public record NbdLimits(
+    int maxConnections,
+    int maxConnectionsPerPeer,
+    Duration handshakeTimeout,
+    int maxOptions,
+    int maxOptionBytes,
+    int maxPayloadBytes,
+    int maxInFlightRequests,
+    long maxInFlightBytes) {
+
+  /** The limits without configuration. */
+  public static final NbdLimits DEFAULTS =
+      new NbdLimits(64, 16, Duration.ofSeconds(10), 32, 64 * 1024, 32 << 20, 64, 256L << 20);
+
+  public NbdLimits {
+    if (maxPayloadBytes < 1 << 20 || Integer.bitCount(maxPayloadBytes) != 1) {
+      throw new IllegalArgumentException(
+          "the largest payload must be a power of two of 1 MiB or more");
+    }
+    if (maxInFlightBytes < maxPayloadBytes || maxInFlightBytes > Integer.MAX_VALUE) {
+      throw new IllegalArgumentException(
+          "the in-flight bytes must hold one largest payload and be under 2 GiB");
+    }
+  }
+}

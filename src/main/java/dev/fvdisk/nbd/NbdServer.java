@@ -1,0 +1,241 @@
+package dev.fvdisk.nbd;
+
+import dev.fvdisk.service.ImageService;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.Executors;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.jspecify.annotations.Nullable;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The NBD listener: accepts connections, holds them to the {@linkplain NbdLimits limits}, runs each
+ * on a thread of its own, and stops in order (new requests refused, requests in progress answered,
+ * every attached image flushed, then the sockets closed).
+ *
+ * <p>Threads: one accepting, one per connection reading requests (blocking sockets; hypervisors
+ * open few connections), and a shared pool of workers that call the disks, so that one connection's
+ * requests run side by side and its durable writes share a group commit.
+ */
+public final class NbdServer implements AutoCloseable {
+
+  private static final Logger log = LoggerFactory.getLogger(NbdServer.class);
+
+  /** Workers over all connections: enough for 16 durable writes in flight from a few clients. */
+  private static final int WORKERS = 64;
+
+  private final ImageService images;
+  private final InetSocketAddress address;
+  private final NbdLimits limits;
+  private final NbdObserver observer;
+  private final Semaphore serverBytes;
+  private final ThreadPoolExecutor workers;
+  private final ScheduledExecutorService deadlines;
+
+  private final Object connectionsLock = new Object();
+  private final Set<NbdConnection> connections = new LinkedHashSet<>();
+  private final Map<InetAddress, Integer> perPeer = new HashMap<>();
+  private final AtomicInteger connectionNumbers = new AtomicInteger();
+
+  private volatile boolean stopping;
+  private @Nullable ServerSocket listener;
+  private @Nullable Thread acceptor;
+
+  public NbdServer(
+      ImageService images, InetSocketAddress address, NbdLimits limits, NbdObserver observer) {
+    this.images = images;
+    this.address = address;
+    this.limits = limits;
+    this.observer = observer;
+    this.serverBytes = new Semaphore((int) limits.maxInFlightBytes(), true);
+    this.workers =
+        new ThreadPoolExecutor(
+            WORKERS,
+            WORKERS,
+            30,
+            TimeUnit.SECONDS,
+            new LinkedBlockingQueue<>(),
+            daemonThreads("nbd-worker-"));
+    this.workers.allowCoreThreadTimeOut(true);
+    this.deadlines = Executors.newSingleThreadScheduledExecutor(daemonThreads("nbd-deadline-"));
+  }
+
+  /** Binds the listening socket and starts accepting; the port is known on return. */
+  public synchronized void start() throws IOException {
+    ServerSocket socket = new ServerSocket();
+    try {
+      socket.setReuseAddress(true);
+      socket.bind(address, 64);
+    } catch (IOException e) {
+      socket.close();
+      throw e;
+    }
+    listener = socket;
+    Thread thread = new Thread(() -> acceptLoop(socket), "nbd-accept");
+    thread.setDaemon(true);
+    acceptor = thread;
+    thread.start();
+    log.info(
+        "NBD listening on {}:{} (plaintext; export names are image names)",
+        socket.getInetAddress().getHostAddress(),
+        socket.getLocalPort());
+  }
+
+  /** The port listened on; useful when it was configured as 0. */
+  public int port() {
+    ServerSocket socket = listener;
+    if (socket == null) {
+      throw new IllegalStateException("the NBD server is not started");
+    }
+    return socket.getLocalPort();
+  }
+
+  /** Connections open now, in the handshake or in a session. */
+  public int connections() {
+    synchronized (connectionsLock) {
+      return connections.size();
+    }
+  }
+
+  /** Requests read and not yet answered, over all connections. */
+  public int requestsInProgress() {
+    return workers.getActiveCount() + workers.getQueue().size();
+  }
+
+  private void acceptLoop(ServerSocket socket) {
+    while (!stopping) {
+      Socket client;
+      try {
+        client = socket.accept();
+      } catch (IOException e) {
+        if (!stopping) {
+          log.warn("NBD listener failed; no further connections are taken: {}", e.toString());
+        }
+        return;
+      }
+      admit(client);
+    }
+  }
+
+  private void admit(Socket client) {
+    InetAddress peer = client.getInetAddress();
+    String refusal = null;
+    NbdConnection connection = null;
+    synchronized (connectionsLock) {
+      int fromPeer = perPeer.getOrDefault(peer, 0);
+      if (stopping) {
+        refusal = "the server is shutting down";
+      } else if (connections.size() >= limits.maxConnections()) {
+        refusal = "already " + connections.size() + " connections, the limit";
+      } else if (fromPeer >= limits.maxConnectionsPerPeer()) {
+        refusal = "already " + fromPeer + " connections from this address, the limit";
+      } else {
+        connection =
+            new NbdConnection(
+                client,
+                "nbd-" + connectionNumbers.incrementAndGet(),
+                new ImageExports(images),
+                limits,
+                serverBytes,
+                workers,
+                deadlines,
+                observer,
+                () -> stopping,
+                this::forget);
+        connections.add(connection);
+        perPeer.merge(peer, 1, Integer::sum);
+      }
+    }
+    if (connection == null) {
+      log.warn("NBD connection from {} refused: {}", client.getRemoteSocketAddress(), refusal);
+      observer.connectionDropped("limit");
+      closeQuietly(client);
+      return;
+    }
+    Thread thread = new Thread(connection, connection.name());
+    thread.setDaemon(true);
+    thread.start();
+  }
+
+  private void forget(NbdConnection connection) {
+    synchronized (connectionsLock) {
+      if (connections.remove(connection)) {
+        perPeer.computeIfPresent(connection.peer(), (peer, n) -> n > 1 ? n - 1 : null);
+      }
+    }
+  }
+
+  /**
+   * Stops: refuses new connections and requests ({@code ESHUTDOWN}), waits up to {@code timeout}
+   * for the requests in progress, flushes every attached image so that every write answered so far
+   * is durable, and closes the connections.
+   */
+  public void stop(Duration timeout) {
+    long deadline = System.nanoTime() + timeout.toNanos();
+    stopping = true;
+    synchronized (this) {
+      if (listener != null) {
+        closeQuietly(listener);
+      }
+    }
+    List<NbdConnection> open;
+    synchronized (connectionsLock) {
+      open = List.copyOf(connections);
+    }
+    for (NbdConnection connection : open) {
+      connection.finish(Math.max(0, deadline - System.nanoTime()));
+    }
+    workers.shutdown();
+    deadlines.shutdownNow();
+    try {
+      if (!workers.awaitTermination(
+          Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS)) {
+        log.warn("NBD requests still running after {} at shutdown", timeout);
+      }
+      Thread thread = acceptor;
+      if (thread != null) {
+        thread.join(1000);
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  @Override
+  public void close() {
+    stop(Duration.ofSeconds(10));
+  }
+
+  static void closeQuietly(AutoCloseable closeable) {
+    try {
+      closeable.close();
+    } catch (Exception e) {
+      // closing is all that is left to do
+    }
+  }
+
+  private static ThreadFactory daemonThreads(String prefix) {
+    AtomicInteger n = new AtomicInteger();
+    return r -> {
+      Thread t = new Thread(r, prefix + n.incrementAndGet());
+      t.setDaemon(true);
+      return t;
+    };
+  }
+}

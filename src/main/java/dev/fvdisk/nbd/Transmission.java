@@ -1,0 +1,467 @@
+package dev.fvdisk.nbd;
+
+import static dev.fvdisk.nbd.Nbd.*;
+
+import dev.fvdisk.service.DiskExtent;
+import dev.fvdisk.service.Durability;
+import dev.fvdisk.service.ImageCorruptException;
+import dev.fvdisk.service.ImageNotFoundException;
+import dev.fvdisk.service.ImageReadOnlyException;
+import dev.fvdisk.service.ImageUnavailableException;
+import dev.fvdisk.service.InsufficientStorageException;
+import dev.fvdisk.service.RangeOutsideDiskException;
+import dev.fvdisk.service.ServiceException;
+import dev.fvdisk.service.StorageIoException;
+import dev.fvdisk.service.VirtualDisk;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.EOFException;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+import java.util.concurrent.Executor;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.BooleanSupplier;
+import org.jspecify.annotations.Nullable;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The transmission phase of one connection: requests in, replies out, in completion order.
+ *
+ * <p>The connection's thread reads each request header, checks it, takes the request's share of the
+ * in-flight limits (which is how a client that sends faster than the disk answers is slowed down:
+ * its next request is not read), reads a write's payload, and hands the request to the worker pool.
+ * Workers call the {@link VirtualDisk} and write the whole reply under the connection's reply lock,
+ * so replies never interleave. A read is read into memory before its reply starts, so a failure is
+ * always reported as an error rather than by dropping the connection.
+ *
+ * <p>A write is answered once the disk has it, so it is visible to every connection and to HTTP,
+ * and covered by the next flush on any of them: that is why {@code CAN_MULTI_CONN} is true.
+ */
+final class Transmission {
+
+  private static final Logger log = LoggerFactory.getLogger(Transmission.class);
+
+  /** Most extents in one block-status reply without {@code REQ_ONE}. */
+  static final int MAX_EXTENTS = 1024;
+
+  /** Longest message in an error chunk; QEMU drops chunks over 1000 bytes. */
+  private static final int MAX_MESSAGE_BYTES = 200;
+
+  private final DataInputStream in;
+  private final DataOutputStream out;
+  private final Handshake.Agreed agreed;
+  private final VirtualDisk disk;
+  private final NbdLimits limits;
+  private final Semaphore serverBytes;
+  private final Executor workers;
+  private final NbdObserver observer;
+  private final BooleanSupplier stopping;
+  private final Runnable onReplyFailure;
+
+  private final ReentrantLock replyLock = new ReentrantLock();
+  private final Semaphore requests;
+  private final AtomicLong served = new AtomicLong();
+  private final AtomicLong failed = new AtomicLong();
+  private final AtomicLong bytesRead = new AtomicLong();
+  private final AtomicLong bytesWritten = new AtomicLong();
+
+  /** One request, its header checked. */
+  private record Request(int flags, int type, long cookie, long offset, long length) {
+    boolean fua() {
+      return (flags & CMD_FLAG_FUA) != 0;
+    }
+
+    Durability durability() {
+      return fua() ? Durability.DURABLE : Durability.BUFFERED;
+    }
+  }
+
+  Transmission(
+      DataInputStream in,
+      DataOutputStream out,
+      Handshake.Agreed agreed,
+      NbdLimits limits,
+      Semaphore serverBytes,
+      Executor workers,
+      NbdObserver observer,
+      BooleanSupplier stopping,
+      Runnable onReplyFailure) {
+    this.in = in;
+    this.out = out;
+    this.agreed = agreed;
+    this.disk = agreed.export().disk();
+    this.limits = limits;
+    this.serverBytes = serverBytes;
+    this.workers = workers;
+    this.observer = observer;
+    this.stopping = stopping;
+    this.onReplyFailure = onReplyFailure;
+    this.requests = new Semaphore(limits.maxInFlightRequests());
+  }
+
+  /**
+   * Serves requests until the client disconnects, then waits for the requests in progress.
+   *
+   * @return how the session ended, for the connection's log line
+   * @throws NbdProtocolException when the client broke the protocol
+   * @throws IOException when the connection failed
+   */
+  String run() throws IOException, InterruptedException {
+    try {
+      while (true) {
+        int magic;
+        try {
+          magic = in.readInt();
+        } catch (EOFException e) {
+          return "the client closed the connection";
+        }
+        if (magic != REQUEST_MAGIC) {
+          throw new NbdProtocolException(
+              "a request started with 0x" + Integer.toHexString(magic) + ", not the request magic");
+        }
+        Request r =
+            new Request(
+                in.readUnsignedShort(),
+                in.readUnsignedShort(),
+                in.readLong(),
+                in.readLong(),
+                Integer.toUnsignedLong(in.readInt()));
+        if (r.type() == CMD_DISC) {
+          return "the client disconnected";
+        }
+        accept(r);
+      }
+    } finally {
+      awaitIdle(Long.MAX_VALUE);
+    }
+  }
+
+  /** Takes one request off the wire and hands it on, or answers it at once when it is refused. */
+  private void accept(Request r) throws IOException, InterruptedException {
+    boolean write = r.type() == CMD_WRITE;
+    if (write && r.length() > limits.maxPayloadBytes()) {
+      // Past the advertised maximum: draining a payload that large is itself the attack.
+      throw new NbdProtocolException(
+          "a write of " + r.length() + " bytes, over the maximum of " + limits.maxPayloadBytes());
+    }
+    int errno = check(r);
+    // Reads and write payloads hold their bytes until answered; other requests hold none.
+    int held = (write || (r.type() == CMD_READ && errno == 0)) ? (int) r.length() : 0;
+    requests.acquire();
+    boolean handedOver = false;
+    try {
+      serverBytes.acquire(held);
+      try {
+        byte[] payload = write ? in.readNBytes(held) : null;
+        if (payload != null && payload.length != held) {
+          throw new EOFException("the connection ended inside a write's payload");
+        }
+        if (errno == 0 && stopping.getAsBoolean()) {
+          errno = ESHUTDOWN;
+        }
+        if (errno != 0) {
+          reply(r, errno, refusal(r, errno), 0);
+        } else {
+          int bytes = held;
+          try {
+            workers.execute(() -> serve(r, payload, bytes));
+            handedOver = true;
+          } catch (RejectedExecutionException e) {
+            reply(r, ESHUTDOWN, "the server is shutting down", 0);
+          }
+        }
+      } finally {
+        if (!handedOver) {
+          serverBytes.release(held);
+        }
+      }
+    } finally {
+      if (!handedOver) {
+        requests.release();
+      }
+    }
+  }
+
+  /**
+   * Checks a request against the protocol and the disk before any work: flags, the range, the
+   * export's access.
+   *
+   * @return 0, or the error to answer with
+   */
+  private int check(Request r) {
+    int allowed =
+        switch (r.type()) {
+          case CMD_READ -> CMD_FLAG_FUA | (agreed.structuredReplies() ? CMD_FLAG_DF : 0);
+          case CMD_WRITE_ZEROES -> CMD_FLAG_FUA | CMD_FLAG_NO_HOLE;
+          case CMD_BLOCK_STATUS -> CMD_FLAG_FUA | CMD_FLAG_REQ_ONE;
+          case CMD_WRITE, CMD_FLUSH, CMD_TRIM, CMD_CACHE -> CMD_FLAG_FUA;
+          default -> -1;
+        };
+    if (allowed < 0 || (r.flags() & ~allowed) != 0) {
+      return EINVAL;
+    }
+    boolean changes = r.type() == CMD_WRITE || r.type() == CMD_WRITE_ZEROES || r.type() == CMD_TRIM;
+    if (changes && agreed.export().readOnly()) {
+      return EPERM;
+    }
+    long size;
+    try {
+      size = disk.sizeBytes();
+    } catch (ServiceException e) {
+      return EIO;
+    }
+    boolean inside = Long.compareUnsigned(r.offset(), size) <= 0 && r.length() <= size - r.offset();
+    return switch (r.type()) {
+      case CMD_FLUSH -> r.offset() == 0 && r.length() == 0 ? 0 : EINVAL;
+      case CMD_WRITE, CMD_WRITE_ZEROES -> inside ? 0 : ENOSPC;
+      case CMD_READ -> inside && r.length() <= limits.maxPayloadBytes() ? 0 : EINVAL;
+      case CMD_BLOCK_STATUS -> !agreed.baseAllocation() || r.length() == 0 || !inside ? EINVAL : 0;
+      default -> inside ? 0 : EINVAL;
+    };
+  }
+
+  /** Runs one request on a worker and answers it. */
+  private void serve(Request r, byte @Nullable [] payload, int held) {
+    long started = System.nanoTime();
+    int errno = 0;
+    long moved = 0;
+    try {
+      try {
+        switch (r.type()) {
+          case CMD_READ -> {
+            ByteBuffer data = ByteBuffer.allocate((int) r.length());
+            disk.read(r.offset(), data);
+            moved = r.length();
+            bytesRead.addAndGet(moved);
+            sendRead(r, data.array());
+            return;
+          }
+          case CMD_WRITE -> {
+            disk.write(r.offset(), ByteBuffer.wrap(payload), r.durability());
+            moved = r.length();
+            bytesWritten.addAndGet(moved);
+          }
+          case CMD_WRITE_ZEROES -> {
+            if (r.length() > 0) {
+              disk.zero(r.offset(), r.length(), r.durability());
+            }
+          }
+          case CMD_FLUSH -> disk.flush();
+          case CMD_TRIM -> {
+            // A hint the disk cannot use yet (chunks are never freed): done by doing nothing, which
+            // the protocol allows; with FUA, what came before it is made durable all the same.
+            if (r.fua()) {
+              disk.flush();
+            }
+          }
+          case CMD_CACHE -> {
+            // Advisory; not advertised, but some clients send it anyway.
+          }
+          case CMD_BLOCK_STATUS -> {
+            sendBlockStatus(r);
+            return;
+          }
+          default -> throw new IllegalStateException("unchecked command " + r.type());
+        }
+        reply(r, 0, "", 0);
+      } catch (ServiceException e) {
+        errno = errnoOf(e, r.type());
+        reply(r, errno, e.getMessage(), r.offset());
+      } catch (RuntimeException e) {
+        errno = EIO;
+        log.error(
+            "NBD {} of image \"{}\" failed unexpectedly", commandName(r.type()), agreed.name(), e);
+        reply(r, errno, "internal error", r.offset());
+      }
+    } catch (IOException e) {
+      // The connection broke under the reply; the reading side sees it too and ends the session.
+      onReplyFailure.run();
+    } finally {
+      serverBytes.release(held);
+      requests.release();
+      if (errno == 0) {
+        served.incrementAndGet();
+      } else {
+        failed.incrementAndGet();
+      }
+      observer.request(commandName(r.type()), System.nanoTime() - started, moved, errno);
+    }
+  }
+
+  private static int errnoOf(ServiceException e, int type) {
+    if (e instanceof ImageReadOnlyException) {
+      return EPERM;
+    }
+    if (e instanceof InsufficientStorageException) {
+      return ENOSPC;
+    }
+    if (e instanceof RangeOutsideDiskException) {
+      return type == CMD_WRITE || type == CMD_WRITE_ZEROES ? ENOSPC : EINVAL;
+    }
+    if (e instanceof ImageNotFoundException
+        || e instanceof ImageUnavailableException
+        || e instanceof StorageIoException
+        || e instanceof ImageCorruptException) {
+      return EIO;
+    }
+    return EIO;
+  }
+
+  private String refusal(Request r, int errno) {
+    return switch (errno) {
+      case EPERM -> "the export is read-only";
+      case ENOSPC -> "the write runs past the end of the disk";
+      case ESHUTDOWN -> "the server is shutting down";
+      case EIO -> "the image is not available";
+      default -> {
+        if (r.type() == CMD_BLOCK_STATUS && !agreed.baseAllocation()) {
+          yield "block status needs the base:allocation context";
+        }
+        yield r.type() == CMD_READ && r.length() > limits.maxPayloadBytes()
+            ? "the read is longer than the maximum block size"
+            : "invalid request: a bad flag, range or command";
+      }
+    };
+  }
+
+  private void sendRead(Request r, byte[] data) throws IOException {
+    replyLock.lock();
+    try {
+      if (!agreed.structuredReplies()) {
+        simpleHeader(r.cookie(), 0);
+        out.write(data);
+      } else if (data.length == 0) {
+        chunkHeader(REPLY_TYPE_NONE, r.cookie(), 0);
+      } else {
+        chunkHeader(REPLY_TYPE_OFFSET_DATA, r.cookie(), 8 + data.length);
+        out.writeLong(r.offset());
+        out.write(data);
+      }
+      out.flush();
+    } finally {
+      replyLock.unlock();
+    }
+  }
+
+  private void sendBlockStatus(Request r) throws IOException {
+    boolean one = (r.flags() & CMD_FLAG_REQ_ONE) != 0;
+    List<DiskExtent> extents = disk.extents(r.offset(), r.length(), one ? 1 : MAX_EXTENTS);
+    // Data stored here and data read through the base are both "allocated" to NBD: merge them.
+    long[] lengths = new long[extents.size()];
+    int[] states = new int[extents.size()];
+    int n = 0;
+    for (DiskExtent e : extents) {
+      int state = e.state() == DiskExtent.State.ZERO ? STATE_HOLE | STATE_ZERO : 0;
+      if (n > 0 && states[n - 1] == state) {
+        lengths[n - 1] += e.lengthBytes();
+      } else {
+        lengths[n] = e.lengthBytes();
+        states[n++] = state;
+      }
+    }
+    replyLock.lock();
+    try {
+      chunkHeader(REPLY_TYPE_BLOCK_STATUS, r.cookie(), 4 + 8 * n);
+      out.writeInt(BASE_ALLOCATION_ID);
+      for (int i = 0; i < n; i++) {
+        // Within the request, whose length is a u32, so every extent fits one.
+        out.writeInt((int) lengths[i]);
+        out.writeInt(states[i]);
+      }
+      out.flush();
+    } finally {
+      replyLock.unlock();
+    }
+  }
+
+  /**
+   * Answers a request without data: success or an error. Reads and block status get an error chunk
+   * once structured replies are on (the protocol requires it for reads); everything else a simple
+   * reply.
+   */
+  private void reply(Request r, int errno, String message, long offset) throws IOException {
+    boolean structured =
+        agreed.structuredReplies() && (r.type() == CMD_READ || r.type() == CMD_BLOCK_STATUS);
+    replyLock.lock();
+    try {
+      if (!structured) {
+        simpleHeader(r.cookie(), errno);
+      } else if (errno == 0) {
+        chunkHeader(REPLY_TYPE_NONE, r.cookie(), 0);
+      } else {
+        byte[] text = clipped(message);
+        chunkHeader(REPLY_TYPE_ERROR, r.cookie(), 6 + text.length);
+        out.writeInt(errno);
+        out.writeShort(text.length);
+        out.write(text);
+      }
+      out.flush();
+    } finally {
+      replyLock.unlock();
+    }
+  }
+
+  private static byte[] clipped(String message) {
+    byte[] bytes = message.getBytes(StandardCharsets.UTF_8);
+    if (bytes.length <= MAX_MESSAGE_BYTES) {
+      return bytes;
+    }
+    // Cut at a character boundary: drop continuation bytes at the cut.
+    int end = MAX_MESSAGE_BYTES;
+    while (end > 0 && (bytes[end] & 0xc0) == 0x80) {
+      end--;
+    }
+    return java.util.Arrays.copyOf(bytes, end);
+  }
+
+  private void simpleHeader(long cookie, int errno) throws IOException {
+    out.writeInt(SIMPLE_REPLY_MAGIC);
+    out.writeInt(errno);
+    out.writeLong(cookie);
+  }
+
+  private void chunkHeader(int type, long cookie, int length) throws IOException {
+    out.writeInt(STRUCTURED_REPLY_MAGIC);
+    out.writeShort(REPLY_FLAG_DONE);
+    out.writeShort(type);
+    out.writeLong(cookie);
+    out.writeInt(length);
+  }
+
+  /**
+   * Waits until no request of this connection is in progress, at most {@code nanos}.
+   *
+   * @return whether it is idle; then it stays idle only if no request is read meanwhile
+   */
+  boolean awaitIdle(long nanos) throws InterruptedException {
+    int all = limits.maxInFlightRequests();
+    if (requests.tryAcquire(all, nanos, TimeUnit.NANOSECONDS)) {
+      requests.release(all);
+      return true;
+    }
+    return false;
+  }
+
+  long served() {
+    return served.get();
+  }
+
+  long failed() {
+    return failed.get();
+  }
+
+  long bytesRead() {
+    return bytesRead.get();
+  }
+
+  long bytesWritten() {
+    return bytesWritten.get();
+  }
+}
