@@ -1,11 +1,12 @@
 package dev.fvdisk.config;
 
-import dev.fvdisk.security.SecurityProperties;
+import dev.fvdisk.security.TokenRegistry;
 import dev.fvdisk.service.ImageService;
 import io.micrometer.core.instrument.MeterRegistry;
 import org.springframework.beans.factory.ObjectProvider;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnBooleanProperty;
 import org.springframework.boot.context.properties.EnableConfigurationProperties;
+import org.springframework.boot.ssl.SslBundles;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
 
@@ -22,9 +23,9 @@ class NbdConfiguration {
   NbdListener nbdListener(
       ImageService images,
       NbdProperties properties,
-      SecurityProperties security,
+      TokenRegistry tokens,
+      SslBundles sslBundles,
       ObjectProvider<MeterRegistry> meters) {
-    return new NbdListener(
-        images, properties, !security.tokens().isEmpty(), meters.getIfAvailable());
+    return new NbdListener(images, properties, tokens, sslBundles, meters.getIfAvailable());
   }
 }

@@ -4,6 +4,8 @@ import dev.fvdisk.monitoring.NbdMeters;
 import dev.fvdisk.nbd.NbdLimits;
 import dev.fvdisk.nbd.NbdObserver;
 import dev.fvdisk.nbd.NbdServer;
+import dev.fvdisk.nbd.NbdTls;
+import dev.fvdisk.security.TokenRegistry;
 import dev.fvdisk.service.ImageService;
 import io.micrometer.core.instrument.MeterRegistry;
 import java.io.IOException;
@@ -12,9 +14,11 @@ import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.UnknownHostException;
 import java.time.Duration;
+import javax.net.ssl.SSLContext;
 import org.jspecify.annotations.Nullable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import org.springframework.boot.ssl.SslBundles;
 import org.springframework.context.SmartLifecycle;
 
 /** Owns the {@link NbdServer}: started after the service is up, stopped before it closes. */
@@ -26,29 +30,35 @@ public final class NbdListener implements SmartLifecycle {
 
   private final ImageService images;
   private final NbdProperties properties;
-  private final boolean tokensConfigured;
+  private final TokenRegistry tokens;
+  private final SslBundles sslBundles;
   private final @Nullable MeterRegistry meters;
   private volatile @Nullable NbdServer server;
 
   NbdListener(
       ImageService images,
       NbdProperties properties,
-      boolean tokensConfigured,
+      TokenRegistry tokens,
+      SslBundles sslBundles,
       @Nullable MeterRegistry meters) {
     this.images = images;
     this.properties = properties;
-    this.tokensConfigured = tokensConfigured;
+    this.tokens = tokens;
+    this.sslBundles = sslBundles;
     this.meters = meters;
   }
 
   @Override
   public void start() {
-    if (tokensConfigured) {
-      // NBD has no tokens; its access control is a TLS client certificate, which is not built
-      // yet. Listening without it would let anyone on this host bypass the tokens.
+    String bundle = properties.tls().bundle();
+    boolean useTls = bundle != null && !bundle.isBlank();
+    if (!tokens.isEmpty() && !useTls) {
+      // NBD clients cannot present tokens; their identity is a TLS client certificate. Without
+      // TLS, any local process could bypass the tokens.
       log.warn(
-          "NBD is not started: access tokens are configured, and NBD clients cannot present"
-              + " them; set fvdisk.nbd.enabled=false to say that this is intended");
+          "NBD is not started: access tokens are configured, so NBD needs TLS with client"
+              + " certificates (fvdisk.nbd.tls.bundle); set fvdisk.nbd.enabled=false to say that"
+              + " NBD is not wanted");
       return;
     }
     InetAddress address;
@@ -58,12 +68,18 @@ public final class NbdListener implements SmartLifecycle {
       throw new IllegalStateException(
           "fvdisk.nbd.address " + properties.address() + " is not an address of this host", e);
     }
-    if (!address.isLoopbackAddress()) {
+    if (!address.isLoopbackAddress() && !useTls) {
       throw new IllegalStateException(
           "fvdisk.nbd.address "
               + properties.address()
               + " is not a loopback address; NBD has no authentication of its own, so it listens"
-              + " on loopback only (or set fvdisk.nbd.enabled=false)");
+              + " beyond loopback only with TLS and client certificates (fvdisk.nbd.tls.bundle),"
+              + " or set fvdisk.nbd.enabled=false");
+    }
+    NbdTls tls = null;
+    if (useTls) {
+      SSLContext context = sslBundles.getBundle(bundle).createSslContext();
+      tls = new NbdTls(context, tokens.isEmpty() ? null : tokens::forCertificateSubject);
     }
     NbdLimits limits =
         new NbdLimits(
@@ -78,7 +94,8 @@ public final class NbdListener implements SmartLifecycle {
     NbdMeters nbdMeters = meters == null ? null : new NbdMeters(meters);
     NbdObserver observer = nbdMeters == null ? NbdObserver.NONE : nbdMeters;
     NbdServer started =
-        new NbdServer(images, new InetSocketAddress(address, properties.port()), limits, observer);
+        new NbdServer(
+            images, new InetSocketAddress(address, properties.port()), limits, observer, tls);
     try {
       started.start();
     } catch (IOException e) {
@@ -105,6 +122,15 @@ public final class NbdListener implements SmartLifecycle {
       running.stop(STOP_TIMEOUT);
       server = null;
     }
+  }
+
+  /**
+   * Before the web server's phases: NBD listens before HTTP answers (so a ready health check means
+   * NBD is ready too), and stops after HTTP has drained, just before the images close.
+   */
+  @Override
+  public int getPhase() {
+    return SmartLifecycle.DEFAULT_PHASE - 4096;
   }
 
   @Override

@@ -1,6 +1,7 @@
 package dev.fvdisk.config;
 
 import java.time.Duration;
+import org.jspecify.annotations.Nullable;
 import org.springframework.boot.context.properties.ConfigurationProperties;
 import org.springframework.boot.context.properties.bind.DefaultValue;
 import org.springframework.util.unit.DataSize;
@@ -17,6 +18,8 @@ import org.springframework.util.unit.DataSize;
  * @param handshakeTimeout how long a client may take to choose an export after connecting
  * @param maxRequestsPerConnection requests one connection may have in progress
  * @param maxInFlight the data of requests in progress over all connections
+ * @param tls TLS for the listener: required for a non-loopback address and whenever access tokens
+ *     are configured
  */
 @ConfigurationProperties("fvdisk.nbd")
 public record NbdProperties(
@@ -27,4 +30,13 @@ public record NbdProperties(
     @DefaultValue("16") int maxConnectionsPerPeer,
     @DefaultValue("10s") Duration handshakeTimeout,
     @DefaultValue("64") int maxRequestsPerConnection,
-    @DefaultValue("256MB") DataSize maxInFlight) {}
+    @DefaultValue("256MB") DataSize maxInFlight,
+    @DefaultValue Tls tls) {
+
+  /**
+   * @param bundle the name of a Spring SSL bundle ({@code spring.ssl.bundle.pem.<name>.*}) whose
+   *     key store holds the server's certificate and key, and whose trust store holds the
+   *     authorities that client certificates must chain to; unset, the listener speaks plaintext
+   */
+  public record Tls(@Nullable String bundle) {}
+}

@@ -35,13 +35,17 @@ final class Handshake {
    * @param structuredReplies whether {@code NBD_OPT_STRUCTURED_REPLY} was negotiated
    * @param baseAllocation whether {@code base:allocation} was selected for this export
    * @param transmissionFlags the flags the client was sent
+   * @param in the stream to read requests from (over TLS when it was negotiated)
+   * @param out the stream to write replies to
    */
   record Agreed(
       String name,
       Exports.Export export,
       boolean structuredReplies,
       boolean baseAllocation,
-      int transmissionFlags) {}
+      int transmissionFlags,
+      DataInputStream in,
+      DataOutputStream out) {}
 
   /** The longest name or query string taken, in bytes (the protocol's own limit). */
   static final int MAX_STRING_BYTES = 4096;
@@ -51,11 +55,29 @@ final class Handshake {
 
   static final int PREFERRED_BLOCK = 4096;
 
-  private final DataInputStream in;
-  private final DataOutputStream out;
-  private final Exports exports;
+  /**
+   * Upgrades the connection to TLS after {@code NBD_OPT_STARTTLS} was acknowledged: runs the TLS
+   * handshake and learns who the client is.
+   */
+  interface TlsUpgrade {
+    /**
+     * @return the streams over TLS, and the exports of the client the certificate names
+     * @throws NbdProtocolException when the client may not use the server; the caller disconnects
+     */
+    Upgraded upgrade() throws IOException;
+  }
+
+  /** The connection after the TLS handshake. */
+  record Upgraded(DataInputStream in, DataOutputStream out, Exports exports) {}
+
+  private DataInputStream in;
+  private DataOutputStream out;
+  private Exports exports;
   private final NbdLimits limits;
   private final BooleanSupplier stopping;
+  // Null: plaintext only. Otherwise TLS is required before anything but STARTTLS and ABORT.
+  private final @Nullable TlsUpgrade tls;
+  private boolean secured;
 
   private boolean noZeroes;
   private boolean structuredReplies;
@@ -68,12 +90,19 @@ final class Handshake {
       DataOutputStream out,
       Exports exports,
       NbdLimits limits,
-      BooleanSupplier stopping) {
+      BooleanSupplier stopping,
+      @Nullable TlsUpgrade tls) {
     this.in = in;
     this.out = out;
     this.exports = exports;
     this.limits = limits;
     this.stopping = stopping;
+    this.tls = tls;
+  }
+
+  /** Whether the connection runs over TLS now. */
+  boolean secured() {
+    return secured;
   }
 
   /**
@@ -141,6 +170,13 @@ final class Handshake {
       error(option, REP_ERR_SHUTDOWN, "the server is shutting down");
       return null;
     }
+    if (tls != null && !secured && option != OPT_STARTTLS && option != OPT_ABORT) {
+      if (option == OPT_EXPORT_NAME) {
+        throw new NbdProtocolException("EXPORT_NAME in plaintext on a server that requires TLS");
+      }
+      error(option, REP_ERR_TLS_REQD, "this server requires TLS: send STARTTLS first");
+      return null;
+    }
     switch (option) {
       case OPT_EXPORT_NAME -> {
         return exportName(data);
@@ -154,7 +190,7 @@ final class Handshake {
         return null;
       }
       case OPT_LIST -> list(data);
-      case OPT_STARTTLS -> error(option, REP_ERR_POLICY, "TLS is not configured on this server");
+      case OPT_STARTTLS -> startTls(data);
       case OPT_INFO, OPT_GO -> {
         return infoOrGo(option, data);
       }
@@ -196,10 +232,30 @@ final class Handshake {
       }
       out.flush();
       // Meta contexts are negotiated for GO only.
-      return new Agreed(name, export, structuredReplies, false, flags);
+      return new Agreed(name, export, structuredReplies, false, flags, in, out);
     } catch (IOException | RuntimeException e) {
       export.disk().close();
       throw e;
+    }
+  }
+
+  private void startTls(ByteBuffer data) throws IOException {
+    if (tls == null) {
+      error(OPT_STARTTLS, REP_ERR_POLICY, "TLS is not configured on this server");
+    } else if (secured) {
+      error(OPT_STARTTLS, REP_ERR_INVALID, "TLS is already on");
+    } else if (data.hasRemaining()) {
+      error(OPT_STARTTLS, REP_ERR_INVALID, "STARTTLS takes no data");
+    } else {
+      reply(OPT_STARTTLS, REP_ACK, new byte[0]);
+      Upgraded upgraded = tls.upgrade();
+      in = upgraded.in();
+      out = upgraded.out();
+      exports = upgraded.exports();
+      secured = true;
+      // What was negotiated in plaintext does not carry over (the protocol's rule).
+      structuredReplies = false;
+      metaContextExport = null;
     }
   }
 
@@ -280,7 +336,7 @@ final class Handshake {
         return null;
       }
       handedOver = true;
-      return new Agreed(name, export, structuredReplies, metaContextExport != null, flags);
+      return new Agreed(name, export, structuredReplies, metaContextExport != null, flags, in, out);
     } finally {
       if (!handedOver) {
         export.disk().close();

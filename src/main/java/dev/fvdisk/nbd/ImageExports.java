@@ -1,5 +1,8 @@
 package dev.fvdisk.nbd;
 
+import dev.fvdisk.security.AccessPolicy;
+import dev.fvdisk.security.AccessToken;
+import dev.fvdisk.security.Role;
 import dev.fvdisk.service.Access;
 import dev.fvdisk.service.ImageDescriptor;
 import dev.fvdisk.service.ImageNotFoundException;
@@ -9,38 +12,57 @@ import java.util.List;
 import org.jspecify.annotations.Nullable;
 
 /**
- * The service's images as NBD exports, for a client that may see every image and write every
- * writable one: the plaintext listener's clients, which only exist where the service has no access
- * tokens (see {@link NbdServer}). The export name is the image name.
+ * The service's images as NBD exports for one client; the export name is the image name. A client
+ * acting as an access token sees only the images the {@link AccessPolicy} grants it as a reader,
+ * and writes only with a writer's role; a client without a token (no tokens are configured) sees
+ * every image and writes every writable one.
  */
 final class ImageExports implements Exports {
 
   private final ImageService images;
+  private final @Nullable AccessToken token;
 
-  ImageExports(ImageService images) {
+  /**
+   * @param token the token the client acts as, or null when the service has no tokens
+   */
+  ImageExports(ImageService images, @Nullable AccessToken token) {
     this.images = images;
+    this.token = token;
+  }
+
+  private boolean may(Role role, String name) {
+    return token == null || AccessPolicy.decide(token, role, name) == AccessPolicy.Decision.GRANTED;
   }
 
   @Override
   public List<String> names() {
-    return images.list().stream().map(ImageDescriptor::name).toList();
+    return images.list().stream()
+        .map(ImageDescriptor::name)
+        .filter(n -> may(Role.READER, n))
+        .toList();
   }
 
   @Override
   public @Nullable Export attach(String name, boolean forSession) {
+    if (!may(Role.READER, name)) {
+      return null; // hidden exactly like an image that does not exist
+    }
+    boolean writer = may(Role.WRITER, name);
     VirtualDisk disk;
     try {
       // A session attaches as a writer even to a read-only image: that pins the image, so that it
       // is not deleted under a VM that boots from it.
       disk =
-          forSession
+          forSession && writer
               ? images.attachSession(name, Access.READ_WRITE)
-              : images.attach(name, Access.READ_ONLY);
+              : forSession
+                  ? images.attachSession(name, Access.READ_ONLY)
+                  : images.attach(name, Access.READ_ONLY);
     } catch (ImageNotFoundException e) {
       return null;
     }
     try {
-      boolean readOnly = disk.readOnly();
+      boolean readOnly = disk.readOnly() || !writer;
       String description =
           (readOnly ? "read-only " : "") + "fvdisk image of " + disk.sizeBytes() + " bytes";
       return new Export(disk, readOnly, description);

@@ -1,7 +1,8 @@
 package dev.fvdisk.nbd;
 
+import dev.fvdisk.security.AccessToken;
+import dev.fvdisk.service.ImageService;
 import dev.fvdisk.service.ServiceException;
-import java.io.BufferedInputStream;
 import java.io.BufferedOutputStream;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
@@ -15,6 +16,9 @@ import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
+import javax.net.ssl.SSLException;
+import javax.net.ssl.SSLSocket;
+import javax.security.auth.x500.X500Principal;
 import org.jspecify.annotations.Nullable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -32,6 +36,8 @@ final class NbdConnection implements Runnable {
   private final Socket socket;
   private final String name;
   private final Exports exports;
+  private final @Nullable NbdTls tls;
+  private final ImageService images;
   private final NbdLimits limits;
   private final Semaphore serverBytes;
   private final Executor workers;
@@ -41,13 +47,16 @@ final class NbdConnection implements Runnable {
   private final Consumer<NbdConnection> onClose;
 
   private volatile boolean pastDeadline;
+  private volatile @Nullable SSLSocket secured;
+  private volatile @Nullable String clientSubject;
   private volatile @Nullable Transmission transmission;
   private volatile Handshake.@Nullable Agreed agreed;
 
   NbdConnection(
       Socket socket,
       String name,
-      Exports exports,
+      ImageService images,
+      @Nullable NbdTls tls,
       NbdLimits limits,
       Semaphore serverBytes,
       Executor workers,
@@ -57,7 +66,10 @@ final class NbdConnection implements Runnable {
       Consumer<NbdConnection> onClose) {
     this.socket = socket;
     this.name = name;
-    this.exports = exports;
+    this.images = images;
+    this.tls = tls;
+    // Before TLS a client sees nothing: the handshake refuses every option but STARTTLS.
+    this.exports = new ImageExports(images, null);
     this.limits = limits;
     this.serverBytes = serverBytes;
     this.workers = workers;
@@ -100,6 +112,10 @@ final class NbdConnection implements Runnable {
       log.error("NBD connection {} from {} failed unexpectedly", name, peer, e);
       ended = "failed: " + e;
     } finally {
+      SSLSocket ssl = secured;
+      if (ssl != null) {
+        NbdServer.closeQuietly(ssl);
+      }
       NbdServer.closeQuietly(socket);
       Handshake.Agreed session = agreed;
       if (session != null) {
@@ -120,13 +136,16 @@ final class NbdConnection implements Runnable {
             },
             limits.handshakeTimeout().toNanos(),
             TimeUnit.NANOSECONDS);
-    DataInputStream in =
-        new DataInputStream(new BufferedInputStream(socket.getInputStream(), BUFFER_BYTES));
+    // Unbuffered while options are haggled: nothing may be read ahead of STARTTLS, as the bytes
+    // after it belong to the TLS handshake. Transmission buffers its own reading.
+    DataInputStream in = new DataInputStream(socket.getInputStream());
     DataOutputStream out =
         new DataOutputStream(new BufferedOutputStream(socket.getOutputStream(), BUFFER_BYTES));
     Handshake.Agreed chosen;
     try {
-      chosen = new Handshake(in, out, exports, limits, stopping).run();
+      chosen =
+          new Handshake(in, out, exports, limits, stopping, tls == null ? null : this::upgrade)
+              .run();
     } finally {
       deadline.cancel(false);
     }
@@ -139,8 +158,6 @@ final class NbdConnection implements Runnable {
     }
     Transmission session =
         new Transmission(
-            in,
-            out,
             chosen,
             limits,
             serverBytes,
@@ -150,6 +167,50 @@ final class NbdConnection implements Runnable {
             () -> NbdServer.closeQuietly(socket));
     transmission = session;
     return session.run();
+  }
+
+  /**
+   * Runs the TLS handshake over the accepted socket, requiring a client certificate, and finds the
+   * token its subject acts as.
+   */
+  private Handshake.Upgraded upgrade() throws IOException {
+    NbdTls config = tls;
+    SSLSocket ssl =
+        (SSLSocket)
+            config
+                .context()
+                .getSocketFactory()
+                .createSocket(
+                    socket, socket.getInetAddress().getHostAddress(), socket.getPort(), true);
+    secured = ssl;
+    ssl.setUseClientMode(false);
+    ssl.setNeedClientAuth(true);
+    ssl.setEnabledProtocols(
+        java.util.Arrays.stream(ssl.getSupportedProtocols())
+            .filter(p -> p.equals("TLSv1.3") || p.equals("TLSv1.2"))
+            .toArray(String[]::new));
+    try {
+      ssl.startHandshake();
+    } catch (SSLException e) {
+      throw new NbdProtocolException("TLS handshake failed: " + e.getMessage());
+    }
+    X500Principal subject = (X500Principal) ssl.getSession().getPeerPrincipal();
+    clientSubject = subject.getName();
+    AccessToken token = null;
+    if (config.tokens() != null) {
+      token =
+          config
+              .tokens()
+              .apply(subject)
+              .orElseThrow(
+                  () ->
+                      new NbdProtocolException(
+                          "no access token has the client certificate's subject " + subject));
+    }
+    return new Handshake.Upgraded(
+        new DataInputStream(ssl.getInputStream()),
+        new DataOutputStream(new BufferedOutputStream(ssl.getOutputStream(), BUFFER_BYTES)),
+        new ImageExports(images, token));
   }
 
   /**
@@ -179,15 +240,16 @@ final class NbdConnection implements Runnable {
   private void logEnd(String peer, String ended) {
     Handshake.Agreed chosen = agreed;
     Transmission session = transmission;
+    String who = clientSubject == null ? peer : peer + " (TLS, " + clientSubject + ")";
     if (chosen == null) {
-      log.info("NBD connection {} from {} without a session: {}", name, peer, ended);
+      log.info("NBD connection {} from {} without a session: {}", name, who, ended);
       return;
     }
     log.info(
         "NBD connection {} from {} to image \"{}\" ({}{}{}) ended: {}; {} requests answered, {}"
             + " with an error, {} bytes read, {} written",
         name,
-        peer,
+        who,
         chosen.name(),
         chosen.export().readOnly() ? "read-only" : "read-write",
         chosen.structuredReplies() ? ", structured replies" : "",

@@ -44,6 +44,7 @@ public final class NbdServer implements AutoCloseable {
   private final InetSocketAddress address;
   private final NbdLimits limits;
   private final NbdObserver observer;
+  private final @Nullable NbdTls tls;
   private final Semaphore serverBytes;
   private final ThreadPoolExecutor workers;
   private final ScheduledExecutorService deadlines;
@@ -57,9 +58,17 @@ public final class NbdServer implements AutoCloseable {
   private @Nullable ServerSocket listener;
   private @Nullable Thread acceptor;
 
+  /**
+   * @param tls when given, every client must upgrade to TLS and present a trusted certificate
+   */
   public NbdServer(
-      ImageService images, InetSocketAddress address, NbdLimits limits, NbdObserver observer) {
+      ImageService images,
+      InetSocketAddress address,
+      NbdLimits limits,
+      NbdObserver observer,
+      @Nullable NbdTls tls) {
     this.images = images;
+    this.tls = tls;
     this.address = address;
     this.limits = limits;
     this.observer = observer;
@@ -92,9 +101,14 @@ public final class NbdServer implements AutoCloseable {
     acceptor = thread;
     thread.start();
     log.info(
-        "NBD listening on {}:{} (plaintext; export names are image names)",
+        "NBD listening on {}:{} ({}; export names are image names)",
         socket.getInetAddress().getHostAddress(),
-        socket.getLocalPort());
+        socket.getLocalPort(),
+        tls == null
+            ? "plaintext"
+            : tls.tokens() == null
+                ? "TLS with client certificates required"
+                : "TLS with client certificates required, each acting as an access token");
   }
 
   /** The port listened on; useful when it was configured as 0. */
@@ -150,7 +164,8 @@ public final class NbdServer implements AutoCloseable {
             new NbdConnection(
                 client,
                 "nbd-" + connectionNumbers.incrementAndGet(),
-                new ImageExports(images),
+                images,
+                tls,
                 limits,
                 serverBytes,
                 workers,

@@ -13,6 +13,7 @@ import dev.fvdisk.service.RangeOutsideDiskException;
 import dev.fvdisk.service.ServiceException;
 import dev.fvdisk.service.StorageIoException;
 import dev.fvdisk.service.VirtualDisk;
+import java.io.BufferedInputStream;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.EOFException;
@@ -47,6 +48,8 @@ import org.slf4j.LoggerFactory;
 final class Transmission {
 
   private static final Logger log = LoggerFactory.getLogger(Transmission.class);
+
+  private static final int READ_BUFFER_BYTES = 64 * 1024;
 
   /** Most extents in one block-status reply without {@code REQ_ONE}. */
   static final int MAX_EXTENTS = 1024;
@@ -84,8 +87,6 @@ final class Transmission {
   }
 
   Transmission(
-      DataInputStream in,
-      DataOutputStream out,
       Handshake.Agreed agreed,
       NbdLimits limits,
       Semaphore serverBytes,
@@ -93,8 +94,9 @@ final class Transmission {
       NbdObserver observer,
       BooleanSupplier stopping,
       Runnable onReplyFailure) {
-    this.in = in;
-    this.out = out;
+    // The handshake read without buffering (see NbdConnection); requests are read in bulk.
+    this.in = new DataInputStream(new BufferedInputStream(agreed.in(), READ_BUFFER_BYTES));
+    this.out = agreed.out();
     this.agreed = agreed;
     this.disk = agreed.export().disk();
     this.limits = limits;

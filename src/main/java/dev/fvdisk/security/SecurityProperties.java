@@ -28,18 +28,29 @@ public record SecurityProperties(
    * @param role what the token may do; required
    * @param images glob patterns ({@code *} and {@code ?}) of the image names the token may touch;
    *     several are separated by commas; default {@code *}, every image
+   * @param certificateSubject the subject of a TLS client certificate that acts as this token over
+   *     NBD, as a distinguished name ({@code CN=host-1,O=example}); optional
    */
   public record Token(
       @Nullable String name,
       @Nullable String secret,
       @Nullable String secretSha256,
       @Nullable Role role,
-      @DefaultValue("*") List<String> images) {
+      @DefaultValue("*") List<String> images,
+      @Nullable String certificateSubject) {
 
     // Records print every component; a token's secret must never reach a log line.
     @Override
     public String toString() {
-      return "Token[name=" + name + ", role=" + role + ", images=" + images + "]";
+      return "Token[name="
+          + name
+          + ", role="
+          + role
+          + ", images="
+          + images
+          + ", certificateSubject="
+          + certificateSubject
+          + "]";
     }
   }
 }

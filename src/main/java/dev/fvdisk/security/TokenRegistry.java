@@ -4,10 +4,13 @@ import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import javax.security.auth.x500.X500Principal;
 import org.jspecify.annotations.Nullable;
 
 /**
@@ -20,13 +23,16 @@ import org.jspecify.annotations.Nullable;
  * enough here because tokens are long random strings, not passwords a person picked: there is no
  * dictionary to run against a leaked digest.
  */
-final class TokenRegistry {
+public final class TokenRegistry {
 
   private static final int SHA256_HEX_DIGITS = 64;
 
   private final List<AccessToken> tokens;
+  private final Map<X500Principal, AccessToken> byCertificateSubject;
 
-  private TokenRegistry(List<AccessToken> tokens) {
+  private TokenRegistry(
+      List<AccessToken> tokens, Map<X500Principal, AccessToken> byCertificateSubject) {
+    this.byCertificateSubject = Map.copyOf(byCertificateSubject);
     this.tokens = List.copyOf(tokens);
   }
 
@@ -39,6 +45,7 @@ final class TokenRegistry {
    */
   static TokenRegistry of(SecurityProperties properties) {
     List<AccessToken> tokens = new ArrayList<>();
+    Map<X500Principal, AccessToken> bySubject = new HashMap<>();
     Set<String> names = new HashSet<>();
     Set<String> digests = new HashSet<>();
     List<SecurityProperties.Token> configured = properties.tokens();
@@ -64,9 +71,29 @@ final class TokenRegistry {
       } catch (IllegalArgumentException e) {
         throw new IllegalArgumentException(where + " (" + name + "): " + e.getMessage(), e);
       }
-      tokens.add(new AccessToken(name, token.role(), images, digest));
+      AccessToken accessToken = new AccessToken(name, token.role(), images, digest);
+      tokens.add(accessToken);
+      String subject = token.certificateSubject();
+      if (subject != null && !subject.isBlank()) {
+        X500Principal principal;
+        try {
+          principal = new X500Principal(subject);
+        } catch (IllegalArgumentException e) {
+          throw new IllegalArgumentException(
+              where
+                  + " ("
+                  + name
+                  + "): certificate-subject is not a distinguished name: "
+                  + e.getMessage(),
+              e);
+        }
+        if (bySubject.put(principal, accessToken) != null) {
+          throw new IllegalArgumentException(
+              where + " (" + name + "): another token has the same certificate-subject");
+        }
+      }
     }
-    return new TokenRegistry(tokens);
+    return new TokenRegistry(tokens, bySubject);
   }
 
   private static byte[] digestOf(SecurityProperties.Token token, String where) {
@@ -96,7 +123,16 @@ final class TokenRegistry {
     return java.util.HexFormat.of().parseHex(digits);
   }
 
-  boolean isEmpty() {
+  /**
+   * The token a TLS client certificate with this subject acts as (NBD), if any. Distinguished names
+   * compare in their canonical form, so spacing and the case of attribute names do not matter.
+   */
+  public Optional<AccessToken> forCertificateSubject(X500Principal subject) {
+    return Optional.ofNullable(byCertificateSubject.get(subject));
+  }
+
+  /** Whether no tokens are configured: then nothing is authenticated. */
+  public boolean isEmpty() {
     return tokens.isEmpty();
   }
 

@@ -63,7 +63,12 @@ class HandshakeTest {
     ByteArrayOutputStream written = new ByteArrayOutputStream();
     Handshake.Agreed agreed =
         new Handshake(
-                client.input(), new DataOutputStream(written), exports, limits, () -> stopping)
+                client.input(),
+                new DataOutputStream(written),
+                exports,
+                limits,
+                () -> stopping,
+                null)
             .run();
     DataInputStream server = new DataInputStream(new ByteArrayInputStream(written.toByteArray()));
     assertThat(server.readLong()).isEqualTo(NBDMAGIC);

@@ -34,11 +34,15 @@ class TransmissionTest {
     ByteArrayOutputStream written = new ByteArrayOutputStream();
     Handshake.Agreed agreed =
         new Handshake.Agreed(
-            "vm-1", new Exports.Export(disk, readOnly, "d"), structured, baseAllocation, 0);
+            "vm-1",
+            new Exports.Export(disk, readOnly, "d"),
+            structured,
+            baseAllocation,
+            0,
+            client.input(),
+            new DataOutputStream(written));
     Transmission t =
         new Transmission(
-            client.input(),
-            new DataOutputStream(written),
             agreed,
             NbdLimits.DEFAULTS,
             serverBytes,

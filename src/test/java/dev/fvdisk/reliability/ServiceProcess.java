@@ -29,24 +29,26 @@ import java.util.stream.Stream;
  * jar runs. The system property {@code fvdisk.http.jar} names the jar (the pom passes it); without
  * it the newest {@code target/fvdisk-*.jar} is used.
  */
-final class ServiceProcess implements AutoCloseable {
+public final class ServiceProcess implements AutoCloseable {
 
   /** One run of the service process. */
-  static final class Incarnation {
-    final int generation;
-    final URI base;
-    final Process process;
+  public static final class Incarnation {
+    public final int generation;
+    public final URI base;
+    public final int nbdPort;
+    public final Process process;
     volatile boolean ready;
     volatile long deathTick = Long.MAX_VALUE;
 
-    Incarnation(int generation, URI base, Process process) {
+    Incarnation(int generation, URI base, int nbdPort, Process process) {
       this.generation = generation;
       this.base = base;
+      this.nbdPort = nbdPort;
       this.process = process;
     }
 
     /** The tick after which this incarnation can change nothing; MAX_VALUE while it lives. */
-    long deathTick() {
+    public long deathTick() {
       return deathTick;
     }
   }
@@ -65,13 +67,13 @@ final class ServiceProcess implements AutoCloseable {
   private final List<Incarnation> incarnations = new ArrayList<>();
   private volatile Incarnation current;
 
-  ServiceProcess(Path workDir) throws IOException {
+  public ServiceProcess(Path workDir) throws IOException {
     this.dataDir = Files.createDirectories(workDir.resolve("data"));
     this.logFile = workDir.resolve("service.log");
     this.probe = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
   }
 
-  Incarnation current() {
+  public Incarnation current() {
     return current;
   }
 
@@ -86,10 +88,8 @@ final class ServiceProcess implements AutoCloseable {
   /** Starts a new incarnation and returns without waiting for it. */
   synchronized Incarnation launch() throws IOException {
     Launch how = prepare();
-    int port;
-    try (ServerSocket socket = new ServerSocket(0)) {
-      port = socket.getLocalPort();
-    }
+    int port = freePort();
+    int nbdPort = freePort();
     List<String> command = new ArrayList<>();
     command.add(javaExecutable());
     command.addAll(JVM_FLAGS);
@@ -100,7 +100,7 @@ final class ServiceProcess implements AutoCloseable {
     command.add("-jar");
     command.add(how.jar().toString());
     command.add("--server.port=" + port);
-    command.add("--fvdisk.nbd.port=0");
+    command.add("--fvdisk.nbd.port=" + nbdPort);
     command.add("--fvdisk.data-dir=" + dataDir);
     command.add("--spring.main.banner-mode=off");
     Files.writeString(
@@ -115,10 +115,19 @@ final class ServiceProcess implements AutoCloseable {
             .start();
     Incarnation next =
         new Incarnation(
-            incarnations.size() + 1, URI.create("http://127.0.0.1:" + port + "/"), process);
+            incarnations.size() + 1,
+            URI.create("http://127.0.0.1:" + port + "/"),
+            nbdPort,
+            process);
     incarnations.add(next);
     current = next;
     return next;
+  }
+
+  private static int freePort() throws IOException {
+    try (ServerSocket socket = new ServerSocket(0)) {
+      return socket.getLocalPort();
+    }
   }
 
   /**
@@ -127,7 +136,7 @@ final class ServiceProcess implements AutoCloseable {
    *
    * @return milliseconds from launch to ready
    */
-  long start() throws IOException, InterruptedException {
+  public long start() throws IOException, InterruptedException {
     long t0 = System.nanoTime();
     Incarnation inc = launch();
     awaitReady(inc);
@@ -162,7 +171,7 @@ final class ServiceProcess implements AutoCloseable {
   }
 
   /** SIGKILL, and wait until the process is gone; then its death tick is set. */
-  void kill() throws InterruptedException {
+  public void kill() throws InterruptedException {
     Incarnation inc = current;
     inc.ready = false;
     inc.process.destroyForcibly();
@@ -205,7 +214,7 @@ final class ServiceProcess implements AutoCloseable {
     inc.deathTick = Ticks.next();
   }
 
-  String logTail() {
+  public String logTail() {
     try {
       List<String> lines = Files.readAllLines(logFile);
       return String.join("\n", lines.subList(Math.max(0, lines.size() - 40), lines.size()));
@@ -295,7 +304,7 @@ final class ServiceProcess implements AutoCloseable {
     }
   }
 
-  static void deleteRecursively(Path dir) throws IOException {
+  public static void deleteRecursively(Path dir) throws IOException {
     if (!Files.exists(dir)) {
       return;
     }

@@ -7,13 +7,13 @@ import java.util.concurrent.atomic.AtomicLong;
  * sent, its end after its answer arrived, a process's death after it is gone. Comparing ticks
  * therefore errs only towards allowing more, never towards a false failure.
  */
-final class Ticks {
+public final class Ticks {
 
   private static final AtomicLong CLOCK = new AtomicLong();
 
   private Ticks() {}
 
-  static long next() {
+  public static long next() {
     return CLOCK.incrementAndGet();
   }
 }

@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
+import javax.security.auth.x500.X500Principal;
 import org.junit.jupiter.api.Test;
 import org.springframework.boot.context.properties.bind.Binder;
 import org.springframework.boot.context.properties.source.ConfigurationPropertySources;
@@ -18,7 +19,7 @@ class TokenRegistryTest {
   private static SecurityProperties.Token token(
       String name, String secret, String sha256, Role role, String... images) {
     return new SecurityProperties.Token(
-        name, secret, sha256, role, images.length == 0 ? List.of("*") : List.of(images));
+        name, secret, sha256, role, images.length == 0 ? List.of("*") : List.of(images), null);
   }
 
   private static TokenRegistry registry(SecurityProperties.Token... tokens) {
@@ -70,6 +71,36 @@ class TokenRegistryTest {
         .hasMessageContaining("same secret");
     assertThatThrownBy(() -> registry(token("x", "s", null, Role.ADMIN, " ")))
         .hasMessageContaining("at least one pattern");
+  }
+
+  @Test
+  void finds_the_token_a_client_certificate_acts_as_by_its_canonical_subject() {
+    TokenRegistry registry =
+        registry(
+            new SecurityProperties.Token(
+                "host", "s1", null, Role.WRITER, List.of("vm-*"), "CN=vm-host-1, O=Example"),
+            token("plain", "s2", null, Role.ADMIN));
+    assertThat(registry.forCertificateSubject(new X500Principal("cn=vm-host-1,o=Example")))
+        .map(AccessToken::name)
+        .contains("host");
+    assertThat(registry.forCertificateSubject(new X500Principal("CN=vm-host-2,O=Example")))
+        .isEmpty();
+    assertThatThrownBy(
+            () ->
+                registry(
+                    new SecurityProperties.Token(
+                        "bad", "s", null, Role.READER, List.of("*"), "no distinguished name")))
+        .hasMessageContaining("fvdisk.security.tokens[0] (bad)")
+        .hasMessageContaining("certificate-subject");
+    assertThatThrownBy(
+            () ->
+                registry(
+                    new SecurityProperties.Token(
+                        "a", "s1", null, Role.READER, List.of("*"), "CN=x"),
+                    new SecurityProperties.Token(
+                        "b", "s2", null, Role.READER, List.of("*"), "CN=x")))
+        .hasMessageContaining("(b)")
+        .hasMessageContaining("same certificate-subject");
   }
 
   @Test
