@@ -6,6 +6,8 @@ import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -15,6 +17,8 @@ import java.util.concurrent.TimeUnit;
 public class NbdMeters implements NbdObserver {
 
   private final MeterRegistry registry;
+  // One timer per command and outcome, found without the registry's look-up on every request.
+  private final Map<String, Timer> timers = new ConcurrentHashMap<>();
   private final Counter bytesRead;
   private final Counter bytesWritten;
 
@@ -46,11 +50,17 @@ public class NbdMeters implements NbdObserver {
 
   @Override
   public void request(String command, long nanos, long bytes, int errno) {
-    Timer.builder("fvdisk.nbd.requests")
-        .description("NBD requests answered, by command and outcome (ok, or the error's number)")
-        .tag("command", command)
-        .tag("outcome", errno == 0 ? "ok" : "errno-" + errno)
-        .register(registry)
+    String outcome = errno == 0 ? "ok" : "errno-" + errno;
+    timers
+        .computeIfAbsent(
+            command + '/' + outcome,
+            key ->
+                Timer.builder("fvdisk.nbd.requests")
+                    .description(
+                        "NBD requests answered, by command and outcome (ok, or the error's number)")
+                    .tag("command", command)
+                    .tag("outcome", outcome)
+                    .register(registry))
         .record(nanos, TimeUnit.NANOSECONDS);
     if (bytes > 0) {
       (command.equals("read") ? bytesRead : bytesWritten).increment(bytes);

@@ -50,14 +50,13 @@ final class ImageExports implements Exports {
     boolean writer = may(Role.WRITER, name);
     VirtualDisk disk;
     try {
-      // A session attaches as a writer even to a read-only image: that pins the image, so that it
-      // is not deleted under a VM that boots from it.
+      // A session attaches for writing even to a read-only image or for a reader: that pins the
+      // image, so that it is not deleted under a VM that uses it. What the client may do is the
+      // export's read-only flag, which the transmission enforces before any call.
       disk =
-          forSession && writer
+          forSession
               ? images.attachSession(name, Access.READ_WRITE)
-              : forSession
-                  ? images.attachSession(name, Access.READ_ONLY)
-                  : images.attach(name, Access.READ_ONLY);
+              : images.attach(name, Access.READ_ONLY);
     } catch (ImageNotFoundException e) {
       return null;
     }

@@ -14,7 +14,7 @@ public class ImageAttachedException extends ServiceException {
             + image
             + "\" has "
             + writers
-            + " writer(s) attached that did not finish in time; "
+            + " attachment(s) that stayed (an upload in progress, or an NBD session); "
             + what);
     with("image", image);
   }

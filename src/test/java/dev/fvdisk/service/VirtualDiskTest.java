@@ -61,7 +61,7 @@ class VirtualDiskTest {
     try (VirtualDisk writer = service.attach("vm", Access.READ_WRITE)) {
       assertThatThrownBy(() -> service.delete("vm", null))
           .isInstanceOf(ImageAttachedException.class)
-          .hasMessageContaining("\"vm\" has 1 writer(s) attached");
+          .hasMessageContaining("\"vm\" has 1 attachment(s) that stayed");
       writer.write(0, ByteBuffer.wrap(new byte[] {7}), Durability.DURABLE);
     }
     assertThat(read("vm", 0, 1)).containsExactly(7);
