@@ -90,7 +90,8 @@ public final class NbdListener implements SmartLifecycle {
             NbdLimits.DEFAULTS.maxOptionBytes(),
             NbdLimits.DEFAULTS.maxPayloadBytes(),
             properties.maxRequestsPerConnection(),
-            properties.maxInFlight().toBytes());
+            properties.maxInFlight().toBytes(),
+            properties.stallTimeout());
     NbdMeters nbdMeters = meters == null ? null : new NbdMeters(meters);
     NbdObserver observer = nbdMeters == null ? NbdObserver.NONE : nbdMeters;
     NbdServer started =

@@ -18,6 +18,8 @@ import org.springframework.util.unit.DataSize;
  * @param handshakeTimeout how long a client may take to choose an export after connecting
  * @param maxRequestsPerConnection requests one connection may have in progress
  * @param maxInFlight the data of requests in progress over all connections
+ * @param stallTimeout how long a client may take to send a write's payload or to take a reply
+ *     before it is disconnected
  * @param tls TLS for the listener: required for a non-loopback address and whenever access tokens
  *     are configured
  */
@@ -31,6 +33,7 @@ public record NbdProperties(
     @DefaultValue("10s") Duration handshakeTimeout,
     @DefaultValue("64") int maxRequestsPerConnection,
     @DefaultValue("256MB") DataSize maxInFlight,
+    @DefaultValue("60s") Duration stallTimeout,
     @DefaultValue Tls tls) {
 
   /**

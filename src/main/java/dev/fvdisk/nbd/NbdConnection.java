@@ -47,6 +47,8 @@ final class NbdConnection implements Runnable {
   private final Consumer<NbdConnection> onClose;
 
   private volatile boolean pastDeadline;
+  private volatile boolean stalled;
+  private boolean detached; // guarded by this: the session's attachment is closed
   private volatile @Nullable SSLSocket secured;
   private volatile @Nullable String clientSubject;
   private volatile @Nullable Transmission transmission;
@@ -97,7 +99,13 @@ final class NbdConnection implements Runnable {
       observer.connectionDropped(agreed == null ? "handshake" : "transmission");
       ended = "dropped: " + e.getMessage();
     } catch (IOException e) {
-      if (pastDeadline) {
+      if (stalled) {
+        observer.connectionDropped("stalled");
+        ended =
+            "dropped: the client neither sent a payload nor read a reply for "
+                + limits.stallTimeout().toSeconds()
+                + " s";
+      } else if (pastDeadline) {
         observer.connectionDropped("timeout");
         ended = "dropped: no export chosen within " + limits.handshakeTimeout().toSeconds() + " s";
       } else if (stopping.getAsBoolean()) {
@@ -117,9 +125,13 @@ final class NbdConnection implements Runnable {
         NbdServer.closeQuietly(ssl);
       }
       NbdServer.closeQuietly(socket);
-      Handshake.Agreed session = agreed;
-      if (session != null) {
-        session.export().disk().close();
+      synchronized (this) {
+        // Under the lock, so a flush at shutdown never meets a closed attachment.
+        detached = true;
+        Handshake.Agreed session = agreed;
+        if (session != null) {
+          session.export().disk().close();
+        }
       }
       onClose.accept(this);
     }
@@ -166,7 +178,26 @@ final class NbdConnection implements Runnable {
             stopping,
             () -> NbdServer.closeQuietly(socket));
     transmission = session;
-    return session.run();
+    // The watchdog: a client stuck in the middle of a payload, or not reading its replies, is
+    // dropped, which gives back what its requests hold.
+    long stallNanos = limits.stallTimeout().toNanos();
+    long period = Math.max(1, Math.min(stallNanos / 4, TimeUnit.SECONDS.toNanos(5)));
+    ScheduledFuture<?> watchdog =
+        deadlines.scheduleAtFixedRate(
+            () -> {
+              if (session.stalledNanos() > stallNanos) {
+                stalled = true;
+                NbdServer.closeQuietly(socket);
+              }
+            },
+            period,
+            period,
+            TimeUnit.NANOSECONDS);
+    try {
+      return session.run();
+    } finally {
+      watchdog.cancel(false);
+    }
   }
 
   /**
@@ -222,7 +253,11 @@ final class NbdConnection implements Runnable {
     Handshake.Agreed chosen = agreed;
     try {
       if (session != null && chosen != null && session.awaitIdle(nanos)) {
-        chosen.export().disk().flush();
+        synchronized (this) {
+          if (!detached) {
+            chosen.export().disk().flush();
+          }
+        }
       }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();

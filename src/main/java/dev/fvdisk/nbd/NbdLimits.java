@@ -16,6 +16,8 @@ import java.time.Duration;
  *     once one of them is answered
  * @param maxInFlightBytes the bytes of requests in progress over all connections (write payloads
  *     held and reads being answered); a request that would pass it waits
+ * @param stallTimeout how long a client may take to send a write's payload, or to take a reply off
+ *     the socket, before it is disconnected; what it holds is given back then
  */
 public record NbdLimits(
     int maxConnections,
@@ -25,11 +27,21 @@ public record NbdLimits(
     int maxOptionBytes,
     int maxPayloadBytes,
     int maxInFlightRequests,
-    long maxInFlightBytes) {
+    long maxInFlightBytes,
+    Duration stallTimeout) {
 
   /** The limits without configuration. */
   public static final NbdLimits DEFAULTS =
-      new NbdLimits(64, 16, Duration.ofSeconds(10), 32, 64 * 1024, 32 << 20, 64, 256L << 20);
+      new NbdLimits(
+          64,
+          16,
+          Duration.ofSeconds(10),
+          32,
+          64 * 1024,
+          32 << 20,
+          64,
+          256L << 20,
+          Duration.ofSeconds(60));
 
   public NbdLimits {
     if (maxPayloadBytes < 1 << 20 || Integer.bitCount(maxPayloadBytes) != 1) {

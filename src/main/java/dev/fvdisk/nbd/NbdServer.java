@@ -29,9 +29,10 @@ import org.slf4j.LoggerFactory;
  * on a thread of its own, and stops in order (new requests refused, requests in progress answered,
  * every attached image flushed, then the sockets closed).
  *
- * <p>Threads: one accepting, one per connection reading requests (blocking sockets; hypervisors
- * open few connections), and a shared pool of workers that call the disks, so that one connection's
- * requests run side by side and its durable writes share a group commit.
+ * <p>Threads: one accepting; per connection one reading requests and one writing replies (blocking
+ * sockets; hypervisors open few connections); and a shared pool of workers that call the disks, so
+ * that one connection's requests run side by side and its durable writes share a group commit.
+ * Workers never write to a socket, so a slow client cannot hold them.
  */
 public final class NbdServer implements AutoCloseable {
 

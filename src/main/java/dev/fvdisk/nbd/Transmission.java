@@ -4,14 +4,10 @@ import static dev.fvdisk.nbd.Nbd.*;
 
 import dev.fvdisk.service.DiskExtent;
 import dev.fvdisk.service.Durability;
-import dev.fvdisk.service.ImageCorruptException;
-import dev.fvdisk.service.ImageNotFoundException;
 import dev.fvdisk.service.ImageReadOnlyException;
-import dev.fvdisk.service.ImageUnavailableException;
 import dev.fvdisk.service.InsufficientStorageException;
 import dev.fvdisk.service.RangeOutsideDiskException;
 import dev.fvdisk.service.ServiceException;
-import dev.fvdisk.service.StorageIoException;
 import dev.fvdisk.service.VirtualDisk;
 import java.io.BufferedInputStream;
 import java.io.DataInputStream;
@@ -21,12 +17,13 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
+import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.Executor;
+import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.BooleanSupplier;
 import org.jspecify.annotations.Nullable;
 import org.slf4j.Logger;
@@ -38,9 +35,12 @@ import org.slf4j.LoggerFactory;
  * <p>The connection's thread reads each request header, checks it, takes the request's share of the
  * in-flight limits (which is how a client that sends faster than the disk answers is slowed down:
  * its next request is not read), reads a write's payload, and hands the request to the worker pool.
- * Workers call the {@link VirtualDisk} and write the whole reply under the connection's reply lock,
- * so replies never interleave. A read is read into memory before its reply starts, so a failure is
- * always reported as an error rather than by dropping the connection.
+ * Workers call the {@link VirtualDisk} and queue the reply; one writer thread per connection sends
+ * the replies in the order they were queued, flushing the socket whenever the queue runs empty, and
+ * only then gives the request's share back. So workers never wait for a slow client, and a client
+ * that stops reading holds no more than its own limits, until the watchdog ({@link #stalledNanos})
+ * drops it. A read is read into memory before its reply is queued, so a failure is always reported
+ * as an error rather than by dropping the connection.
  *
  * <p>A write is answered once the disk has it, so it is visible to every connection and to HTTP,
  * and covered by the next flush on any of them: that is why {@code CAN_MULTI_CONN} is true.
@@ -68,12 +68,34 @@ final class Transmission {
   private final BooleanSupplier stopping;
   private final Runnable onReplyFailure;
 
-  private final ReentrantLock replyLock = new ReentrantLock();
   private final Semaphore requests;
+  // Replies on their way out, written by one thread per connection in the order they were queued.
+  private final BlockingQueue<Outgoing> outgoing = new LinkedBlockingQueue<>();
+  // When the reply being written, or the payload being read, began (System.nanoTime, never 0);
+  // 0 while neither happens. What the connection's watchdog looks at.
+  private volatile long writingSince;
+  private volatile long readingPayloadSince;
+  private volatile boolean broken;
   private final AtomicLong served = new AtomicLong();
   private final AtomicLong failed = new AtomicLong();
   private final AtomicLong bytesRead = new AtomicLong();
   private final AtomicLong bytesWritten = new AtomicLong();
+
+  /** How a reply is written: its header and payload, without flushing. */
+  @FunctionalInterface
+  private interface ReplyBody {
+    void writeTo(DataOutputStream out) throws IOException;
+  }
+
+  /**
+   * A reply queued for the writer, with the request's share of the limits it gives back once
+   * written; the request stays in flight until then, so a client that does not read its replies
+   * cannot make the server hold more than its limits.
+   */
+  private record Outgoing(ReplyBody body, int heldBytes) {}
+
+  /** Queued after the last reply: the writer stops. */
+  private static final Outgoing END = new Outgoing(out -> {}, 0);
 
   /** One request, its header checked. */
   private record Request(int flags, int type, long cookie, long offset, long length) {
@@ -116,6 +138,9 @@ final class Transmission {
    * @throws IOException when the connection failed
    */
   String run() throws IOException, InterruptedException {
+    Thread writer = new Thread(this::writeReplies, Thread.currentThread().getName() + "-replies");
+    writer.setDaemon(true);
+    writer.start();
     try {
       while (true) {
         int magic;
@@ -141,8 +166,62 @@ final class Transmission {
         accept(r);
       }
     } finally {
+      // Every request read is answered (or its reply dropped, if the connection broke) before
+      // the session ends.
       awaitIdle(Long.MAX_VALUE);
+      outgoing.add(END);
+      writer.join();
     }
+  }
+
+  /** The writer's loop: replies in queue order; one flush whenever the queue runs empty. */
+  private void writeReplies() {
+    while (true) {
+      Outgoing next;
+      try {
+        next = outgoing.take();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        return;
+      }
+      if (next == END) {
+        return;
+      }
+      try {
+        if (!broken) {
+          writingSince = System.nanoTime() | 1;
+          next.body().writeTo(out);
+          if (outgoing.isEmpty()) {
+            out.flush();
+          }
+        }
+      } catch (IOException e) {
+        // The connection broke; the reading side sees it too. Later replies are dropped, but
+        // their requests still end, so the session can.
+        broken = true;
+        onReplyFailure.run();
+      } finally {
+        writingSince = 0;
+        serverBytes.release(next.heldBytes());
+        requests.release();
+      }
+    }
+  }
+
+  /** Queues a reply; its request ends when it is written. */
+  private void send(int heldBytes, ReplyBody body) {
+    outgoing.add(new Outgoing(body, heldBytes));
+  }
+
+  /**
+   * How long the connection has been stuck: writing a reply the client does not read, or reading a
+   * write's payload the client does not send; 0 when it is not.
+   */
+  long stalledNanos() {
+    long now = System.nanoTime();
+    long writing = writingSince;
+    long reading = readingPayloadSince;
+    return Math.max(writing == 0 ? 0 : now - writing, reading == 0 ? 0 : now - reading);
   }
 
   /** Takes one request off the wire and hands it on, or answers it at once when it is refused. */
@@ -161,23 +240,32 @@ final class Transmission {
     try {
       serverBytes.acquire(held);
       try {
-        byte[] payload = write ? in.readNBytes(held) : null;
-        if (payload != null && payload.length != held) {
-          throw new EOFException("the connection ended inside a write's payload");
+        byte[] payload = null;
+        if (write) {
+          readingPayloadSince = System.nanoTime() | 1;
+          payload = in.readNBytes(held);
+          readingPayloadSince = 0;
+          if (payload.length != held) {
+            throw new EOFException("the connection ended inside a write's payload");
+          }
         }
         if (errno == 0 && stopping.getAsBoolean()) {
           errno = ESHUTDOWN;
         }
-        if (errno != 0) {
-          reply(r, errno, refusal(r, errno), 0);
-        } else {
-          int bytes = held;
+        if (errno == 0) {
+          byte[] data = payload;
           try {
-            workers.execute(() -> serve(r, payload, bytes));
+            workers.execute(() -> serve(r, data, held));
             handedOver = true;
           } catch (RejectedExecutionException e) {
-            reply(r, ESHUTDOWN, "the server is shutting down", 0);
+            errno = ESHUTDOWN;
           }
+        }
+        if (errno != 0) {
+          observer.request(commandName(r.type()), 0, 0, errno);
+          failed.incrementAndGet();
+          send(held, errorReply(r, errno, refusal(r, errno)));
+          handedOver = true;
         }
       } finally {
         if (!handedOver) {
@@ -229,74 +317,69 @@ final class Transmission {
     };
   }
 
-  /** Runs one request on a worker and answers it. */
+  /** Runs one request on a worker and queues its reply, which gives back what it holds. */
   private void serve(Request r, byte @Nullable [] payload, int held) {
     long started = System.nanoTime();
     int errno = 0;
     long moved = 0;
+    ReplyBody reply;
     try {
-      try {
-        switch (r.type()) {
-          case CMD_READ -> {
-            ByteBuffer data = ByteBuffer.allocate((int) r.length());
-            disk.read(r.offset(), data);
-            moved = r.length();
-            bytesRead.addAndGet(moved);
-            sendRead(r, data.array());
-            return;
-          }
-          case CMD_WRITE -> {
-            disk.write(r.offset(), ByteBuffer.wrap(payload), r.durability());
-            moved = r.length();
-            bytesWritten.addAndGet(moved);
-          }
-          case CMD_WRITE_ZEROES -> {
-            if (r.length() > 0) {
-              disk.zero(r.offset(), r.length(), r.durability());
+      reply =
+          switch (r.type()) {
+            case CMD_READ -> {
+              byte[] data = new byte[(int) r.length()];
+              disk.read(r.offset(), ByteBuffer.wrap(data));
+              moved = r.length();
+              bytesRead.addAndGet(moved);
+              yield readReply(r, data);
             }
-          }
-          case CMD_FLUSH -> disk.flush();
-          case CMD_TRIM -> {
-            // A hint the disk cannot use yet (chunks are never freed): done by doing nothing, which
-            // the protocol allows; with FUA, what came before it is made durable all the same.
-            if (r.fua()) {
+            case CMD_WRITE -> {
+              disk.write(r.offset(), ByteBuffer.wrap(payload), r.durability());
+              moved = r.length();
+              bytesWritten.addAndGet(moved);
+              yield done(r);
+            }
+            case CMD_WRITE_ZEROES -> {
+              if (r.length() > 0) {
+                disk.zero(r.offset(), r.length(), r.durability());
+              }
+              yield done(r);
+            }
+            case CMD_FLUSH -> {
               disk.flush();
+              yield done(r);
             }
-          }
-          case CMD_CACHE -> {
-            // Advisory; not advertised, but some clients send it anyway.
-          }
-          case CMD_BLOCK_STATUS -> {
-            sendBlockStatus(r);
-            return;
-          }
-          default -> throw new IllegalStateException("unchecked command " + r.type());
-        }
-        reply(r, 0, "", 0);
-      } catch (ServiceException e) {
-        errno = errnoOf(e, r.type());
-        reply(r, errno, e.getMessage(), r.offset());
-      } catch (RuntimeException e) {
-        errno = EIO;
-        log.error(
-            "NBD {} of image \"{}\" failed unexpectedly", commandName(r.type()), agreed.name(), e);
-        reply(r, errno, "internal error", r.offset());
-      }
-    } catch (IOException e) {
-      // The connection broke under the reply; the reading side sees it too and ends the session.
-      onReplyFailure.run();
-    } finally {
-      serverBytes.release(held);
-      requests.release();
-      if (errno == 0) {
-        served.incrementAndGet();
-      } else {
-        failed.incrementAndGet();
-      }
-      observer.request(commandName(r.type()), System.nanoTime() - started, moved, errno);
+            case CMD_TRIM -> {
+              // A hint the disk cannot use yet (chunks are never freed): done by doing nothing,
+              // which the protocol allows; with FUA, what came before it is made durable all the
+              // same.
+              if (r.fua()) {
+                disk.flush();
+              }
+              yield done(r);
+            }
+            case CMD_CACHE -> done(r); // advisory; not advertised, but some clients send it
+            case CMD_BLOCK_STATUS -> blockStatusReply(r);
+            default -> throw new IllegalStateException("unchecked command " + r.type());
+          };
+    } catch (ServiceException e) {
+      errno = errnoOf(e, r.type());
+      reply = errorReply(r, errno, e.getMessage());
+    } catch (RuntimeException e) {
+      errno = EIO;
+      log.error(
+          "NBD {} of image \"{}\" failed unexpectedly", commandName(r.type()), agreed.name(), e);
+      reply = errorReply(r, errno, "internal error");
     }
+    (errno == 0 ? served : failed).incrementAndGet();
+    observer.request(commandName(r.type()), System.nanoTime() - started, moved, errno);
+    send(held, reply);
   }
 
+  /**
+   * The error for a failure of the disk: EIO for everything that is not the client's doing (a
+   * deleted image, a latched image after a failed flush, an I/O failure, corruption).
+   */
   private static int errnoOf(ServiceException e, int type) {
     if (e instanceof ImageReadOnlyException) {
       return EPERM;
@@ -306,12 +389,6 @@ final class Transmission {
     }
     if (e instanceof RangeOutsideDiskException) {
       return type == CMD_WRITE || type == CMD_WRITE_ZEROES ? ENOSPC : EINVAL;
-    }
-    if (e instanceof ImageNotFoundException
-        || e instanceof ImageUnavailableException
-        || e instanceof StorageIoException
-        || e instanceof ImageCorruptException) {
-      return EIO;
     }
     return EIO;
   }
@@ -333,81 +410,76 @@ final class Transmission {
     };
   }
 
-  private void sendRead(Request r, byte[] data) throws IOException {
-    replyLock.lock();
-    try {
-      if (!agreed.structuredReplies()) {
-        simpleHeader(r.cookie(), 0);
+  private ReplyBody readReply(Request r, byte[] data) {
+    if (!agreed.structuredReplies()) {
+      return out -> {
+        simpleHeader(out, r.cookie(), 0);
         out.write(data);
-      } else if (data.length == 0) {
-        chunkHeader(REPLY_TYPE_NONE, r.cookie(), 0);
-      } else {
-        chunkHeader(REPLY_TYPE_OFFSET_DATA, r.cookie(), 8 + data.length);
-        out.writeLong(r.offset());
-        out.write(data);
-      }
-      out.flush();
-    } finally {
-      replyLock.unlock();
+      };
     }
+    if (data.length == 0) {
+      return out -> chunkHeader(out, REPLY_TYPE_NONE, r.cookie(), 0);
+    }
+    return out -> {
+      chunkHeader(out, REPLY_TYPE_OFFSET_DATA, r.cookie(), 8 + data.length);
+      out.writeLong(r.offset());
+      out.write(data);
+    };
   }
 
-  private void sendBlockStatus(Request r) throws IOException {
+  private ReplyBody blockStatusReply(Request r) {
     boolean one = (r.flags() & CMD_FLAG_REQ_ONE) != 0;
     List<DiskExtent> extents = disk.extents(r.offset(), r.length(), one ? 1 : MAX_EXTENTS);
     // Data stored here and data read through the base are both "allocated" to NBD: merge them.
     long[] lengths = new long[extents.size()];
     int[] states = new int[extents.size()];
-    int n = 0;
+    int merged = 0;
     for (DiskExtent e : extents) {
       int state = e.state() == DiskExtent.State.ZERO ? STATE_HOLE | STATE_ZERO : 0;
-      if (n > 0 && states[n - 1] == state) {
-        lengths[n - 1] += e.lengthBytes();
+      if (merged > 0 && states[merged - 1] == state) {
+        lengths[merged - 1] += e.lengthBytes();
       } else {
-        lengths[n] = e.lengthBytes();
-        states[n++] = state;
+        lengths[merged] = e.lengthBytes();
+        states[merged++] = state;
       }
     }
-    replyLock.lock();
-    try {
-      chunkHeader(REPLY_TYPE_BLOCK_STATUS, r.cookie(), 4 + 8 * n);
+    int n = merged;
+    return out -> {
+      chunkHeader(out, REPLY_TYPE_BLOCK_STATUS, r.cookie(), 4 + 8 * n);
       out.writeInt(BASE_ALLOCATION_ID);
       for (int i = 0; i < n; i++) {
         // Within the request, whose length is a u32, so every extent fits one.
         out.writeInt((int) lengths[i]);
         out.writeInt(states[i]);
       }
-      out.flush();
-    } finally {
-      replyLock.unlock();
-    }
+    };
+  }
+
+  /** Success without data. */
+  private ReplyBody done(Request r) {
+    return errorReply(r, 0, "");
   }
 
   /**
-   * Answers a request without data: success or an error. Reads and block status get an error chunk
-   * once structured replies are on (the protocol requires it for reads); everything else a simple
-   * reply.
+   * An answer without data: success or an error. Reads and block status get an error chunk once
+   * structured replies are on (the protocol requires it for reads); everything else a simple reply.
    */
-  private void reply(Request r, int errno, String message, long offset) throws IOException {
+  private ReplyBody errorReply(Request r, int errno, String message) {
     boolean structured =
         agreed.structuredReplies() && (r.type() == CMD_READ || r.type() == CMD_BLOCK_STATUS);
-    replyLock.lock();
-    try {
-      if (!structured) {
-        simpleHeader(r.cookie(), errno);
-      } else if (errno == 0) {
-        chunkHeader(REPLY_TYPE_NONE, r.cookie(), 0);
-      } else {
-        byte[] text = clipped(message);
-        chunkHeader(REPLY_TYPE_ERROR, r.cookie(), 6 + text.length);
-        out.writeInt(errno);
-        out.writeShort(text.length);
-        out.write(text);
-      }
-      out.flush();
-    } finally {
-      replyLock.unlock();
+    if (!structured) {
+      return out -> simpleHeader(out, r.cookie(), errno);
     }
+    if (errno == 0) {
+      return out -> chunkHeader(out, REPLY_TYPE_NONE, r.cookie(), 0);
+    }
+    byte[] text = clipped(message);
+    return out -> {
+      chunkHeader(out, REPLY_TYPE_ERROR, r.cookie(), 6 + text.length);
+      out.writeInt(errno);
+      out.writeShort(text.length);
+      out.write(text);
+    };
   }
 
   private static byte[] clipped(String message) {
@@ -423,13 +495,15 @@ final class Transmission {
     return java.util.Arrays.copyOf(bytes, end);
   }
 
-  private void simpleHeader(long cookie, int errno) throws IOException {
+  private static void simpleHeader(DataOutputStream out, long cookie, int errno)
+      throws IOException {
     out.writeInt(SIMPLE_REPLY_MAGIC);
     out.writeInt(errno);
     out.writeLong(cookie);
   }
 
-  private void chunkHeader(int type, long cookie, int length) throws IOException {
+  private static void chunkHeader(DataOutputStream out, int type, long cookie, int length)
+      throws IOException {
     out.writeInt(STRUCTURED_REPLY_MAGIC);
     out.writeShort(REPLY_FLAG_DONE);
     out.writeShort(type);

@@ -312,7 +312,9 @@ class HandshakeTest {
 
   @Test
   void limitsAreTheConfiguredOnes() {
-    limits = new NbdLimits(1, 1, Duration.ofSeconds(1), 2, 100, 1 << 20, 4, 1 << 20);
+    limits =
+        new NbdLimits(
+            1, 1, Duration.ofSeconds(1), 2, 100, 1 << 20, 4, 1 << 20, Duration.ofSeconds(1));
     assertThatThrownBy(
             () ->
                 run(

@@ -118,7 +118,17 @@ class NbdServerTest {
   void connections_over_the_limit_are_closed_and_the_others_keep_working() throws Exception {
     server.stop(Duration.ofSeconds(5));
     server =
-        startServer(new NbdLimits(3, 2, Duration.ofSeconds(10), 32, 65536, 1 << 20, 4, 1 << 20));
+        startServer(
+            new NbdLimits(
+                3,
+                2,
+                Duration.ofSeconds(10),
+                32,
+                65536,
+                1 << 20,
+                4,
+                1 << 20,
+                Duration.ofSeconds(60)));
     try (NbdTestClient a = NbdTestClient.open(server.port(), "vm");
         NbdTestClient b = NbdTestClient.open(server.port(), "vm")) {
       // A third connection from the same address is over the per-peer limit of 2.
@@ -131,6 +141,52 @@ class NbdServerTest {
       a.flushOut();
       assertThat(a.reply().error()).isZero();
       assertThat(server.connections()).isEqualTo(2);
+    }
+  }
+
+  @Test
+  void a_client_that_stops_sending_a_payload_or_reading_replies_is_dropped() throws Exception {
+    server.stop(Duration.ofSeconds(5));
+    server =
+        startServer(
+            new NbdLimits(
+                8,
+                8,
+                Duration.ofSeconds(10),
+                32,
+                65536,
+                1 << 20,
+                8,
+                2 << 20,
+                Duration.ofSeconds(1)));
+    // Half a payload, then nothing.
+    try (NbdTestClient halfway = NbdTestClient.open(server.port(), "vm")) {
+      halfway.send(0, CMD_WRITE, 1, 0, 1 << 20, new byte[1000]);
+      halfway.flushOut();
+      halfway.socket.setSoTimeout(30_000);
+      assertThat(halfway.in.read()).as("closed by the watchdog").isEqualTo(-1);
+    }
+    // Many large reads whose replies are never taken off the socket.
+    try (NbdTestClient deaf = NbdTestClient.open(server.port(), "vm")) {
+      deaf.socket.setReceiveBufferSize(4096);
+      long deadline = System.nanoTime() + 30_000_000_000L;
+      try {
+        for (long cookie = 0; System.nanoTime() < deadline; cookie++) {
+          deaf.send(0, CMD_READ, cookie, 0, 1 << 20, null);
+          deaf.flushOut();
+        }
+      } catch (IOException e) {
+        // the server closed the connection
+      }
+      assertThat(System.nanoTime())
+          .as("dropped before the test's own deadline")
+          .isLessThan(deadline);
+    }
+    // What they held is back: a new client reads at once.
+    try (NbdTestClient fine = NbdTestClient.open(server.port(), "vm")) {
+      fine.send(0, CMD_READ, 1, 0, 1 << 20, null);
+      fine.flushOut();
+      assertThat(fine.reply().error()).isZero();
     }
   }
 }
