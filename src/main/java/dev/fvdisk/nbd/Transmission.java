@@ -195,7 +195,7 @@ final class Transmission {
             out.flush();
           }
         }
-      } catch (IOException e) {
+      } catch (IOException | RuntimeException e) {
         // The connection broke; the reading side sees it too. Later replies are dropped, but
         // their requests still end, so the session can.
         broken = true;
@@ -243,8 +243,11 @@ final class Transmission {
         byte[] payload = null;
         if (write) {
           readingPayloadSince = System.nanoTime() | 1;
-          payload = in.readNBytes(held);
-          readingPayloadSince = 0;
+          try {
+            payload = in.readNBytes(held);
+          } finally {
+            readingPayloadSince = 0;
+          }
           if (payload.length != held) {
             throw new EOFException("the connection ended inside a write's payload");
           }

@@ -3,7 +3,6 @@ package dev.fvdisk.nbd;
 import static io.restassured.RestAssured.given;
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.fvdisk.config.NbdListener;
 import dev.fvdisk.testing.GuestTools;
 import dev.fvdisk.testing.QemuImg;
 import dev.fvdisk.testing.TinyLinux;
@@ -22,11 +21,6 @@ import java.util.Set;
 import java.util.TreeSet;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import org.springframework.beans.factory.annotation.Autowired;
-import org.springframework.boot.test.context.SpringBootTest;
-import org.springframework.boot.test.web.server.LocalServerPort;
-import org.springframework.test.context.DynamicPropertyRegistry;
-import org.springframework.test.context.DynamicPropertySource;
 
 /**
  * A Linux guest under QEMU boots from a clone of a golden image over NBD, with copy-on-read and
@@ -34,11 +28,8 @@ import org.springframework.test.context.DynamicPropertySource;
  * what copy-on-read brought in, and a golden image left as it was. The guest is made here from
  * Debian's kernel and busybox ({@link TinyLinux}). Skipped where those are missing, except in CI.
  */
-@SpringBootTest(webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT)
-class GuestBootIntegrationTest {
+class GuestBootIntegrationTest extends NbdServiceTestSupport {
 
-  private static final String IMAGES = "/api/v1/images";
-  private static final long MIB = 1 << 20;
   private static final long ROOT_DISK_BYTES = 32 * MIB;
   private static final long SCRATCH_DISK_BYTES = 8 * MIB;
 
@@ -71,16 +62,6 @@ class GuestBootIntegrationTest {
       poweroff -f
       """
           .formatted(PATTERN_LINE.strip(), PATTERN_BYTES, SCRATCH_OFFSET_BYTES / 65536);
-
-  @TempDir static Path dataDir;
-
-  @DynamicPropertySource
-  static void dataDir(DynamicPropertyRegistry registry) {
-    registry.add("fvdisk.data-dir", () -> dataDir.toString());
-  }
-
-  @LocalServerPort int httpPort;
-  @Autowired NbdListener nbd;
 
   @Test
   void a_guest_boots_from_a_copy_on_read_clone_and_its_writes_stay_in_the_clone(@TempDir Path work)
@@ -243,61 +224,6 @@ class GuestBootIntegrationTest {
     }
     assertThat(image.getString("prefetch.state")).as(image.prettify()).isEqualTo("done");
     return image;
-  }
-
-  private void create(Map<String, Object> body) {
-    given()
-        .port(httpPort)
-        .contentType("application/json")
-        .body(body)
-        .post(IMAGES)
-        .then()
-        .statusCode(201);
-  }
-
-  private void patch(String name, Map<String, Object> changes) {
-    given()
-        .port(httpPort)
-        .contentType("application/merge-patch+json")
-        .body(changes)
-        .patch(IMAGES + "/" + name)
-        .then()
-        .statusCode(200);
-  }
-
-  private JsonPath image(String name) {
-    return given()
-        .port(httpPort)
-        .get(IMAGES + "/" + name)
-        .then()
-        .statusCode(200)
-        .extract()
-        .jsonPath();
-  }
-
-  private byte[] httpRead(String name, long offset, long length) {
-    return given()
-        .port(httpPort)
-        .header("Range", "bytes=" + offset + "-" + (offset + length - 1))
-        .get(IMAGES + "/" + name + "/data")
-        .then()
-        .statusCode(206)
-        .extract()
-        .asByteArray();
-  }
-
-  private byte[] httpReadAll(String name) {
-    return given()
-        .port(httpPort)
-        .get(IMAGES + "/" + name + "/data")
-        .then()
-        .statusCode(200)
-        .extract()
-        .asByteArray();
-  }
-
-  private String uri(String name) {
-    return "nbd://127.0.0.1:" + nbd.port() + "/" + name;
   }
 
   private static String sha256(byte[] bytes) throws Exception {

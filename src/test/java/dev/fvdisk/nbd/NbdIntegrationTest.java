@@ -4,7 +4,6 @@ import static dev.fvdisk.nbd.Nbd.*;
 import static io.restassured.RestAssured.given;
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.fvdisk.config.NbdListener;
 import dev.fvdisk.testing.NbdTools;
 import dev.fvdisk.testing.QemuImg;
 import io.restassured.path.json.JsonPath;
@@ -20,14 +19,9 @@ import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.Set;
-import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import org.springframework.beans.factory.annotation.Autowired;
 import org.springframework.boot.test.context.SpringBootTest;
-import org.springframework.boot.test.web.server.LocalServerPort;
-import org.springframework.test.context.DynamicPropertyRegistry;
-import org.springframework.test.context.DynamicPropertySource;
 
 /**
  * The NBD export against real clients (libnbd's tools and Python module, QEMU's qemu-io and
@@ -37,64 +31,13 @@ import org.springframework.test.context.DynamicPropertySource;
 @SpringBootTest(
     webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT,
     properties = {"fvdisk.nbd.handshake-timeout=2s", "fvdisk.nbd.max-connections-per-peer=12"})
-class NbdIntegrationTest {
-
-  private static final String IMAGES = "/api/v1/images";
-  private static final long MIB = 1 << 20;
-  private static final AtomicInteger NAMES = new AtomicInteger();
-
-  @TempDir static Path dataDir;
-
-  @DynamicPropertySource
-  static void dataDir(DynamicPropertyRegistry registry) {
-    registry.add("fvdisk.data-dir", () -> dataDir.toString());
-  }
-
-  @LocalServerPort int httpPort;
-  @Autowired NbdListener nbd;
-
-  private String createImage(long sizeBytes) {
-    String name = "nbd-" + NAMES.incrementAndGet();
-    given()
-        .port(httpPort)
-        .contentType("application/json")
-        .body(Map.of("name", name, "sizeBytes", sizeBytes))
-        .post(IMAGES)
-        .then()
-        .statusCode(201);
-    return name;
-  }
-
-  private String uri(String name) {
-    return "nbd://127.0.0.1:" + nbd.port() + "/" + name;
-  }
-
-  private byte[] httpRead(String name, long offset, long length) {
-    return given()
-        .port(httpPort)
-        .header("Range", "bytes=" + offset + "-" + (offset + length - 1))
-        .get(IMAGES + "/" + name + "/data")
-        .then()
-        .statusCode(206)
-        .extract()
-        .asByteArray();
-  }
-
-  private byte[] httpReadAll(String name) {
-    return given()
-        .port(httpPort)
-        .get(IMAGES + "/" + name + "/data")
-        .then()
-        .statusCode(200)
-        .extract()
-        .asByteArray();
-  }
+class NbdIntegrationTest extends NbdServiceTestSupport {
 
   @Test
   void nbdinfo_sees_the_size_flags_block_sizes_and_context_and_lists_images(@TempDir Path work)
       throws Exception {
     NbdTools.assumeAvailable();
-    String name = createImage(64 * MIB);
+    String name = createImage("nbd", 64 * MIB);
     JsonPath info = new JsonPath(QemuImg.run(work, "nbdinfo", "--json", uri(name)));
     String export = "exports[0].";
     assertThat(info.getString(export + "export-name")).isEqualTo(name);
@@ -118,7 +61,7 @@ class NbdIntegrationTest {
       throws Exception {
     NbdTools.assumeAvailable();
     long size = 64 * MIB;
-    String name = createImage(size);
+    String name = createImage("nbd", size);
     QemuImg.run(
         work,
         "qemu-io",
@@ -160,7 +103,7 @@ class NbdIntegrationTest {
   void qemu_img_converts_both_ways_and_its_map_matches_the_http_map(@TempDir Path work)
       throws Exception {
     NbdTools.assumeAvailable();
-    String name = createImage(64 * MIB);
+    String name = createImage("nbd", 64 * MIB);
     QemuImg.run(work, "qemu-img", "create", "-q", "-f", "qcow2", "src.qcow2", "64M");
     QemuImg.run(
         work,
@@ -181,7 +124,7 @@ class NbdIntegrationTest {
     QemuImg.run(
         work, "qemu-img", "compare", "-f", "qcow2", "-F", "qcow2", "src.qcow2", "back.qcow2");
     // Out-of-order writes with 16 in flight.
-    String second = createImage(64 * MIB);
+    String second = createImage("nbd", 64 * MIB);
     QemuImg.run(
         work,
         "qemu-img",
@@ -243,7 +186,7 @@ class NbdIntegrationTest {
   @Test
   void nbdcopy_with_several_connections_copies_both_ways(@TempDir Path work) throws Exception {
     NbdTools.assumeAvailable();
-    String name = createImage(32 * MIB);
+    String name = createImage("nbd", 32 * MIB);
     byte[] source = new byte[(int) (32 * MIB)];
     Random random = new Random(7);
     for (int i = 0; i < 32; i += 2) {
@@ -262,7 +205,7 @@ class NbdIntegrationTest {
   void a_write_acknowledged_on_one_connection_is_seen_on_another(@TempDir Path work)
       throws Exception {
     NbdTools.assumeAvailable();
-    String name = createImage(8 * MIB);
+    String name = createImage("nbd", 8 * MIB);
     String script =
         String.join(
             "\n",
@@ -301,7 +244,7 @@ class NbdIntegrationTest {
   void errors_are_those_of_the_protocol_table(@TempDir Path work) throws Exception {
     NbdTools.assumeAvailable();
     long size = 64 * MIB;
-    String name = createImage(size);
+    String name = createImage("nbd", size);
     Path script = work.resolve("errors.py");
     try (InputStream in = getClass().getResourceAsStream("/nbd/errors.py")) {
       Files.write(script, in.readAllBytes());
@@ -334,14 +277,8 @@ class NbdIntegrationTest {
   @Test
   void a_read_only_image_is_a_read_only_export(@TempDir Path work) throws Exception {
     NbdTools.assumeAvailable();
-    String name = createImage(4 * MIB);
-    given()
-        .port(httpPort)
-        .contentType("application/merge-patch+json")
-        .body(Map.of("readOnly", true))
-        .patch(IMAGES + "/" + name)
-        .then()
-        .statusCode(200);
+    String name = createImage("nbd", 4 * MIB);
+    patch(name, Map.of("readOnly", true));
     String script =
         String.join(
             "\n",
@@ -358,7 +295,7 @@ class NbdIntegrationTest {
 
   @Test
   void an_attached_image_is_not_deleted_until_its_session_ends() throws Exception {
-    String name = createImage(4 * MIB);
+    String name = createImage("nbd", 4 * MIB);
     try (NbdTestClient client = NbdTestClient.open(nbd.port(), name)) {
       given()
           .port(httpPort)
@@ -384,7 +321,7 @@ class NbdIntegrationTest {
 
   @Test
   void disc_with_requests_in_flight_answers_them_all_then_closes() throws Exception {
-    String name = createImage(16 * MIB);
+    String name = createImage("nbd", 16 * MIB);
     try (NbdTestClient client = NbdTestClient.open(nbd.port(), name)) {
       byte[] data = new byte[(int) MIB];
       new Random(3).nextBytes(data);
@@ -443,32 +380,13 @@ class NbdIntegrationTest {
   @Test
   void reads_of_a_clone_report_its_base_as_data(@TempDir Path work) throws Exception {
     NbdTools.assumeAvailable();
-    String base = createImage(8 * MIB);
+    String base = createImage("nbd", 8 * MIB);
     byte[] data = new byte[(int) MIB];
     java.util.Arrays.fill(data, (byte) 0x5a);
-    given()
-        .port(httpPort)
-        .contentType("application/octet-stream")
-        .header("Content-Range", "bytes " + 2 * MIB + "-" + (3 * MIB - 1) + "/*")
-        .body(data)
-        .put(IMAGES + "/" + base + "/data")
-        .then()
-        .statusCode(204);
-    given()
-        .port(httpPort)
-        .contentType("application/merge-patch+json")
-        .body(Map.of("readOnly", true))
-        .patch(IMAGES + "/" + base)
-        .then()
-        .statusCode(200);
-    String clone = "nbd-clone-" + NAMES.incrementAndGet();
-    given()
-        .port(httpPort)
-        .contentType("application/json")
-        .body(Map.of("name", clone, "base", base))
-        .post(IMAGES)
-        .then()
-        .statusCode(201);
+    httpWrite(base, 2 * MIB, data);
+    patch(base, Map.of("readOnly", true));
+    String clone = base + "-clone";
+    create(Map.of("name", clone, "base", base));
     // Base-backed data is allocated (flags 0) to NBD, as over a qcow2 backing chain.
     String map = QemuImg.run(work, "nbdinfo", "--map", uri(clone));
     long dataCovering = 0;

@@ -4,11 +4,9 @@ import static dev.fvdisk.nbd.Nbd.*;
 import static io.restassured.RestAssured.given;
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.fvdisk.config.NbdListener;
 import dev.fvdisk.testing.SectorStamp;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -16,14 +14,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.Set;
-import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
-import org.springframework.beans.factory.annotation.Autowired;
-import org.springframework.boot.test.context.SpringBootTest;
-import org.springframework.boot.test.web.server.LocalServerPort;
-import org.springframework.test.context.DynamicPropertyRegistry;
-import org.springframework.test.context.DynamicPropertySource;
 
 /**
  * Random operations over real sockets against a model, many seeds: batches of pipelined requests
@@ -37,25 +29,13 @@ import org.springframework.test.context.DynamicPropertySource;
  * outside every write of its batch pins the sector to what it saw. At the end, the whole disk is
  * read over HTTP and judged the same way, so what NBD wrote is what HTTP reads.
  */
-@SpringBootTest(webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT)
-class NbdRandomOperationsIntegrationTest {
+class NbdRandomOperationsIntegrationTest extends NbdServiceTestSupport {
 
-  private static final String IMAGES = "/api/v1/images";
   private static final int SECTORS = 8 * 1024; // 4 MiB
   private static final long SIZE = (long) SECTORS * SectorStamp.SECTOR_BYTES;
   private static final int BATCHES = 40;
   private static final long IMAGE_TAG_BASE = 0x4E42_4400_0000_0000L;
   private static final long BASE_TAG = 0x4E42_4442_0000_0000L;
-
-  @TempDir static Path dataDir;
-
-  @DynamicPropertySource
-  static void dataDir(DynamicPropertyRegistry registry) {
-    registry.add("fvdisk.data-dir", () -> dataDir.toString());
-  }
-
-  @LocalServerPort int httpPort;
-  @Autowired NbdListener nbd;
 
   /** A request of a batch, with what the model needs of it. */
   private record Op(int type, int flags, long cookie, int firstSector, int sectors, long writeId) {
@@ -83,31 +63,18 @@ class NbdRandomOperationsIntegrationTest {
     if (clone) {
       baseTag = BASE_TAG + seed;
       String base = name + "-base";
-      createImage(Map.of("name", base, "sizeBytes", SIZE));
+      create(Map.of("name", base, "sizeBytes", SIZE));
       // The base holds stamps in its first half, zeros after.
       ByteBuffer stamps = ByteBuffer.allocate((int) SIZE / 2);
       SectorStamp.fillBase(stamps, baseTag, 0, SECTORS / 2);
-      given()
-          .port(httpPort)
-          .contentType("application/octet-stream")
-          .header("Content-Range", "bytes 0-" + (SIZE / 2 - 1) + "/*")
-          .body(stamps.array())
-          .put(IMAGES + "/" + base + "/data")
-          .then()
-          .statusCode(204);
-      given()
-          .port(httpPort)
-          .contentType("application/merge-patch+json")
-          .body(Map.of("readOnly", true))
-          .patch(IMAGES + "/" + base)
-          .then()
-          .statusCode(200);
-      createImage(Map.of("name", name, "base", base, "copyOnRead", true));
+      httpWrite(base, 0, stamps.array());
+      patch(base, Map.of("readOnly", true));
+      create(Map.of("name", name, "base", base, "copyOnRead", true));
       for (int s = 0; s < SECTORS / 2; s++) {
         model.set(s, new HashSet<>(Set.of(SectorStamp.BASE)));
       }
     } else {
-      createImage(Map.of("name", name, "sizeBytes", SIZE));
+      create(Map.of("name", name, "sizeBytes", SIZE));
     }
 
     long nextId = 1;
@@ -290,15 +257,5 @@ class NbdRandomOperationsIntegrationTest {
       at += length;
     }
     assertThat(at).as("seed %d: the extents cover the request", seed).isGreaterThanOrEqualTo(end);
-  }
-
-  private void createImage(Map<String, Object> body) {
-    given()
-        .port(httpPort)
-        .contentType("application/json")
-        .body(body)
-        .post(IMAGES)
-        .then()
-        .statusCode(201);
   }
 }
