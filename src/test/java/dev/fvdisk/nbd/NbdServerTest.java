@@ -60,6 +60,25 @@ class NbdServerTest {
     return s;
   }
 
+  /** Restarts the server with 1 MiB requests and the given limits. */
+  private void restartWith(
+      int connections, int perPeer, int requests, int inFlightBytes, Duration stallTimeout)
+      throws IOException {
+    server.stop(Duration.ofSeconds(5));
+    server =
+        startServer(
+            new NbdLimits(
+                connections,
+                perPeer,
+                Duration.ofSeconds(10),
+                32,
+                65536,
+                1 << 20,
+                requests,
+                inFlightBytes,
+                stallTimeout));
+  }
+
   @AfterEach
   void stop() {
     server.stop(Duration.ofSeconds(10));
@@ -116,19 +135,7 @@ class NbdServerTest {
 
   @Test
   void connections_over_the_limit_are_closed_and_the_others_keep_working() throws Exception {
-    server.stop(Duration.ofSeconds(5));
-    server =
-        startServer(
-            new NbdLimits(
-                3,
-                2,
-                Duration.ofSeconds(10),
-                32,
-                65536,
-                1 << 20,
-                4,
-                1 << 20,
-                Duration.ofSeconds(60)));
+    restartWith(3, 2, 4, 1 << 20, Duration.ofSeconds(60));
     try (NbdTestClient a = NbdTestClient.open(server.port(), "vm");
         NbdTestClient b = NbdTestClient.open(server.port(), "vm")) {
       // A third connection from the same address is over the per-peer limit of 2.
@@ -146,19 +153,7 @@ class NbdServerTest {
 
   @Test
   void a_client_that_stops_sending_a_payload_or_reading_replies_is_dropped() throws Exception {
-    server.stop(Duration.ofSeconds(5));
-    server =
-        startServer(
-            new NbdLimits(
-                8,
-                8,
-                Duration.ofSeconds(10),
-                32,
-                65536,
-                1 << 20,
-                8,
-                2 << 20,
-                Duration.ofSeconds(1)));
+    restartWith(8, 8, 8, 2 << 20, Duration.ofSeconds(1));
     // Half a payload, then nothing.
     try (NbdTestClient halfway = NbdTestClient.open(server.port(), "vm")) {
       halfway.send(0, CMD_WRITE, 1, 0, 1 << 20, new byte[1000]);
