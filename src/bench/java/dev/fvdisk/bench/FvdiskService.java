@@ -16,7 +16,7 @@ import org.springframework.context.ConfigurableApplicationContext;
 /**
  * The fvdisk service started in the harness's JVM on a free loopback port, with its embedded
  * defaults and a scratch data directory, plus the few REST calls the harness needs to lay out its
- * images. Everything the benchmark measures goes through wrk, not through this client.
+ * images. Everything the benchmark measures goes through wrk or NBD, not through this client.
  */
 final class FvdiskService implements AutoCloseable {
 
@@ -47,6 +47,18 @@ final class FvdiskService implements AutoCloseable {
       throw new IllegalStateException("the service did not report its port");
     }
     return new FvdiskService(context, port);
+  }
+
+  /**
+   * The loopback port the service's NBD listener took ({@code fvdisk.nbd.port=0} lets it choose a
+   * free one).
+   */
+  int nbdPort() {
+    int nbd = context.getBean(dev.fvdisk.config.NbdListener.class).port();
+    if (nbd < 0) {
+      throw new IllegalStateException("the service's NBD listener is not running");
+    }
+    return nbd;
   }
 
   /** Where the service runs its requests, as its configuration and the JVM decide. */

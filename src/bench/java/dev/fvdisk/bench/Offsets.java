@@ -41,17 +41,41 @@ final class Offsets {
   static Offsets of(Pattern pattern, long diskBytes) {
     long unitBytes =
         pattern.offsets == Kind.BLOCK_STRIDED ? Pattern.CLONE_BLOCK_BYTES : pattern.ioBytes;
+    return of(pattern.offsets, unitBytes, diskBytes);
+  }
+
+  /**
+   * Offsets in units of {@code unitBytes}: one unit after another, or scattered (either strided
+   * kind; the unit says how far apart operations may land).
+   */
+  static Offsets of(Kind kind, long unitBytes, long diskBytes) {
     if (diskBytes % unitBytes != 0) {
       throw new IllegalArgumentException(
           "disk size " + diskBytes + " is not a multiple of " + unitBytes + " bytes");
     }
     long units = diskBytes / unitBytes;
     long stride = 1;
-    if (pattern.offsets != Kind.SEQUENTIAL) {
+    if (kind != Kind.SEQUENTIAL) {
       stride = (long) (units * GOLDEN_FRACTION) | 1;
       while (gcd(stride, units) != 1) {
         stride += 2;
       }
+    }
+    return new Offsets(unitBytes, units, stride);
+  }
+
+  /**
+   * The same units with a stride of at most {@code maxStepBytes}, for {@code qemu-img bench}, whose
+   * {@code -S} takes at most 2^31 - 1: the largest odd stride within it, coprime with the unit
+   * count, so the first {@code units} operations still touch every unit once.
+   */
+  Offsets withStepAtMost(long maxStepBytes) {
+    if (qemuStepBytes() <= maxStepBytes) {
+      return this;
+    }
+    long stride = (maxStepBytes / unitBytes - 1) | 1;
+    while (stride > 1 && gcd(stride, units) != 1) {
+      stride -= 2;
     }
     return new Offsets(unitBytes, units, stride);
   }
