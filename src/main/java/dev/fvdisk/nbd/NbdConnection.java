@@ -9,6 +9,9 @@ import java.io.DataOutputStream;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.net.Socket;
+import java.nio.channels.Channels;
+import java.nio.channels.ReadableByteChannel;
+import java.nio.channels.WritableByteChannel;
 import java.util.concurrent.Executor;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
@@ -40,6 +43,7 @@ final class NbdConnection implements Runnable {
   private final ImageService images;
   private final NbdLimits limits;
   private final Semaphore serverBytes;
+  private final PayloadBuffers buffers;
   private final Executor workers;
   private final ScheduledExecutorService deadlines;
   private final NbdObserver observer;
@@ -61,6 +65,7 @@ final class NbdConnection implements Runnable {
       @Nullable NbdTls tls,
       NbdLimits limits,
       Semaphore serverBytes,
+      PayloadBuffers buffers,
       Executor workers,
       ScheduledExecutorService deadlines,
       NbdObserver observer,
@@ -74,6 +79,7 @@ final class NbdConnection implements Runnable {
     this.exports = new ImageExports(images, null);
     this.limits = limits;
     this.serverBytes = serverBytes;
+    this.buffers = buffers;
     this.workers = workers;
     this.deadlines = deadlines;
     this.observer = observer;
@@ -168,11 +174,27 @@ final class NbdConnection implements Runnable {
     if (pastDeadline) {
       throw new IOException("past the handshake deadline");
     }
+    // Plaintext: the socket's own channel, so data moves without copies through the heap. Over
+    // TLS: the encrypting streams, unbuffered, as replies collect in their own outbox.
+    SSLSocket ssl = secured;
+    ReadableByteChannel input;
+    WritableByteChannel output;
+    if (ssl == null && socket.getChannel() != null) {
+      input = socket.getChannel();
+      output = socket.getChannel();
+    } else {
+      Socket wire = ssl != null ? ssl : socket;
+      input = Channels.newChannel(wire.getInputStream());
+      output = Channels.newChannel(wire.getOutputStream());
+    }
     Transmission session =
         new Transmission(
             chosen,
+            input,
+            output,
             limits,
             serverBytes,
+            buffers,
             workers,
             observer,
             stopping,

@@ -6,6 +6,7 @@ import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
+import java.nio.channels.ServerSocketChannel;
 import java.time.Duration;
 import java.util.HashMap;
 import java.util.LinkedHashSet;
@@ -41,12 +42,16 @@ public final class NbdServer implements AutoCloseable {
   /** Workers over all connections: enough for 16 durable writes in flight from a few clients. */
   private static final int WORKERS = 64;
 
+  /** Payload buffers kept for reuse over all connections; more in use at once are dropped. */
+  private static final long RETAINED_BUFFER_BYTES = 64L << 20;
+
   private final ImageService images;
   private final InetSocketAddress address;
   private final NbdLimits limits;
   private final NbdObserver observer;
   private final @Nullable NbdTls tls;
   private final Semaphore serverBytes;
+  private final PayloadBuffers buffers;
   private final ThreadPoolExecutor workers;
   private final ScheduledExecutorService deadlines;
 
@@ -74,6 +79,9 @@ public final class NbdServer implements AutoCloseable {
     this.limits = limits;
     this.observer = observer;
     this.serverBytes = new Semaphore((int) limits.maxInFlightBytes(), true);
+    this.buffers =
+        new PayloadBuffers(
+            limits.maxPayloadBytes(), Math.min(limits.maxInFlightBytes(), RETAINED_BUFFER_BYTES));
     this.workers =
         new ThreadPoolExecutor(
             WORKERS,
@@ -88,7 +96,8 @@ public final class NbdServer implements AutoCloseable {
 
   /** Binds the listening socket and starts accepting; the port is known on return. */
   public synchronized void start() throws IOException {
-    ServerSocket socket = new ServerSocket();
+    // Opened through a channel, so accepted sockets have channels (see NbdConnection).
+    ServerSocket socket = ServerSocketChannel.open().socket();
     try {
       socket.setReuseAddress(true);
       socket.bind(address, 64);
@@ -169,6 +178,7 @@ public final class NbdServer implements AutoCloseable {
                 tls,
                 limits,
                 serverBytes,
+                buffers,
                 workers,
                 deadlines,
                 observer,

@@ -9,12 +9,10 @@ import dev.fvdisk.service.InsufficientStorageException;
 import dev.fvdisk.service.RangeOutsideDiskException;
 import dev.fvdisk.service.ServiceException;
 import dev.fvdisk.service.VirtualDisk;
-import java.io.BufferedInputStream;
-import java.io.DataInputStream;
-import java.io.DataOutputStream;
-import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.channels.ReadableByteChannel;
+import java.nio.channels.WritableByteChannel;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.concurrent.BlockingQueue;
@@ -40,7 +38,8 @@ import org.slf4j.LoggerFactory;
  * only then gives the request's share back. So workers never wait for a slow client, and a client
  * that stops reading holds no more than its own limits, until the watchdog ({@link #stalledNanos})
  * drops it. A read is read into memory before its reply is queued, so a failure is always reported
- * as an error rather than by dropping the connection.
+ * as an error rather than by dropping the connection. Data moves through pooled direct buffers
+ * ({@link PayloadBuffers}): from the socket to the file and back without a copy on the heap.
  *
  * <p>A write is answered once the disk has it, so it is visible to every connection and to HTTP,
  * and covered by the next flush on any of them: that is why {@code CAN_MULTI_CONN} is true.
@@ -49,20 +48,19 @@ final class Transmission {
 
   private static final Logger log = LoggerFactory.getLogger(Transmission.class);
 
-  private static final int READ_BUFFER_BYTES = 64 * 1024;
-
   /** Most extents in one block-status reply without {@code REQ_ONE}. */
   static final int MAX_EXTENTS = 1024;
 
   /** Longest message in an error chunk; QEMU drops chunks over 1000 bytes. */
   private static final int MAX_MESSAGE_BYTES = 200;
 
-  private final DataInputStream in;
-  private final DataOutputStream out;
+  private final RequestInput in;
+  private final ReplyOutput out;
   private final Handshake.Agreed agreed;
   private final VirtualDisk disk;
   private final NbdLimits limits;
   private final Semaphore serverBytes;
+  private final PayloadBuffers buffers;
   private final Executor workers;
   private final NbdObserver observer;
   private final BooleanSupplier stopping;
@@ -84,18 +82,18 @@ final class Transmission {
   /** How a reply is written: its header and payload, without flushing. */
   @FunctionalInterface
   private interface ReplyBody {
-    void writeTo(DataOutputStream out) throws IOException;
+    void writeTo(ReplyOutput out) throws IOException;
   }
 
   /**
    * A reply queued for the writer, with the request's share of the limits it gives back once
-   * written; the request stays in flight until then, so a client that does not read its replies
-   * cannot make the server hold more than its limits.
+   * written, and the buffer its data lies in; the request stays in flight until then, so a client
+   * that does not read its replies cannot make the server hold more than its limits.
    */
-  private record Outgoing(ReplyBody body, int heldBytes) {}
+  private record Outgoing(ReplyBody body, int heldBytes, @Nullable ByteBuffer buffer) {}
 
   /** Queued after the last reply: the writer stops. */
-  private static final Outgoing END = new Outgoing(out -> {}, 0);
+  private static final Outgoing END = new Outgoing(out -> {}, 0, null);
 
   /** One request, its header checked. */
   private record Request(int flags, int type, long cookie, long offset, long length) {
@@ -108,21 +106,29 @@ final class Transmission {
     }
   }
 
+  /**
+   * @param input the client's requests, from the first byte after the handshake
+   * @param output where replies go; the handshake's own stream must have been flushed
+   */
   Transmission(
       Handshake.Agreed agreed,
+      ReadableByteChannel input,
+      WritableByteChannel output,
       NbdLimits limits,
       Semaphore serverBytes,
+      PayloadBuffers buffers,
       Executor workers,
       NbdObserver observer,
       BooleanSupplier stopping,
       Runnable onReplyFailure) {
     // The handshake read without buffering (see NbdConnection); requests are read in bulk.
-    this.in = new DataInputStream(new BufferedInputStream(agreed.in(), READ_BUFFER_BYTES));
-    this.out = agreed.out();
+    this.in = new RequestInput(input);
+    this.out = new ReplyOutput(output);
     this.agreed = agreed;
     this.disk = agreed.export().disk();
     this.limits = limits;
     this.serverBytes = serverBytes;
+    this.buffers = buffers;
     this.workers = workers;
     this.observer = observer;
     this.stopping = stopping;
@@ -143,23 +149,22 @@ final class Transmission {
     writer.start();
     try {
       while (true) {
-        int magic;
-        try {
-          magic = in.readInt();
-        } catch (EOFException e) {
+        if (!in.require(REQUEST_HEADER_BYTES)) {
           return "the client closed the connection";
         }
+        ByteBuffer header = in.buffered();
+        int magic = header.getInt();
         if (magic != REQUEST_MAGIC) {
           throw new NbdProtocolException(
               "a request started with 0x" + Integer.toHexString(magic) + ", not the request magic");
         }
         Request r =
             new Request(
-                in.readUnsignedShort(),
-                in.readUnsignedShort(),
-                in.readLong(),
-                in.readLong(),
-                Integer.toUnsignedLong(in.readInt()));
+                Short.toUnsignedInt(header.getShort()),
+                Short.toUnsignedInt(header.getShort()),
+                header.getLong(),
+                header.getLong(),
+                Integer.toUnsignedLong(header.getInt()));
         if (r.type() == CMD_DISC) {
           return "the client disconnected";
         }
@@ -202,15 +207,18 @@ final class Transmission {
         onReplyFailure.run();
       } finally {
         writingSince = 0;
+        if (next.buffer() != null) {
+          buffers.release(next.buffer());
+        }
         serverBytes.release(next.heldBytes());
         requests.release();
       }
     }
   }
 
-  /** Queues a reply; its request ends when it is written. */
-  private void send(int heldBytes, ReplyBody body) {
-    outgoing.add(new Outgoing(body, heldBytes));
+  /** Queues a reply; its request ends when it is written, and then its buffer is given back. */
+  private void send(int heldBytes, ReplyBody body, @Nullable ByteBuffer buffer) {
+    outgoing.add(new Outgoing(body, heldBytes, buffer));
   }
 
   /**
@@ -239,27 +247,27 @@ final class Transmission {
     boolean handedOver = false;
     try {
       serverBytes.acquire(held);
+      ByteBuffer payload = null;
       try {
-        byte[] payload = null;
         if (write) {
+          payload = buffers.acquire(held);
           readingPayloadSince = System.nanoTime() | 1;
           try {
-            payload = in.readNBytes(held);
+            in.readFully(payload);
           } finally {
             readingPayloadSince = 0;
           }
-          if (payload.length != held) {
-            throw new EOFException("the connection ended inside a write's payload");
-          }
+          payload.flip();
         }
         if (errno == 0 && stopping.getAsBoolean()) {
           errno = ESHUTDOWN;
         }
         if (errno == 0) {
-          byte[] data = payload;
+          ByteBuffer data = payload;
           try {
             workers.execute(() -> serve(r, data, held));
             handedOver = true;
+            payload = null; // the worker's now
           } catch (RejectedExecutionException e) {
             errno = ESHUTDOWN;
           }
@@ -267,10 +275,13 @@ final class Transmission {
         if (errno != 0) {
           observer.request(commandName(r.type()), 0, 0, errno);
           failed.incrementAndGet();
-          send(held, errorReply(r, errno, refusal(r, errno)));
+          send(held, errorReply(r, errno, refusal(r, errno)), null);
           handedOver = true;
         }
       } finally {
+        if (payload != null) {
+          buffers.release(payload);
+        }
         if (!handedOver) {
           serverBytes.release(held);
         }
@@ -320,24 +331,29 @@ final class Transmission {
     };
   }
 
-  /** Runs one request on a worker and queues its reply, which gives back what it holds. */
-  private void serve(Request r, byte @Nullable [] payload, int held) {
+  /**
+   * Runs one request on a worker and queues its reply, which gives back what it holds; gives back a
+   * write's payload.
+   */
+  private void serve(Request r, @Nullable ByteBuffer payload, int held) {
     long started = System.nanoTime();
     int errno = 0;
     long moved = 0;
+    ByteBuffer data = null; // a read's, given back once its reply is written
     ReplyBody reply;
     try {
       reply =
           switch (r.type()) {
             case CMD_READ -> {
-              byte[] data = new byte[(int) r.length()];
-              disk.read(r.offset(), ByteBuffer.wrap(data));
+              data = buffers.acquire((int) r.length());
+              disk.read(r.offset(), data);
+              data.flip();
               moved = r.length();
               bytesRead.addAndGet(moved);
               yield readReply(r, data);
             }
             case CMD_WRITE -> {
-              disk.write(r.offset(), ByteBuffer.wrap(payload), r.durability());
+              disk.write(r.offset(), payload, r.durability());
               moved = r.length();
               bytesWritten.addAndGet(moved);
               yield done(r);
@@ -373,10 +389,18 @@ final class Transmission {
       log.error(
           "NBD {} of image \"{}\" failed unexpectedly", commandName(r.type()), agreed.name(), e);
       reply = errorReply(r, errno, "internal error");
+    } finally {
+      if (payload != null) {
+        buffers.release(payload);
+      }
+    }
+    if (errno != 0 && data != null) {
+      buffers.release(data);
+      data = null;
     }
     (errno == 0 ? served : failed).incrementAndGet();
     observer.request(commandName(r.type()), System.nanoTime() - started, moved, errno);
-    send(held, reply);
+    send(held, reply, data);
   }
 
   /**
@@ -413,20 +437,20 @@ final class Transmission {
     };
   }
 
-  private ReplyBody readReply(Request r, byte[] data) {
+  private ReplyBody readReply(Request r, ByteBuffer data) {
     if (!agreed.structuredReplies()) {
       return out -> {
         simpleHeader(out, r.cookie(), 0);
-        out.write(data);
+        out.put(data);
       };
     }
-    if (data.length == 0) {
+    if (!data.hasRemaining()) {
       return out -> chunkHeader(out, REPLY_TYPE_NONE, r.cookie(), 0);
     }
     return out -> {
-      chunkHeader(out, REPLY_TYPE_OFFSET_DATA, r.cookie(), 8 + data.length);
-      out.writeLong(r.offset());
-      out.write(data);
+      chunkHeader(out, REPLY_TYPE_OFFSET_DATA, r.cookie(), 8 + data.remaining());
+      out.putLong(r.offset());
+      out.put(data);
     };
   }
 
@@ -449,11 +473,10 @@ final class Transmission {
     int n = merged;
     return out -> {
       chunkHeader(out, REPLY_TYPE_BLOCK_STATUS, r.cookie(), 4 + 8 * n);
-      out.writeInt(BASE_ALLOCATION_ID);
+      out.putInt(BASE_ALLOCATION_ID);
       for (int i = 0; i < n; i++) {
         // Within the request, whose length is a u32, so every extent fits one.
-        out.writeInt((int) lengths[i]);
-        out.writeInt(states[i]);
+        out.putInt((int) lengths[i]).putInt(states[i]);
       }
     };
   }
@@ -479,9 +502,7 @@ final class Transmission {
     byte[] text = clipped(message);
     return out -> {
       chunkHeader(out, REPLY_TYPE_ERROR, r.cookie(), 6 + text.length);
-      out.writeInt(errno);
-      out.writeShort(text.length);
-      out.write(text);
+      out.putInt(errno).putShort(text.length).put(text);
     };
   }
 
@@ -498,20 +519,17 @@ final class Transmission {
     return java.util.Arrays.copyOf(bytes, end);
   }
 
-  private static void simpleHeader(DataOutputStream out, long cookie, int errno)
-      throws IOException {
-    out.writeInt(SIMPLE_REPLY_MAGIC);
-    out.writeInt(errno);
-    out.writeLong(cookie);
+  private static void simpleHeader(ReplyOutput out, long cookie, int errno) throws IOException {
+    out.putInt(SIMPLE_REPLY_MAGIC).putInt(errno).putLong(cookie);
   }
 
-  private static void chunkHeader(DataOutputStream out, int type, long cookie, int length)
+  private static void chunkHeader(ReplyOutput out, int type, long cookie, int length)
       throws IOException {
-    out.writeInt(STRUCTURED_REPLY_MAGIC);
-    out.writeShort(REPLY_FLAG_DONE);
-    out.writeShort(type);
-    out.writeLong(cookie);
-    out.writeInt(length);
+    out.putInt(STRUCTURED_REPLY_MAGIC)
+        .putShort(REPLY_FLAG_DONE)
+        .putShort(type)
+        .putLong(cookie)
+        .putInt(length);
   }
 
   /**

@@ -10,6 +10,7 @@ import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.channels.Channels;
 import java.util.Arrays;
 import java.util.concurrent.Semaphore;
 import org.junit.jupiter.api.Test;
@@ -28,6 +29,7 @@ class TransmissionTest {
   private boolean baseAllocation = true;
   private boolean readOnly;
   private final Semaphore serverBytes = new Semaphore(64 << 20);
+  private final PayloadBuffers buffers = new PayloadBuffers(32 << 20, 64 << 20);
   private String ended;
 
   private DataInputStream run(Transcript client) throws Exception {
@@ -44,8 +46,11 @@ class TransmissionTest {
     Transmission t =
         new Transmission(
             agreed,
+            Channels.newChannel(agreed.in()),
+            Channels.newChannel(written),
             NbdLimits.DEFAULTS,
             serverBytes,
+            buffers,
             Runnable::run,
             NbdObserver.NONE,
             () -> false,
@@ -100,6 +105,31 @@ class TransmissionTest {
       }
       assertThat(in.available()).isZero();
       assertThat(ended).contains("disconnected");
+    }
+  }
+
+  @Test
+  void aWholeMebibyteGoesInAndOutWithStructuredAndSimpleReplies() throws Exception {
+    byte[] data = pattern(SIZE, 9);
+    for (boolean sr : new boolean[] {true, false}) {
+      structured = sr;
+      disk = new MemoryDisk("vm-1", SIZE, false);
+      DataInputStream in =
+          run(
+              new Transcript()
+                  .request(0, CMD_WRITE, 1, 0, SIZE)
+                  .raw(data)
+                  .request(0, CMD_READ, 2, 0, SIZE)
+                  .request(0, CMD_READ, 3, 4096, 4)
+                  .request(0, CMD_DISC, 4, 0, 0));
+      assertThat(Transcript.reply(in, 0).error()).isZero();
+      Transcript.Reply whole = Transcript.reply(in, SIZE);
+      Transcript.Reply four = Transcript.reply(in, 4);
+      int skip = sr ? 8 : 0; // a structured chunk starts with the offset
+      assertThat(Arrays.copyOfRange(whole.payload(), skip, skip + SIZE)).isEqualTo(data);
+      assertThat(Arrays.copyOfRange(four.payload(), skip, skip + 4))
+          .isEqualTo(Arrays.copyOfRange(data, 4096, 4100));
+      assertThat(in.available()).isZero();
     }
   }
 
