@@ -15,7 +15,8 @@ import org.springframework.util.unit.DataSize;
  * @param port the TCP port; default 10809, NBD's registered port; 0 picks a free one
  * @param maxConnections connections at once from all clients
  * @param maxConnectionsPerPeer connections at once from one address
- * @param handshakeTimeout how long a client may take to choose an export after connecting
+ * @param handshakeTimeout how long a client in the handshake may take to send its first option, and
+ *     each next one, until it chooses an export
  * @param maxRequestsPerConnection requests one connection may have in progress
  * @param maxInFlight the data of requests in progress over all connections
  * @param stallTimeout how long a client may take to send a write's payload or to take a reply

@@ -84,6 +84,7 @@ final class Handshake {
   // The export base:allocation was selected for by the last SET_META_CONTEXT, or null.
   private @Nullable String metaContextExport;
   private int options;
+  private Runnable onOptionAnswered = () -> {};
 
   Handshake(
       DataInputStream in,
@@ -98,6 +99,15 @@ final class Handshake {
     this.limits = limits;
     this.stopping = stopping;
     this.tls = tls;
+  }
+
+  /**
+   * Calls {@code action} after each option is answered, as the connection's deadline for the next
+   * one starts then.
+   */
+  Handshake onOptionAnswered(Runnable action) {
+    this.onOptionAnswered = action;
+    return this;
   }
 
   /** Whether the connection runs over TLS now. */
@@ -158,6 +168,7 @@ final class Handshake {
       if (option == OPT_ABORT) {
         return null;
       }
+      onOptionAnswered.run();
     }
   }
 

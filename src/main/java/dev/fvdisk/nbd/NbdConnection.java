@@ -51,6 +51,8 @@ final class NbdConnection implements Runnable {
   private final Consumer<NbdConnection> onClose;
 
   private volatile boolean pastDeadline;
+  // Only the connection's thread arms it.
+  private @Nullable ScheduledFuture<?> handshakeDeadline;
   private volatile boolean stalled;
   private boolean detached; // guarded by this: the session's attachment is closed
   private volatile @Nullable SSLSocket secured;
@@ -113,7 +115,10 @@ final class NbdConnection implements Runnable {
                 + " s";
       } else if (pastDeadline) {
         observer.connectionDropped("timeout");
-        ended = "dropped: no export chosen within " + limits.handshakeTimeout().toSeconds() + " s";
+        ended =
+            "dropped: the handshake stalled, no option for "
+                + limits.handshakeTimeout().toSeconds()
+                + " s";
       } else if (stopping.getAsBoolean()) {
         ended = "closed at shutdown";
       } else {
@@ -146,14 +151,11 @@ final class NbdConnection implements Runnable {
 
   private String serve() throws IOException, InterruptedException {
     socket.setTcpNoDelay(true);
-    ScheduledFuture<?> deadline =
-        deadlines.schedule(
-            () -> {
-              pastDeadline = true;
-              NbdServer.closeQuietly(socket);
-            },
-            limits.handshakeTimeout().toNanos(),
-            TimeUnit.NANOSECONDS);
+    // The deadline runs until the first option and then between options, not over the whole
+    // handshake: nbdinfo --list asks about every image in turn, and libnbd 1.14 holds back the end
+    // of each LIST_META_CONTEXT for the kernel's 200 ms cork timeout, so a list of 50 images takes
+    // 10 s. The option limit bounds how often the deadline starts again.
+    armHandshakeDeadline();
     // Unbuffered while options are haggled: nothing may be read ahead of STARTTLS, as the bytes
     // after it belong to the TLS handshake. Transmission buffers its own reading.
     DataInputStream in = new DataInputStream(socket.getInputStream());
@@ -163,9 +165,13 @@ final class NbdConnection implements Runnable {
     try {
       chosen =
           new Handshake(in, out, exports, limits, stopping, tls == null ? null : this::upgrade)
+              .onOptionAnswered(this::armHandshakeDeadline)
               .run();
     } finally {
-      deadline.cancel(false);
+      ScheduledFuture<?> deadline = handshakeDeadline;
+      if (deadline != null) {
+        deadline.cancel(false);
+      }
     }
     if (chosen == null) {
       return "the client ended the handshake";
@@ -220,6 +226,22 @@ final class NbdConnection implements Runnable {
     } finally {
       watchdog.cancel(false);
     }
+  }
+
+  /** Starts the handshake's deadline again: the client has that long to send its next option. */
+  private void armHandshakeDeadline() {
+    ScheduledFuture<?> previous = handshakeDeadline;
+    if (previous != null) {
+      previous.cancel(false);
+    }
+    handshakeDeadline =
+        deadlines.schedule(
+            () -> {
+              pastDeadline = true;
+              NbdServer.closeQuietly(socket);
+            },
+            limits.handshakeTimeout().toNanos(),
+            TimeUnit.NANOSECONDS);
   }
 
   /**

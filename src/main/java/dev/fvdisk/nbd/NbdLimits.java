@@ -7,8 +7,10 @@ import java.time.Duration;
  *
  * @param maxConnections connections at once, all clients together; more are closed at once
  * @param maxConnectionsPerPeer connections at once from one address
- * @param handshakeTimeout how long a connection may take from accept to the end of its handshake
- * @param maxOptions options one handshake may send
+ * @param handshakeTimeout how long a client in the handshake may take to send its first option, and
+ *     each next one
+ * @param maxOptions options one handshake may send; {@code nbdinfo --list} sends about two per
+ *     image, so this bounds how many images it can list. The handshake's deadline bounds its time.
  * @param maxOptionBytes the data one option may carry
  * @param maxPayloadBytes the largest read or write one request may ask for; also advertised as the
  *     maximum block size
@@ -36,7 +38,7 @@ public record NbdLimits(
           64,
           16,
           Duration.ofSeconds(10),
-          32,
+          1024,
           64 * 1024,
           32 << 20,
           64,

@@ -267,12 +267,12 @@ class HandshakeTest {
         .hasMessageContaining("over the limit");
     // Too many options.
     Transcript many = client();
-    for (int i = 0; i < 33; i++) {
+    for (int i = 0; i <= NbdLimits.DEFAULTS.maxOptions(); i++) {
       many.option(99, new byte[0]);
     }
     assertThatThrownBy(() -> run(many))
         .isInstanceOf(NbdProtocolException.class)
-        .hasMessageContaining("more than 32 options");
+        .hasMessageContaining("more than " + NbdLimits.DEFAULTS.maxOptions() + " options");
     // A client without fixed newstyle may only use EXPORT_NAME.
     assertThatThrownBy(
             () ->

@@ -8,7 +8,9 @@ import dev.fvdisk.testing.NbdTools;
 import dev.fvdisk.testing.QemuImg;
 import io.restassured.path.json.JsonPath;
 import java.io.EOFException;
+import java.io.IOException;
 import java.io.InputStream;
+import java.io.UncheckedIOException;
 import java.net.Socket;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -19,6 +21,9 @@ import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.springframework.boot.test.context.SpringBootTest;
@@ -52,8 +57,16 @@ class NbdIntegrationTest extends NbdServiceTestSupport {
     assertThat(info.getInt(export + "block_size_maximum")).isEqualTo(32 << 20);
     assertThat(info.getList(export + "contexts", String.class)).contains("base:allocation");
 
+    // nbdinfo --list asks about each export with options of their own, about two per image.
+    List<String> more = new ArrayList<>();
+    for (int i = 0; i < 40; i++) {
+      more.add(createImage("nbd-listed", MIB));
+    }
     String list = QemuImg.run(work, "nbdinfo", "--list", "nbd://127.0.0.1:" + nbd.port());
     assertThat(list).contains("export=\"" + name + "\"");
+    for (String listed : more) {
+      assertThat(list).contains("export=\"" + listed + "\"");
+    }
   }
 
   @Test
@@ -414,5 +427,67 @@ class NbdIntegrationTest extends NbdServiceTestSupport {
             "read -P 0 0 2M",
             uri(clone));
     assertThat(out).doesNotContain("Pattern verification failed");
+  }
+
+  /**
+   * Prefetching adapts to a VM's own I/O: NBD requests count as the clone's client I/O, as HTTP
+   * requests do, so copying waits while a client keeps the clone busy and finishes once it stops.
+   * Unhindered, prefetching copies these 64 MiB in well under the 3 s the client runs.
+   */
+  @Test
+  void prefetching_waits_while_an_nbd_client_keeps_the_clone_busy() throws Exception {
+    String base = createImage("nbd-golden", 64 * MIB);
+    byte[] data = new byte[(int) MIB];
+    for (int i = 0; i < 64; i++) {
+      java.util.Arrays.fill(data, (byte) (i + 1));
+      httpWrite(base, i * MIB, data);
+    }
+    patch(base, Map.of("readOnly", true));
+    String clone = base + "-vm";
+    create(Map.of("name", clone, "base", base, "copyOnRead", false));
+    AtomicBoolean stop = new AtomicBoolean();
+    AtomicLong served = new AtomicLong();
+    try (NbdTestClient vm = NbdTestClient.open(nbd.port(), clone)) {
+      CompletableFuture<Void> client =
+          CompletableFuture.runAsync(
+              () -> {
+                try {
+                  for (long cookie = 0; !stop.get(); cookie++) {
+                    vm.send(0, CMD_READ, cookie, (cookie % 256) * 4096, 4096, null);
+                    vm.flushOut();
+                    Transcript.Reply r = vm.reply();
+                    if (r.error() != 0) {
+                      throw new AssertionError("read failed: " + r.error());
+                    }
+                    served.incrementAndGet();
+                  }
+                } catch (IOException e) {
+                  throw new UncheckedIOException(e);
+                }
+              });
+      while (served.get() < 100) {
+        assertThat(client).isNotDone();
+        Thread.sleep(10);
+      }
+      patch(clone, Map.of("prefetch", Map.of("enabled", true, "startDelaySeconds", 0)));
+      Thread.sleep(3000);
+      long copiedWhileBusy = image(clone).getLong("prefetch.copiedBytes");
+      stop.set(true);
+      client.get();
+      assertThat(served.get()).as("the client kept reading").isGreaterThan(1000);
+      // A stall of the test machine longer than the quiet window lets a step or two through.
+      assertThat(copiedWhileBusy)
+          .as("copied while the client kept the clone busy")
+          .isLessThan(16 * MIB);
+    }
+    long deadline = System.nanoTime() + 60_000_000_000L;
+    while (!"done".equals(image(clone).getString("prefetch.state"))) {
+      assertThat(System.nanoTime())
+          .as("prefetching finishes once the client stops")
+          .isLessThan(deadline);
+      Thread.sleep(50);
+    }
+    assertThat(image(clone).getString("base")).isNull();
+    assertThat(httpRead(clone, 63 * MIB, 4)).containsOnly(64);
   }
 }
