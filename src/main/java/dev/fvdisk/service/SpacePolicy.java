@@ -77,7 +77,10 @@ final class SpacePolicy {
     }
   }
 
-  /** What writes may allocate now; asks the file system once. */
+  /**
+   * What writes may allocate now; asks the file system once, and sums what every image uses only
+   * when there is a quota to hold it to.
+   */
   Allocatable allocatable() {
     long usable;
     try {
@@ -85,7 +88,8 @@ final class SpacePolicy {
     } catch (IOException e) {
       throw errors.directoryFailed(errors.withoutDirectory(e), e);
     }
-    return allocatable(usable, usedBytesOfAllImages.getAsLong());
+    long used = limits.storageQuotaBytes() == null ? 0 : usedBytesOfAllImages.getAsLong();
+    return allocatable(usable, used);
   }
 
   /** What writes may allocate given these figures, for a snapshot that read them already. */
