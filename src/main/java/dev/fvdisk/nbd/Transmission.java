@@ -33,13 +33,15 @@ import org.slf4j.LoggerFactory;
  * <p>The connection's thread reads each request header, checks it, takes the request's share of the
  * in-flight limits (which is how a client that sends faster than the disk answers is slowed down:
  * its next request is not read), reads a write's payload, and hands the request to the worker pool.
- * Workers call the {@link VirtualDisk} and queue the reply; one writer thread per connection sends
- * the replies in the order they were queued, flushing the socket whenever the queue runs empty, and
- * only then gives the request's share back. So workers never wait for a slow client, and a client
- * that stops reading holds no more than its own limits, until the watchdog ({@link #stalledNanos})
- * drops it. A read is read into memory before its reply is queued, so a failure is always reported
- * as an error rather than by dropping the connection. Data moves through pooled direct buffers
- * ({@link PayloadBuffers}): from the socket to the file and back without a copy on the heap.
+ * Small reads and write-back writes it serves itself ({@link #servesInline}): handing a 4 KiB read
+ * to a worker cost more CPU than the read. Workers call the {@link VirtualDisk} and queue the
+ * reply; one writer thread per connection sends the replies in the order they were queued, flushing
+ * the socket whenever the queue runs empty, and only then gives the request's share back. So
+ * workers never wait for a slow client, and a client that stops reading holds no more than its own
+ * limits, until the watchdog ({@link #stalledNanos}) drops it. A read is read into memory before
+ * its reply is queued, so a failure is always reported as an error rather than by dropping the
+ * connection. Data moves through pooled direct buffers ({@link PayloadBuffers}): from the socket to
+ * the file and back without a copy on the heap.
  *
  * <p>A write is answered once the disk has it, so it is visible to every connection and to HTTP,
  * and covered by the next flush on any of them: that is why {@code CAN_MULTI_CONN} is true.
@@ -50,6 +52,19 @@ final class Transmission {
 
   /** Most extents in one block-status reply without {@code REQ_ONE}. */
   static final int MAX_EXTENTS = 1024;
+
+  /** Largest read or write-back write the connection's thread serves itself. */
+  static final int INLINE_MAX_BYTES = 64 << 10;
+
+  /**
+   * A request served on the connection's thread that took longer than this waited for the device or
+   * for a lock (a page-cache miss, copy-on-read, a chunk allocation), so requests waiting behind it
+   * would have been served faster in parallel.
+   */
+  static final long SLOW_INLINE_NANOS = TimeUnit.MICROSECONDS.toNanos(200);
+
+  /** How many small requests go to the workers after a slow one, before serving inline again. */
+  static final int HANDED_OFF_AFTER_SLOW = 64;
 
   /** Longest message in an error chunk; QEMU drops chunks over 1000 bytes. */
   private static final int MAX_MESSAGE_BYTES = 200;
@@ -74,6 +89,10 @@ final class Transmission {
   private volatile long writingSince;
   private volatile long readingPayloadSince;
   private volatile boolean broken;
+  // Small requests still to hand to the workers since the last slow inline one; reader thread only.
+  private int handOffsLeft;
+  // SLOW_INLINE_NANOS, but for tests that must not see a slow request where the machine was slow.
+  long slowInlineNanos = SLOW_INLINE_NANOS;
   private final AtomicLong served = new AtomicLong();
   private final AtomicLong failed = new AtomicLong();
   private final AtomicLong bytesRead = new AtomicLong();
@@ -264,12 +283,22 @@ final class Transmission {
         }
         if (errno == 0) {
           ByteBuffer data = payload;
-          try {
-            workers.execute(() -> serve(r, data, held));
+          if (servesInline(r)) {
             handedOver = true;
-            payload = null; // the worker's now
-          } catch (RejectedExecutionException e) {
-            errno = ESHUTDOWN;
+            payload = null; // serve gives it back
+            long started = System.nanoTime();
+            serve(r, data, held);
+            if (System.nanoTime() - started > slowInlineNanos) {
+              handOffsLeft = HANDED_OFF_AFTER_SLOW;
+            }
+          } else {
+            try {
+              workers.execute(() -> serve(r, data, held));
+              handedOver = true;
+              payload = null; // the worker's now
+            } catch (RejectedExecutionException e) {
+              errno = ESHUTDOWN;
+            }
           }
         }
         if (errno != 0) {
@@ -291,6 +320,27 @@ final class Transmission {
         requests.release();
       }
     }
+  }
+
+  /**
+   * Whether the connection's thread serves a request itself rather than handing it to a worker:
+   * small reads and write-back writes, which the page cache usually answers in microseconds, less
+   * than two thread hand-offs cost. Flushes, FUA writes, zeroes and large transfers go to the
+   * workers, so that one connection can have several in progress. After a slow inline request the
+   * next small ones go to the workers too, so a client whose reads miss the page cache still gets
+   * them served in parallel.
+   */
+  private boolean servesInline(Request r) {
+    if ((r.type() != CMD_READ && r.type() != CMD_WRITE)
+        || r.fua()
+        || r.length() > INLINE_MAX_BYTES) {
+      return false;
+    }
+    if (handOffsLeft > 0) {
+      handOffsLeft--;
+      return false;
+    }
+    return true;
   }
 
   /**
@@ -332,8 +382,8 @@ final class Transmission {
   }
 
   /**
-   * Runs one request on a worker and queues its reply, which gives back what it holds; gives back a
-   * write's payload.
+   * Runs one request, on a worker or the connection's thread, and queues its reply, which gives
+   * back what it holds; gives back a write's payload.
    */
   private void serve(Request r, @Nullable ByteBuffer payload, int held) {
     long started = System.nanoTime();

@@ -7,6 +7,7 @@ import dev.fvdisk.service.VirtualDisk;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Consumer;
 
 /**
  * A virtual disk in memory for the protocol's tests: sectors never written or zeroed are ZERO
@@ -19,6 +20,13 @@ final class MemoryDisk implements VirtualDisk {
   private final byte[] bytes;
   private final boolean[] written;
   private final boolean readOnly;
+
+  /**
+   * Called with the command's name on the serving thread before a read, write, zero or flush,
+   * outside the disk's lock: tests record which thread served it, or make it slow.
+   */
+  volatile Consumer<String> beforeEach = command -> {};
+
   int flushes;
   int durableChanges;
   boolean closed;
@@ -51,12 +59,22 @@ final class MemoryDisk implements VirtualDisk {
   }
 
   @Override
-  public synchronized void read(long offsetBytes, ByteBuffer dst) {
-    dst.put(bytes, (int) offsetBytes, dst.remaining());
+  public void read(long offsetBytes, ByteBuffer dst) {
+    beforeEach.accept("read");
+    synchronized (this) {
+      dst.put(bytes, (int) offsetBytes, dst.remaining());
+    }
   }
 
   @Override
-  public synchronized void write(long offsetBytes, ByteBuffer src, Durability durability) {
+  public void write(long offsetBytes, ByteBuffer src, Durability durability) {
+    beforeEach.accept(durability == Durability.DURABLE ? "durable write" : "write");
+    synchronized (this) {
+      writeLocked(offsetBytes, src, durability);
+    }
+  }
+
+  private void writeLocked(long offsetBytes, ByteBuffer src, Durability durability) {
     int length = src.remaining();
     src.get(bytes, (int) offsetBytes, length);
     mark(offsetBytes, length, true);
@@ -66,7 +84,14 @@ final class MemoryDisk implements VirtualDisk {
   }
 
   @Override
-  public synchronized void zero(long offsetBytes, long lengthBytes, Durability durability) {
+  public void zero(long offsetBytes, long lengthBytes, Durability durability) {
+    beforeEach.accept("zero");
+    synchronized (this) {
+      zeroLocked(offsetBytes, lengthBytes, durability);
+    }
+  }
+
+  private void zeroLocked(long offsetBytes, long lengthBytes, Durability durability) {
     java.util.Arrays.fill(bytes, (int) offsetBytes, (int) (offsetBytes + lengthBytes), (byte) 0);
     if (durability == Durability.DURABLE) {
       durableChanges++;
@@ -80,8 +105,11 @@ final class MemoryDisk implements VirtualDisk {
   }
 
   @Override
-  public synchronized void flush() {
-    flushes++;
+  public void flush() {
+    beforeEach.accept("flush");
+    synchronized (this) {
+      flushes++;
+    }
   }
 
   @Override

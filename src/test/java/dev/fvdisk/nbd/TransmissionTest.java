@@ -12,13 +12,20 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.Channels;
 import java.util.Arrays;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executor;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import java.util.concurrent.Semaphore;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 
 /**
  * Commands on byte transcripts, run one after another (a direct executor) so the replies come in
  * request order: every command, its flags, its range checks, and the errors of the protocol's
- * table.
+ * table. Two tests use a real pool, to see which requests the connection's thread serves itself.
  */
 class TransmissionTest {
 
@@ -31,6 +38,8 @@ class TransmissionTest {
   private final Semaphore serverBytes = new Semaphore(64 << 20);
   private final PayloadBuffers buffers = new PayloadBuffers(32 << 20, 64 << 20);
   private String ended;
+  private Executor workers = Runnable::run;
+  private long slowInlineNanos = Transmission.SLOW_INLINE_NANOS;
 
   private DataInputStream run(Transcript client) throws Exception {
     ByteArrayOutputStream written = new ByteArrayOutputStream();
@@ -51,10 +60,11 @@ class TransmissionTest {
             NbdLimits.DEFAULTS,
             serverBytes,
             buffers,
-            Runnable::run,
+            workers,
             NbdObserver.NONE,
             () -> false,
             () -> {});
+    t.slowInlineNanos = slowInlineNanos;
     ended = t.run();
     assertThat(serverBytes.availablePermits()).as("every byte given back").isEqualTo(64 << 20);
     return new DataInputStream(new ByteArrayInputStream(written.toByteArray()));
@@ -209,6 +219,83 @@ class TransmissionTest {
         .isEqualTo(expected);
     assertThat(disk.durableChanges).isEqualTo(1);
     assertThat(disk.flushes).as("trim with FUA flushes, then FLUSH").isEqualTo(2);
+  }
+
+  @Test
+  void smallReadsAndWriteBackWritesAreServedOnTheConnectionsThreadTheRestByWorkers()
+      throws Exception {
+    slowInlineNanos = Long.MAX_VALUE; // a slow machine must not look like a slow disk here
+    ExecutorService pool = Executors.newFixedThreadPool(2, r -> new Thread(r, "worker"));
+    workers = pool;
+    Map<String, Set<String>> threads = new ConcurrentHashMap<>();
+    disk.beforeEach =
+        command ->
+            threads
+                .computeIfAbsent(command, c -> ConcurrentHashMap.newKeySet())
+                .add(Thread.currentThread().getName().equals("worker") ? "worker" : "connection");
+    Transcript client = new Transcript();
+    for (int i = 0; i < 8; i++) {
+      client.request(0, CMD_WRITE, i, i * 4096L, 4096).raw(pattern(4096, i));
+      client.request(0, CMD_READ, 100 + i, i * 4096L, Transmission.INLINE_MAX_BYTES);
+    }
+    client
+        .request(CMD_FLAG_FUA, CMD_WRITE, 200, 0, 4096)
+        .raw(pattern(4096, 9))
+        .request(0, CMD_READ, 201, 0, Transmission.INLINE_MAX_BYTES + 1)
+        .request(0, CMD_WRITE_ZEROES, 202, 8192, 4096)
+        .request(0, CMD_FLUSH, 203, 0, 0);
+    try {
+      DataInputStream in = run(client);
+      Set<Long> answered = new java.util.HashSet<>();
+      for (int i = 0; i < 20; i++) {
+        Transcript.Reply r = Transcript.reply(in, 0);
+        assertThat(r.error()).isZero();
+        answered.add(r.cookie());
+      }
+      assertThat(answered).hasSize(20);
+    } finally {
+      pool.shutdown();
+    }
+    assertThat(threads)
+        .containsEntry("write", Set.of("connection"))
+        .containsEntry("read", Set.of("connection", "worker"))
+        .containsEntry("durable write", Set.of("worker"))
+        .containsEntry("zero", Set.of("worker"))
+        .containsEntry("flush", Set.of("worker"));
+  }
+
+  @Test
+  void afterASlowReadTheNextSmallReadsAreServedInParallel() throws Exception {
+    ExecutorService pool = Executors.newFixedThreadPool(8);
+    workers = pool;
+    AtomicInteger inProgress = new AtomicInteger();
+    AtomicInteger mostAtOnce = new AtomicInteger();
+    disk.beforeEach =
+        command -> {
+          mostAtOnce.accumulateAndGet(inProgress.incrementAndGet(), Math::max);
+          try {
+            Thread.sleep(5); // a page-cache miss, many times over
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+          } finally {
+            inProgress.decrementAndGet();
+          }
+        };
+    Transcript client = new Transcript();
+    for (int i = 0; i < 16; i++) {
+      client.request(0, CMD_READ, i, i * 4096L, 4096);
+    }
+    try {
+      DataInputStream in = run(client);
+      for (int i = 0; i < 16; i++) {
+        assertThat(Transcript.reply(in, 0).error()).isZero();
+      }
+    } finally {
+      pool.shutdown();
+    }
+    assertThat(mostAtOnce.get())
+        .as("the first read, served inline, was slow; those behind it went to the workers")
+        .isGreaterThan(1);
   }
 
   @Test
