@@ -94,6 +94,11 @@ final class Checker {
         problems.add("physical chunk " + p + " is listed as leaked but is in use");
       }
     }
+    for (long p : allocator.freeChunks()) {
+      if (scan.referenced().get((int) p)) {
+        problems.add("physical chunk " + p + " is listed as free but is in use");
+      }
+    }
     if (failure != null) {
       problems.add("image is in a failed state: " + failure);
     }

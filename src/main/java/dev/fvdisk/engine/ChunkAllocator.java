@@ -10,9 +10,12 @@ import java.util.List;
  * Hands out physical chunk slots and grows the file.
  *
  * <p>Slots come first from chunks found leaked at open (data written, mapping never durable), then
- * from chunks a repair turned free, and only then from the frontier, the first never-used slot.
- * Frontier slots are handed out in increasing order, so chunks land in the file in the order they
- * were first written. The file grows by the growth unit whenever the frontier reaches its end.
+ * from free chunks (taken away from a zeroed chunk, or turned free by a repair), and only then from
+ * the frontier, the first never-used slot. A slot taken away from a chunk is <em>quarantined</em>
+ * until the unmapping is durable: before that, a crash would bring the old mapping back, and it
+ * must find its own data there, not another chunk's. Frontier slots are handed out in increasing
+ * order, so chunks land in the file in the order they were first written. The file grows by the
+ * growth unit whenever the frontier reaches its end.
  *
  * <p>A reused slot still holds whatever was written there before the crash, so it is handed out
  * with {@link Allocation#needsZeroFill()} set: the caller must zero it before the mapping becomes
@@ -33,6 +36,7 @@ final class ChunkAllocator {
   private final long growthUnitBytes;
   private final ArrayDeque<Long> leaked;
   private final ArrayDeque<Long> free = new ArrayDeque<>();
+  private final ArrayDeque<Long> quarantined = new ArrayDeque<>();
   private long frontier;
   private long storageBytes;
 
@@ -77,6 +81,50 @@ final class ChunkAllocator {
   /** Takes back a slot that was handed out but never mapped (its zero-fill failed). */
   synchronized void giveBack(long physicalChunk) {
     free.addFirst(physicalChunk);
+  }
+
+  /** Holds back a slot taken away from a chunk until that is durable ({@link #release}). */
+  synchronized void quarantine(long physicalChunk) {
+    quarantined.add(physicalChunk);
+  }
+
+  /** The quarantined slots so far, for a commit that makes their unmapping durable. */
+  synchronized long[] takeQuarantined() {
+    long[] slots = quarantined.stream().mapToLong(Long::longValue).toArray();
+    quarantined.clear();
+    return slots;
+  }
+
+  /** Frees slots whose unmapping is durable now. */
+  synchronized void release(long[] physicalChunks) {
+    for (long p : physicalChunks) {
+      free.add(p);
+    }
+  }
+
+  /** Slots not in use that are not free yet: quarantined, or taken by a commit in progress. */
+  synchronized List<Long> quarantinedChunks() {
+    return List.copyOf(quarantined);
+  }
+
+  synchronized List<Long> freeChunks() {
+    return List.copyOf(free);
+  }
+
+  /**
+   * Lowers the frontier to {@code newFrontier} once the slots from there on are all free, and
+   * forgets them; the caller cuts the file.
+   *
+   * @return whether the frontier moved
+   */
+  synchronized boolean shrinkTo(long newFrontier) {
+    if (newFrontier >= frontier) {
+      return false;
+    }
+    free.removeIf(p -> p >= newFrontier);
+    leaked.removeIf(p -> p >= newFrontier);
+    frontier = newFrontier;
+    return true;
   }
 
   /** Turns every leaked chunk into a free one; returns how many. */

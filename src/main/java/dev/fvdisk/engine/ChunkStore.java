@@ -3,18 +3,20 @@ package dev.fvdisk.engine;
 import dev.fvdisk.engine.spi.ChunkData;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.util.ArrayList;
-import java.util.List;
+import java.util.LinkedHashSet;
+import java.util.Set;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
  * The image's own bytes: reads and writes of virtual offsets through the chunk table to locations
  * of the {@link ChunkData} port, with chunks allocated on first write. Knows nothing of bases, the
  * journal or durability; it only remembers which new mappings have not been journalled yet, for the
  * committer to take. A run of consecutive locations is read in one call; positions in a run count
- * from location 0 ({@code location × chunkSize + offset in chunk}).
+ * from location 0 ({@code location × chunkSize + offset in chunk}). A chunk zeroed whole loses its
+ * slot ({@link #zero}), which goes back to the allocator once the unmapping is durable.
  *
  * <p>A chunk slot is ready before its mapping is published: a reused slot is zeroed first, so a
  * never-written sector of an allocated chunk always reads as zeros. Slots at the frontier are file
@@ -24,7 +26,10 @@ import java.util.concurrent.locks.ReentrantLock;
  * locks one of {@value #MAPPING_LOCK_STRIPES} stripes while a slot is allocated. Every file read
  * and write holds the shared or the exclusive side of its chunks' I/O stripes, so a read never sees
  * half of a write that overlaps it: the page cache does not make a buffered read atomic against an
- * overlapping buffered write, and a disk's sectors must be. {@link #replaceTable} must not run
+ * overlapping buffered write, and a disk's sectors must be. A mapping can change under a reader or
+ * writer that looked it up (a zero took the slot away, and a later commit handed it to another
+ * chunk), so each checks, holding its I/O stripe, that the mapping still stands, and starts again
+ * if not; taking a slot away holds its stripe exclusively. {@link #replaceTable} must not run
  * concurrently with reads or writes; the image's lifecycle lock guarantees that.
  */
 final class ChunkStore {
@@ -48,6 +53,14 @@ final class ChunkStore {
   private final PlainReadWriteLock[] ioLocks = new PlainReadWriteLock[MAPPING_LOCK_STRIPES];
 
   private final ConcurrentLinkedQueue<Integer> unjournalledMappings = new ConcurrentLinkedQueue<>();
+
+  /**
+   * Held shared while a mapping is published or taken away together with its queue entry, and
+   * exclusively while a commit takes the queue: so every change queued is also published, and the
+   * commit records it as it is.
+   */
+  private final ReentrantReadWriteLock publishing = new ReentrantReadWriteLock();
+
   private final AtomicLong mappedChunks;
   private volatile ChunkTable table;
 
@@ -91,10 +104,19 @@ final class ChunkStore {
 
   /** Reads {@code dst.remaining()} bytes at a virtual offset; unallocated chunks read as zeros. */
   void read(long offsetBytes, ByteBuffer dst) throws IOException {
+    int start = dst.position();
+    while (!tryRead(offsetBytes, dst)) {
+      dst.position(start); // a slot was taken away meanwhile: read the range again
+    }
+  }
+
+  /** One attempt of {@link #read}; false when a mapping it looked up changed before it read. */
+  private boolean tryRead(long offsetBytes, ByteBuffer dst) throws IOException {
     ChunkTable t = table;
     // Consecutive pieces that sit next to each other in the file are read in one call.
     int end = dst.limit();
     long runDataOffset = -1;
+    long runVirtualOffset = -1;
     int runStart = dst.position();
     int runLength = 0;
     for (RangeWalk w = new RangeWalk(offsetBytes, dst.remaining(), chunkSizeBytes);
@@ -105,7 +127,9 @@ final class ChunkStore {
       long physical = t.physicalChunk((int) w.unit());
       long dataOffset = physical < 0 ? -1 : physical * chunkSizeBytes + w.offsetInUnit();
       if (runLength > 0 && (dataOffset < 0 || dataOffset != runDataOffset + runLength)) {
-        readRun(dst, runStart, runLength, runDataOffset, end);
+        if (!readRun(t, dst, runStart, runLength, runDataOffset, runVirtualOffset, end)) {
+          return false;
+        }
         runLength = 0;
       }
       if (dataOffset < 0) {
@@ -117,21 +141,30 @@ final class ChunkStore {
         if (runLength == 0) {
           runStart = pieceStart;
           runDataOffset = dataOffset;
+          runVirtualOffset = w.position();
         }
         runLength += n;
       }
     }
-    if (runLength > 0) {
-      readRun(dst, runStart, runLength, runDataOffset, end);
-    }
+    return runLength == 0
+        || readRun(t, dst, runStart, runLength, runDataOffset, runVirtualOffset, end);
   }
 
   /**
    * Reads one run into {@code dst} at {@code start}, leaving the position after it. The stripes of
    * the run's chunks are read-locked in ascending stripe order, each once, so readers and writers
    * can never wait on each other in a cycle.
+   *
+   * @return false, having read nothing, when a chunk of the run no longer has the slot it had
    */
-  private void readRun(ByteBuffer dst, int start, int length, long dataOffset, int end)
+  private boolean readRun(
+      ChunkTable t,
+      ByteBuffer dst,
+      int start,
+      int length,
+      long dataOffset,
+      long virtualOffset,
+      int end)
       throws IOException {
     long firstSlot = dataOffset / chunkSizeBytes;
     long lastSlot = (dataOffset + length - 1) / chunkSizeBytes;
@@ -150,7 +183,14 @@ final class ChunkStore {
         ioLocks[stripe].lockShared();
         locked |= 1L << stripe;
       }
+      long firstChunk = virtualOffset / chunkSizeBytes;
+      for (long slot = firstSlot; slot <= lastSlot; slot++) {
+        if (t.physicalChunk((int) (firstChunk + slot - firstSlot)) != slot) {
+          return false;
+        }
+      }
       data.read(firstSlot, dataOffset % chunkSizeBytes, dst);
+      return true;
     } finally {
       for (long rest = locked; rest != 0; rest &= rest - 1) {
         ioLocks[Long.numberOfTrailingZeros(rest)].unlockShared();
@@ -170,14 +210,21 @@ final class ChunkStore {
       for (RangeWalk w = new RangeWalk(offsetBytes, src.remaining(), chunkSizeBytes);
           !w.done();
           w.next()) {
-        long physical = physicalChunkForWrite((int) w.unit());
+        int chunkIndex = (int) w.unit();
         src.limit(src.position() + w.intLength());
-        PlainReadWriteLock lock = ioLock(physical);
-        lock.lockExclusive();
-        try {
-          data.write(physical, w.offsetInUnit(), src);
-        } finally {
-          lock.unlockExclusive();
+        while (true) {
+          long physical = physicalChunkForWrite(chunkIndex);
+          PlainReadWriteLock lock = ioLock(physical);
+          lock.lockExclusive();
+          try {
+            if (table.physicalChunk(chunkIndex) == physical) {
+              data.write(physical, w.offsetInUnit(), src);
+              break;
+            }
+            // Its slot was taken away meanwhile: the chunk needs a new one.
+          } finally {
+            lock.unlockExclusive();
+          }
         }
         src.limit(end);
       }
@@ -186,22 +233,65 @@ final class ChunkStore {
     }
   }
 
-  /** Writes zeros over the allocated chunks of a range; unallocated ones read as zeros already. */
-  void zeroAllocated(long offsetBytes, long lengthBytes) throws IOException {
+  /**
+   * Makes a range read as zeros: a chunk the range covers whole loses its slot, zeros are written
+   * over the allocated parts of the others, and unallocated chunks read as zeros already.
+   */
+  void zero(long offsetBytes, long lengthBytes) throws IOException {
     ChunkTable t = table;
     for (RangeWalk w = new RangeWalk(offsetBytes, lengthBytes, chunkSizeBytes);
         !w.done();
         w.next()) {
-      long physical = t.physicalChunk((int) w.unit());
+      int chunkIndex = (int) w.unit();
+      if (w.length() == chunkSizeBytes) {
+        unmap(chunkIndex);
+        continue;
+      }
+      long physical = t.physicalChunk(chunkIndex);
       if (physical >= 0) {
         PlainReadWriteLock lock = ioLock(physical);
         lock.lockExclusive();
         try {
-          data.zero(physical, w.offsetInUnit(), w.length());
+          // Unless its slot was taken away meanwhile, and the chunk reads as zeros anyway.
+          if (t.physicalChunk(chunkIndex) == physical) {
+            data.zero(physical, w.offsetInUnit(), w.length());
+          }
         } finally {
           lock.unlockExclusive();
         }
       }
+    }
+  }
+
+  /**
+   * Takes a chunk's slot away, so it reads as zeros and its space can be used again once that is
+   * durable. Waits for the reads and writes of the slot in progress; the ones that looked up the
+   * mapping before and start after see that it changed.
+   */
+  private void unmap(int chunkIndex) {
+    ChunkTable t = table;
+    ReentrantLock lock = mappingLocks[chunkIndex % MAPPING_LOCK_STRIPES];
+    lock.lock();
+    try {
+      long physical = t.physicalChunk(chunkIndex);
+      if (physical < 0) {
+        return;
+      }
+      PlainReadWriteLock io = ioLock(physical);
+      io.lockExclusive();
+      publishing.readLock().lock();
+      try {
+        unjournalledMappings.add(chunkIndex);
+        if (t.unmapDirty(chunkIndex, physical)) {
+          allocator.quarantine(physical);
+          mappedChunks.decrementAndGet();
+        }
+      } finally {
+        publishing.readLock().unlock();
+        io.unlockExclusive();
+      }
+    } finally {
+      lock.unlock();
     }
   }
 
@@ -251,18 +341,37 @@ final class ChunkStore {
   }
 
   /**
-   * Takes the chunks whose new mappings are not journalled yet. A mapping queued but not yet
-   * published has no writer depending on it; it stays queued for its allocating writer's flush.
+   * What a commit records: the chunks whose mappings changed and are not journalled yet, each as it
+   * is now, and the slots taken away from them, free once this is durable.
    */
-  List<Integer> takeUnjournalledMappings() {
+  record Unjournalled(ChunkTable.Taken changes, long[] unmappedSlots) {}
+
+  /** Takes the changes not journalled yet (see {@link Unjournalled}). */
+  Unjournalled takeUnjournalled() {
     ChunkTable t = table;
-    List<Integer> mappings = new ArrayList<>();
-    List<Integer> unpublished = new ArrayList<>();
-    for (Integer chunkIndex; (chunkIndex = unjournalledMappings.poll()) != null; ) {
-      (t.physicalChunk(chunkIndex) < 0 ? unpublished : mappings).add(chunkIndex);
+    publishing.writeLock().lock();
+    try {
+      Set<Integer> chunks = new LinkedHashSet<>();
+      for (Integer chunkIndex; (chunkIndex = unjournalledMappings.poll()) != null; ) {
+        chunks.add(chunkIndex);
+      }
+      int[] indexes = new int[chunks.size()];
+      int[] raws = new int[chunks.size()];
+      int n = 0;
+      for (int chunkIndex : chunks) {
+        int raw = t.raw(chunkIndex);
+        if (ChunkTable.isDirtyRaw(raw)) { // else a commit has recorded it already
+          indexes[n] = chunkIndex;
+          raws[n++] = raw;
+        }
+      }
+      return new Unjournalled(
+          new ChunkTable.Taken(
+              java.util.Arrays.copyOf(indexes, n), java.util.Arrays.copyOf(raws, n)),
+          allocator.takeQuarantined());
+    } finally {
+      publishing.writeLock().unlock();
     }
-    unjournalledMappings.addAll(unpublished);
-    return mappings;
   }
 
   /** The chunk's slot, allocating (and, for a reused slot, zeroing) one on first write. */
@@ -288,10 +397,16 @@ final class ChunkStore {
           throw e;
         }
       }
-      // Queued before it is published: a writer that sees the mapping and then flushes must find
-      // it in the queue, or its flush could return before the mapping is durable.
-      unjournalledMappings.add(chunkIndex);
-      t.mapDirty(chunkIndex, allocation.physicalChunk());
+      // Queued with its publication, under the shared side of the publishing lock: a writer that
+      // sees the mapping and then flushes must find it in the queue, or its flush could return
+      // before the mapping is durable.
+      publishing.readLock().lock();
+      try {
+        unjournalledMappings.add(chunkIndex);
+        t.mapDirty(chunkIndex, allocation.physicalChunk());
+      } finally {
+        publishing.readLock().unlock();
+      }
       mappedChunks.incrementAndGet();
       return allocation.physicalChunk();
     } finally {

@@ -21,7 +21,10 @@ import java.util.zip.CRC32C;
  * CRC-32C of the active copy's entries.
  *
  * <p>In memory an entry may also carry {@link #DIRTY}: the mapping exists and its chunk may be read
- * and written, but it is not yet durable (not in the journal, not in a table copy).
+ * and written, but it is not yet durable (not in the journal, not in a table copy). {@link
+ * #UNMAPPED} (DIRTY without a slot) is a chunk whose slot was taken away (it was zeroed whole)
+ * while the table on disk may still map it: it reads as zeros, and its old slot stays out of use
+ * until the unmapping is durable.
  *
  * <p><b>Thread safety.</b> Entries are read and changed atomically; a mapping becomes visible to
  * other threads only once its slot is ready to be read.
@@ -41,6 +44,7 @@ final class ChunkTable {
   private static final int LOAD_PIECE_BYTES = 1 << 20;
   private static final int EMPTY = 0;
   private static final int DIRTY = 0x8000_0000;
+  private static final int UNMAPPED = DIRTY;
   private static final int VALUE_MASK = 0x7FFF_FFFF;
 
   private final AtomicIntegerArray entries;
@@ -60,28 +64,56 @@ final class ChunkTable {
 
   /** The physical chunk of {@code chunkIndex}, or -1 when the chunk is unallocated. */
   long physicalChunk(int chunkIndex) {
-    int e = entries.get(chunkIndex);
-    return e == EMPTY ? -1 : (e & VALUE_MASK) - 1L;
+    return location(entries.get(chunkIndex));
+  }
+
+  /** The physical chunk an entry's raw value names, or -1 for none (empty or unmapped). */
+  static long location(int raw) {
+    return (raw & VALUE_MASK) - 1L;
+  }
+
+  /** The entry's raw value, to be passed back to {@link #markClean(int, int)}. */
+  int raw(int chunkIndex) {
+    return entries.get(chunkIndex);
   }
 
   boolean isDirty(int chunkIndex) {
-    return (entries.get(chunkIndex) & DIRTY) != 0;
+    return isDirtyRaw(entries.get(chunkIndex));
+  }
+
+  static boolean isDirtyRaw(int raw) {
+    return (raw & DIRTY) != 0;
   }
 
   /** Publishes a new, not yet durable mapping. The slot must be ready to be read. */
   void mapDirty(int chunkIndex, long physicalChunk) {
-    if (!entries.compareAndSet(chunkIndex, EMPTY, encode(physicalChunk) | DIRTY)) {
+    int before = entries.get(chunkIndex);
+    if (location(before) >= 0
+        || !entries.compareAndSet(chunkIndex, before, encode(physicalChunk) | DIRTY)) {
       throw new IllegalStateException("chunk " + chunkIndex + " is mapped already");
     }
   }
 
-  /** Clears DIRTY once the mapping is durable. */
-  void markClean(int chunkIndex) {
-    entries.getAndUpdate(chunkIndex, e -> e & ~DIRTY);
+  /**
+   * Takes the chunk's slot away: the chunk reads as zeros from now on.
+   *
+   * @return false when the chunk is no longer mapped to {@code physicalChunk}
+   */
+  boolean unmapDirty(int chunkIndex, long physicalChunk) {
+    int before = entries.get(chunkIndex);
+    return location(before) == physicalChunk && entries.compareAndSet(chunkIndex, before, UNMAPPED);
   }
 
   /**
-   * Applies a durable mapping read from the journal.
+   * Clears DIRTY once the entry a commit took, {@code takenRaw}, is durable; an entry changed since
+   * stays dirty for the next commit.
+   */
+  void markClean(int chunkIndex, int takenRaw) {
+    entries.compareAndSet(chunkIndex, takenRaw, takenRaw & ~DIRTY);
+  }
+
+  /**
+   * Applies a durable mapping read from a version 1 journal, where a mapping never changes.
    *
    * @return null when applied (or already present), else why it conflicts with the table
    */
@@ -99,6 +131,14 @@ final class ChunkTable {
         + physicalChunk;
   }
 
+  /**
+   * Applies a durable mapping, or with {@code physicalChunk} -1 an unmapping, read from a version 2
+   * journal in the order it was written: the newest record for a chunk wins.
+   */
+  void applyNewer(int chunkIndex, long physicalChunk) {
+    entries.set(chunkIndex, physicalChunk < 0 ? EMPTY : encode(physicalChunk));
+  }
+
   private static int encode(long physicalChunk) {
     if (physicalChunk < 0 || physicalChunk >= MAX_PHYSICAL_CHUNKS) {
       throw new IllegalArgumentException("physical chunk " + physicalChunk + " out of range");
@@ -107,11 +147,15 @@ final class ChunkTable {
   }
 
   /**
-   * The table as a checkpoint may record it: clean entries as they are, DIRTY entries as without a
-   * location unless {@code committable} says that their slot content is durable and they may be
-   * recorded now. A view: entries mapped meanwhile show up in it.
+   * The table as a checkpoint may record it: clean entries as they are, the entries a commit took
+   * ({@code committing}, their slots' content is durable) as they were taken, and every other DIRTY
+   * entry as without a location. A view: entries changed meanwhile show up in it.
+   *
+   * <p>Leaving out a mapping that is not durable yet, or writing an unmapping early, records a
+   * state the disk really had: a zeroed chunk, or one never written.
    */
-  Checkpoint.ChunkMap durableWith(ChunkSet committable) {
+  Checkpoint.ChunkMap durableWith(Taken committing) {
+    java.util.Map<Integer, Integer> taken = committing.byChunk();
     return new Checkpoint.ChunkMap() {
       @Override
       public int chunkCount() {
@@ -121,12 +165,38 @@ final class ChunkTable {
       @Override
       public long location(int chunkIndex) {
         int e = entries.get(chunkIndex);
-        if (e == EMPTY || ((e & DIRTY) != 0 && !committable.contains(chunkIndex))) {
-          return -1;
+        if ((e & DIRTY) != 0) {
+          Integer t = taken.get(chunkIndex);
+          return t == null ? -1 : ChunkTable.location(t);
         }
-        return (e & VALUE_MASK) - 1L;
+        return ChunkTable.location(e);
       }
     };
+  }
+
+  /**
+   * Entries a commit took: the chunks and their raw values at the time, which is what the commit
+   * records, whatever they change to while it runs.
+   */
+  record Taken(int[] chunkIndexes, int[] raws) {
+    static final Taken NONE = new Taken(new int[0], new int[0]);
+
+    int size() {
+      return chunkIndexes.length;
+    }
+
+    /** Where chunk {@code i} of this list lives, -1 for an unmapping. */
+    long location(int i) {
+      return ChunkTable.location(raws[i]);
+    }
+
+    java.util.Map<Integer, Integer> byChunk() {
+      java.util.Map<Integer, Integer> m = new java.util.HashMap<>();
+      for (int i = 0; i < chunkIndexes.length; i++) {
+        m.put(chunkIndexes[i], raws[i]);
+      }
+      return m;
+    }
   }
 
   static int crc(ByteBuffer encoded) {
@@ -194,13 +264,5 @@ final class ChunkTable {
       grown.entries.set(i, entries.get(i));
     }
     return grown;
-  }
-
-  /** Membership test over chunk indexes, so callers can pass a set without boxing. */
-  @FunctionalInterface
-  interface ChunkSet {
-    ChunkSet NONE = i -> false;
-
-    boolean contains(int chunkIndex);
   }
 }

@@ -180,8 +180,10 @@ final class CloneLayer {
   }
 
   /**
-   * Makes the range read as zeros. Outside the base's range only allocated chunks are written,
-   * since unallocated ones read as zeros already; inside it the zeros go through copy-on-write.
+   * Makes the range read as zeros. Outside the base's range chunks covered whole lose their slots
+   * and only the allocated parts of the others are written, since unallocated chunks read as zeros
+   * already; inside it the zeros go through copy-on-write. (A chunk with blocks in the base keeps
+   * its slot: journal replay sets a block's bit only over a mapped chunk.)
    */
   void zero(long offsetBytes, long lengthBytes) throws IOException {
     long end = offsetBytes + lengthBytes;
@@ -195,7 +197,7 @@ final class CloneLayer {
       }
       position = baseEnd;
     }
-    chunks.zeroAllocated(position, end - position);
+    chunks.zero(position, end - position);
   }
 
   /** The range's extents: BASE where blocks are still in the base, else as the chunks say. */

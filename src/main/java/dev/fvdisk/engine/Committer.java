@@ -6,8 +6,6 @@ import dev.fvdisk.engine.spi.CommitBatch;
 import dev.fvdisk.engine.spi.MetadataLog;
 import java.io.IOException;
 import java.util.Arrays;
-import java.util.BitSet;
-import java.util.List;
 import java.util.function.Supplier;
 import org.jspecify.annotations.Nullable;
 
@@ -78,34 +76,43 @@ final class Committer {
     // taken here has its mapping taken in this round or an earlier one. The other order could
     // write a bit whose chunk a table switch leaves out.
     long[] blocks = clone.takeUnjournalledBlocks();
-    List<Integer> mappings = chunks.takeUnjournalledMappings();
+    ChunkStore.Unjournalled changes = chunks.takeUnjournalled();
+    ChunkTable.Taken mappings = changes.changes();
     data.seal();
-    if (mappings.isEmpty() && blocks.length == 0) {
+    if (mappings.size() == 0 && blocks.length == 0) {
+      chunks.allocator().release(changes.unmappedSlots());
       return;
     }
-    CommitBatch batch = batch(t, mappings, blocks);
+    CommitBatch batch = batch(mappings, blocks);
     if (log.fits(batch.mappingCount(), batch.rangeCount())) {
       log.append(batch);
-      for (int chunkIndex : mappings) {
-        t.markClean(chunkIndex);
-      }
+      markClean(t, mappings);
       for (long block : blocks) {
         clone.bitmap().markDurable(block);
       }
     } else {
-      BitSet committable = new BitSet();
-      mappings.forEach(committable::set);
       Header h = header.get();
-      checkpoint(t, committable::get, blocks, h.sizeBytes(), h.flags());
+      checkpoint(t, mappings, blocks, h.sizeBytes(), h.flags());
+    }
+    // Only now can no durable mapping point at them.
+    chunks.allocator().release(changes.unmappedSlots());
+  }
+
+  private static void markClean(ChunkTable t, ChunkTable.Taken taken) {
+    for (int i = 0; i < taken.size(); i++) {
+      t.markClean(taken.chunkIndexes()[i], taken.raws()[i]);
     }
   }
 
-  /** One round's batch: the mappings, and the blocks merged into ranges. */
-  private static CommitBatch batch(ChunkTable t, List<Integer> mappings, long[] sortedBlocks) {
-    int[] chunkIndexes = mappings.stream().mapToInt(Integer::intValue).toArray();
+  /**
+   * One round's batch: the mappings as taken (location -1: unmapped), and the blocks merged into
+   * ranges.
+   */
+  private static CommitBatch batch(ChunkTable.Taken mappings, long[] sortedBlocks) {
+    int[] chunkIndexes = mappings.chunkIndexes();
     long[] locations = new long[chunkIndexes.length];
     for (int i = 0; i < chunkIndexes.length; i++) {
-      locations[i] = t.physicalChunk(chunkIndexes[i]);
+      locations[i] = mappings.location(i);
     }
     long[] firstBlocks = new long[sortedBlocks.length];
     int[] blockCounts = new int[sortedBlocks.length];
@@ -133,19 +140,18 @@ final class Committer {
    * starts a new log under a header with the flags.
    */
   void checkpoint(int flags) throws IOException {
-    checkpoint(
-        chunks.table(), ChunkTable.ChunkSet.NONE, new long[0], header.get().sizeBytes(), flags);
+    checkpoint(chunks.table(), ChunkTable.Taken.NONE, new long[0], header.get().sizeBytes(), flags);
   }
 
   /**
    * Writes a checkpoint of table {@code t} and the bitmap with {@code newSizeBytes} and {@code
-   * newFlags}, then marks what it covered clean. Entries in {@code committable} are recorded even
-   * if DIRTY and {@code committingBlocks} as present (their data is sealed); other DIRTY entries
-   * and fresh bits are left out.
+   * newFlags}, then marks what it covered clean. Entries in {@code committing} are recorded as
+   * taken and {@code committingBlocks} as present (their data is sealed); other DIRTY entries are
+   * recorded as unmapped and fresh bits are left out.
    */
   void checkpoint(
       ChunkTable t,
-      ChunkTable.ChunkSet committable,
+      ChunkTable.Taken committing,
       long[] committingBlocks,
       long newSizeBytes,
       int newFlags)
@@ -154,12 +160,8 @@ final class Committer {
         clone.dependsOnBase()
             ? clone.bitmap().durableWith(committingBlocks)
             : Checkpoint.BlockSet.NONE;
-    log.checkpoint(new Checkpoint(newSizeBytes, newFlags, t.durableWith(committable), blocks));
-    for (int i = 0; i < t.chunkCount(); i++) {
-      if (committable.contains(i)) {
-        t.markClean(i);
-      }
-    }
+    log.checkpoint(new Checkpoint(newSizeBytes, newFlags, t.durableWith(committing), blocks));
+    markClean(t, committing);
     for (long block : committingBlocks) {
       clone.bitmap().markDurable(block);
     }

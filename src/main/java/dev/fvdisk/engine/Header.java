@@ -26,7 +26,7 @@ import org.jspecify.annotations.Nullable;
  * <pre>
  * offset size field
  *      0    8 magic "FVDISK\r\n"
- *      8    4 format version (1)
+ *      8    4 format version: 2 is written; 1 is read too (see {@link #FORMAT_VERSION})
  *     12    4 header length in bytes, up to the checksum (472)
  *     16    8 generation: incremented by every header write
  *     24   16 image UUID (most significant 8 bytes, then least significant 8 bytes)
@@ -63,7 +63,17 @@ import org.jspecify.annotations.Nullable;
  */
 final class Header {
 
-  static final int FORMAT_VERSION = 1;
+  /**
+   * The version every header write carries. Version 2 lets a chunk's mapping move forward (a zeroed
+   * chunk is unmapped and its slot reused), so a journal record may override an earlier one for the
+   * same chunk and may unmap it; the layout is version 1's. A version 1 image opens as it is and
+   * becomes version 2 with its first header write, that is at its first writable open.
+   */
+  static final int FORMAT_VERSION = 2;
+
+  /** The oldest version read. */
+  static final int OLDEST_READABLE_VERSION = 1;
+
   static final int SLOT_BYTES = 4096;
   static final int SLOT_COUNT = 2;
   static final int REGION_BYTES = SLOT_BYTES * SLOT_COUNT;
@@ -164,8 +174,20 @@ final class Header {
 
   private final @Nullable BaseLink base;
 
-  private Header(long[] values, String locator) {
+  /** The version this header was read with; {@link #FORMAT_VERSION} for one built here. */
+  private final int version;
+
+  /**
+   * The format version of the header as read: 1 means a journal mapping never changes an existing
+   * one (a record that does is damage); 2 means the newest record for a chunk wins.
+   */
+  int formatVersion() {
+    return version;
+  }
+
+  private Header(long[] values, String locator, int version) {
     this.values = values;
+    this.version = version;
     this.locator = locator;
     boolean hasBase = get(Field.BASE_ID_HIGH) != 0 || get(Field.BASE_ID_LOW) != 0;
     this.base =
@@ -415,13 +437,18 @@ final class Header {
     }
 
     Header build() {
-      return new Header(values.clone(), locator);
+      return new Header(values.clone(), locator, FORMAT_VERSION);
     }
   }
 
+  /** This header's bytes, with the version it was read with. */
   ByteBuffer encode() {
+    return encode(version);
+  }
+
+  private ByteBuffer encode(int version) {
     ByteBuffer buf = ByteBuffer.allocate(SLOT_BYTES).order(ByteOrder.LITTLE_ENDIAN);
-    buf.putLong(0, MAGIC).putInt(VERSION_AT, FORMAT_VERSION).putInt(LENGTH_AT, LENGTH_BYTES);
+    buf.putLong(0, MAGIC).putInt(VERSION_AT, version).putInt(LENGTH_AT, LENGTH_BYTES);
     for (Field f : FIELDS) {
       f.write(buf, get(f));
     }
@@ -440,9 +467,9 @@ final class Header {
     return fields.add("locator=" + locator).toString();
   }
 
-  /** Writes this header into its slot and forces it. */
+  /** Writes this header into its slot, as the current {@link #FORMAT_VERSION}, and forces it. */
   void writeTo(Storage storage) throws IOException {
-    storage.write(encode(), slotOffset(generation()));
+    storage.write(encode(FORMAT_VERSION), slotOffset(generation()));
     storage.force();
   }
 
@@ -536,7 +563,7 @@ final class Header {
           String.format("checksum 0x%08x, computed 0x%08x", storedCrc, actualCrc));
     }
     int version = buf.getInt(VERSION_AT);
-    if (version != FORMAT_VERSION) {
+    if (version < OLDEST_READABLE_VERSION || version > FORMAT_VERSION) {
       throw new CorruptImageException(
           Kind.UNSUPPORTED_VERSION,
           file
@@ -544,7 +571,9 @@ final class Header {
               + slotOffset
               + ": format version "
               + Integer.toUnsignedString(version)
-              + ", this build reads only version "
+              + ", this build reads versions "
+              + OLDEST_READABLE_VERSION
+              + " to "
               + FORMAT_VERSION);
     }
     if (length != LENGTH_BYTES) {
@@ -585,7 +614,7 @@ final class Header {
             || values[Field.BASE_SIZE.ordinal()] != 0)) {
       throw corrupt(file, slotOffset, "base fields are set, but the base image id is zero");
     }
-    Header h = new Header(values, new String(locator, StandardCharsets.UTF_8));
+    Header h = new Header(values, new String(locator, StandardCharsets.UTF_8), version);
     String problem = h.layoutProblem();
     if (problem != null) {
       throw corrupt(file, slotOffset, problem);

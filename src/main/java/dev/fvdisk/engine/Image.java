@@ -506,7 +506,7 @@ public final class Image implements Closeable {
       try {
         committer.checkpoint(
             grown,
-            ChunkTable.ChunkSet.NONE,
+            ChunkTable.Taken.NONE,
             new long[0],
             newSizeBytes,
             header().flags() & ~Header.FLAG_CLEAN_SHUTDOWN);
@@ -778,6 +778,7 @@ public final class Image implements Closeable {
         }
         committer.commit();
         committer.checkpoint(header().flags() | Header.FLAG_CLEAN_SHUTDOWN);
+        cutFreeTail();
       }
     } finally {
       try {
@@ -785,6 +786,25 @@ public final class Image implements Closeable {
       } finally {
         lifecycle.unlockExclusive();
       }
+    }
+  }
+
+  /**
+   * Gives the free slots at the end of the file back to the file system, once a checkpoint has made
+   * durable that no chunk maps them. Only when zeroing freed some: otherwise the file keeps the
+   * room it grew by, as before.
+   */
+  private void cutFreeTail() throws IOException {
+    ChunkAllocator allocator = chunks.allocator();
+    if (allocator.freeCount() == 0) {
+      return;
+    }
+    long inUse = Checker.scan(chunks.table(), allocator.frontier(), "the frontier").frontier();
+    if (allocator.shrinkTo(inUse)) {
+      Header h = header();
+      long bytes = h.dataOffsetBytes() + inUse * h.chunkSizeBytes();
+      storage.resize(bytes);
+      allocator.resetStorageBytes(bytes);
     }
   }
 

@@ -51,8 +51,7 @@ final class ImageLayout {
         Header.Field.TABLE_CRC,
         ChunkTable.crc(
             FileMetadataLog.encodeTable(
-                new ChunkTable(Math.toIntExact(chunkCount))
-                    .durableWith(ChunkTable.ChunkSet.NONE))));
+                new ChunkTable(Math.toIntExact(chunkCount)).durableWith(ChunkTable.Taken.NONE))));
     Bitmap bitmap = Bitmap.none();
     long bitmapOffset0 = 0;
     if (base != null) {

@@ -10,8 +10,8 @@ import java.util.List;
 import java.util.zip.CRC32C;
 
 /**
- * The metadata journal: a ring of 512-byte records, each a self-contained, checksummed batch of new
- * chunk mappings.
+ * The metadata journal: a ring of 512-byte records, each a self-contained, checksummed batch of
+ * changed chunk mappings or of clone blocks now present.
  *
  * <p>Record layout (little-endian; unused bytes zero):
  *
@@ -26,7 +26,8 @@ import java.util.zip.CRC32C;
  *     32    2 kind: 1 = chunk mappings, 2 = block ranges
  *     34    2 count n: 1..59 mappings or 1..39 block ranges
  *     36    4 reserved, zero
- *     40  8×n kind 1: virtual chunk index (u32), physical chunk (u32)
+ *     40  8×n kind 1: virtual chunk index (u32), physical chunk (u32); in format version 2,
+ *             0xFFFFFFFF unmaps the chunk
  *     40 12×n kind 2: first block (u64), block count (u32); the bitmap bits of these blocks are set
  * </pre>
  *
@@ -38,10 +39,16 @@ import java.util.zip.CRC32C;
  *
  * <p>Every record is judged on its own. A torn or garbage sector fails its checksum and is skipped;
  * a record from before the last table write carries an older epoch and is ignored; a record whose
- * checksum verifies but whose values break the format is reported as corruption. Replaying the
- * valid records in any order gives the same table, because a mapping, once durable, never changes.
- * That is why a torn multi-sector append is safe even when an earlier sector of the append was lost
- * and a later one survived.
+ * checksum verifies but whose values break the format is reported as corruption.
+ *
+ * <p>In format version 1 a durable mapping never changes, so replaying the valid records in any
+ * order gives the same table. In version 2 a chunk's mapping may move or go (a zeroed chunk), and
+ * the newest record wins; within an epoch records are written from the start of the ring upward, so
+ * file order is age order. One append names a chunk at most once, and an append is forced before
+ * the next is written, so a torn multi-sector append is still safe even when an earlier sector of
+ * it was lost and a later one survived: each chunk falls back to its own previous durable state. A
+ * slot taken away from a chunk is not given to another before that is durable, so no older record
+ * can map a chunk onto another chunk's data.
  *
  * <p><b>Thread safety.</b> Not thread-safe: only the image's committer appends.
  */
@@ -51,6 +58,10 @@ final class Journal {
   static final int MAGIC = 0x524A5646; // "FVJR" read as a little-endian int
   static final int KIND_CHUNK_MAPPINGS = 1;
   static final int KIND_BLOCK_RANGES = 2;
+
+  /** The physical chunk of a kind 1 entry that unmaps its chunk (format version 2). */
+  static final long UNMAPPED_SLOT = 0xFFFF_FFFFL;
+
   static final int RECORD_HEADER_BYTES = 40;
   static final int MAPPING_BYTES = 8;
   static final int MAPPINGS_PER_RECORD = (SECTOR_BYTES - RECORD_HEADER_BYTES) / MAPPING_BYTES;
@@ -169,6 +180,8 @@ final class Journal {
       Storage storage, Header header, ChunkTable table, Bitmap bitmap, long physicalChunkLimit)
       throws IOException {
     long tag = imageTag(header);
+    // Version 1 never changed a durable mapping, so a record that does is damage there.
+    boolean movable = header.formatVersion() >= 2;
     long applied = 0;
     long appliedMappings = 0;
     long stale = 0;
@@ -253,7 +266,8 @@ final class Journal {
         for (int i = 0; i < count; i++, at += MAPPING_BYTES) {
           long chunkIndex = Integer.toUnsignedLong(buf.getInt(at));
           long physical = Integer.toUnsignedLong(buf.getInt(at + 4));
-          if (chunkIndex >= table.chunkCount() || physical >= physicalChunkLimit) {
+          boolean unmapping = movable && physical == UNMAPPED_SLOT;
+          if (chunkIndex >= table.chunkCount() || (!unmapping && physical >= physicalChunkLimit)) {
             problems.add(
                 where(storage, sectorOffset)
                     + ": maps chunk "
@@ -265,6 +279,12 @@ final class Journal {
                     + " chunks) or the file ("
                     + physicalChunkLimit
                     + " chunk slots)");
+            continue;
+          }
+          if (movable) {
+            // Records are read in the order they were written, so the newest one wins.
+            table.applyNewer((int) chunkIndex, unmapping ? -1 : physical);
+            appliedMappings++;
             continue;
           }
           String conflict = table.applyDurable((int) chunkIndex, physical);

@@ -409,7 +409,9 @@ final class Transmission {
               yield done(r);
             }
             case CMD_WRITE_ZEROES -> {
-              if (r.length() > 0) {
+              if (r.length() > 0 && (r.flags() & CMD_FLAG_NO_HOLE) != 0) {
+                writeZeros(r);
+              } else if (r.length() > 0) {
                 disk.zero(r.offset(), r.length(), r.durability());
               }
               yield done(r);
@@ -419,10 +421,11 @@ final class Transmission {
               yield done(r);
             }
             case CMD_TRIM -> {
-              // A hint the disk cannot use yet (chunks are never freed): done by doing nothing,
-              // which the protocol allows; with FUA, what came before it is made durable all the
-              // same.
-              if (r.fua()) {
+              // Zeroing frees the chunks the range covers whole; the client may assume nothing
+              // of the range afterwards, and zeros are one thing it may find.
+              if (r.length() > 0) {
+                disk.zero(r.offset(), r.length(), r.durability());
+              } else if (r.fua()) {
                 disk.flush();
               }
               yield done(r);
@@ -452,6 +455,23 @@ final class Transmission {
     observer.request(commandName(r.type()), System.nanoTime() - started, moved, errno);
     send(held, reply, data);
   }
+
+  /**
+   * WRITE_ZEROES with NO_HOLE: the zeros must take storage, so they are written as data rather than
+   * by zeroing, which frees whole chunks.
+   */
+  private void writeZeros(Request r) {
+    ByteBuffer zeros = ZEROS.duplicate();
+    for (long done = 0; done < r.length(); done += zeros.capacity()) {
+      int n = (int) Math.min(zeros.capacity(), r.length() - done);
+      boolean last = done + n == r.length();
+      disk.write(
+          r.offset() + done, zeros.clear().limit(n), last ? r.durability() : Durability.BUFFERED);
+    }
+  }
+
+  /** A read-only megabyte of zeros for {@link #writeZeros}. */
+  private static final ByteBuffer ZEROS = ByteBuffer.allocateDirect(1 << 20).asReadOnlyBuffer();
 
   /**
    * The error for a failure of the disk: EIO for everything that is not the client's doing (a

@@ -368,7 +368,7 @@ class CorruptImageTest {
   void unsupported_versions_and_features_are_reported_even_with_valid_checksums()
       throws IOException {
     byte[] bytes = imageBytes(true);
-    assertRefused(withHeaderField(bytes, VERSION, 2, 4), Kind.UNSUPPORTED_VERSION, "version 2");
+    assertRefused(withHeaderField(bytes, VERSION, 3, 4), Kind.UNSUPPORTED_VERSION, "version 3");
     assertRefused(withHeaderField(bytes, VERSION, 0, 4), Kind.UNSUPPORTED_VERSION, "version 0");
     assertRefused(
         withHeaderField(bytes, INCOMPATIBLE, 1, 4), Kind.UNSUPPORTED_VERSION, "unknown feature");

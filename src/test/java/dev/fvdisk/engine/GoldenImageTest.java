@@ -100,7 +100,7 @@ class GoldenImageTest {
       Header header = Header.read(storage);
       ChunkTable table = ChunkTable.load(storage, header);
       java.nio.ByteBuffer encodedTable =
-          FileMetadataLog.encodeTable(table.durableWith(ChunkTable.ChunkSet.NONE));
+          FileMetadataLog.encodeTable(table.durableWith(ChunkTable.Taken.NONE));
       assertThat(toArray(encodedTable))
           .as("%s table", name)
           .isEqualTo(slice(bytes, header.activeTableOffset(), encodedTable.remaining()));

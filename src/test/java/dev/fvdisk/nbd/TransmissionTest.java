@@ -213,12 +213,14 @@ class TransmissionTest {
     ByteBuffer back = ByteBuffer.allocate(8192);
     disk.read(0, back);
     byte[] expected = data.clone();
-    Arrays.fill(expected, 100, 1100, (byte) 0);
+    Arrays.fill(expected, 0, 4096, (byte) 0);
     assertThat(back.array())
-        .as("trim changed nothing; the zeroed range reads zeros")
+        .as("the trimmed and the zeroed ranges read zeros, the rest as written")
         .isEqualTo(expected);
-    assertThat(disk.durableChanges).isEqualTo(1);
-    assertThat(disk.flushes).as("trim with FUA flushes, then FLUSH").isEqualTo(2);
+    assertThat(disk.durableChanges)
+        .as("zeroes with NO_HOLE written as data, then the trim zeroed, both with FUA")
+        .isEqualTo(2);
+    assertThat(disk.flushes).as("only FLUSH").isEqualTo(1);
   }
 
   @Test
