@@ -172,7 +172,7 @@ class StorageEndpointIntegrationTest {
         .then()
         .statusCode(200)
         .body("build.version", not(emptyOrNullString()))
-        .body("fvdisk.formatVersion", equalTo(1));
+        .body("fvdisk.formatVersion", equalTo(2));
   }
 
   @Test

@@ -8,6 +8,8 @@ import java.io.IOException;
 import java.net.InetAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.springframework.boot.builder.SpringApplicationBuilder;
@@ -24,12 +26,21 @@ import org.springframework.context.ConfigurableApplicationContext;
 @ExtendWith(OutputCaptureExtension.class)
 class ListenAddressIntegrationTest {
 
-  private static SpringApplicationBuilder application(String... properties) throws IOException {
+  /**
+   * Starts the application on a data directory of its own. The settings go in as command-line
+   * arguments: as the builder's default properties, {@code application.properties} would override
+   * them, and the data directory would be {@code ./data}.
+   */
+  private static ConfigurableApplicationContext start(String... properties) throws IOException {
     Path base = Files.createDirectories(Path.of("target", "it-data"));
     Path dataDir = Files.createTempDirectory(base, "listen-");
-    return new SpringApplicationBuilder(FvdiskApplication.class)
-        .properties("server.port=0", "fvdisk.data-dir=" + dataDir)
-        .properties(properties);
+    List<String> args =
+        new ArrayList<>(
+            List.of("--server.port=0", "--fvdisk.nbd.port=0", "--fvdisk.data-dir=" + dataDir));
+    for (String property : properties) {
+      args.add("--" + property);
+    }
+    return new SpringApplicationBuilder(FvdiskApplication.class).run(args.toArray(String[]::new));
   }
 
   private static InetAddress boundAddress(ConfigurableApplicationContext context) {
@@ -41,7 +52,7 @@ class ListenAddressIntegrationTest {
   @Test
   void without_tokens_on_a_non_loopback_address_the_service_refuses_to_start(
       CapturedOutput output) {
-    assertThatThrownBy(() -> application("server.address=0.0.0.0").run())
+    assertThatThrownBy(() -> start("server.address=0.0.0.0"))
         .hasRootCauseInstanceOf(UnprotectedListenAddressException.class)
         .rootCause()
         .hasMessageStartingWith("Refusing to listen on 0.0.0.0 without access tokens");
@@ -54,7 +65,7 @@ class ListenAddressIntegrationTest {
   @Test
   void without_tokens_and_without_an_address_the_service_listens_on_loopback_and_says_so(
       CapturedOutput output) throws IOException {
-    try (ConfigurableApplicationContext context = application().run()) {
+    try (ConfigurableApplicationContext context = start()) {
       assertThat(boundAddress(context).isLoopbackAddress()).isTrue();
       assertThat(output).contains("No access tokens configured").contains("loopback");
     }
@@ -64,7 +75,7 @@ class ListenAddressIntegrationTest {
   void the_explicit_opt_out_listens_anywhere_and_warns_loudly(CapturedOutput output)
       throws IOException {
     try (ConfigurableApplicationContext context =
-        application("server.address=0.0.0.0", "fvdisk.security.allow-unauthenticated=true").run()) {
+        start("server.address=0.0.0.0", "fvdisk.security.allow-unauthenticated=true")) {
       assertThat(boundAddress(context).isAnyLocalAddress()).isTrue();
       assertThat(output).contains("WITHOUT ANY AUTHENTICATION");
     }
@@ -73,11 +84,10 @@ class ListenAddressIntegrationTest {
   @Test
   void with_tokens_a_non_loopback_address_is_allowed(CapturedOutput output) throws IOException {
     try (ConfigurableApplicationContext context =
-        application(
-                "server.address=0.0.0.0",
-                "fvdisk.security.tokens[0].secret=some-long-random-secret",
-                "fvdisk.security.tokens[0].role=admin")
-            .run()) {
+        start(
+            "server.address=0.0.0.0",
+            "fvdisk.security.tokens[0].secret=some-long-random-secret",
+            "fvdisk.security.tokens[0].role=admin")) {
       assertThat(boundAddress(context).isAnyLocalAddress()).isTrue();
       assertThat(output).contains("Access tokens required: 1 configured");
     }
@@ -86,8 +96,7 @@ class ListenAddressIntegrationTest {
   @Test
   void a_token_without_a_role_stops_the_start_and_names_the_token() {
     assertThatThrownBy(
-            () ->
-                application("fvdisk.security.tokens[0].secret=s", "server.address=127.0.0.1").run())
+            () -> start("fvdisk.security.tokens[0].secret=s", "server.address=127.0.0.1"))
         .rootCause()
         .hasMessageContaining("fvdisk.security.tokens[0] (token-0): role is required");
   }
