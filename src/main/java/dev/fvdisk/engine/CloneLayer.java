@@ -46,6 +46,7 @@ final class CloneLayer {
   private final ReentrantLock[] blockLocks = new ReentrantLock[BLOCK_LOCK_STRIPES];
   private final @Nullable DirectBufferPool mergeBuffers;
   private final ConcurrentLinkedQueue<Long> unjournalledBlocks = new ConcurrentLinkedQueue<>();
+  private final ConcurrentLinkedQueue<Long> unjournalledZeroBlocks = new ConcurrentLinkedQueue<>();
   private final AtomicLong presentBlocks;
   private final AtomicLong copyOnReadBytesInFlight = new AtomicLong();
   private final AtomicLong copiedFromBaseBytes = new AtomicLong();
@@ -180,24 +181,90 @@ final class CloneLayer {
   }
 
   /**
-   * Makes the range read as zeros. Outside the base's range chunks covered whole lose their slots
-   * and only the allocated parts of the others are written, since unallocated chunks read as zeros
-   * already; inside it the zeros go through copy-on-write. (A chunk with blocks in the base keeps
-   * its slot: journal replay sets a block's bit only over a mapped chunk.)
+   * Makes the range read as zeros, storing as little as it can. A chunk the range covers whole
+   * loses its slot; inside the base's range its blocks are first recorded as zero blocks, so they
+   * read as zeros rather than the base's bytes. Elsewhere in the base's range a whole block still
+   * in the base becomes a zero block where its chunk has no slot, and gets zeros written where it
+   * has one (that slot may hold bytes of a copy whose bit never became durable); partial blocks go
+   * through copy-on-write with zeros.
    */
   void zero(long offsetBytes, long lengthBytes) throws IOException {
-    long end = offsetBytes + lengthBytes;
-    long baseEnd = dependsOnBase ? Math.min(end, baseEndBytes) : 0;
-    long position = offsetBytes;
-    if (position < baseEnd) {
-      for (RangeWalk w = new RangeWalk(position, baseEnd - position, ZEROS.capacity());
-          !w.done();
-          w.next()) {
-        write(w.position(), ZEROS.duplicate().limit(w.intLength()));
-      }
-      position = baseEnd;
+    if (!dependsOnBase || offsetBytes >= baseEndBytes) {
+      chunks.zero(offsetBytes, lengthBytes);
+      return;
     }
-    chunks.zero(position, end - position);
+    long chunkSizeBytes = chunks.chunkSizeBytes();
+    for (RangeWalk w = new RangeWalk(offsetBytes, lengthBytes, chunkSizeBytes);
+        !w.done();
+        w.next()) {
+      if (w.position() >= baseEndBytes) {
+        chunks.zero(w.position(), offsetBytes + lengthBytes - w.position());
+        return;
+      }
+      if (w.length() == chunkSizeBytes) {
+        zeroWholeChunk(w.position(), chunkSizeBytes);
+      } else {
+        zeroPartOfChunk(w.position(), w.length());
+      }
+    }
+  }
+
+  /**
+   * Records every block of the chunk in the base's range as a zero block, each under its lock, and
+   * then takes the chunk's slot away. After a block's bit is set no copy from the base can land in
+   * it, and the committer journals the zero blocks no later than the unmapping (the unmapping is
+   * queued after them), so a crash never leaves a block the clone held reading the base.
+   */
+  private void zeroWholeChunk(long chunkStart, long chunkSizeBytes) throws IOException {
+    long end = Math.min(chunkStart + chunkSizeBytes, baseEndBytes);
+    for (long block = chunkStart / blockSizeBytes; block * blockSizeBytes < end; block++) {
+      ReentrantLock lock = blockLock(block);
+      lock.lock();
+      try {
+        publishZeroBlock(block);
+      } finally {
+        lock.unlock();
+      }
+    }
+    chunks.zero(chunkStart, chunkSizeBytes);
+  }
+
+  /** Zeroes part of one chunk that starts inside the base's range. */
+  private void zeroPartOfChunk(long offsetBytes, long lengthBytes) throws IOException {
+    long end = offsetBytes + lengthBytes;
+    long inBaseEnd = Math.min(end, baseEndBytes);
+    for (RangeWalk b = new RangeWalk(offsetBytes, inBaseEnd - offsetBytes, blockSizeBytes);
+        !b.done();
+        b.next()) {
+      if (b.coversWholeUnit(baseEndBytes)) {
+        zeroBlockInBase(b.unit(), b.position(), b.intLength());
+      } else {
+        write(b.position(), ZEROS.duplicate().limit(b.intLength()));
+      }
+    }
+    if (inBaseEnd < end) {
+      chunks.zero(inBaseEnd, end - inBaseEnd);
+    }
+  }
+
+  /** Zeroes one whole block of the base's range ({@code lengthBytes} may end at the base's end). */
+  private void zeroBlockInBase(long block, long offsetBytes, int lengthBytes) throws IOException {
+    ReentrantLock lock = blockLock(block);
+    lock.lock();
+    try {
+      if (bitmap.isSet(block)) {
+        chunks.zero(offsetBytes, lengthBytes);
+      } else if (!chunks.isMapped(offsetBytes)) {
+        // A slot mapped for the chunk after this check is zero-filled, and no copy can write this
+        // block while its lock is held: the bit reads as zeros either way.
+        publishZeroBlock(block);
+      } else {
+        chunks.write(offsetBytes, ZEROS.duplicate().limit(lengthBytes));
+        publishBlock(block);
+      }
+    } finally {
+      lock.unlock();
+    }
   }
 
   /** The range's extents: BASE where blocks are still in the base, else as the chunks say. */
@@ -284,6 +351,20 @@ final class CloneLayer {
     unjournalledBlocks.add(block);
     bitmap.set(block);
     presentBlocks.incrementAndGet();
+  }
+
+  /**
+   * Records a block as zero whatever its chunk holds (see {@link #zero}); queued before its bit is
+   * set, like a present block. A block whose bit is set already is recorded too, because its chunk
+   * may be about to lose its slot and a present block over an unmapped chunk does not survive
+   * journal replay.
+   */
+  private void publishZeroBlock(long block) {
+    unjournalledZeroBlocks.add(block);
+    if (!bitmap.isSet(block)) {
+      bitmap.set(block);
+      presentBlocks.incrementAndGet();
+    }
   }
 
   /**
@@ -380,16 +461,25 @@ final class CloneLayer {
    * queued but not yet set has no writer depending on it; it stays queued for its own flush.
    */
   long[] takeUnjournalledBlocks() {
-    if (unjournalledBlocks.isEmpty()) {
+    return takeSet(unjournalledBlocks);
+  }
+
+  private long[] takeSet(ConcurrentLinkedQueue<Long> queue) {
+    if (queue.isEmpty()) {
       return NO_BLOCKS;
     }
     List<Long> blocks = new ArrayList<>();
     List<Long> unpublished = new ArrayList<>();
-    for (Long block; (block = unjournalledBlocks.poll()) != null; ) {
+    for (Long block; (block = queue.poll()) != null; ) {
       (bitmap.isSet(block) ? blocks : unpublished).add(block);
     }
-    unjournalledBlocks.addAll(unpublished);
+    queue.addAll(unpublished);
     return blocks.stream().mapToLong(Long::longValue).sorted().distinct().toArray();
+  }
+
+  /** Takes the zero blocks not journalled yet, like {@link #takeUnjournalledBlocks}. */
+  long[] takeUnjournalledZeroBlocks() {
+    return takeSet(unjournalledZeroBlocks);
   }
 
   Bitmap bitmap() {

@@ -7,6 +7,7 @@ import dev.fvdisk.engine.spi.MetadataLog;
 import java.io.IOException;
 import java.util.Arrays;
 import java.util.function.Supplier;
+import java.util.stream.LongStream;
 import org.jspecify.annotations.Nullable;
 
 /**
@@ -77,22 +78,26 @@ final class Committer {
     // write a bit whose chunk a table switch leaves out.
     long[] blocks = clone.takeUnjournalledBlocks();
     ChunkStore.Unjournalled changes = chunks.takeUnjournalled();
+    // Zero blocks after mappings, for the opposite reason: a chunk is unmapped only once the zero
+    // blocks of its base range are queued, so every unmapping taken here goes with its zero blocks.
+    long[] zeroBlocks = clone.takeUnjournalledZeroBlocks();
     ChunkTable.Taken mappings = changes.changes();
     data.seal();
-    if (mappings.size() == 0 && blocks.length == 0) {
+    CommitBatch batch = batch(mappings, blocks, zeroBlocks);
+    if (batch.isEmpty()) {
       chunks.allocator().release(changes.unmappedSlots());
       return;
     }
-    CommitBatch batch = batch(mappings, blocks);
-    if (log.fits(batch.mappingCount(), batch.rangeCount())) {
+    if (log.fits(batch)) {
       log.append(batch);
       markClean(t, mappings);
-      for (long block : blocks) {
-        clone.bitmap().markDurable(block);
-      }
+      markDurable(blocks);
+      markDurable(zeroBlocks);
     } else {
       Header h = header.get();
-      checkpoint(t, mappings, blocks, h.sizeBytes(), h.flags());
+      long[] allBlocks =
+          LongStream.concat(Arrays.stream(blocks), Arrays.stream(zeroBlocks)).toArray();
+      checkpoint(t, mappings, allBlocks, h.sizeBytes(), h.flags());
     }
     // Only now can no durable mapping point at them.
     chunks.allocator().release(changes.unmappedSlots());
@@ -104,35 +109,27 @@ final class Committer {
     }
   }
 
+  private void markDurable(long[] blocks) {
+    for (long block : blocks) {
+      clone.bitmap().markDurable(block);
+    }
+  }
+
   /**
-   * One round's batch: the mappings as taken (location -1: unmapped), and the blocks merged into
-   * ranges.
+   * One round's batch: the mappings as taken (location -1: unmapped), blocks merged into ranges.
    */
-  private static CommitBatch batch(ChunkTable.Taken mappings, long[] sortedBlocks) {
+  private static CommitBatch batch(
+      ChunkTable.Taken mappings, long[] sortedBlocks, long[] sortedZeroBlocks) {
     int[] chunkIndexes = mappings.chunkIndexes();
     long[] locations = new long[chunkIndexes.length];
     for (int i = 0; i < chunkIndexes.length; i++) {
       locations[i] = mappings.location(i);
     }
-    long[] firstBlocks = new long[sortedBlocks.length];
-    int[] blockCounts = new int[sortedBlocks.length];
-    int ranges = 0;
-    for (long block : sortedBlocks) {
-      if (ranges > 0
-          && firstBlocks[ranges - 1] + blockCounts[ranges - 1] == block
-          && blockCounts[ranges - 1] < Integer.MAX_VALUE) {
-        blockCounts[ranges - 1]++;
-      } else {
-        firstBlocks[ranges] = block;
-        blockCounts[ranges] = 1;
-        ranges++;
-      }
-    }
     return new CommitBatch(
         chunkIndexes,
         locations,
-        Arrays.copyOf(firstBlocks, ranges),
-        Arrays.copyOf(blockCounts, ranges));
+        CommitBatch.BlockRanges.of(sortedBlocks),
+        CommitBatch.BlockRanges.of(sortedZeroBlocks));
   }
 
   /**
@@ -162,8 +159,6 @@ final class Committer {
             : Checkpoint.BlockSet.NONE;
     log.checkpoint(new Checkpoint(newSizeBytes, newFlags, t.durableWith(committing), blocks));
     markClean(t, committing);
-    for (long block : committingBlocks) {
-      clone.bitmap().markDurable(block);
-    }
+    markDurable(committingBlocks);
   }
 }

@@ -45,14 +45,25 @@ final class FileMetadataLog implements MetadataLog {
   }
 
   @Override
-  public boolean fits(int mappingCount, int rangeCount) {
-    return journal.fits(mappingCount, rangeCount);
+  public boolean fits(CommitBatch batch) {
+    return journal.fits(batch);
   }
 
+  /**
+   * Zero blocks go first, in an append of their own that is forced before the rest is written:
+   * replay skips a present block over an unmapped chunk, so an unmapping that survived a torn
+   * append without the zero blocks of its chunk would let durable blocks read the base again.
+   */
   @Override
   public void append(CommitBatch batch) throws IOException {
-    journal.append(batch);
-    storage.force();
+    if (batch.zeroBlocks().count() > 0) {
+      journal.appendZeroBlocks(batch.zeroBlocks());
+      storage.force();
+    }
+    if (batch.mappingCount() > 0 || batch.presentBlocks().count() > 0) {
+      journal.append(batch);
+      storage.force();
+    }
   }
 
   /**

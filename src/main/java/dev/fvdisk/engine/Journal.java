@@ -23,12 +23,13 @@ import java.util.zip.CRC32C;
  *             image never verifies
  *     16    8 epoch: must equal the header's stable epoch to be replayed
  *     24    8 sequence number within the epoch, for diagnostics
- *     32    2 kind: 1 = chunk mappings, 2 = block ranges
+ *     32    2 kind: 1 = chunk mappings, 2 = block ranges, 3 = zero block ranges (version 2)
  *     34    2 count n: 1..59 mappings or 1..39 block ranges
  *     36    4 reserved, zero
  *     40  8×n kind 1: virtual chunk index (u32), physical chunk (u32); in format version 2,
  *             0xFFFFFFFF unmaps the chunk
- *     40 12×n kind 2: first block (u64), block count (u32); the bitmap bits of these blocks are set
+ *     40 12×n kind 2 and 3: first block (u64), block count (u32); the bitmap bits of these blocks
+ *             are set
  * </pre>
  *
  * <p>A block range only counts where the chunk holding the block is mapped once all mapping records
@@ -36,6 +37,11 @@ import java.util.zip.CRC32C;
  * and a torn write may keep the bits but lose the mapping; setting such a bit would make the block
  * read from an unmapped chunk (zeros) instead of the base. Skipping it leaves the old content,
  * which is what a lost, unacknowledged write must show.
+ *
+ * <p>A zero block range (kind 3) counts wherever its chunk is: it records blocks of a clone that
+ * were zeroed while still in the base, and a set bit over an unmapped chunk reads as zeros. Zeroing
+ * a clone's whole chunk records all its blocks this way, in an append forced before the one that
+ * unmaps the chunk, so the blocks a kind 2 record held never fall back to the base.
  *
  * <p>Every record is judged on its own. A torn or garbage sector fails its checksum and is skipped;
  * a record from before the last table write carries an older epoch and is ignored; a record whose
@@ -58,6 +64,7 @@ final class Journal {
   static final int MAGIC = 0x524A5646; // "FVJR" read as a little-endian int
   static final int KIND_CHUNK_MAPPINGS = 1;
   static final int KIND_BLOCK_RANGES = 2;
+  static final int KIND_ZERO_BLOCK_RANGES = 3;
 
   /** The physical chunk of a kind 1 entry that unmaps its chunk (format version 2). */
   static final long UNMAPPED_SLOT = 0xFFFF_FFFFL;
@@ -93,8 +100,14 @@ final class Journal {
         + (rangeCount + RANGES_PER_RECORD - 1) / RANGES_PER_RECORD;
   }
 
-  boolean fits(int mappingCount, int rangeCount) {
-    return nextSector + recordsFor(mappingCount, rangeCount) <= sectorCount;
+  /** Records of a whole batch: its zero blocks are written separately, so they start a record. */
+  static int recordsFor(CommitBatch batch) {
+    return recordsFor(batch.mappingCount(), batch.presentBlocks().count())
+        + recordsFor(0, batch.zeroBlocks().count());
+  }
+
+  boolean fits(CommitBatch batch) {
+    return nextSector + recordsFor(batch) <= sectorCount;
   }
 
   long usedSectors() {
@@ -112,42 +125,75 @@ final class Journal {
     this.nextSequence = 0;
   }
 
-  /** Writes the batch as consecutive records in one write; the caller forces afterwards. */
+  /**
+   * Writes the batch's mappings and present blocks as consecutive records in one write; the caller
+   * forces afterwards. Its zero blocks are left to {@link #appendZeroBlocks}.
+   */
   void append(CommitBatch batch) throws IOException {
     int mappingRecords = recordsFor(batch.mappingCount(), 0);
-    int records = mappingRecords + recordsFor(0, batch.rangeCount());
-    if (nextSector + records > sectorCount) {
-      throw new IllegalStateException("journal append of " + records + " records does not fit");
-    }
-    ByteBuffer buf = ByteBuffer.allocate(records * SECTOR_BYTES).order(ByteOrder.LITTLE_ENDIAN);
+    int records = mappingRecords + recordsFor(0, batch.presentBlocks().count());
+    ByteBuffer buf = newRecords(records);
     for (int r = 0; r < records; r++) {
       int base = r * SECTOR_BYTES;
-      buf.putInt(base, MAGIC);
-      buf.putLong(base + 8, imageTag);
-      buf.putLong(base + 16, epoch);
-      buf.putLong(base + 24, nextSequence++);
-      int at = base + RECORD_HEADER_BYTES;
-      int n;
       if (r < mappingRecords) {
         int first = r * MAPPINGS_PER_RECORD;
-        n = Math.min(MAPPINGS_PER_RECORD, batch.mappingCount() - first);
-        buf.putShort(base + 32, (short) KIND_CHUNK_MAPPINGS);
+        int n = Math.min(MAPPINGS_PER_RECORD, batch.mappingCount() - first);
+        int at = startRecord(buf, base, KIND_CHUNK_MAPPINGS, n);
         for (int i = 0; i < n; i++, at += MAPPING_BYTES) {
           buf.putInt(at, batch.chunkIndexes()[first + i]);
           buf.putInt(at + 4, (int) batch.locations()[first + i]);
         }
       } else {
-        int first = (r - mappingRecords) * RANGES_PER_RECORD;
-        n = Math.min(RANGES_PER_RECORD, batch.rangeCount() - first);
-        buf.putShort(base + 32, (short) KIND_BLOCK_RANGES);
-        for (int i = 0; i < n; i++, at += RANGE_BYTES) {
-          buf.putLong(at, batch.firstBlocks()[first + i]);
-          buf.putInt(at + 8, batch.blockCounts()[first + i]);
-        }
+        putRanges(buf, base, KIND_BLOCK_RANGES, batch.presentBlocks(), r - mappingRecords);
       }
-      buf.putShort(base + 34, (short) n);
       buf.putInt(base + 4, recordCrc(buf, base));
     }
+    write(buf, records);
+  }
+
+  /** Writes zero block ranges (kind 3) as consecutive records in one write; the caller forces. */
+  void appendZeroBlocks(CommitBatch.BlockRanges zeroBlocks) throws IOException {
+    int records = recordsFor(0, zeroBlocks.count());
+    ByteBuffer buf = newRecords(records);
+    for (int r = 0; r < records; r++) {
+      int base = r * SECTOR_BYTES;
+      putRanges(buf, base, KIND_ZERO_BLOCK_RANGES, zeroBlocks, r);
+      buf.putInt(base + 4, recordCrc(buf, base));
+    }
+    write(buf, records);
+  }
+
+  private ByteBuffer newRecords(int records) {
+    if (nextSector + records > sectorCount) {
+      throw new IllegalStateException("journal append of " + records + " records does not fit");
+    }
+    return ByteBuffer.allocate(records * SECTOR_BYTES).order(ByteOrder.LITTLE_ENDIAN);
+  }
+
+  /** Fills in a record's header but its checksum; returns where its entries start. */
+  private int startRecord(ByteBuffer buf, int base, int kind, int count) {
+    buf.putInt(base, MAGIC);
+    buf.putLong(base + 8, imageTag);
+    buf.putLong(base + 16, epoch);
+    buf.putLong(base + 24, nextSequence++);
+    buf.putShort(base + 32, (short) kind);
+    buf.putShort(base + 34, (short) count);
+    return base + RECORD_HEADER_BYTES;
+  }
+
+  /** Puts the {@code index}th record's worth of {@code ranges}. */
+  private void putRanges(
+      ByteBuffer buf, int base, int kind, CommitBatch.BlockRanges ranges, int index) {
+    int first = index * RANGES_PER_RECORD;
+    int n = Math.min(RANGES_PER_RECORD, ranges.count() - first);
+    int at = startRecord(buf, base, kind, n);
+    for (int i = 0; i < n; i++, at += RANGE_BYTES) {
+      buf.putLong(at, ranges.firstBlocks()[first + i]);
+      buf.putInt(at + 8, ranges.blockCounts()[first + i]);
+    }
+  }
+
+  private void write(ByteBuffer buf, int records) throws IOException {
     storage.write(buf, offsetBytes + nextSector * SECTOR_BYTES);
     nextSector += records;
   }
@@ -188,6 +234,7 @@ final class Journal {
     long skipped = 0;
     List<String> problems = new ArrayList<>();
     List<long[]> blockRanges = new ArrayList<>();
+    List<long[]> zeroBlockRanges = new ArrayList<>();
     int sectorsPerRead = 2048;
     ByteBuffer buf =
         ByteBuffer.allocate(sectorsPerRead * SECTOR_BYTES).order(ByteOrder.LITTLE_ENDIAN);
@@ -226,9 +273,12 @@ final class Journal {
         int kind = Short.toUnsignedInt(buf.getShort(base + 32));
         int count = Short.toUnsignedInt(buf.getShort(base + 34));
         int limit =
-            kind == KIND_CHUNK_MAPPINGS
-                ? MAPPINGS_PER_RECORD
-                : kind == KIND_BLOCK_RANGES ? RANGES_PER_RECORD : 0;
+            switch (kind) {
+              case KIND_CHUNK_MAPPINGS -> MAPPINGS_PER_RECORD;
+              case KIND_BLOCK_RANGES -> RANGES_PER_RECORD;
+              case KIND_ZERO_BLOCK_RANGES -> movable ? RANGES_PER_RECORD : 0;
+              default -> 0;
+            };
         if (count < 1 || count > limit) {
           problems.add(
               where(storage, sectorOffset)
@@ -240,7 +290,7 @@ final class Journal {
           continue;
         }
         int at = base + RECORD_HEADER_BYTES;
-        if (kind == KIND_BLOCK_RANGES) {
+        if (kind == KIND_BLOCK_RANGES || kind == KIND_ZERO_BLOCK_RANGES) {
           for (int i = 0; i < count; i++, at += RANGE_BYTES) {
             long firstBlock = buf.getLong(at);
             long blockCount = Integer.toUnsignedLong(buf.getInt(at + 8));
@@ -257,7 +307,8 @@ final class Journal {
                       + bitmap.blockCount()
                       + " blocks)");
             } else {
-              blockRanges.add(new long[] {firstBlock, blockCount});
+              (kind == KIND_BLOCK_RANGES ? blockRanges : zeroBlockRanges)
+                  .add(new long[] {firstBlock, blockCount});
             }
           }
           applied++;
@@ -297,6 +348,11 @@ final class Journal {
         applied++;
       }
     }
+    for (long[] range : zeroBlockRanges) {
+      for (long b = range[0]; b < range[0] + range[1]; b++) {
+        bitmap.markDurable(b);
+      }
+    }
     long skippedBlocks = 0;
     long blocksPerChunk =
         header.base() == null ? 1 : header.chunkSizeBytes() / header.blockSizeBytes();
@@ -304,7 +360,7 @@ final class Journal {
       for (long b = range[0]; b < range[0] + range[1]; b++) {
         if (table.physicalChunk((int) (b / blocksPerChunk)) >= 0) {
           bitmap.markDurable(b);
-        } else {
+        } else if (!bitmap.isSet(b)) {
           skippedBlocks++;
         }
       }

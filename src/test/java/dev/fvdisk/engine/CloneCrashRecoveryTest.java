@@ -14,13 +14,17 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
+import java.util.stream.Stream;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * Crash recovery of a clone at every write of a fixed workload: copy-on-write merges of partial
- * blocks, writes past the base's end, zeroing, copy-on-read copies and flushes, with a journal
- * small enough to force table and bitmap switches.
+ * blocks, writes past the base's end, zeroing (partial blocks, whole blocks still in the base, and
+ * whole chunks, which lose their slots and record their blocks as zero), copy-on-read copies and
+ * flushes. One journal is small enough to force table and bitmap switches; the other holds several
+ * rounds, so unmappings and zero blocks are replayed over present blocks journalled earlier.
  *
  * <p>After each crash the surviving bytes are opened against the unchanged base and every sector is
  * checked against {@link SectorHistory}, which starts from the base's content: flushed writes must
@@ -54,6 +58,17 @@ class CloneCrashRecoveryTest {
       if (i % 7 == 3) {
         steps.add(new Step('z', random.nextInt(CLONE_BYTES - BLOCK), new byte[BLOCK + 300]));
       }
+      if (i % 4 == 2) {
+        // Whole chunks of the base's range, some with blocks journalled as present.
+        int chunks = 1 + random.nextInt(2);
+        int first = random.nextInt(BASE_BYTES / CHUNK - chunks + 1);
+        steps.add(new Step('z', (long) first * CHUNK, new byte[chunks * CHUNK]));
+      }
+      if (i % 6 == 5) {
+        // Whole blocks, from a block boundary: zero blocks where the chunk has no slot.
+        int block = random.nextInt(BASE_BYTES / BLOCK - 3);
+        steps.add(new Step('z', (long) block * BLOCK, new byte[3 * BLOCK]));
+      }
       if (i % 3 == 1) {
         steps.add(new Step('f', 0, null));
       }
@@ -69,12 +84,21 @@ class CloneCrashRecoveryTest {
     return content;
   }
 
-  @ParameterizedTest
-  @EnumSource(
-      value = Mode.class,
-      names = {"LOSE_UNFORCED", "KEEP_SOME_UNFORCED", "TEAR_WRITE"})
-  void every_crash_point_keeps_flushed_writes_and_the_base_where_nothing_was_written(Mode mode)
-      throws Exception {
+  static Stream<Arguments> crashModes() {
+    List<Arguments> arguments = new ArrayList<>();
+    for (long journalBytes : new long[] {1024, 8192}) {
+      for (Mode mode :
+          List.of(Mode.LOSE_UNFORCED, Mode.KEEP_SOME_UNFORCED, Mode.TEAR_WRITE, Mode.FAIL_FORCE)) {
+        arguments.add(Arguments.of(mode, journalBytes));
+      }
+    }
+    return arguments.stream();
+  }
+
+  @ParameterizedTest(name = "{0}, journal of {1} bytes")
+  @MethodSource("crashModes")
+  void every_crash_point_keeps_flushed_writes_and_the_base_where_nothing_was_written(
+      Mode mode, long journalBytes) throws Exception {
     byte[] content = baseContent();
     MemoryStorage baseStorage = new MemoryStorage("base");
     try (Image writable =
@@ -85,25 +109,43 @@ class CloneCrashRecoveryTest {
     List<Step> steps = workload();
     try (Image base = Image.open(baseStorage.reopen(), false)) {
       BaseResolver bases = name -> base;
-      long writes = run(base, bases, steps, null, mode, 0).writeCount();
+      // A failed force is armed by force number, the other modes by write number.
+      CrashingStorage dryRun = run(base, bases, steps, null, mode, 0, journalBytes, 0);
+      long points = mode == Mode.FAIL_FORCE ? dryRun.forceCount() : dryRun.writeCount();
+      int rounds = mode == Mode.FAIL_FORCE ? 2 : 1;
       int survived = 0;
-      for (long n = 1; n <= writes; n++) {
-        runAndCheck(base, bases, steps, content, mode, n);
-        survived++;
+      for (long n = 1; n <= points; n++) {
+        for (int round = 0; round < rounds; round++) {
+          runAndCheck(base, bases, steps, content, mode, n, journalBytes, round);
+          survived++;
+        }
       }
       assertTrue(survived > 30, "only " + survived + " crash points");
       System.out.println(
-          "CloneCrashRecoveryTest " + mode + ": " + survived + " crash points survived");
+          "CloneCrashRecoveryTest "
+              + mode
+              + ", journal "
+              + journalBytes
+              + " bytes: "
+              + survived
+              + " crash points survived");
     }
   }
 
   private static void runAndCheck(
-      Image base, BaseResolver bases, List<Step> steps, byte[] content, Mode mode, long n)
+      Image base,
+      BaseResolver bases,
+      List<Step> steps,
+      byte[] content,
+      Mode mode,
+      long n,
+      long journalBytes,
+      int round)
       throws Exception {
     SectorHistory history = new SectorHistory(CLONE_BYTES);
     history.resyncDurable(0, Arrays.copyOf(content, CLONE_BYTES));
-    CrashingStorage storage = run(base, bases, steps, history, mode, n);
-    String where = mode + " crash at write " + n;
+    CrashingStorage storage = run(base, bases, steps, history, mode, n, journalBytes, round);
+    String where = mode + " at point " + n + ", journal " + journalBytes + " bytes, round " + round;
     MemoryStorage survivor = storage.survivingStorage("survivor");
     assertNotEquals(
         CheckReport.Status.CORRUPT, Images.check(survivor).status(), where + ": offline check");
@@ -141,21 +183,23 @@ class CloneCrashRecoveryTest {
       List<Step> steps,
       SectorHistory history,
       Mode mode,
-      long crashAt)
+      long crashAt,
+      long journalBytes,
+      int round)
       throws IOException {
     MemoryStorage fresh = new MemoryStorage("clone");
     ImageOptions options =
         ImageOptions.builder(CLONE_BYTES)
             .chunkSizeBytes(CHUNK)
             .blockSizeBytes(BLOCK)
-            .journalSizeBytes(1024)
+            .journalSizeBytes(journalBytes)
             .growthUnitBytes(2L * CHUNK)
             .copyOnRead(true)
             .build();
     Image.create(fresh, options, base, "base").close();
     CrashingStorage storage = CrashingStorage.wrap(fresh.reopen());
     if (crashAt > 0) {
-      storage.arm(mode, crashAt, crashAt * 31 + mode.ordinal());
+      storage.arm(mode, crashAt, crashAt * 31 + mode.ordinal() + 1009L * round);
     }
     try {
       // Opening for writing writes a header: a crash can hit it too.

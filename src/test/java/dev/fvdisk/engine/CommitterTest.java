@@ -66,7 +66,7 @@ class CommitterTest {
   private final MetadataLog log =
       new MetadataLog() {
         @Override
-        public boolean fits(int mappingCount, int rangeCount) {
+        public boolean fits(CommitBatch batch) {
           return !logFull;
         }
 

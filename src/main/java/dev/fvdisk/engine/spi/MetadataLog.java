@@ -11,12 +11,13 @@ import java.io.IOException;
  */
 public interface MetadataLog {
 
-  /** Whether {@link #append} would take a batch of this size before the next checkpoint. */
-  boolean fits(int mappingCount, int rangeCount);
+  /** Whether {@link #append} would take this batch before the next checkpoint. */
+  boolean fits(CommitBatch batch);
 
   /**
    * Appends a batch durably: on return it survives a crash. The chunk data it points at must be
-   * sealed first.
+   * sealed first. A crash during the call may keep part of the batch, never mappings without the
+   * batch's zero blocks (see {@link CommitBatch}).
    *
    * @throws IllegalStateException if the batch does not {@link #fits fit}
    * @throws FencedException if another writer has taken the image over; nothing was appended
