@@ -28,13 +28,13 @@ class CloneTest {
         .growthUnitBytes(4L * CHUNK);
   }
 
-  private static byte[] pattern(int length, int seed) {
+  static byte[] pattern(int length, int seed) {
     byte[] b = new byte[length];
     new Random(seed).nextBytes(b);
     return b;
   }
 
-  private static byte[] read(Image image, long offset, int length) throws Exception {
+  static byte[] read(Image image, long offset, int length) throws Exception {
     ByteBuffer buf = ByteBuffer.allocate(length);
     image.read(offset, buf);
     return buf.array();

@@ -1,5 +1,7 @@
 package dev.fvdisk.engine;
 
+import static dev.fvdisk.engine.CloneTest.pattern;
+import static dev.fvdisk.engine.CloneTest.read;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -11,7 +13,6 @@ import dev.fvdisk.engine.io.MemoryStorage;
 import java.nio.ByteBuffer;
 import java.util.Arrays;
 import java.util.List;
-import java.util.Random;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -32,18 +33,6 @@ class CloneZeroTest {
         .journalSizeBytes(16 * 1024)
         .growthUnitBytes(2L * CHUNK)
         .build();
-  }
-
-  private static byte[] pattern(int length, int seed) {
-    byte[] b = new byte[length];
-    new Random(seed).nextBytes(b);
-    return b;
-  }
-
-  private static byte[] read(Image image, long offset, int length) throws Exception {
-    ByteBuffer buf = ByteBuffer.allocate(length);
-    image.read(offset, buf);
-    return buf.array();
   }
 
   private static Image base(byte[] content) throws Exception {
