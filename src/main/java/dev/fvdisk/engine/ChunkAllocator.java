@@ -5,6 +5,7 @@ import java.io.IOException;
 import java.util.ArrayDeque;
 import java.util.Collection;
 import java.util.List;
+import java.util.TreeSet;
 
 /**
  * Hands out physical chunk slots and grows the file.
@@ -34,8 +35,9 @@ final class ChunkAllocator {
   private final long dataOffsetBytes;
   private final long chunkSizeBytes;
   private final long growthUnitBytes;
-  private final ArrayDeque<Long> leaked;
-  private final ArrayDeque<Long> free = new ArrayDeque<>();
+  // Sorted, so the lowest slot goes first: the file fills from its start and its end can be cut.
+  private final TreeSet<Long> leaked;
+  private final TreeSet<Long> free = new TreeSet<>();
   private final ArrayDeque<Long> quarantined = new ArrayDeque<>();
   private long frontier;
   private long storageBytes;
@@ -53,7 +55,7 @@ final class ChunkAllocator {
     this.chunkSizeBytes = chunkSizeBytes;
     this.growthUnitBytes = growthUnitBytes;
     this.frontier = frontier;
-    this.leaked = new ArrayDeque<>(leaked);
+    this.leaked = new TreeSet<>(leaked);
     this.storageBytes = storageBytes;
   }
 
@@ -80,7 +82,46 @@ final class ChunkAllocator {
 
   /** Takes back a slot that was handed out but never mapped (its zero-fill failed). */
   synchronized void giveBack(long physicalChunk) {
-    free.addFirst(physicalChunk);
+    free.add(physicalChunk);
+  }
+
+  /**
+   * Takes the lowest leaked or free slot below {@code limit}, for compaction to move a chunk into;
+   * -1 when there is none. The caller overwrites it whole, so it needs no zero-fill.
+   */
+  synchronized long takeReusableBelow(long limit) {
+    TreeSet<Long> from = free;
+    if (from.isEmpty() || (!leaked.isEmpty() && leaked.first() < free.first())) {
+      from = leaked;
+    }
+    if (from.isEmpty() || from.first() >= limit) {
+      return -1;
+    }
+    return from.pollFirst();
+  }
+
+  /**
+   * Gives the end of the file back to the file system when its last slots are free or leaked:
+   * lowers the frontier past them and cuts the file there. No mapping, durable or not, points at
+   * such a slot, and the lock keeps them from being handed out meanwhile.
+   *
+   * @return the bytes the file shrank by
+   */
+  synchronized long cutFreeTail() throws IOException {
+    long newFrontier = frontier;
+    while (newFrontier > 0
+        && (free.contains(newFrontier - 1) || leaked.contains(newFrontier - 1))) {
+      newFrontier--;
+    }
+    if (newFrontier == frontier) {
+      return 0;
+    }
+    long bytes = dataOffsetBytes + newFrontier * chunkSizeBytes;
+    storage.resize(bytes);
+    shrinkTo(newFrontier);
+    long cut = storageBytes - bytes;
+    storageBytes = bytes;
+    return cut;
   }
 
   /** Holds back a slot taken away from a chunk until that is durable ({@link #release}). */

@@ -3,7 +3,11 @@ package dev.fvdisk.engine;
 import dev.fvdisk.engine.spi.ChunkData;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.PriorityQueue;
 import java.util.Set;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicLong;
@@ -288,6 +292,73 @@ final class ChunkStore {
         }
       } finally {
         publishing.readLock().unlock();
+        io.unlockExclusive();
+      }
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /**
+   * Up to {@code max} chunks in the highest slots, highest first: {@code {chunk, slot}} pairs, for
+   * compaction to move down. One pass over the table.
+   */
+  List<long[]> chunksInHighestSlots(int max) {
+    ChunkTable t = table;
+    PriorityQueue<long[]> highest = new PriorityQueue<>(Comparator.comparingLong(c -> c[1]));
+    for (int chunk = 0; chunk < t.chunkCount(); chunk++) {
+      long slot = t.physicalChunk(chunk);
+      if (slot >= 0 && (highest.size() < max || slot > highest.peek()[1])) {
+        highest.add(new long[] {chunk, slot});
+        if (highest.size() > max) {
+          highest.poll();
+        }
+      }
+    }
+    List<long[]> descending = new ArrayList<>(highest);
+    descending.sort(Comparator.comparingLong((long[] c) -> c[1]).reversed());
+    return descending;
+  }
+
+  /**
+   * Moves a chunk whose mapping is durable from slot {@code from} into the unused slot {@code to}:
+   * copies the slot's bytes through {@code buffer} holding the old slot's stripe exclusively, then
+   * maps the chunk to the new slot and quarantines the old one until the move is durable. Reads and
+   * writes that looked up the old slot find the mapping changed and start again, so none is lost or
+   * torn. A chunk whose mapping is not durable yet is left where it is.
+   *
+   * @return false, having changed nothing, when the chunk is not durably mapped to {@code from}
+   */
+  boolean relocate(int chunkIndex, long from, long to, ByteBuffer buffer) throws IOException {
+    ChunkTable t = table;
+    ReentrantLock lock = mappingLocks[chunkIndex % MAPPING_LOCK_STRIPES];
+    lock.lock();
+    try {
+      // The mapping lock keeps the entry from changing but for a commit marking it clean.
+      int raw = t.raw(chunkIndex);
+      if (ChunkTable.isDirtyRaw(raw) || ChunkTable.location(raw) != from) {
+        return false;
+      }
+      PlainReadWriteLock io = ioLock(from);
+      io.lockExclusive();
+      try {
+        for (long done = 0; done < chunkSizeBytes; done += buffer.capacity()) {
+          buffer.clear().limit((int) Math.min(buffer.capacity(), chunkSizeBytes - done));
+          data.read(from, done, buffer);
+          data.write(to, done, buffer.flip());
+        }
+        publishing.readLock().lock();
+        try {
+          unjournalledMappings.add(chunkIndex);
+          if (!t.relocateDirty(chunkIndex, from, to)) {
+            throw new IllegalStateException("chunk " + chunkIndex + " changed during its move");
+          }
+          allocator.quarantine(from);
+        } finally {
+          publishing.readLock().unlock();
+        }
+        return true;
+      } finally {
         io.unlockExclusive();
       }
     } finally {

@@ -6,6 +6,7 @@ import dev.fvdisk.engine.spi.Checkpoint;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicIntegerArray;
 import java.util.zip.CRC32C;
 
@@ -24,7 +25,9 @@ import java.util.zip.CRC32C;
  * and written, but it is not yet durable (not in the journal, not in a table copy). {@link
  * #UNMAPPED} (DIRTY without a slot) is a chunk whose slot was taken away (it was zeroed whole)
  * while the table on disk may still map it: it reads as zeros, and its old slot stays out of use
- * until the unmapping is durable.
+ * until the unmapping is durable. A chunk moved to another slot by compaction ({@link
+ * #relocateDirty}) is DIRTY at its new slot while the table on disk still maps the old one; until
+ * the move is durable a checkpoint records the old slot, whose content is the same.
  *
  * <p><b>Thread safety.</b> Entries are read and changed atomically; a mapping becomes visible to
  * other threads only once its slot is ready to be read.
@@ -48,6 +51,11 @@ final class ChunkTable {
   private static final int VALUE_MASK = 0x7FFF_FFFF;
 
   private final AtomicIntegerArray entries;
+
+  /** Chunks moved whose new slot is not durable yet: the entry they got, and the durable slot. */
+  private final ConcurrentHashMap<Integer, Relocation> relocations = new ConcurrentHashMap<>();
+
+  private record Relocation(int raw, long durableSlot) {}
 
   ChunkTable(int chunkCount) {
     this.entries = new AtomicIntegerArray(chunkCount);
@@ -101,7 +109,39 @@ final class ChunkTable {
    */
   boolean unmapDirty(int chunkIndex, long physicalChunk) {
     int before = entries.get(chunkIndex);
-    return location(before) == physicalChunk && entries.compareAndSet(chunkIndex, before, UNMAPPED);
+    if (location(before) != physicalChunk || !entries.compareAndSet(chunkIndex, before, UNMAPPED)) {
+      return false;
+    }
+    forgetRelocation(chunkIndex, before);
+    return true;
+  }
+
+  /**
+   * Moves a chunk whose mapping is durable ({@code from}, not DIRTY) to slot {@code to}, which the
+   * caller has made hold the same bytes. Until a commit records the move, a checkpoint that does
+   * not take it records {@code from}.
+   *
+   * @return false when the entry is not a durable mapping to {@code from}; nothing changed
+   */
+  boolean relocateDirty(int chunkIndex, long from, long to) {
+    int before = entries.get(chunkIndex);
+    if ((before & DIRTY) != 0 || location(before) != from) {
+      return false;
+    }
+    int after = encode(to) | DIRTY;
+    // Recorded before the entry changes, so a checkpoint that sees the new entry finds it.
+    relocations.put(chunkIndex, new Relocation(after, from));
+    if (!entries.compareAndSet(chunkIndex, before, after)) {
+      forgetRelocation(chunkIndex, after);
+      return false;
+    }
+    return true;
+  }
+
+  private void forgetRelocation(int chunkIndex, int raw) {
+    if (!relocations.isEmpty()) {
+      relocations.computeIfPresent(chunkIndex, (k, r) -> r.raw() == raw ? null : r);
+    }
   }
 
   /**
@@ -109,7 +149,9 @@ final class ChunkTable {
    * stays dirty for the next commit.
    */
   void markClean(int chunkIndex, int takenRaw) {
-    entries.compareAndSet(chunkIndex, takenRaw, takenRaw & ~DIRTY);
+    if (entries.compareAndSet(chunkIndex, takenRaw, takenRaw & ~DIRTY)) {
+      forgetRelocation(chunkIndex, takenRaw);
+    }
   }
 
   /**
@@ -148,8 +190,9 @@ final class ChunkTable {
 
   /**
    * The table as a checkpoint may record it: clean entries as they are, the entries a commit took
-   * ({@code committing}, their slots' content is durable) as they were taken, and every other DIRTY
-   * entry as without a location. A view: entries changed meanwhile show up in it.
+   * ({@code committing}, their slots' content is durable) as they were taken, a chunk moved since
+   * at its durable slot, and every other DIRTY entry as without a location. A view: entries changed
+   * meanwhile show up in it.
    *
    * <p>Leaving out a mapping that is not durable yet, or writing an unmapping early, records a
    * state the disk really had: a zeroed chunk, or one never written.
@@ -167,7 +210,11 @@ final class ChunkTable {
         int e = entries.get(chunkIndex);
         if ((e & DIRTY) != 0) {
           Integer t = taken.get(chunkIndex);
-          return t == null ? -1 : ChunkTable.location(t);
+          if (t != null) {
+            return ChunkTable.location(t);
+          }
+          Relocation r = relocations.get(chunkIndex);
+          return r != null && r.raw() == e ? r.durableSlot() : -1;
         }
         return ChunkTable.location(e);
       }
@@ -263,6 +310,7 @@ final class ChunkTable {
     for (int i = 0; i < entries.length(); i++) {
       grown.entries.set(i, entries.get(i));
     }
+    grown.relocations.putAll(relocations);
     return grown;
   }
 }

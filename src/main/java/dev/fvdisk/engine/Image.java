@@ -727,6 +727,53 @@ public final class Image implements Closeable {
   }
 
   /**
+   * One step of compaction: moves up to {@code maxChunks} chunks from the end of the file into free
+   * or leaked slots nearer its start, makes the moves durable, then cuts the file after its last
+   * slot in use, so that space freed by zeroing goes back to the file system. Reads and writes go
+   * on meanwhile (a chunk being moved waits for them, and they for it). Chunks whose mapping is not
+   * durable yet stay where they are until a flush. The caller paces the steps.
+   *
+   * @return chunks moved and bytes the file shrank by; both 0 when there was nothing to do
+   */
+  public CompactionStep compact(int maxChunks) throws IOException {
+    lifecycle.lockShared();
+    try {
+      ensureOpen();
+      ensureWritable();
+      ChunkAllocator allocator = chunks.allocator();
+      ByteBuffer buffer = null;
+      int moved = 0;
+      for (long[] chunkAndSlot : chunks.chunksInHighestSlots(maxChunks)) {
+        long to = allocator.takeReusableBelow(chunkAndSlot[1]);
+        if (to < 0) {
+          break;
+        }
+        if (buffer == null) {
+          buffer = ByteBuffer.allocate((int) Math.min(chunks.chunkSizeBytes(), 1 << 20));
+        }
+        boolean relocated = false;
+        try {
+          relocated = chunks.relocate((int) chunkAndSlot[0], chunkAndSlot[1], to, buffer);
+        } finally {
+          if (!relocated) {
+            allocator.giveBack(to);
+          }
+        }
+        if (relocated) {
+          moved++;
+        }
+      }
+      if (moved > 0) {
+        // Makes the moves durable, and frees the slots they left.
+        committer.commit();
+      }
+      return new CompactionStep(moved, allocator.cutFreeTail());
+    } finally {
+      lifecycle.unlockShared();
+    }
+  }
+
+  /**
    * Checks the open image with the same rule as recovery (see {@link Checker}): every mapped chunk
    * below the allocation frontier and used once, leaked chunks listed. With {@code repair}, leaked
    * chunks become free chunks (reused before the file grows).
@@ -791,21 +838,11 @@ public final class Image implements Closeable {
 
   /**
    * Gives the free slots at the end of the file back to the file system, once a checkpoint has made
-   * durable that no chunk maps them. Only when zeroing freed some: otherwise the file keeps the
+   * durable that no chunk maps them. Only when slots there are free: otherwise the file keeps the
    * room it grew by, as before.
    */
   private void cutFreeTail() throws IOException {
-    ChunkAllocator allocator = chunks.allocator();
-    if (allocator.freeCount() == 0) {
-      return;
-    }
-    long inUse = Checker.scan(chunks.table(), allocator.frontier(), "the frontier").frontier();
-    if (allocator.shrinkTo(inUse)) {
-      Header h = header();
-      long bytes = h.dataOffsetBytes() + inUse * h.chunkSizeBytes();
-      storage.resize(bytes);
-      allocator.resetStorageBytes(bytes);
-    }
+    chunks.allocator().cutFreeTail();
   }
 
   private void ensureOpen() {

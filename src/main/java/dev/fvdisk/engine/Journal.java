@@ -7,6 +7,8 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
 import java.util.zip.CRC32C;
 
 /**
@@ -54,7 +56,9 @@ import java.util.zip.CRC32C;
  * the next is written, so a torn multi-sector append is still safe even when an earlier sector of
  * it was lost and a later one survived: each chunk falls back to its own previous durable state. A
  * slot taken away from a chunk is not given to another before that is durable, so no older record
- * can map a chunk onto another chunk's data.
+ * can map a chunk onto another chunk's data. An older record may name a slot past the end of the
+ * file, once compaction moved the chunk down and cut the file; only the newest record must lie
+ * inside it.
  *
  * <p><b>Thread safety.</b> Not thread-safe: only the image's committer appends.
  */
@@ -235,6 +239,7 @@ final class Journal {
     List<String> problems = new ArrayList<>();
     List<long[]> blockRanges = new ArrayList<>();
     List<long[]> zeroBlockRanges = new ArrayList<>();
+    Map<Integer, String> outsideFile = new TreeMap<>();
     int sectorsPerRead = 2048;
     ByteBuffer buf =
         ByteBuffer.allocate(sectorsPerRead * SECTOR_BYTES).order(ByteOrder.LITTLE_ENDIAN);
@@ -319,7 +324,7 @@ final class Journal {
           long physical = Integer.toUnsignedLong(buf.getInt(at + 4));
           boolean unmapping = movable && physical == UNMAPPED_SLOT;
           if (chunkIndex >= table.chunkCount() || (!unmapping && physical >= physicalChunkLimit)) {
-            problems.add(
+            String problem =
                 where(storage, sectorOffset)
                     + ": maps chunk "
                     + chunkIndex
@@ -329,12 +334,20 @@ final class Journal {
                     + table.chunkCount()
                     + " chunks) or the file ("
                     + physicalChunkLimit
-                    + " chunk slots)");
+                    + " chunk slots)";
+            if (movable && chunkIndex < table.chunkCount()) {
+              // Compaction may have moved the chunk down since and cut the file: only damage if no
+              // newer record for the chunk follows.
+              outsideFile.put((int) chunkIndex, problem);
+            } else {
+              problems.add(problem);
+            }
             continue;
           }
           if (movable) {
             // Records are read in the order they were written, so the newest one wins.
             table.applyNewer((int) chunkIndex, unmapping ? -1 : physical);
+            outsideFile.remove((int) chunkIndex);
             appliedMappings++;
             continue;
           }
@@ -353,6 +366,7 @@ final class Journal {
         bitmap.markDurable(b);
       }
     }
+    problems.addAll(outsideFile.values());
     long skippedBlocks = 0;
     long blocksPerChunk =
         header.base() == null ? 1 : header.chunkSizeBytes() / header.blockSizeBytes();

@@ -14,6 +14,7 @@ final class SlowCountingStorage extends ForwardingStorage {
 
   private final AtomicLong readBytes = new AtomicLong();
   private volatile long readDelayMillis;
+  private volatile boolean delayAfterRead;
 
   SlowCountingStorage(Storage delegate) {
     super(delegate);
@@ -31,10 +32,18 @@ final class SlowCountingStorage extends ForwardingStorage {
     this.readDelayMillis = millis;
   }
 
+  /** Sleeps after each read rather than before it, so the bytes read grow stale meanwhile. */
+  void setDelayAfterRead(boolean after) {
+    this.delayAfterRead = after;
+  }
+
   @Override
   public void read(ByteBuffer dst, long positionBytes) throws IOException {
     readBytes.addAndGet(dst.remaining());
     long delay = readDelayMillis;
+    if (delayAfterRead) {
+      delegate.read(dst, positionBytes);
+    }
     if (delay > 0) {
       try {
         Thread.sleep(delay);
@@ -43,6 +52,8 @@ final class SlowCountingStorage extends ForwardingStorage {
         throw new java.io.InterruptedIOException("interrupted in a slow read");
       }
     }
-    delegate.read(dst, positionBytes);
+    if (!delayAfterRead) {
+      delegate.read(dst, positionBytes);
+    }
   }
 }

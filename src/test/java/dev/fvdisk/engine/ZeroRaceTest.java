@@ -17,10 +17,11 @@ import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Zeroing whole chunks takes their slots away, and a flush hands them to other chunks; reads and
- * writes that looked a mapping up just before must notice. Writers stamp every sector with its own
- * virtual offset, another thread zeroes whole chunks, flushes run all the time so freed slots are
- * reused at once, and readers check that every sector reads as zeros or as a stamp of its own
+ * Zeroing whole chunks takes their slots away, and a flush hands them to other chunks; compaction
+ * moves chunks into freed slots and cuts the file; reads and writes that looked a mapping up just
+ * before must notice. Writers stamp every sector with its own virtual offset, another thread zeroes
+ * whole chunks, flushes run all the time so freed slots are reused at once, compaction steps run
+ * all the time too, and readers check that every sector reads as zeros or as a stamp of its own
  * offset: never another chunk's bytes, never a stale stamp in a reused slot. Reads from the file
  * are slowed down, so that lookups queue behind the slot locks that zeroes and writes take.
  */
@@ -53,6 +54,8 @@ class ZeroRaceTest {
       ConcurrentLinkedQueue<String> wrong = new ConcurrentLinkedQueue<>();
       AtomicLong zeroes = new AtomicLong();
       AtomicLong reads = new AtomicLong();
+      AtomicLong moved = new AtomicLong();
+      AtomicLong released = new AtomicLong();
       List<Thread> threads = new ArrayList<>();
       List<Throwable> failures = new java.util.concurrent.CopyOnWriteArrayList<>();
       for (int w = 0; w < WRITERS; w++) {
@@ -89,6 +92,19 @@ class ZeroRaceTest {
                 try {
                   while (!done.get()) {
                     image.flush();
+                  }
+                } catch (Throwable e) {
+                  failures.add(e);
+                }
+              }));
+      background.add(
+          new Thread(
+              () -> {
+                try {
+                  while (!done.get()) {
+                    CompactionStep step = image.compact(4);
+                    moved.addAndGet(step.movedChunks());
+                    released.addAndGet(step.releasedBytes());
                   }
                 } catch (Throwable e) {
                   failures.add(e);
@@ -132,6 +148,8 @@ class ZeroRaceTest {
       assertEquals(List.of(), failures);
       assertEquals(List.of(), List.copyOf(wrong).subList(0, Math.min(5, wrong.size())));
       assertTrue(zeroes.get() > 100 && reads.get() > 10, zeroes + " zeroes, " + reads + " reads");
+      // How much compaction finds to move depends on timing (often dozens of chunks, at times
+      // none); CompactionRaceTest is the one that requires moves.
       storage.setReadDelayMillis(0);
       ByteBuffer all = ByteBuffer.allocate(CHUNKS * CHUNK);
       image.read(0, all);
@@ -144,8 +162,9 @@ class ZeroRaceTest {
       assertEquals(List.of(), List.copyOf(wrong).subList(0, Math.min(5, wrong.size())));
       assertEquals(CheckReport.Status.OK, image.check(false).status());
       System.out.printf(
-          "ZeroRaceTest: %d zeroes, %d reads of up to 2 chunks checked%n",
-          zeroes.get(), reads.get());
+          "ZeroRaceTest: %d zeroes, %d chunks moved, %d bytes released, %d reads of up to 2"
+              + " chunks checked%n",
+          zeroes.get(), moved.get(), released.get(), reads.get());
     }
   }
 
