@@ -102,8 +102,9 @@ final class ChunkAllocator {
 
   /**
    * Gives the end of the file back to the file system when its last slots are free or leaked:
-   * lowers the frontier past them and cuts the file there. No mapping, durable or not, points at
-   * such a slot, and the lock keeps them from being handed out meanwhile.
+   * lowers the frontier past them and cuts the file there (growth room after the frontier goes
+   * too). No mapping, durable or not, points at such a slot, and the lock keeps them from being
+   * handed out meanwhile.
    *
    * @return the bytes the file shrank by
    */
@@ -118,7 +119,9 @@ final class ChunkAllocator {
     }
     long bytes = dataOffsetBytes + newFrontier * chunkSizeBytes;
     storage.resize(bytes);
-    shrinkTo(newFrontier);
+    free.tailSet(newFrontier).clear();
+    leaked.tailSet(newFrontier).clear();
+    frontier = newFrontier;
     long cut = storageBytes - bytes;
     storageBytes = bytes;
     return cut;
@@ -150,22 +153,6 @@ final class ChunkAllocator {
 
   synchronized List<Long> freeChunks() {
     return List.copyOf(free);
-  }
-
-  /**
-   * Lowers the frontier to {@code newFrontier} once the slots from there on are all free, and
-   * forgets them; the caller cuts the file.
-   *
-   * @return whether the frontier moved
-   */
-  synchronized boolean shrinkTo(long newFrontier) {
-    if (newFrontier >= frontier) {
-      return false;
-    }
-    free.removeIf(p -> p >= newFrontier);
-    leaked.removeIf(p -> p >= newFrontier);
-    frontier = newFrontier;
-    return true;
   }
 
   /** Turns every leaked chunk into a free one; returns how many. */

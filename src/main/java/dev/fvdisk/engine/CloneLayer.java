@@ -259,8 +259,8 @@ final class CloneLayer {
         // block while its lock is held: the bit reads as zeros either way.
         publishZeroBlock(block);
       } else {
-        chunks.write(offsetBytes, ZEROS.duplicate().limit(lengthBytes));
-        publishBlock(block);
+        // The slot may hold a copy whose bit never became durable: store the zeros as the block.
+        copyOnWrite(block, offsetBytes, ZEROS.duplicate().limit(lengthBytes));
       }
     } finally {
       lock.unlock();

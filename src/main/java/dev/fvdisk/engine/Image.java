@@ -825,7 +825,8 @@ public final class Image implements Closeable {
         }
         committer.commit();
         committer.checkpoint(header().flags() | Header.FLAG_CLEAN_SHUTDOWN);
-        cutFreeTail();
+        // Only now is it durable that no chunk maps the free slots at the end of the file.
+        chunks.allocator().cutFreeTail();
       }
     } finally {
       try {
@@ -834,15 +835,6 @@ public final class Image implements Closeable {
         lifecycle.unlockExclusive();
       }
     }
-  }
-
-  /**
-   * Gives the free slots at the end of the file back to the file system, once a checkpoint has made
-   * durable that no chunk maps them. Only when slots there are free: otherwise the file keeps the
-   * room it grew by, as before.
-   */
-  private void cutFreeTail() throws IOException {
-    chunks.allocator().cutFreeTail();
   }
 
   private void ensureOpen() {
