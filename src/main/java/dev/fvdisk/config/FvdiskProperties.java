@@ -3,6 +3,7 @@ package dev.fvdisk.config;
 import jakarta.validation.constraints.Min;
 import jakarta.validation.constraints.NotNull;
 import java.nio.file.Path;
+import java.time.Duration;
 import org.jspecify.annotations.Nullable;
 import org.springframework.boot.context.properties.ConfigurationProperties;
 import org.springframework.boot.context.properties.bind.DefaultValue;
@@ -30,6 +31,8 @@ import org.springframework.validation.annotation.Validated;
  *     10000
  * @param storageQuota the most bytes all images' chunks may take together; a write that needs more
  *     is 507; unset (the default) means only the file system's free space limits it
+ * @param compaction background compaction, which gives the space of zeroed chunks back to the file
+ *     system
  */
 @ConfigurationProperties("fvdisk")
 @Validated
@@ -43,4 +46,21 @@ public record FvdiskProperties(
     @Min(1000) @DefaultValue("1000") int mapPageExtents,
     @Min(1) @DefaultValue("16") int maxChainDepth,
     @Min(1) @DefaultValue("10000") int maxImages,
-    @Nullable DataSize storageQuota) {}
+    @Nullable DataSize storageQuota,
+    @NotNull @DefaultValue Compaction compaction) {
+
+  /**
+   * Under {@code fvdisk.compaction.*}.
+   *
+   * @param enabled whether chunks are moved into the slots zeroing freed while the service runs, so
+   *     image files shrink; default true. Off, files shrink only by their free tail when images
+   *     close
+   * @param quietPeriod how long an image must have had no client I/O before its chunks are moved;
+   *     default 2s
+   * @param maxRate the most chunk bytes moved per second over all images; default 64MB
+   */
+  public record Compaction(
+      @DefaultValue("true") boolean enabled,
+      @NotNull @DefaultValue("2s") Duration quietPeriod,
+      @NotNull @DefaultValue("64MB") DataSize maxRate) {}
+}

@@ -1,5 +1,6 @@
 package dev.fvdisk.config;
 
+import dev.fvdisk.service.CompactionPolicy;
 import dev.fvdisk.service.DataDirectoryLock;
 import dev.fvdisk.service.ImageDirectory;
 import dev.fvdisk.service.ImageService;
@@ -65,11 +66,17 @@ class ServiceConfiguration {
   ImageService imageService(
       ImageDirectory directory,
       ServiceLimits limits,
+      FvdiskProperties properties,
       ObjectProvider<ImageServiceObserver> observer) {
     ImageService service =
         new ImageService(
             directory, limits, observer.getIfAvailable(() -> ImageServiceObserver.NONE));
     service.openAll();
+    FvdiskProperties.Compaction compaction = properties.compaction();
+    if (compaction.enabled()) {
+      service.startCompaction(
+          new CompactionPolicy(compaction.quietPeriod(), compaction.maxRate().toBytes()));
+    }
     return service;
   }
 }

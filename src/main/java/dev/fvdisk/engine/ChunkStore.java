@@ -251,18 +251,29 @@ final class ChunkStore {
         unmap(chunkIndex);
         continue;
       }
-      long physical = t.physicalChunk(chunkIndex);
-      if (physical >= 0) {
-        PlainReadWriteLock lock = ioLock(physical);
-        lock.lockExclusive();
-        try {
-          // Unless its slot was taken away meanwhile, and the chunk reads as zeros anyway.
-          if (t.physicalChunk(chunkIndex) == physical) {
-            data.zero(physical, w.offsetInUnit(), w.length());
-          }
-        } finally {
-          lock.unlockExclusive();
+      zeroPart(t, chunkIndex, w.offsetInUnit(), w.length());
+    }
+  }
+
+  /**
+   * Writes zeros over part of a chunk's slot. The slot is looked up again under its stripe: when
+   * the chunk lost it meanwhile it reads as zeros already, and when compaction moved it the zeros
+   * go to the new slot.
+   */
+  private void zeroPart(ChunkTable t, int chunkIndex, long offsetInChunk, long length)
+      throws IOException {
+    for (long physical = t.physicalChunk(chunkIndex); physical >= 0; ) {
+      PlainReadWriteLock lock = ioLock(physical);
+      lock.lockExclusive();
+      try {
+        long now = t.physicalChunk(chunkIndex);
+        if (now == physical) {
+          data.zero(physical, offsetInChunk, length);
+          return;
         }
+        physical = now;
+      } finally {
+        lock.unlockExclusive();
       }
     }
   }

@@ -542,19 +542,23 @@ public final class Image implements Closeable {
   }
 
   /**
-   * Notes client I/O for the prefetcher's quiet period, at most once a millisecond: a store on
-   * every 4 KiB read makes the cores fight over the field's cache line, and the prefetcher waits
-   * far longer than a millisecond anyway. Without a prefetcher nobody asks, so not even the clock
-   * is read.
+   * Notes client I/O for the background work that waits for a quiet image (the prefetcher, the
+   * service's compaction), at most once a millisecond: a store on every 4 KiB read makes the cores
+   * fight over the field's cache line, and nobody waits for less than a millisecond of quiet.
    */
   private void noteClientIo() {
-    if (prefetcher == null) {
-      return;
-    }
     long now = System.nanoTime();
     if (now - lastClientIoNanos >= CLIENT_IO_NOTE_INTERVAL_NANOS) {
       lastClientIoNanos = now;
     }
+  }
+
+  /**
+   * How long no client has read, written or zeroed this image, in nanoseconds (to within a
+   * millisecond); counted from the open for an image nobody used yet.
+   */
+  public long nanosSinceClientIo() {
+    return System.nanoTime() - lastClientIoNanos;
   }
 
   long lastClientIoNanos() {

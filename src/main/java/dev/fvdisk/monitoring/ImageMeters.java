@@ -2,6 +2,7 @@ package dev.fvdisk.monitoring;
 
 import dev.fvdisk.service.ImageServiceObserver;
 import dev.fvdisk.service.ImageUsage;
+import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.DistributionSummary;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.Meter;
@@ -37,6 +38,9 @@ public class ImageMeters implements ImageServiceObserver {
   private final Timer flushTimer;
   private final DistributionSummary readBytes;
   private final DistributionSummary writeBytes;
+  private final Counter compactionMoved;
+  private final Counter compactionReleased;
+  private final Counter compactionFailures;
 
   public ImageMeters(MeterRegistry registry) {
     this.registry = registry;
@@ -61,6 +65,20 @@ public class ImageMeters implements ImageServiceObserver {
         DistributionSummary.builder("fvdisk.io.write.bytes")
             .description("Bytes moved by each data write")
             .baseUnit(BaseUnits.BYTES)
+            .register(registry);
+    compactionMoved =
+        Counter.builder("fvdisk.compaction.moved")
+            .description("Chunk bytes background compaction moved towards the start of files")
+            .baseUnit(BaseUnits.BYTES)
+            .register(registry);
+    compactionReleased =
+        Counter.builder("fvdisk.compaction.released")
+            .description("Bytes background compaction cut from the end of image files")
+            .baseUnit(BaseUnits.BYTES)
+            .register(registry);
+    compactionFailures =
+        Counter.builder("fvdisk.compaction.failures")
+            .description("Background compaction steps that failed (each is logged)")
             .register(registry);
   }
 
@@ -135,6 +153,17 @@ public class ImageMeters implements ImageServiceObserver {
   @Override
   public void flushed(long nanos) {
     flushTimer.record(nanos, TimeUnit.NANOSECONDS);
+  }
+
+  @Override
+  public void compacted(String name, long movedBytes, long releasedBytes) {
+    compactionMoved.increment(movedBytes);
+    compactionReleased.increment(releasedBytes);
+  }
+
+  @Override
+  public void compactionFailed(String name) {
+    compactionFailures.increment();
   }
 
   /** A gauge that reads NaN once the image has left, until its removal catches up. */

@@ -10,6 +10,7 @@ import dev.fvdisk.engine.StorageFull;
 import java.io.IOException;
 import java.nio.file.FileAlreadyExistsException;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
@@ -351,6 +352,13 @@ final class ImageRegistry implements AutoCloseable {
     Map<String, String> failed = new TreeMap<>();
     failedImages.forEach((name, e) -> failed.put(name, errors.withoutDirectory(e)));
     return failed;
+  }
+
+  /** The entries of every open image, sorted by name; takes no lock. */
+  List<OpenImage> openEntries() {
+    List<OpenImage> entries = new ArrayList<>(openImages.values());
+    entries.sort(Comparator.comparing(OpenImage::name));
+    return entries;
   }
 
   /** The figures of every open image, in no particular order; takes no image lock. */

@@ -46,6 +46,7 @@ public class ImageService implements AutoCloseable {
   private final ImageRules rules;
   private final SpacePolicy space;
   private final ImageRegistry registry;
+  private @Nullable Compactor compactor;
 
   public ImageService(ImageDirectory directory, ServiceLimits limits) {
     this(directory, limits, ImageServiceObserver.NONE);
@@ -83,6 +84,24 @@ public class ImageService implements AutoCloseable {
   /** Opens every image file of the data directory; failures are remembered, not thrown. */
   public void openAll() {
     registry.openAll();
+  }
+
+  /**
+   * Starts giving the space of freed chunks back to the file system in the background, as {@code
+   * policy} says (see {@link Compactor}); until then files shrink only when images close. Stopped
+   * by {@link #close}.
+   */
+  public synchronized void startCompaction(CompactionPolicy policy) {
+    if (compactor != null) {
+      throw new IllegalStateException("compaction runs already");
+    }
+    compactor = newCompactor(policy);
+    compactor.start();
+  }
+
+  /** A compactor over this service's images that is not started; tests call its tick directly. */
+  Compactor newCompactor(CompactionPolicy policy) {
+    return new Compactor(policy, registry::openEntries, observer);
   }
 
   /** Images that failed to open, with the reason; for monitoring. */
@@ -431,6 +450,11 @@ public class ImageService implements AutoCloseable {
    */
   @Override
   public void close() {
+    synchronized (this) {
+      if (compactor != null) {
+        compactor.close();
+      }
+    }
     registry.close();
   }
 }

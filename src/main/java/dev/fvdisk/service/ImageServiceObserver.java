@@ -30,4 +30,13 @@ public interface ImageServiceObserver {
 
   /** A flush made earlier writes durable in {@code nanos}. */
   default void flushed(long nanos) {}
+
+  /**
+   * Background compaction moved {@code movedBytes} of chunks in image {@code name} and cut its file
+   * by {@code releasedBytes}. Comes on the compaction thread.
+   */
+  default void compacted(String name, long movedBytes, long releasedBytes) {}
+
+  /** A background compaction step in image {@code name} failed (and was logged). */
+  default void compactionFailed(String name) {}
 }
