@@ -9,8 +9,8 @@ import org.jspecify.annotations.Nullable;
 /**
  * The one consistency rule for chunk references, shared by recovery at open, the offline check, the
  * check of an open image and the tests that run either: every mapped chunk lies below a slot limit
- * and is used by one table entry only; the slots below the highest one in use that no entry
- * references are leaked.
+ * and is used by one holder only (a table entry, a snapshot's delta or the snapshot directory); the
+ * slots below the highest one in use that nothing holds are leaked.
  */
 final class Checker {
 
@@ -40,11 +40,40 @@ final class Checker {
    * @param limitName how problems name that limit, after "past"
    */
   static Scan scan(ChunkTable t, long slotLimit, String limitName) {
+    return scan(t, new SnapshotSet(1), new long[0], slotLimit, limitName);
+  }
+
+  /**
+   * Scans the references of table {@code t}, of the snapshots' deltas and of the slots {@code
+   * directorySlots} of the snapshot directory.
+   */
+  static Scan scan(
+      ChunkTable t,
+      SnapshotSet snapshots,
+      long[] directorySlots,
+      long slotLimit,
+      String limitName) {
     List<String> problems = new ArrayList<>();
     BitSet referenced = new BitSet();
     int[] referencedBy = null;
     long mapped = 0;
-    long frontier = 0;
+    long[] frontierOf = {0};
+    java.util.function.LongConsumer hold =
+        slot -> {
+          if (slot >= slotLimit) {
+            problems.add("a snapshot keeps physical chunk " + slot + ", past " + limitName);
+          } else if (referenced.get((int) slot)) {
+            problems.add("physical chunk " + slot + " has two holders, one of them a snapshot");
+          } else {
+            referenced.set((int) slot);
+            frontierOf[0] = Math.max(frontierOf[0], slot + 1);
+          }
+        };
+    snapshots.forEachHeldSlot(hold);
+    for (long slot : directorySlots) {
+      hold.accept(slot);
+    }
+    long frontier = frontierOf[0];
     for (int i = 0; i < t.chunkCount(); i++) {
       long physical = t.physicalChunk(i);
       if (physical < 0) {
@@ -59,11 +88,12 @@ final class Checker {
         if (referencedBy == null) {
           referencedBy = firstReferences(t);
         }
+        int first = referencedBy[(int) physical];
         problems.add(
             "physical chunk "
                 + physical
-                + " is used by chunk "
-                + referencedBy[(int) physical]
+                + " is used by "
+                + (first == i ? "a snapshot" : "chunk " + first)
                 + " and by chunk "
                 + i);
         continue;
@@ -85,9 +115,19 @@ final class Checker {
    * and no latched failure.
    */
   static List<String> checkOpen(
-      ChunkTable t, ChunkAllocator allocator, @Nullable Throwable failure) {
+      ChunkTable t,
+      SnapshotSet snapshots,
+      long[] directorySlots,
+      ChunkAllocator allocator,
+      @Nullable Throwable failure) {
     long frontier = allocator.frontier();
-    Scan scan = scan(t, frontier, "the allocation frontier (" + frontier + " chunk slots)");
+    Scan scan =
+        scan(
+            t,
+            snapshots,
+            directorySlots,
+            frontier,
+            "the allocation frontier (" + frontier + " chunk slots)");
     List<String> problems = new ArrayList<>(scan.problems());
     for (long p : allocator.leakedChunks()) {
       if (scan.referenced().get((int) p)) {

@@ -80,6 +80,41 @@ final class ChunkAllocator {
     return new Allocation(frontier++, false);
   }
 
+  /**
+   * Sets aside {@code slots} consecutive slots for the snapshot directory, the lowest run of free
+   * ones or else at the frontier (growing the file as needed); returns the first. The caller
+   * overwrites them, so they need no zero-fill.
+   */
+  synchronized long reserveRun(int slots) throws IOException {
+    long runStart = -1;
+    long runLength = 0;
+    for (long slot : free) {
+      if (runLength > 0 && slot == runStart + runLength) {
+        runLength++;
+      } else {
+        runStart = slot;
+        runLength = 1;
+      }
+      if (runLength == slots) {
+        free.subSet(runStart, runStart + slots).clear();
+        return runStart;
+      }
+    }
+    if (frontier + slots > ChunkTable.MAX_PHYSICAL_CHUNKS) {
+      throw new IOException(
+          storage.description() + ": all " + ChunkTable.MAX_PHYSICAL_CHUNKS + " chunk slots used");
+    }
+    long end = dataOffsetBytes + (frontier + slots) * chunkSizeBytes;
+    if (end > storageBytes) {
+      long grown = Math.max(end, dataOffsetBytes + frontier * chunkSizeBytes + growthUnitBytes);
+      storage.resize(grown);
+      storageBytes = grown;
+    }
+    long first = frontier;
+    frontier += slots;
+    return first;
+  }
+
   /** Takes back a slot that was handed out but never mapped (its zero-fill failed). */
   synchronized void giveBack(long physicalChunk) {
     free.add(physicalChunk);

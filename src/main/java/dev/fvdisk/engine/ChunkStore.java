@@ -1,14 +1,18 @@
 package dev.fvdisk.engine;
 
 import dev.fvdisk.engine.spi.ChunkData;
+import dev.fvdisk.engine.spi.CommitBatch;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.PriorityQueue;
 import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantLock;
@@ -35,6 +39,13 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * chunk), so each checks, holding its I/O stripe, that the mapping still stands, and starts again
  * if not; taking a slot away holds its stripe exclusively. {@link #replaceTable} must not run
  * concurrently with reads or writes; the image's lifecycle lock guarantees that.
+ *
+ * <p><b>Snapshots.</b> A chunk that has not changed since the newest snapshot shares its slot with
+ * it (see {@link SnapshotSet}). Its first change preserves the slot for the snapshot, under the
+ * chunk's mapping lock: a write first copies the chunk to a new slot ({@link #copyOnWrite}), a
+ * whole-chunk zero unmaps the chunk without freeing the slot. A snapshot is read under the mapping
+ * lock of each chunk, so the location it resolves cannot move or change meanwhile; nothing writes
+ * into a shared slot, since every write into it copies it first.
  */
 final class ChunkStore {
 
@@ -65,7 +76,11 @@ final class ChunkStore {
    */
   private final ReentrantReadWriteLock publishing = new ReentrantReadWriteLock();
 
+  /** Chunks whose first change since the newest snapshot is not journalled yet: where they were. */
+  private final Map<Integer, Long> unjournalledPreserves = new ConcurrentHashMap<>();
+
   private final AtomicLong mappedChunks;
+  private final SnapshotSet snapshots;
   private volatile ChunkTable table;
 
   ChunkStore(
@@ -73,12 +88,14 @@ final class ChunkStore {
       long chunkSizeBytes,
       ChunkTable table,
       long mappedChunks,
-      ChunkAllocator allocator) {
+      ChunkAllocator allocator,
+      SnapshotSet snapshots) {
     this.data = data;
     this.chunkSizeBytes = chunkSizeBytes;
     this.table = table;
     this.mappedChunks = new AtomicLong(mappedChunks);
     this.allocator = allocator;
+    this.snapshots = snapshots;
     for (int i = 0; i < mappingLocks.length; i++) {
       mappingLocks[i] = new ReentrantLock();
       ioLocks[i] = new PlainReadWriteLock();
@@ -104,6 +121,10 @@ final class ChunkStore {
 
   long mappedChunks() {
     return mappedChunks.get();
+  }
+
+  SnapshotSet snapshots() {
+    return snapshots;
   }
 
   /** Reads {@code dst.remaining()} bytes at a virtual offset; unallocated chunks read as zeros. */
@@ -262,7 +283,11 @@ final class ChunkStore {
    */
   private void zeroPart(ChunkTable t, int chunkIndex, long offsetInChunk, long length)
       throws IOException {
-    for (long physical = t.physicalChunk(chunkIndex); physical >= 0; ) {
+    long mapped = t.physicalChunk(chunkIndex);
+    if (mapped >= 0 && snapshots.needsPreserve(chunkIndex)) {
+      mapped = copyOnWrite(chunkIndex);
+    }
+    for (long physical = mapped; physical >= 0; ) {
       PlainReadWriteLock lock = ioLock(physical);
       lock.lockExclusive();
       try {
@@ -297,8 +322,14 @@ final class ChunkStore {
       publishing.readLock().lock();
       try {
         unjournalledMappings.add(chunkIndex);
+        // A slot the newest snapshot shares is kept for it rather than freed.
+        boolean keep = snapshots.needsPreserve(chunkIndex);
         if (t.unmapDirty(chunkIndex, physical)) {
-          allocator.quarantine(physical);
+          if (keep) {
+            preserveForNewest(chunkIndex, physical);
+          } else {
+            allocator.quarantine(physical);
+          }
           mappedChunks.decrementAndGet();
         }
       } finally {
@@ -403,7 +434,8 @@ final class ChunkStore {
 
   /**
    * At most how many bytes of new file space a write of the range would take: a chunk for each
-   * unallocated chunk it touches, less the slots the allocator reuses first.
+   * unallocated chunk it touches and for each chunk it copies for a snapshot, less the slots the
+   * allocator reuses first.
    */
   long bytesToAllocate(long offsetBytes, long lengthBytes) {
     if (lengthBytes == 0) {
@@ -414,7 +446,7 @@ final class ChunkStore {
     for (RangeWalk w = new RangeWalk(offsetBytes, lengthBytes, chunkSizeBytes);
         !w.done();
         w.next()) {
-      if (t.physicalChunk((int) w.unit()) < 0) {
+      if (t.physicalChunk((int) w.unit()) < 0 || snapshots.needsPreserve((int) w.unit())) {
         unallocated++;
       }
     }
@@ -426,7 +458,7 @@ final class ChunkStore {
    * What a commit records: the chunks whose mappings changed and are not journalled yet, each as it
    * is now, and the slots taken away from them, free once this is durable.
    */
-  record Unjournalled(ChunkTable.Taken changes, long[] unmappedSlots) {}
+  record Unjournalled(ChunkTable.Taken changes, long[] previousLocations, long[] unmappedSlots) {}
 
   /** Takes the changes not journalled yet (see {@link Unjournalled}). */
   Unjournalled takeUnjournalled() {
@@ -439,29 +471,35 @@ final class ChunkStore {
       }
       int[] indexes = new int[chunks.size()];
       int[] raws = new int[chunks.size()];
+      long[] previous = new long[chunks.size()];
       int n = 0;
       for (int chunkIndex : chunks) {
         int raw = t.raw(chunkIndex);
         if (ChunkTable.isDirtyRaw(raw)) { // else a commit has recorded it already
           indexes[n] = chunkIndex;
+          Long preserved = unjournalledPreserves.remove(chunkIndex);
+          previous[n] = preserved == null ? CommitBatch.NOT_PRESERVED : preserved;
           raws[n++] = raw;
         }
       }
       return new Unjournalled(
-          new ChunkTable.Taken(
-              java.util.Arrays.copyOf(indexes, n), java.util.Arrays.copyOf(raws, n)),
+          new ChunkTable.Taken(Arrays.copyOf(indexes, n), Arrays.copyOf(raws, n)),
+          Arrays.copyOf(previous, n),
           allocator.takeQuarantined());
     } finally {
       publishing.writeLock().unlock();
     }
   }
 
-  /** The chunk's slot, allocating (and, for a reused slot, zeroing) one on first write. */
+  /**
+   * The chunk's slot, allocating (and, for a reused slot, zeroing) one on first write, or copying
+   * the chunk to a new one when the newest snapshot shares it.
+   */
   private long physicalChunkForWrite(int chunkIndex) throws IOException {
     ChunkTable t = table;
     long physical = t.physicalChunk(chunkIndex);
     if (physical >= 0) {
-      return physical;
+      return snapshots.needsPreserve(chunkIndex) ? copyOnWrite(chunkIndex) : physical;
     }
     ReentrantLock lock = mappingLocks[chunkIndex % MAPPING_LOCK_STRIPES];
     lock.lock();
@@ -485,6 +523,9 @@ final class ChunkStore {
       publishing.readLock().lock();
       try {
         unjournalledMappings.add(chunkIndex);
+        if (snapshots.needsPreserve(chunkIndex)) {
+          preserveForNewest(chunkIndex, -1); // the snapshot reads it as zeros
+        }
         t.mapDirty(chunkIndex, allocation.physicalChunk());
       } finally {
         publishing.readLock().unlock();
@@ -493,6 +534,108 @@ final class ChunkStore {
       return allocation.physicalChunk();
     } finally {
       lock.unlock();
+    }
+  }
+
+  /**
+   * Gives a chunk the newest snapshot shares a slot of its own, holding the same bytes, and keeps
+   * the old slot for the snapshot. Returns the chunk's slot now (a caller that lost a race finds it
+   * moved or copied already).
+   */
+  private long copyOnWrite(int chunkIndex) throws IOException {
+    ChunkTable t = table;
+    ReentrantLock lock = mappingLocks[chunkIndex % MAPPING_LOCK_STRIPES];
+    lock.lock();
+    try {
+      // Looked up again under the lock: the chunk may have been copied, zeroed or moved by
+      // compaction meanwhile; a moved chunk is still shared and is copied from where it is now.
+      long shared = t.physicalChunk(chunkIndex);
+      if (shared < 0) {
+        return physicalChunkForWrite(chunkIndex);
+      }
+      if (!snapshots.needsPreserve(chunkIndex)) {
+        return shared;
+      }
+      ChunkAllocator.Allocation copy = allocator.allocate();
+      // The shared slot's stripe is held alone from the copy to the new mapping: a writer that
+      // looked the chunk up before waits, then finds it moved, so nothing lands in the shared slot
+      // and nothing written is left behind in it.
+      PlainReadWriteLock io = ioLock(shared);
+      io.lockExclusive();
+      try {
+        try {
+          ByteBuffer buffer = ByteBuffer.allocate((int) Math.min(chunkSizeBytes, 1 << 20));
+          for (long done = 0; done < chunkSizeBytes; done += buffer.capacity()) {
+            buffer.clear().limit((int) Math.min(buffer.capacity(), chunkSizeBytes - done));
+            data.read(shared, done, buffer);
+            data.write(copy.physicalChunk(), done, buffer.flip());
+          }
+        } catch (IOException | RuntimeException e) {
+          allocator.giveBack(copy.physicalChunk());
+          throw e;
+        }
+        publishing.readLock().lock();
+        try {
+          unjournalledMappings.add(chunkIndex);
+          preserveForNewest(chunkIndex, shared);
+          if (!t.copyOnWriteDirty(chunkIndex, shared, copy.physicalChunk())) {
+            throw new IllegalStateException("chunk " + chunkIndex + " changed under its lock");
+          }
+        } finally {
+          publishing.readLock().unlock();
+        }
+      } finally {
+        io.unlockExclusive();
+      }
+      return copy.physicalChunk();
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /** Keeps {@code location} for the newest snapshot; the caller holds the chunk's mapping lock. */
+  private void preserveForNewest(int chunkIndex, long location) {
+    snapshots.preserve(snapshots.newest().id(), chunkIndex, location);
+    unjournalledPreserves.put(chunkIndex, location);
+  }
+
+  /**
+   * Reads {@code dst.remaining()} bytes of snapshot {@code snapshotId} at a virtual offset inside
+   * it. Each chunk is read under its mapping lock, so the slot it resolves to stays where it is and
+   * as it is.
+   */
+  void readSnapshot(int snapshotId, long offsetBytes, ByteBuffer dst) throws IOException {
+    ChunkTable t = table;
+    int end = dst.limit();
+    try {
+      for (RangeWalk w = new RangeWalk(offsetBytes, dst.remaining(), chunkSizeBytes);
+          !w.done();
+          w.next()) {
+        int chunkIndex = (int) w.unit();
+        dst.limit(dst.position() + w.intLength());
+        ReentrantLock lock = mappingLocks[chunkIndex % MAPPING_LOCK_STRIPES];
+        lock.lock();
+        try {
+          long location = snapshots.resolve(snapshotId, chunkIndex, t.physicalChunk(chunkIndex));
+          if (location < 0) {
+            while (dst.hasRemaining()) {
+              dst.put(ZEROS.duplicate().limit(Math.min(ZEROS.capacity(), dst.remaining())));
+            }
+          } else {
+            PlainReadWriteLock io = ioLock(location);
+            io.lockShared();
+            try {
+              data.read(location, w.offsetInUnit(), dst);
+            } finally {
+              io.unlockShared();
+            }
+          }
+        } finally {
+          lock.unlock();
+        }
+      }
+    } finally {
+      dst.limit(end);
     }
   }
 }

@@ -138,6 +138,44 @@ final class ChunkTable {
     return true;
   }
 
+  /**
+   * Moves a chunk copied on write for a snapshot from slot {@code from} to slot {@code to}, which
+   * holds the same bytes. Like {@link #relocateDirty}, but the entry may be DIRTY from a move by
+   * compaction; until a commit records the copy, a checkpoint records the chunk's durable slot. The
+   * caller holds the chunk's mapping lock, so only a commit marking the entry clean can change it
+   * meanwhile.
+   *
+   * @return false when the chunk is not at {@code from}; nothing changed
+   */
+  boolean copyOnWriteDirty(int chunkIndex, long from, long to) {
+    int after = encode(to) | DIRTY;
+    while (true) {
+      int before = entries.get(chunkIndex);
+      if (location(before) != from) {
+        return false;
+      }
+      long durable = -1;
+      if ((before & DIRTY) == 0) {
+        durable = from;
+      } else {
+        Relocation moved = relocations.get(chunkIndex);
+        if (moved != null && moved.raw() == before) {
+          durable = moved.durableSlot();
+        }
+      }
+      Relocation mine = durable < 0 ? null : new Relocation(after, durable);
+      if (mine != null) {
+        relocations.put(chunkIndex, mine);
+      }
+      if (entries.compareAndSet(chunkIndex, before, after)) {
+        return true;
+      }
+      if (mine != null) {
+        relocations.remove(chunkIndex, mine);
+      }
+    }
+  }
+
   private void forgetRelocation(int chunkIndex, int raw) {
     if (!relocations.isEmpty()) {
       relocations.computeIfPresent(chunkIndex, (k, r) -> r.raw() == raw ? null : r);
@@ -151,6 +189,12 @@ final class ChunkTable {
   void markClean(int chunkIndex, int takenRaw) {
     if (entries.compareAndSet(chunkIndex, takenRaw, takenRaw & ~DIRTY)) {
       forgetRelocation(chunkIndex, takenRaw);
+    } else if (!relocations.isEmpty()) {
+      // Changed again since the commit took it (copied on write after a move): the slot taken is
+      // the durable one now, and a checkpoint before the next commit must record that one.
+      long durable = location(takenRaw);
+      relocations.computeIfPresent(
+          chunkIndex, (k, r) -> durable < 0 ? null : new Relocation(r.raw(), durable));
     }
   }
 

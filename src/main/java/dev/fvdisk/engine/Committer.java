@@ -4,8 +4,14 @@ import dev.fvdisk.engine.spi.Checkpoint;
 import dev.fvdisk.engine.spi.ChunkData;
 import dev.fvdisk.engine.spi.CommitBatch;
 import dev.fvdisk.engine.spi.MetadataLog;
+import dev.fvdisk.engine.spi.SnapshotEvent;
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
+import java.util.Queue;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.function.Supplier;
 import java.util.stream.LongStream;
 import org.jspecify.annotations.Nullable;
@@ -34,6 +40,9 @@ final class Committer {
   private final CloneLayer clone;
   private final GroupCommit groupCommit;
 
+  /** Snapshots taken or deleted and not journalled yet, in order. */
+  private final Queue<SnapshotEvent> snapshotEvents = new ConcurrentLinkedQueue<>();
+
   /**
    * @param header the header in force, for the size and flags a checkpoint carries on
    */
@@ -55,6 +64,14 @@ final class Committer {
   /** Returns once every write that returned before this call is durable. */
   void commit() throws IOException {
     groupCommit.commit();
+  }
+
+  /**
+   * Queues a snapshot taken or deleted for the next round; the caller then {@linkplain #commit
+   * commits}, holding the image exclusively, so the round records nothing else.
+   */
+  void queue(SnapshotEvent event) {
+    snapshotEvents.add(event);
   }
 
   /** Why the image is latched, or null while it is not. */
@@ -82,8 +99,12 @@ final class Committer {
     // blocks of its base range are queued, so every unmapping taken here goes with its zero blocks.
     long[] zeroBlocks = clone.takeUnjournalledZeroBlocks();
     ChunkTable.Taken mappings = changes.changes();
+    List<SnapshotEvent> events = new ArrayList<>();
+    for (SnapshotEvent e; (e = snapshotEvents.poll()) != null; ) {
+      events.add(e);
+    }
     data.seal();
-    CommitBatch batch = batch(mappings, blocks, zeroBlocks);
+    CommitBatch batch = batch(mappings, changes.previousLocations(), blocks, zeroBlocks, events);
     if (batch.isEmpty()) {
       chunks.allocator().release(changes.unmappedSlots());
       return;
@@ -116,20 +137,29 @@ final class Committer {
   }
 
   /**
-   * One round's batch: the mappings as taken (location -1: unmapped), blocks merged into ranges.
+   * One round's batch: the mappings as taken (location -1: unmapped), with the locations they
+   * preserve for the newest snapshot, blocks merged into ranges, and the snapshot events.
    */
-  private static CommitBatch batch(
-      ChunkTable.Taken mappings, long[] sortedBlocks, long[] sortedZeroBlocks) {
+  private CommitBatch batch(
+      ChunkTable.Taken mappings,
+      long[] previousLocations,
+      long[] sortedBlocks,
+      long[] sortedZeroBlocks,
+      List<SnapshotEvent> events) {
     int[] chunkIndexes = mappings.chunkIndexes();
     long[] locations = new long[chunkIndexes.length];
     for (int i = 0; i < chunkIndexes.length; i++) {
       locations[i] = mappings.location(i);
     }
+    SnapshotSet.Snapshot newest = chunks.snapshots().newest();
     return new CommitBatch(
         chunkIndexes,
         locations,
+        previousLocations,
+        newest == null ? 0 : newest.id(),
         CommitBatch.BlockRanges.of(sortedBlocks),
-        CommitBatch.BlockRanges.of(sortedZeroBlocks));
+        CommitBatch.BlockRanges.of(sortedZeroBlocks),
+        events);
   }
 
   /**
@@ -157,7 +187,9 @@ final class Committer {
         clone.dependsOnBase()
             ? clone.bitmap().durableWith(committingBlocks)
             : Checkpoint.BlockSet.NONE;
-    log.checkpoint(new Checkpoint(newSizeBytes, newFlags, t.durableWith(committing), blocks));
+    ByteBuffer directory = header.get().hasSnapshotsFeature() ? chunks.snapshots().encode() : null;
+    log.checkpoint(
+        new Checkpoint(newSizeBytes, newFlags, t.durableWith(committing), blocks, directory));
     markClean(t, committing);
     markDurable(committingBlocks);
   }

@@ -7,24 +7,40 @@ import dev.fvdisk.engine.spi.MetadataLog;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.util.zip.CRC32C;
 
 /**
  * The metadata log of a local image file, in the v1 format: the {@link Journal} ring is the log, a
  * checkpoint is a whole table (and bitmap) written to the inactive copy followed by a header that
  * switches to it and starts a new journal epoch. Holds the header in force, and is its only writer.
  *
- * <p>Loading is {@link RecoveredMetadata#recover}: header, active copies, and the journal records
- * of the stable epoch.
+ * <p>Loading is {@link RecoveredMetadata#recover}: header, active copies, the snapshot directory,
+ * and the journal records of the stable epoch.
+ *
+ * <p>The snapshot directory varies in length, so it has no reserved region: each checkpoint writes
+ * it into fresh consecutive chunk slots ({@link DirectorySpace}) and the header names them; the
+ * slots of the previous directory are free once that header is durable.
  */
 final class FileMetadataLog implements MetadataLog {
 
+  /** Consecutive chunk slots for the snapshot directory; the image's allocator provides them. */
+  interface DirectorySpace {
+    /** Sets aside {@code slots} consecutive unused slots; returns the first. */
+    long reserve(int slots) throws IOException;
+
+    /** Gives back slots no durable metadata points at any more. */
+    void release(long[] slots);
+  }
+
   private final Storage storage;
   private final Journal journal;
+  private final DirectorySpace directorySpace;
   private volatile Header header;
 
-  FileMetadataLog(Storage storage, Header header) {
+  FileMetadataLog(Storage storage, Header header, DirectorySpace directorySpace) {
     this.storage = storage;
     this.header = header;
+    this.directorySpace = directorySpace;
     this.journal = new Journal(storage, header);
   }
 
@@ -60,7 +76,9 @@ final class FileMetadataLog implements MetadataLog {
       journal.appendZeroBlocks(batch.zeroBlocks());
       storage.force();
     }
-    if (batch.mappingCount() > 0 || batch.presentBlocks().count() > 0) {
+    if (batch.mappingCount() > 0
+        || batch.presentBlocks().count() > 0
+        || !batch.snapshotEvents().isEmpty()) {
       journal.append(batch);
       storage.force();
     }
@@ -84,12 +102,45 @@ final class FileMetadataLog implements MetadataLog {
       bitmapCrc = Bitmap.crc(bits);
       storage.write(bits, h.bitmapOffset(target));
     }
+    long directoryOffset = h.snapshotDirectoryOffset();
+    long directoryBytes = h.snapshotDirectoryBytes();
+    int directoryCrc = h.snapshotDirectoryCrc();
+    long[] oldDirectory = new long[0];
+    ByteBuffer directory = checkpoint.snapshotDirectory();
+    if (directory != null) {
+      if (!h.hasSnapshotsFeature()) {
+        throw new IllegalStateException("a snapshot directory needs the snapshots feature");
+      }
+      long chunk = h.chunkSizeBytes();
+      int slots = (int) Header.ceilDiv(directory.remaining(), chunk);
+      directoryOffset = h.dataOffsetBytes() + directorySpace.reserve(slots) * chunk;
+      directoryBytes = directory.remaining();
+      CRC32C crc = new CRC32C();
+      crc.update(directory.duplicate());
+      directoryCrc = (int) crc.getValue();
+      storage.write(directory.duplicate(), directoryOffset);
+      oldDirectory = RecoveredMetadata.directorySlots(h);
+    }
     storage.force();
     Header next =
-        h.withNewTable(target, tableCrc, bitmapCrc, checkpoint.sizeBytes(), checkpoint.flags());
+        h.withNewTable(
+            target,
+            tableCrc,
+            bitmapCrc,
+            checkpoint.sizeBytes(),
+            checkpoint.flags(),
+            directoryOffset,
+            directoryBytes,
+            directoryCrc);
     next.writeTo(storage);
     header = next;
     journal.restart(next.stableEpoch());
+    directorySpace.release(oldDirectory);
+  }
+
+  /** The slots the snapshot directory in force takes. */
+  long[] directorySlots() {
+    return RecoveredMetadata.directorySlots(header);
   }
 
   long journalUsedSectors() {

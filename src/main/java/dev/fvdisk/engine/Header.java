@@ -27,7 +27,7 @@ import org.jspecify.annotations.Nullable;
  * offset size field
  *      0    8 magic "FVDISK\r\n"
  *      8    4 format version: 2 is written; 1 is read too (see {@link #FORMAT_VERSION})
- *     12    4 header length in bytes, up to the checksum (472)
+ *     12    4 header length in bytes, up to the checksum (472; 496 with snapshots)
  *     16    8 generation: incremented by every header write
  *     24   16 image UUID (most significant 8 bytes, then least significant 8 bytes)
  *     40    8 virtual size in bytes (multiple of 512)
@@ -35,7 +35,8 @@ import org.jspecify.annotations.Nullable;
  *     56    4 chunk size in bytes (power of two)
  *     60    4 flags: bit 0 clean shutdown, 1 read-only, 2 standalone (holds all its data; the
  *             base and bitmap are ignored), 3 copy-on-read, 4 prefetch enabled; others must be 0
- *     64    4 incompatible features: must be 0 for this version
+ *     64    4 incompatible features: bit 0 snapshots (the header is then 496 bytes long and
+ *             names the snapshot directory); others must be 0
  *     68    4 active copy of table and bitmap (0 or 1)
  *     72    8 offset of table copy 0
  *     80    8 offset of table copy 1
@@ -58,7 +59,14 @@ import org.jspecify.annotations.Nullable;
  *    212    4 prefetch start delay in seconds
  *    216    2 base locator length n in bytes (at most 254)
  *    218  254 base locator, UTF-8, n bytes then zeros
- *    472    4 CRC-32C of bytes 0..471
+ *    472    4 CRC-32C of bytes 0..471 (without snapshots)
+ *
+ * with the snapshots feature:
+ *    472    8 snapshot directory offset; 0 when the image has no snapshot
+ *    480    8 snapshot directory length in bytes
+ *    488    4 CRC-32C of the snapshot directory (it carries its own as well)
+ *    492    4 reserved, zero
+ *    496    4 CRC-32C of bytes 0..495
  * </pre>
  */
 final class Header {
@@ -78,6 +86,22 @@ final class Header {
   static final int SLOT_COUNT = 2;
   static final int REGION_BYTES = SLOT_BYTES * SLOT_COUNT;
   static final int LENGTH_BYTES = 472;
+
+  /** The header's length with the snapshots feature: room for the snapshot directory's place. */
+  static final int SNAPSHOTS_LENGTH_BYTES = 496;
+
+  /**
+   * Incompatible feature bit 0: the image has (or had) snapshots. Set by the first snapshot, kept
+   * for good; a reader that does not know it must not open the image, which it would take for one
+   * without snapshots and overwrite chunks they hold.
+   */
+  static final int FEATURE_SNAPSHOTS = 1;
+
+  private static final int KNOWN_FEATURES = FEATURE_SNAPSHOTS;
+
+  /** Largest snapshot directory, in bytes: one buffer. */
+  static final long MAX_SNAPSHOT_DIRECTORY_BYTES = Integer.MAX_VALUE - 8;
+
   static final int MAX_LOCATOR_BYTES = 254;
   static final long MAGIC =
       ByteBuffer.wrap("FVDISK\r\n".getBytes(StandardCharsets.US_ASCII))
@@ -137,7 +161,11 @@ final class Header {
     BITMAP_OFFSET_1(0x0C0, 8),
     BITMAP_BYTES(0x0C8, 8),
     BITMAP_CRC(0x0D0, 4),
-    PREFETCH_DELAY(0x0D4, 4);
+    PREFETCH_DELAY(0x0D4, 4),
+    // Only in headers with the snapshots feature, after the base locator.
+    SNAPSHOT_DIRECTORY_OFFSET(0x1D8, 8),
+    SNAPSHOT_DIRECTORY_BYTES(0x1E0, 8),
+    SNAPSHOT_DIRECTORY_CRC(0x1E8, 4);
 
     private final int offset;
     private final int bytes;
@@ -145,6 +173,11 @@ final class Header {
     Field(int offset, int bytes) {
       this.offset = offset;
       this.bytes = bytes;
+    }
+
+    /** Whether the field exists only in headers with the snapshots feature. */
+    boolean snapshotsOnly() {
+      return offset >= LENGTH_BYTES;
     }
 
     long read(ByteBuffer slot) {
@@ -306,6 +339,28 @@ final class Header {
     return (int) get(Field.PREFETCH_DELAY);
   }
 
+  /** Whether the image has the snapshots feature (it has or had snapshots). */
+  boolean hasSnapshotsFeature() {
+    return (get(Field.INCOMPATIBLE_FEATURES) & FEATURE_SNAPSHOTS) != 0;
+  }
+
+  /** Where the snapshot directory starts; 0 when there is none. */
+  long snapshotDirectoryOffset() {
+    return get(Field.SNAPSHOT_DIRECTORY_OFFSET);
+  }
+
+  long snapshotDirectoryBytes() {
+    return get(Field.SNAPSHOT_DIRECTORY_BYTES);
+  }
+
+  int snapshotDirectoryCrc() {
+    return (int) get(Field.SNAPSHOT_DIRECTORY_CRC);
+  }
+
+  private int lengthBytes() {
+    return hasSnapshotsFeature() ? SNAPSHOTS_LENGTH_BYTES : LENGTH_BYTES;
+  }
+
   boolean cleanShutdown() {
     return (flags() & FLAG_CLEAN_SHUTDOWN) != 0;
   }
@@ -378,12 +433,45 @@ final class Header {
   }
 
   /**
+   * The next header, with the snapshots feature (and no snapshot directory yet, if it had none).
+   */
+  Header withSnapshotsFeature() {
+    return draft()
+        .set(Field.INCOMPATIBLE_FEATURES, get(Field.INCOMPATIBLE_FEATURES) | FEATURE_SNAPSHOTS)
+        .build();
+  }
+
+  /**
    * The header that makes freshly written table and bitmap copies active and starts a new journal
    * epoch.
    */
   Header withNewTable(
       int newActiveTable, int newTableCrc, int newBitmapCrc, long newSizeBytes, int newFlags) {
+    return withNewTable(
+        newActiveTable,
+        newTableCrc,
+        newBitmapCrc,
+        newSizeBytes,
+        newFlags,
+        snapshotDirectoryOffset(),
+        snapshotDirectoryBytes(),
+        snapshotDirectoryCrc());
+  }
+
+  /** Like the other, and puts a freshly written snapshot directory in force too. */
+  Header withNewTable(
+      int newActiveTable,
+      int newTableCrc,
+      int newBitmapCrc,
+      long newSizeBytes,
+      int newFlags,
+      long directoryOffset,
+      long directoryBytes,
+      int directoryCrc) {
     return draft()
+        .set(Field.SNAPSHOT_DIRECTORY_OFFSET, directoryOffset)
+        .set(Field.SNAPSHOT_DIRECTORY_BYTES, directoryBytes)
+        .set(Field.SNAPSHOT_DIRECTORY_CRC, directoryCrc)
         .set(Field.ACTIVE_COPY, newActiveTable)
         .set(Field.TABLE_CRC, newTableCrc)
         .set(Field.BITMAP_CRC, newBitmapCrc)
@@ -448,13 +536,16 @@ final class Header {
 
   private ByteBuffer encode(int version) {
     ByteBuffer buf = ByteBuffer.allocate(SLOT_BYTES).order(ByteOrder.LITTLE_ENDIAN);
-    buf.putLong(0, MAGIC).putInt(VERSION_AT, version).putInt(LENGTH_AT, LENGTH_BYTES);
+    int length = lengthBytes();
+    buf.putLong(0, MAGIC).putInt(VERSION_AT, version).putInt(LENGTH_AT, length);
     for (Field f : FIELDS) {
-      f.write(buf, get(f));
+      if (!f.snapshotsOnly() || hasSnapshotsFeature()) {
+        f.write(buf, get(f));
+      }
     }
     byte[] name = locator.getBytes(StandardCharsets.UTF_8);
     buf.putShort(LOCATOR_LENGTH_AT, (short) name.length).put(LOCATOR_AT, name);
-    buf.putInt(LENGTH_BYTES, crc(buf, LENGTH_BYTES));
+    buf.putInt(length, crc(buf, length));
     return buf.clear();
   }
 
@@ -576,15 +667,17 @@ final class Header {
               + " to "
               + FORMAT_VERSION);
     }
-    if (length != LENGTH_BYTES) {
-      throw corrupt(file, slotOffset, "header length " + length + ", expected " + LENGTH_BYTES);
+    int incompatibleFeatures = (int) Field.INCOMPATIBLE_FEATURES.read(buf);
+    boolean snapshots = (incompatibleFeatures & FEATURE_SNAPSHOTS) != 0;
+    int expectedLength = snapshots ? SNAPSHOTS_LENGTH_BYTES : LENGTH_BYTES;
+    if (length != expectedLength) {
+      throw corrupt(file, slotOffset, "header length " + length + ", expected " + expectedLength);
     }
     long[] values = new long[FIELDS.length];
     for (Field f : FIELDS) {
-      values[f.ordinal()] = f.read(buf);
+      values[f.ordinal()] = f.snapshotsOnly() && !snapshots ? 0 : f.read(buf);
     }
-    int incompatibleFeatures = (int) values[Field.INCOMPATIBLE_FEATURES.ordinal()];
-    if (incompatibleFeatures != 0) {
+    if ((incompatibleFeatures & ~KNOWN_FEATURES) != 0 || (snapshots && version < 2)) {
       throw new CorruptImageException(
           Kind.UNSUPPORTED_VERSION,
           String.format(
@@ -741,6 +834,26 @@ final class Header {
     }
     if (dataOffsetBytes() % 4096 != 0) {
       return "data offset " + dataOffsetBytes() + " is not 4096-aligned";
+    }
+    return snapshotDirectoryProblem();
+  }
+
+  /** The snapshot directory starts at a chunk slot and has a sane length, or there is none. */
+  private @Nullable String snapshotDirectoryProblem() {
+    long offset = snapshotDirectoryOffset();
+    long bytes = snapshotDirectoryBytes();
+    if (offset == 0 && bytes == 0) {
+      return null;
+    }
+    if (offset < dataOffsetBytes()
+        || (offset - dataOffsetBytes()) % chunkSizeBytes() != 0
+        || bytes <= 0
+        || bytes > MAX_SNAPSHOT_DIRECTORY_BYTES) {
+      return "snapshot directory at offset "
+          + offset
+          + " ("
+          + bytes
+          + " bytes) does not start at a chunk slot or has a bad length";
     }
     return null;
   }

@@ -2,9 +2,11 @@ package dev.fvdisk.engine;
 
 import dev.fvdisk.engine.CorruptImageException.Kind;
 import dev.fvdisk.engine.io.Storage;
+import dev.fvdisk.engine.spi.SnapshotEvent;
 import java.io.Closeable;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.atomic.AtomicLong;
@@ -81,10 +83,29 @@ public final class Image implements Closeable {
             recovered.leakedChunks(),
             storage.sizeBytes());
     FileChunkData data = new FileChunkData(storage, header);
-    this.metadata = new FileMetadataLog(storage, header);
+    this.metadata =
+        new FileMetadataLog(
+            storage,
+            header,
+            new FileMetadataLog.DirectorySpace() {
+              @Override
+              public long reserve(int slots) throws IOException {
+                return allocator.reserveRun(slots);
+              }
+
+              @Override
+              public void release(long[] slots) {
+                allocator.release(slots);
+              }
+            });
     this.chunks =
         new ChunkStore(
-            data, header.chunkSizeBytes(), recovered.table(), recovered.mappedChunks(), allocator);
+            data,
+            header.chunkSizeBytes(),
+            recovered.table(),
+            recovered.mappedChunks(),
+            allocator,
+            recovered.snapshots());
     this.clone =
         new CloneLayer(
             chunks, base, recovered.bitmap(), header, spaceBudget, storage.description());
@@ -717,6 +738,7 @@ public final class Image implements Closeable {
         header.sizeBytes(),
         header.chunkSizeBytes(),
         chunks.mappedChunks() * header.chunkSizeBytes(),
+        chunks.snapshots().heldSlotCount() * header.chunkSizeBytes(),
         chunks.allocator().reservedBytes(),
         chunks.allocator().storageBytes(),
         chunks.allocator().leakedCount(),
@@ -777,6 +799,126 @@ public final class Image implements Closeable {
     }
   }
 
+  // ---- snapshots ----
+
+  /**
+   * Takes a snapshot of everything written before this call, durably, without copying data: from
+   * now on the first change of each chunk keeps its old version for the snapshot. Waits for the
+   * reads and writes in progress, and holds new ones back until it is done.
+   *
+   * @throws IllegalArgumentException when the name is empty, longer than 64 bytes of UTF-8 or
+   *     taken, or the image has as many snapshots as it may
+   * @throws IllegalStateException when the image is open read-only, or is a clone that still reads
+   *     from its base
+   */
+  public SnapshotInfo createSnapshot(String name) throws IOException {
+    lifecycle.lockExclusive();
+    try {
+      ensureOpen();
+      ensureWritable();
+      if (clone.dependsOnBase()) {
+        throw new IllegalStateException(
+            storage.description()
+                + ": a clone can have snapshots once it holds all its data (prefetching done)");
+      }
+      SnapshotSet snapshots = chunks.snapshots();
+      String refusal = snapshots.refusal(name);
+      if (refusal != null) {
+        throw new IllegalArgumentException(refusal);
+      }
+      // Everything acknowledged so far goes into the snapshot durably first.
+      committer.commit();
+      if (!header().hasSnapshotsFeature()) {
+        metadata.writeHeader(header().withSnapshotsFeature());
+      }
+      SnapshotSet.Snapshot s = snapshots.create(name, System.currentTimeMillis(), sizeBytes());
+      committer.queue(
+          new SnapshotEvent.Created(s.id(), s.name(), s.createdAtMillis(), s.sizeBytes()));
+      committer.commit();
+      return info(s);
+    } finally {
+      lifecycle.unlockExclusive();
+    }
+  }
+
+  /**
+   * Deletes a snapshot, any one; the chunk versions only it held are freed once that is durable.
+   *
+   * @throws IllegalArgumentException when there is no snapshot of that name
+   */
+  public void deleteSnapshot(String name) throws IOException {
+    lifecycle.lockExclusive();
+    try {
+      ensureOpen();
+      ensureWritable();
+      SnapshotSet.Snapshot s = snapshot(name);
+      committer.commit();
+      for (long slot : chunks.snapshots().delete(s.id())) {
+        chunks.allocator().quarantine(slot);
+      }
+      committer.queue(new SnapshotEvent.Deleted(s.id()));
+      committer.commit();
+    } finally {
+      lifecycle.unlockExclusive();
+    }
+  }
+
+  /** The image's snapshots, oldest first. */
+  public List<SnapshotInfo> snapshots() {
+    lifecycle.lockShared();
+    try {
+      ensureOpen();
+      List<SnapshotInfo> all = new ArrayList<>();
+      for (SnapshotSet.Snapshot s : chunks.snapshots().list()) {
+        all.add(info(s));
+      }
+      return all;
+    } finally {
+      lifecycle.unlockShared();
+    }
+  }
+
+  /**
+   * Reads {@code dst.remaining()} bytes of a snapshot at {@code offsetBytes}.
+   *
+   * @throws IllegalArgumentException when there is no such snapshot or the range is not inside it
+   */
+  public void readSnapshot(String name, long offsetBytes, ByteBuffer dst) throws IOException {
+    lifecycle.lockShared();
+    try {
+      ensureOpen();
+      SnapshotSet.Snapshot s = snapshot(name);
+      if (offsetBytes < 0 || offsetBytes > s.sizeBytes() - dst.remaining()) {
+        throw new IllegalArgumentException(
+            "range of "
+                + dst.remaining()
+                + " bytes at "
+                + offsetBytes
+                + " is not inside snapshot "
+                + name
+                + " of "
+                + s.sizeBytes()
+                + " bytes");
+      }
+      chunks.readSnapshot(s.id(), offsetBytes, dst);
+    } finally {
+      lifecycle.unlockShared();
+    }
+  }
+
+  private SnapshotSet.Snapshot snapshot(String name) {
+    SnapshotSet.Snapshot s = chunks.snapshots().find(name);
+    if (s == null) {
+      throw new IllegalArgumentException(storage.description() + ": no snapshot called " + name);
+    }
+    return s;
+  }
+
+  private SnapshotInfo info(SnapshotSet.Snapshot s) {
+    return new SnapshotInfo(
+        s.name(), s.createdAtMillis(), s.sizeBytes(), chunks.snapshots().exclusiveBytes(s.id()));
+  }
+
   /**
    * Checks the open image with the same rule as recovery (see {@link Checker}): every mapped chunk
    * below the allocation frontier and used once, leaked chunks listed. With {@code repair}, leaked
@@ -788,7 +930,12 @@ public final class Image implements Closeable {
       ensureOpen();
       List<Long> leaked = chunks.allocator().leakedChunks();
       List<String> problems =
-          Checker.checkOpen(chunks.table(), chunks.allocator(), committer.failure());
+          Checker.checkOpen(
+              chunks.table(),
+              chunks.snapshots(),
+              metadata.directorySlots(),
+              chunks.allocator(),
+              committer.failure());
       int reclaimed = 0;
       if (repair && problems.isEmpty()) {
         reclaimed = chunks.allocator().reclaimLeaked();

@@ -6,6 +6,7 @@ package dev.fvdisk.engine;
  *
  * @param sizeBytes virtual size
  * @param usedBytes bytes taken by chunks that hold this image's data (mapped chunks × chunk size)
+ * @param snapshotBytes bytes taken by chunk versions only snapshots hold
  * @param reservedBytes bytes the file has grown by that no chunk has been given yet
  * @param fileBytes length of the image file
  * @param leakedChunks chunks found unreferenced after recovery and not yet reused or reclaimed
@@ -22,6 +23,7 @@ public record ImageStats(
     long sizeBytes,
     int chunkSizeBytes,
     long usedBytes,
+    long snapshotBytes,
     long reservedBytes,
     long fileBytes,
     long leakedChunks,

@@ -2,14 +2,17 @@ package dev.fvdisk.engine;
 
 import dev.fvdisk.engine.io.Storage;
 import dev.fvdisk.engine.spi.CommitBatch;
+import dev.fvdisk.engine.spi.SnapshotEvent;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.zip.CRC32C;
+import org.jspecify.annotations.Nullable;
 
 /**
  * The metadata journal: a ring of 512-byte records, each a self-contained, checksummed batch of
@@ -25,14 +28,25 @@ import java.util.zip.CRC32C;
  *             image never verifies
  *     16    8 epoch: must equal the header's stable epoch to be replayed
  *     24    8 sequence number within the epoch, for diagnostics
- *     32    2 kind: 1 = chunk mappings, 2 = block ranges, 3 = zero block ranges (version 2)
- *     34    2 count n: 1..59 mappings or 1..39 block ranges
- *     36    4 reserved, zero
+ *     32    2 kind: 1 = chunk mappings, 2 = block ranges, 3 = zero block ranges (version 2),
+ *             4 = snapshot taken or deleted, 5 = preserving mappings (both with the snapshots
+ *             feature)
+ *     34    2 count n: 1..59 mappings, 1..39 block ranges or preserving mappings, 1 snapshot
+ *     36    4 kind 5: the snapshot the previous locations are kept for; else reserved, zero
  *     40  8×n kind 1: virtual chunk index (u32), physical chunk (u32); in format version 2,
  *             0xFFFFFFFF unmaps the chunk
  *     40 12×n kind 2 and 3: first block (u64), block count (u32); the bitmap bits of these blocks
  *             are set
+ *     40   24 kind 4: operation (u16: 1 taken, 2 deleted), name length m (u16, 1..64), snapshot id
+ *             (u32), creation time in ms (i64), virtual size (i64); then at 64 the name, m bytes
+ *             of UTF-8 (for a deletion only the id counts)
+ *     40 12×n kind 5: virtual chunk index (u32), physical chunk (u32, 0xFFFFFFFF unmaps), the
+ *             physical chunk it had when the snapshot was taken (u32, 0xFFFFFFFF: none)
  * </pre>
+ *
+ * <p>A preserving mapping (kind 5) is a chunk's first change after the newest snapshot: the new
+ * mapping and the location the snapshot keeps sit in one entry, so no torn append can keep one
+ * without the other.
  *
  * <p>A block range only counts where the chunk holding the block is mapped once all mapping records
  * are applied. A write's mapping and its bits may land in different sectors of one journal write,
@@ -69,6 +83,10 @@ final class Journal {
   static final int KIND_CHUNK_MAPPINGS = 1;
   static final int KIND_BLOCK_RANGES = 2;
   static final int KIND_ZERO_BLOCK_RANGES = 3;
+  static final int KIND_SNAPSHOT = 4;
+  static final int KIND_PRESERVING_MAPPINGS = 5;
+  static final int SNAPSHOT_TAKEN = 1;
+  static final int SNAPSHOT_DELETED = 2;
 
   /** The physical chunk of a kind 1 entry that unmaps its chunk (format version 2). */
   static final long UNMAPPED_SLOT = 0xFFFF_FFFFL;
@@ -78,6 +96,9 @@ final class Journal {
   static final int MAPPINGS_PER_RECORD = (SECTOR_BYTES - RECORD_HEADER_BYTES) / MAPPING_BYTES;
   static final int RANGE_BYTES = 12;
   static final int RANGES_PER_RECORD = (SECTOR_BYTES - RECORD_HEADER_BYTES) / RANGE_BYTES;
+  static final int PRESERVING_BYTES = 12;
+  static final int PRESERVING_PER_RECORD = (SECTOR_BYTES - RECORD_HEADER_BYTES) / PRESERVING_BYTES;
+  private static final int SNAPSHOT_NAME_AT = 64;
 
   private final Storage storage;
   private final long offsetBytes;
@@ -106,8 +127,11 @@ final class Journal {
 
   /** Records of a whole batch: its zero blocks are written separately, so they start a record. */
   static int recordsFor(CommitBatch batch) {
-    return recordsFor(batch.mappingCount(), batch.presentBlocks().count())
-        + recordsFor(0, batch.zeroBlocks().count());
+    int preserving = batch.preservedCount();
+    return recordsFor(batch.mappingCount() - preserving, batch.presentBlocks().count())
+        + recordsFor(0, batch.zeroBlocks().count())
+        + (preserving + PRESERVING_PER_RECORD - 1) / PRESERVING_PER_RECORD
+        + batch.snapshotEvents().size();
   }
 
   boolean fits(CommitBatch batch) {
@@ -134,25 +158,72 @@ final class Journal {
    * forces afterwards. Its zero blocks are left to {@link #appendZeroBlocks}.
    */
   void append(CommitBatch batch) throws IOException {
-    int mappingRecords = recordsFor(batch.mappingCount(), 0);
-    int records = mappingRecords + recordsFor(0, batch.presentBlocks().count());
+    int events = batch.snapshotEvents().size();
+    int preserving = batch.preservedCount();
+    int preservingRecords = (preserving + PRESERVING_PER_RECORD - 1) / PRESERVING_PER_RECORD;
+    int mappingRecords = recordsFor(batch.mappingCount() - preserving, 0);
+    int records =
+        events + preservingRecords + mappingRecords + recordsFor(0, batch.presentBlocks().count());
     ByteBuffer buf = newRecords(records);
-    for (int r = 0; r < records; r++) {
+    int r = 0;
+    for (SnapshotEvent event : batch.snapshotEvents()) {
+      putSnapshotEvent(buf, r++ * SECTOR_BYTES, event);
+    }
+    // Mappings in two sequences, preserving ones (kind 5) and plain ones (kind 1).
+    int nextPreserving = 0;
+    int nextPlain = 0;
+    for (int p = 0; p < preservingRecords; p++, r++) {
       int base = r * SECTOR_BYTES;
-      if (r < mappingRecords) {
-        int first = r * MAPPINGS_PER_RECORD;
-        int n = Math.min(MAPPINGS_PER_RECORD, batch.mappingCount() - first);
-        int at = startRecord(buf, base, KIND_CHUNK_MAPPINGS, n);
-        for (int i = 0; i < n; i++, at += MAPPING_BYTES) {
-          buf.putInt(at, batch.chunkIndexes()[first + i]);
-          buf.putInt(at + 4, (int) batch.locations()[first + i]);
+      int n = Math.min(PRESERVING_PER_RECORD, preserving - p * PRESERVING_PER_RECORD);
+      int at = startRecord(buf, base, KIND_PRESERVING_MAPPINGS, n);
+      buf.putInt(base + 36, batch.preservedFor());
+      for (int i = 0; i < n; i++, at += PRESERVING_BYTES) {
+        while (batch.previousLocations()[nextPreserving] == CommitBatch.NOT_PRESERVED) {
+          nextPreserving++;
         }
-      } else {
-        putRanges(buf, base, KIND_BLOCK_RANGES, batch.presentBlocks(), r - mappingRecords);
+        buf.putInt(at, batch.chunkIndexes()[nextPreserving]);
+        buf.putInt(at + 4, (int) batch.locations()[nextPreserving]);
+        buf.putInt(at + 8, (int) batch.previousLocations()[nextPreserving]);
+        nextPreserving++;
       }
-      buf.putInt(base + 4, recordCrc(buf, base));
+    }
+    for (int m = 0; m < mappingRecords; m++, r++) {
+      int base = r * SECTOR_BYTES;
+      int n =
+          Math.min(
+              MAPPINGS_PER_RECORD, batch.mappingCount() - preserving - m * MAPPINGS_PER_RECORD);
+      int at = startRecord(buf, base, KIND_CHUNK_MAPPINGS, n);
+      for (int i = 0; i < n; i++, at += MAPPING_BYTES) {
+        while (batch.previousLocations()[nextPlain] != CommitBatch.NOT_PRESERVED) {
+          nextPlain++;
+        }
+        buf.putInt(at, batch.chunkIndexes()[nextPlain]);
+        buf.putInt(at + 4, (int) batch.locations()[nextPlain]);
+        nextPlain++;
+      }
+    }
+    for (int b = 0; r < records; b++, r++) {
+      putRanges(buf, r * SECTOR_BYTES, KIND_BLOCK_RANGES, batch.presentBlocks(), b);
+    }
+    for (int i = 0; i < records; i++) {
+      buf.putInt(i * SECTOR_BYTES + 4, recordCrc(buf, i * SECTOR_BYTES));
     }
     write(buf, records);
+  }
+
+  private void putSnapshotEvent(ByteBuffer buf, int base, SnapshotEvent event) {
+    int at = startRecord(buf, base, KIND_SNAPSHOT, 1);
+    buf.putInt(at + 4, event.id());
+    if (event instanceof SnapshotEvent.Created created) {
+      byte[] name = created.name().getBytes(StandardCharsets.UTF_8);
+      buf.putShort(at, (short) SNAPSHOT_TAKEN)
+          .putShort(at + 2, (short) name.length)
+          .putLong(at + 8, created.createdAtMillis())
+          .putLong(at + 16, created.sizeBytes())
+          .put(base + SNAPSHOT_NAME_AT, name);
+    } else {
+      buf.putShort(at, (short) SNAPSHOT_DELETED);
+    }
   }
 
   /** Writes zero block ranges (kind 3) as consecutive records in one write; the caller forces. */
@@ -227,7 +298,12 @@ final class Journal {
    * @param physicalChunkLimit a mapping to a slot at or past this lies outside the file
    */
   static Replay replay(
-      Storage storage, Header header, ChunkTable table, Bitmap bitmap, long physicalChunkLimit)
+      Storage storage,
+      Header header,
+      ChunkTable table,
+      Bitmap bitmap,
+      SnapshotSet snapshots,
+      long physicalChunkLimit)
       throws IOException {
     long tag = imageTag(header);
     // Version 1 never changed a durable mapping, so a record that does is damage there.
@@ -282,6 +358,9 @@ final class Journal {
               case KIND_CHUNK_MAPPINGS -> MAPPINGS_PER_RECORD;
               case KIND_BLOCK_RANGES -> RANGES_PER_RECORD;
               case KIND_ZERO_BLOCK_RANGES -> movable ? RANGES_PER_RECORD : 0;
+              case KIND_SNAPSHOT -> header.hasSnapshotsFeature() ? 1 : 0;
+              case KIND_PRESERVING_MAPPINGS ->
+                  header.hasSnapshotsFeature() ? PRESERVING_PER_RECORD : 0;
               default -> 0;
             };
         if (count < 1 || count > limit) {
@@ -295,6 +374,14 @@ final class Journal {
           continue;
         }
         int at = base + RECORD_HEADER_BYTES;
+        if (kind == KIND_SNAPSHOT) {
+          String problem = applySnapshotEvent(buf, base, snapshots);
+          if (problem != null) {
+            problems.add(where(storage, sectorOffset) + ": " + problem);
+          }
+          applied++;
+          continue;
+        }
         if (kind == KIND_BLOCK_RANGES || kind == KIND_ZERO_BLOCK_RANGES) {
           for (int i = 0; i < count; i++, at += RANGE_BYTES) {
             long firstBlock = buf.getLong(at);
@@ -319,9 +406,26 @@ final class Journal {
           applied++;
           continue;
         }
-        for (int i = 0; i < count; i++, at += MAPPING_BYTES) {
+        boolean preserving = kind == KIND_PRESERVING_MAPPINGS;
+        int preservedFor = buf.getInt(base + 36);
+        if (preserving && snapshots.byId(preservedFor) == null) {
+          problems.add(
+              where(storage, sectorOffset)
+                  + ": preserves chunks for snapshot "
+                  + preservedFor
+                  + ", which does not exist");
+          continue;
+        }
+        for (int i = 0; i < count; i++, at += preserving ? PRESERVING_BYTES : MAPPING_BYTES) {
           long chunkIndex = Integer.toUnsignedLong(buf.getInt(at));
           long physical = Integer.toUnsignedLong(buf.getInt(at + 4));
+          if (preserving && chunkIndex < table.chunkCount()) {
+            long previous = Integer.toUnsignedLong(buf.getInt(at + 8));
+            // Not checked against the file here: a later deletion may have freed the slot and
+            // compaction cut it off. A slot still held at the end is checked by the scan.
+            snapshots.preserve(
+                preservedFor, (int) chunkIndex, previous == UNMAPPED_SLOT ? -1 : previous);
+          }
           boolean unmapping = movable && physical == UNMAPPED_SLOT;
           if (chunkIndex >= table.chunkCount() || (!unmapping && physical >= physicalChunkLimit)) {
             String problem =
@@ -381,6 +485,41 @@ final class Journal {
     }
     return new Replay(
         applied, appliedMappings, stale, skipped, skippedBlocks, List.copyOf(problems));
+  }
+
+  /** Applies a kind 4 record; returns what is wrong with it, or null. */
+  private static @Nullable String applySnapshotEvent(
+      ByteBuffer buf, int base, SnapshotSet snapshots) {
+    int at = base + RECORD_HEADER_BYTES;
+    int op = Short.toUnsignedInt(buf.getShort(at));
+    int id = buf.getInt(at + 4);
+    if (op == SNAPSHOT_DELETED) {
+      if (snapshots.byId(id) == null) {
+        return "deletes snapshot " + id + ", which does not exist";
+      }
+      snapshots.delete(id);
+      return null;
+    }
+    int nameBytes = Short.toUnsignedInt(buf.getShort(at + 2));
+    long sizeBytes = buf.getLong(at + 16);
+    if (op != SNAPSHOT_TAKEN
+        || nameBytes == 0
+        || nameBytes > SnapshotSet.MAX_NAME_BYTES
+        || sizeBytes <= 0
+        || sizeBytes % 512 != 0) {
+      return "snapshot record with operation "
+          + op
+          + ", name of "
+          + nameBytes
+          + " bytes, size "
+          + sizeBytes
+          + " is not valid";
+    }
+    byte[] name = new byte[nameBytes];
+    buf.get(base + SNAPSHOT_NAME_AT, name);
+    return snapshots.add(
+        new SnapshotSet.Snapshot(
+            id, new String(name, StandardCharsets.UTF_8), buf.getLong(at + 8), sizeBytes));
   }
 
   /** Names a record in a problem; built only when there is one, since replay sees many records. */

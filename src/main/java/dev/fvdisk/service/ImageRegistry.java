@@ -5,6 +5,7 @@ import dev.fvdisk.engine.BaseResolver;
 import dev.fvdisk.engine.Image;
 import dev.fvdisk.engine.ImageClosedException;
 import dev.fvdisk.engine.ImageOptions;
+import dev.fvdisk.engine.ImageStats;
 import dev.fvdisk.engine.SpaceBudget;
 import dev.fvdisk.engine.StorageFull;
 import java.io.IOException;
@@ -371,14 +372,15 @@ final class ImageRegistry implements AutoCloseable {
   }
 
   /**
-   * What the chunks of all open images take together, for the storage quota. An image deleted
-   * meanwhile counts for nothing: its chunks are gone.
+   * What the chunks of all open images take together, their snapshots' included, for the storage
+   * quota. An image deleted meanwhile counts for nothing: its chunks are gone.
    */
   long usedBytes() {
     long used = 0;
     for (OpenImage open : openImages.values()) {
       try {
-        used += open.image().stats().usedBytes();
+        ImageStats stats = open.image().stats();
+        used += stats.usedBytes() + stats.snapshotBytes();
       } catch (ImageClosedException e) {
         // Deleted meanwhile.
       }

@@ -125,7 +125,7 @@ class CommitterTest {
             0,
             List.of(),
             storage.sizeBytes());
-    chunks = new ChunkStore(data, CHUNK, table, 0, allocator);
+    chunks = new ChunkStore(data, CHUNK, table, 0, allocator, new SnapshotSet(CHUNK));
     CloneLayer clone =
         new CloneLayer(chunks, null, Bitmap.none(), header, SpaceBudget.UNLIMITED, "committer");
     committer = new Committer("committer", data, log, () -> header, chunks, clone);

@@ -1,5 +1,8 @@
 package dev.fvdisk.engine.spi;
 
+import java.nio.ByteBuffer;
+import org.jspecify.annotations.Nullable;
+
 /**
  * The whole of an image's durable metadata at one moment, replacing the log so far: size, flags,
  * every chunk's location and every clone block that lives in the image. Read through views, so the
@@ -11,8 +14,20 @@ package dev.fvdisk.engine.spi;
  * @param chunks the location of every chunk that may be made durable now
  * @param blocks the clone blocks that may be recorded as present now; empty for an image without a
  *     base
+ * @param snapshotDirectory the image's snapshots and the chunk versions they hold, encoded as the
+ *     format's snapshot directory; null for an image that never had a snapshot
  */
-public record Checkpoint(long sizeBytes, int flags, ChunkMap chunks, BlockSet blocks) {
+public record Checkpoint(
+    long sizeBytes,
+    int flags,
+    ChunkMap chunks,
+    BlockSet blocks,
+    @Nullable ByteBuffer snapshotDirectory) {
+
+  /** A checkpoint of an image without snapshots. */
+  public Checkpoint(long sizeBytes, int flags, ChunkMap chunks, BlockSet blocks) {
+    this(sizeBytes, flags, chunks, blocks, null);
+  }
 
   /** Chunk locations by virtual chunk. */
   public interface ChunkMap {

@@ -1,31 +1,79 @@
 package dev.fvdisk.engine.spi;
 
 import java.util.Arrays;
+import java.util.List;
 
 /**
  * What one commit round makes durable: changed chunk mappings (virtual chunk to location, or to
- * none), ranges of clone blocks that now live in the image, and ranges of clone blocks that were
- * zeroed and read as zeros whether or not their chunk has a location. The arrays are owned by the
- * batch once built.
+ * none), ranges of clone blocks that now live in the image, ranges of clone blocks that were zeroed
+ * and read as zeros whether or not their chunk has a location, and snapshots taken or deleted. The
+ * arrays are owned by the batch once built.
  *
  * <p><b>Order.</b> A log must never keep a batch's mappings while losing its zero blocks: a chunk
  * is unmapped only after the zero blocks of its base range are recorded, and without them a block
  * the clone held could read the base's bytes again. Keeping the zero blocks without the rest is
- * harmless, so a log that cannot write the batch atomically writes the zero blocks durably first.
+ * harmless, so a log that cannot write the batch atomically writes the zero blocks durably first. A
+ * mapping that preserves a chunk's previous location for a snapshot must be kept together with that
+ * location, or not at all: kept alone, the snapshot would read the chunk's new content.
  *
  * @param chunkIndexes virtual chunks whose mapping changed, each once, in any order
  * @param locations where each of them lives now, index for index; -1 for a chunk whose location was
  *     taken away (it reads as zeros)
+ * @param previousLocations index for index, where the chunk was when snapshot {@code preservedFor}
+ *     was taken, for a change that is the chunk's first since then (-1: nowhere), else {@link
+ *     #NOT_PRESERVED}
+ * @param preservedFor the newest snapshot, which the previous locations are kept for; 0 if none
  * @param presentBlocks clone blocks whose data is now in the image
  * @param zeroBlocks clone blocks that now read as zeros (the zero of a block still in the base)
+ * @param snapshotEvents snapshots taken or deleted, in order; a batch that has any has nothing else
  */
 public record CommitBatch(
-    int[] chunkIndexes, long[] locations, BlockRanges presentBlocks, BlockRanges zeroBlocks) {
+    int[] chunkIndexes,
+    long[] locations,
+    long[] previousLocations,
+    int preservedFor,
+    BlockRanges presentBlocks,
+    BlockRanges zeroBlocks,
+    List<SnapshotEvent> snapshotEvents) {
+
+  /** In {@link #previousLocations}: the change preserved nothing. */
+  public static final long NOT_PRESERVED = Long.MIN_VALUE;
 
   public CommitBatch {
-    if (chunkIndexes.length != locations.length) {
+    if (chunkIndexes.length != locations.length || previousLocations.length != locations.length) {
       throw new IllegalArgumentException("a batch needs one location per chunk");
     }
+    snapshotEvents = List.copyOf(snapshotEvents);
+  }
+
+  /** A batch of an image without snapshots. */
+  public CommitBatch(
+      int[] chunkIndexes, long[] locations, BlockRanges presentBlocks, BlockRanges zeroBlocks) {
+    this(
+        chunkIndexes,
+        locations,
+        notPreserved(chunkIndexes.length),
+        0,
+        presentBlocks,
+        zeroBlocks,
+        List.of());
+  }
+
+  private static long[] notPreserved(int count) {
+    long[] none = new long[count];
+    Arrays.fill(none, NOT_PRESERVED);
+    return none;
+  }
+
+  /** How many mappings preserve a previous location. */
+  public int preservedCount() {
+    int n = 0;
+    for (long previous : previousLocations) {
+      if (previous != NOT_PRESERVED) {
+        n++;
+      }
+    }
+    return n;
   }
 
   public int mappingCount() {
@@ -33,7 +81,10 @@ public record CommitBatch(
   }
 
   public boolean isEmpty() {
-    return chunkIndexes.length == 0 && presentBlocks.count() == 0 && zeroBlocks.count() == 0;
+    return chunkIndexes.length == 0
+        && presentBlocks.count() == 0
+        && zeroBlocks.count() == 0
+        && snapshotEvents.isEmpty();
   }
 
   /**

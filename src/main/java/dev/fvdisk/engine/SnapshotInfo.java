@@ -1,0 +1,11 @@
+package dev.fvdisk.engine;
+
+/**
+ * A snapshot of an image, as {@link Image#snapshots} lists it.
+ *
+ * @param createdAtMillis when it was taken, in milliseconds since the epoch
+ * @param sizeBytes the virtual size it reads as: the image's when it was taken
+ * @param exclusiveBytes chunk bytes only this snapshot holds: what deleting it frees
+ */
+public record SnapshotInfo(
+    String name, long createdAtMillis, long sizeBytes, long exclusiveBytes) {}

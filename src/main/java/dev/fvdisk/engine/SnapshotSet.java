@@ -1,0 +1,434 @@
+package dev.fvdisk.engine;
+
+import dev.fvdisk.engine.CorruptImageException.Kind;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.LongConsumer;
+import java.util.zip.CRC32C;
+import org.jspecify.annotations.Nullable;
+
+/**
+ * An image's snapshots, and the chunk versions that only snapshots still hold.
+ *
+ * <p><b>The model.</b> Snapshots are kept oldest first. Each one has a <em>delta</em>: for the
+ * chunks that changed after it was taken and before the next snapshot was (or, for the newest,
+ * until now), the location the chunk had when it was taken ({@code -1}: it had none and read as
+ * zeros). A snapshot reads a chunk from the first delta, its own or a newer one's, that holds the
+ * chunk, and else from the live table: a chunk that never changed since is shared with the image.
+ *
+ * <p>So the first change of a chunk after the newest snapshot (a write, which then copies the chunk
+ * to a new slot, or a whole-chunk zero, which then keeps the slot) first <em>preserves</em> the
+ * chunk's location in the newest delta; later changes of it need nothing. A slot moves from the
+ * live table into exactly one delta and never back, so every slot has one holder: the live table or
+ * one delta. Deleting a snapshot hands each entry of its delta to the next older snapshot when that
+ * one does not hold the chunk itself (it read the chunk through the deleted one), and frees the
+ * slot otherwise; deleting the oldest frees its whole delta. Taking a snapshot copies nothing.
+ *
+ * <p>The set is stored as one <em>directory</em> ({@link #encode}) when the image writes a
+ * checkpoint, and changed by journal records in between (docs/format.md).
+ *
+ * <p><b>Thread safety.</b> The list of snapshots changes only while the image is held exclusively
+ * (create, delete, load); deltas change under the chunk's mapping lock ({@link #preserve}) and may
+ * be read at any time.
+ */
+final class SnapshotSet {
+
+  /** Most snapshots one image may have at once. */
+  static final int MAX_SNAPSHOTS = 255;
+
+  /** Longest snapshot name, in bytes of UTF-8. */
+  static final int MAX_NAME_BYTES = 64;
+
+  static final int DIRECTORY_MAGIC = 0x44535646; // "FVSD" read as a little-endian int
+  private static final int DIRECTORY_HEADER_BYTES = 8;
+  private static final int SNAPSHOT_HEADER_BYTES = 28;
+  private static final int ENTRY_BYTES = 8;
+
+  /**
+   * One snapshot.
+   *
+   * @param id its number, unique in the image, ascending with age
+   * @param sizeBytes the virtual size of the image when it was taken; it reads as that many bytes
+   */
+  record Snapshot(int id, String name, long createdAtMillis, long sizeBytes) {}
+
+  private final int chunkSizeBytes;
+  private volatile List<Snapshot> snapshots = List.of();
+  private final Map<Integer, Map<Integer, Long>> deltas = new ConcurrentHashMap<>();
+  private final AtomicLong heldSlots = new AtomicLong();
+  private int nextId = 1;
+
+  SnapshotSet(int chunkSizeBytes) {
+    this.chunkSizeBytes = chunkSizeBytes;
+  }
+
+  /** The snapshots, oldest first. */
+  List<Snapshot> list() {
+    return snapshots;
+  }
+
+  boolean isEmpty() {
+    return snapshots.isEmpty();
+  }
+
+  @Nullable Snapshot find(String name) {
+    for (Snapshot s : snapshots) {
+      if (s.name().equals(name)) {
+        return s;
+      }
+    }
+    return null;
+  }
+
+  @Nullable Snapshot byId(int id) {
+    for (Snapshot s : snapshots) {
+      if (s.id() == id) {
+        return s;
+      }
+    }
+    return null;
+  }
+
+  /** The newest snapshot, or null when there is none. */
+  @Nullable Snapshot newest() {
+    List<Snapshot> all = snapshots;
+    return all.isEmpty() ? null : all.get(all.size() - 1);
+  }
+
+  /** Why a snapshot called {@code name} cannot be added now, or null when it can. */
+  @Nullable String refusal(String name) {
+    int bytes = name.getBytes(StandardCharsets.UTF_8).length;
+    if (bytes == 0 || bytes > MAX_NAME_BYTES) {
+      return "a snapshot name has 1 to " + MAX_NAME_BYTES + " bytes of UTF-8, not " + bytes;
+    }
+    if (find(name) != null) {
+      return "the image has a snapshot called \"" + name + "\" already";
+    }
+    if (snapshots.size() >= MAX_SNAPSHOTS) {
+      return "the image has " + MAX_SNAPSHOTS + " snapshots, the most it may have";
+    }
+    return null;
+  }
+
+  /** Adds a new newest snapshot with the next id; the caller checked {@link #refusal}. */
+  Snapshot create(String name, long createdAtMillis, long sizeBytes) {
+    Snapshot s = new Snapshot(nextId, name, createdAtMillis, sizeBytes);
+    add(s);
+    return s;
+  }
+
+  /**
+   * Adds a snapshot as a journal or directory recorded it.
+   *
+   * @return why it does not fit the set (an id not above the newest, a name taken), else null
+   */
+  @Nullable String add(Snapshot s) {
+    Snapshot newest = newest();
+    if (newest != null && s.id() <= newest.id()) {
+      return "snapshot id " + s.id() + " is not above the newest, " + newest.id();
+    }
+    if (s.id() <= 0) {
+      return "snapshot id " + s.id() + " is not positive";
+    }
+    if (find(s.name()) != null) {
+      return "two snapshots are called \"" + s.name() + "\"";
+    }
+    deltas.put(s.id(), new ConcurrentHashMap<>());
+    List<Snapshot> grown = new ArrayList<>(snapshots);
+    grown.add(s);
+    snapshots = List.copyOf(grown);
+    nextId = s.id() + 1;
+    return null;
+  }
+
+  /**
+   * Whether a change of chunk {@code chunk} must first {@link #preserve} its location for the
+   * newest snapshot: there is one, the chunk lies inside it, and it has not changed since.
+   */
+  boolean needsPreserve(int chunk) {
+    Snapshot newest = newest();
+    return newest != null
+        && chunk < chunkCount(newest)
+        && !deltas.get(newest.id()).containsKey(chunk);
+  }
+
+  /**
+   * Records where {@code chunk} was ({@code -1}: nowhere) when snapshot {@code snapshotId} was
+   * taken, unless its delta holds the chunk already.
+   *
+   * @return true when recorded; false when held already or there is no such snapshot
+   */
+  boolean preserve(int snapshotId, int chunk, long location) {
+    Map<Integer, Long> delta = deltas.get(snapshotId);
+    boolean added = delta != null && delta.putIfAbsent(chunk, location) == null;
+    if (added && location >= 0) {
+      heldSlots.incrementAndGet();
+    }
+    return added;
+  }
+
+  /**
+   * Where snapshot {@code snapshotId} reads chunk {@code chunk}: the first delta from its own on
+   * that holds the chunk, else {@code liveLocation}. -1 means zeros.
+   */
+  long resolve(int snapshotId, int chunk, long liveLocation) {
+    boolean reached = false;
+    for (Snapshot s : snapshots) {
+      reached |= s.id() == snapshotId;
+      if (reached) {
+        Long held = deltas.get(s.id()).get(chunk);
+        if (held != null) {
+          return held;
+        }
+      }
+    }
+    if (!reached) {
+      throw new IllegalArgumentException("no snapshot " + snapshotId);
+    }
+    return liveLocation;
+  }
+
+  /**
+   * Removes a snapshot: entries of its delta that the next older snapshot reads through it move to
+   * that snapshot's delta; the slots of the others are returned, for the caller to free once the
+   * removal is durable.
+   */
+  long[] delete(int snapshotId) {
+    List<Snapshot> all = snapshots;
+    int index = -1;
+    for (int i = 0; i < all.size(); i++) {
+      if (all.get(i).id() == snapshotId) {
+        index = i;
+      }
+    }
+    if (index < 0) {
+      throw new IllegalArgumentException("no snapshot " + snapshotId);
+    }
+    Map<Integer, Long> older = index == 0 ? null : deltas.get(all.get(index - 1).id());
+    // A chunk past the older snapshot's size (the image grew in between) is never read there.
+    int olderChunks = index == 0 ? 0 : chunkCount(all.get(index - 1));
+    long[] freed = new long[0];
+    int n = 0;
+    for (Map.Entry<Integer, Long> e : deltas.get(snapshotId).entrySet()) {
+      long location = e.getValue();
+      if (older != null && e.getKey() < olderChunks && !older.containsKey(e.getKey())) {
+        older.put(e.getKey(), location);
+      } else if (location >= 0) {
+        if (n == freed.length) {
+          freed = Arrays.copyOf(freed, Math.max(8, n * 2));
+        }
+        freed[n++] = location;
+      }
+    }
+    List<Snapshot> shrunk = new ArrayList<>(all);
+    shrunk.remove(index);
+    snapshots = List.copyOf(shrunk);
+    deltas.remove(snapshotId);
+    heldSlots.addAndGet(-n);
+    return Arrays.copyOf(freed, n);
+  }
+
+  /**
+   * Bytes that deleting the snapshot would free: slots of its delta that no older snapshot reads
+   * through it.
+   */
+  long exclusiveBytes(int snapshotId) {
+    Map<Integer, Long> older = null;
+    int olderChunks = 0;
+    for (Snapshot s : snapshots) {
+      if (s.id() == snapshotId) {
+        long slots = 0;
+        for (Map.Entry<Integer, Long> e : deltas.get(s.id()).entrySet()) {
+          if (e.getValue() >= 0
+              && (older == null || e.getKey() >= olderChunks || older.containsKey(e.getKey()))) {
+            slots++;
+          }
+        }
+        return slots * chunkSizeBytes;
+      }
+      older = deltas.get(s.id());
+      olderChunks = chunkCount(s);
+    }
+    throw new IllegalArgumentException("no snapshot " + snapshotId);
+  }
+
+  /** How many slots the deltas hold; kept as they change, so asking costs nothing. */
+  long heldSlotCount() {
+    return heldSlots.get();
+  }
+
+  /** Calls {@code action} with every slot a delta holds. */
+  void forEachHeldSlot(LongConsumer action) {
+    for (Map<Integer, Long> delta : deltas.values()) {
+      for (long location : delta.values()) {
+        if (location >= 0) {
+          action.accept(location);
+        }
+      }
+    }
+  }
+
+  /**
+   * After loading: drops entries of the newest delta that equal the chunk's live location. A
+   * checkpoint records a preserved chunk's old location when the change that preserved it was not
+   * durable yet; the chunk then has not changed since the snapshot after all, and must be preserved
+   * again before its next change.
+   */
+  void dropUnchanged(ChunkTable live) {
+    Snapshot newest = newest();
+    if (newest != null) {
+      deltas
+          .get(newest.id())
+          .entrySet()
+          .removeIf(
+              e -> {
+                boolean unchanged =
+                    e.getKey() < live.chunkCount()
+                        && e.getValue() == live.physicalChunk(e.getKey());
+                if (unchanged && e.getValue() >= 0) {
+                  heldSlots.decrementAndGet();
+                }
+                return unchanged;
+              });
+    }
+  }
+
+  private int chunkCount(Snapshot s) {
+    return (int) Header.ceilDiv(s.sizeBytes(), chunkSizeBytes);
+  }
+
+  // ---- the directory ----
+
+  /**
+   * The set as a directory: magic, count, then per snapshot its id, name, time, size and delta
+   * (entries by ascending chunk, each the chunk and its location + 1, 0 for none), and a CRC-32C of
+   * everything before it. Layout in docs/format.md.
+   */
+  ByteBuffer encode() {
+    List<Snapshot> all = snapshots;
+    List<int[]> encodedDeltas = new ArrayList<>();
+    int bytes = DIRECTORY_HEADER_BYTES + 4;
+    for (Snapshot s : all) {
+      Map<Integer, Long> delta = deltas.get(s.id());
+      int[] chunks = delta.keySet().stream().mapToInt(Integer::intValue).sorted().toArray();
+      int[] values = new int[chunks.length * 2];
+      for (int i = 0; i < chunks.length; i++) {
+        long location = delta.get(chunks[i]);
+        values[2 * i] = chunks[i];
+        values[2 * i + 1] = location < 0 ? 0 : Math.toIntExact(location + 1);
+      }
+      encodedDeltas.add(values);
+      bytes +=
+          SNAPSHOT_HEADER_BYTES
+              + s.name().getBytes(StandardCharsets.UTF_8).length
+              + chunks.length * ENTRY_BYTES;
+    }
+    ByteBuffer buf = ByteBuffer.allocate(bytes).order(ByteOrder.LITTLE_ENDIAN);
+    buf.putInt(DIRECTORY_MAGIC).putInt(all.size());
+    for (int i = 0; i < all.size(); i++) {
+      Snapshot s = all.get(i);
+      byte[] name = s.name().getBytes(StandardCharsets.UTF_8);
+      int[] values = encodedDeltas.get(i);
+      buf.putInt(s.id())
+          .putShort((short) name.length)
+          .putShort((short) 0)
+          .putLong(s.createdAtMillis())
+          .putLong(s.sizeBytes())
+          .putInt(values.length / 2)
+          .put(name);
+      for (int v : values) {
+        buf.putInt(v);
+      }
+    }
+    buf.putInt(crc(buf, 0, buf.position()));
+    return buf.flip();
+  }
+
+  /**
+   * Reads a directory written by {@link #encode}.
+   *
+   * @param where names the directory in messages
+   * @throws CorruptImageException when the checksum or the structure is wrong
+   */
+  static SnapshotSet decode(ByteBuffer bytes, int chunkSizeBytes, String where)
+      throws CorruptImageException {
+    ByteBuffer buf = bytes.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+    int length = buf.remaining();
+    int start = buf.position();
+    if (length < DIRECTORY_HEADER_BYTES + 4
+        || buf.getInt(start + length - 4) != crc(buf, start, start + length - 4)) {
+      throw corrupt(where, "checksum mismatch or truncated");
+    }
+    if (buf.getInt() != DIRECTORY_MAGIC) {
+      throw corrupt(where, "wrong magic");
+    }
+    int count = buf.getInt();
+    if (count < 0 || count > MAX_SNAPSHOTS) {
+      throw corrupt(where, count + " snapshots, at most " + MAX_SNAPSHOTS);
+    }
+    SnapshotSet set = new SnapshotSet(chunkSizeBytes);
+    Set<String> names = new HashSet<>();
+    int end = start + length - 4;
+    for (int i = 0; i < count; i++) {
+      if (buf.position() + SNAPSHOT_HEADER_BYTES > end) {
+        throw corrupt(where, "snapshot " + i + " is cut off");
+      }
+      int id = buf.getInt();
+      int nameBytes = Short.toUnsignedInt(buf.getShort());
+      buf.getShort();
+      long createdAt = buf.getLong();
+      long sizeBytes = buf.getLong();
+      long entries = Integer.toUnsignedLong(buf.getInt());
+      if (nameBytes == 0
+          || nameBytes > MAX_NAME_BYTES
+          || sizeBytes <= 0
+          || sizeBytes % 512 != 0
+          || buf.position() + nameBytes + entries * ENTRY_BYTES > end) {
+        throw corrupt(where, "snapshot " + i + " has a bad name length, size or entry count");
+      }
+      byte[] name = new byte[nameBytes];
+      buf.get(name);
+      Snapshot s = new Snapshot(id, new String(name, StandardCharsets.UTF_8), createdAt, sizeBytes);
+      String problem = names.add(s.name()) ? set.add(s) : "two snapshots are called " + s.name();
+      if (problem != null) {
+        throw corrupt(where, problem);
+      }
+      long chunks = set.chunkCount(s);
+      long previous = -1;
+      for (long e = 0; e < entries; e++) {
+        long chunk = Integer.toUnsignedLong(buf.getInt());
+        long value = Integer.toUnsignedLong(buf.getInt());
+        if (chunk <= previous || chunk >= chunks || value > ChunkTable.MAX_PHYSICAL_CHUNKS) {
+          throw corrupt(
+              where,
+              "snapshot " + s.name() + ": entry " + e + " (chunk " + chunk + ") is out of order");
+        }
+        previous = chunk;
+        set.preserve(id, (int) chunk, value - 1);
+      }
+    }
+    if (buf.position() != end) {
+      throw corrupt(where, (end - buf.position()) + " bytes after the last snapshot");
+    }
+    return set;
+  }
+
+  private static int crc(ByteBuffer buf, int from, int to) {
+    CRC32C crc = new CRC32C();
+    crc.update(buf.duplicate().limit(to).position(from));
+    return (int) crc.getValue();
+  }
+
+  private static CorruptImageException corrupt(String where, String what) {
+    return new CorruptImageException(Kind.CORRUPT, where + ": snapshot directory: " + what);
+  }
+}
