@@ -48,6 +48,15 @@ public class ImageDirectory {
     return root;
   }
 
+  /**
+   * Where bodies wait to be checked ({@link StagingArea}). Never listed as an image: {@link #names}
+   * takes regular files named {@code *.fvd} directly in the root, and this is a directory whose
+   * name no image name can have.
+   */
+  Path stagingDirectory() {
+    return root.resolve(StagingArea.DIRECTORY_NAME);
+  }
+
   /** Whether {@code name} can name an image: the pattern, and never {@code .} or {@code ..}. */
   public static boolean isValidName(String name) {
     return NAME.matcher(name).matches() && !name.equals(".") && !name.equals("..");
@@ -65,7 +74,7 @@ public class ImageDirectory {
     return Files.isRegularFile(pathOf(name), LinkOption.NOFOLLOW_LINKS);
   }
 
-  /** Names of all image files, sorted. */
+  /** Names of all image files, sorted; nothing in subdirectories (such as the staging area). */
   List<String> names() throws IOException {
     List<String> names = new ArrayList<>();
     try (DirectoryStream<Path> files = Files.newDirectoryStream(root, "*" + SUFFIX)) {

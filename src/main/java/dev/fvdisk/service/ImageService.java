@@ -46,6 +46,7 @@ public class ImageService implements AutoCloseable {
   private final ImageRules rules;
   private final SpacePolicy space;
   private final ImageRegistry registry;
+  private final StagingArea staging;
   private @Nullable Compactor compactor;
 
   public ImageService(ImageDirectory directory, ServiceLimits limits) {
@@ -71,6 +72,7 @@ public class ImageService implements AutoCloseable {
     this.registry =
         new ImageRegistry(
             directory, errors, observer, space.backgroundCopies(), writerWait.toNanos());
+    this.staging = new StagingArea(directory.stagingDirectory(), space, errors);
   }
 
   private long usedBytesOfAllImages() {
@@ -81,9 +83,18 @@ public class ImageService implements AutoCloseable {
     return limits;
   }
 
-  /** Opens every image file of the data directory; failures are remembered, not thrown. */
+  /**
+   * Opens every image file of the data directory; failures are remembered, not thrown. Also empties
+   * the staging area of bodies an earlier run was still checking when it stopped.
+   */
   public void openAll() {
+    staging.clear();
     registry.openAll();
+  }
+
+  /** Where front doors stage a write's body that they check before writing it. */
+  public StagingArea staging() {
+    return staging;
   }
 
   /**

@@ -35,6 +35,31 @@ public class InsufficientStorageException extends ServiceException {
     return e;
   }
 
+  /**
+   * A body that is checked before it is written does not fit in the staging area: staging it would
+   * take the file system below the free space writes leave alone.
+   */
+  public static InsufficientStorageException staging(long neededBytes, long availableBytes) {
+    InsufficientStorageException e =
+        new InsufficientStorageException(
+            "the body of "
+                + neededBytes
+                + " bytes is staged in the data directory to be checked before it is written,"
+                + " but only "
+                + availableBytes
+                + " bytes are available there; nothing was written");
+    e.with("neededBytes", neededBytes).with("availableBytes", availableBytes);
+    return e;
+  }
+
+  /** The file system ran out of space while a body was staged; nothing was written to the image. */
+  public static InsufficientStorageException stagingFull(String reason) {
+    return new InsufficientStorageException(
+        "the data directory's file system filled up while the body was staged ("
+            + reason
+            + "); nothing was written");
+  }
+
   /** The data directory holds the configured maximum number of images already. */
   public static InsufficientStorageException imageCount(int imageCount, int maxImages) {
     InsufficientStorageException e =

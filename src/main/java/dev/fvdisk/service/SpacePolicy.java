@@ -123,6 +123,27 @@ final class SpacePolicy {
   }
 
   /**
+   * Refuses a staging file of {@code lengthBytes} (see {@link StagingArea}) that would take the
+   * file system below the free space writes leave alone. The storage quota counts the chunks of
+   * images only, so it does not apply to a file that is gone when its request ends. Staged bodies
+   * are not reserved: concurrent ones are counted once they are written, like concurrent writes.
+   *
+   * @throws InsufficientStorageException when the space is not there
+   */
+  void checkStaging(long lengthBytes) {
+    long usable;
+    try {
+      usable = directory.usableBytes();
+    } catch (IOException e) {
+      throw errors.directoryFailed(errors.withoutDirectory(e), e);
+    }
+    long available = Math.max(0, usable - limits.minFreeBytes());
+    if (lengthBytes > available) {
+      throw InsufficientStorageException.staging(lengthBytes, available);
+    }
+  }
+
+  /**
    * Refuses one more image when the data directory holds the maximum. Counts image files, not open
    * images, so files that failed to open count too.
    */
