@@ -13,8 +13,9 @@ import org.springframework.http.MediaType;
 
 /**
  * The answer to a read of image data: a whole disk (200), a byte range (206 with {@code
- * Content-Range}) or a run of sectors (200). The status and headers are set with the first bytes,
- * so a read that fails before it has any leaves the response untouched for a problem answer.
+ * Content-Range}) or a run of sectors (200), with a {@code Content-Digest} when one was asked for.
+ * The status and headers are set with the first bytes, so a read that fails before it has any
+ * leaves the response untouched for a problem answer.
  */
 final class DataAnswer {
 
@@ -36,6 +37,7 @@ final class DataAnswer {
   private final DataState image;
   private final long lengthBytes;
   private final @Nullable String contentRange;
+  private @Nullable String contentDigest;
   private @Nullable ServletOutputStream body;
 
   private DataAnswer(
@@ -70,6 +72,16 @@ final class DataAnswer {
     response.setHeader(HttpHeaders.ETAG, EntityTags.quote(image.etag()));
   }
 
+  /**
+   * Adds a {@code Content-Digest} header (RFC 9530) of the whole body; before the answer starts.
+   */
+  void contentDigest(String field) {
+    if (body != null) {
+      throw new IllegalStateException("the answer has started; its headers are out");
+    }
+    contentDigest = field;
+  }
+
   /** Whether the status and headers are set and bytes may have gone out. */
   boolean started() {
     return body != null;
@@ -88,6 +100,20 @@ final class DataAnswer {
     out.write(data);
   }
 
+  /**
+   * Sends the status, the headers and every byte written so far, starting the answer if need be. An
+   * answer that is to stop short of its length must be sent this far before the connection is
+   * closed: the container closes only connections whose answer is committed ({@link
+   * CutShortAnswerFilter}), and would otherwise complete a short answer as if it were whole.
+   */
+  void flush() throws IOException {
+    ServletOutputStream out = body;
+    if (out == null) {
+      out = start();
+    }
+    out.flush();
+  }
+
   /** Completes an answer whose read delivered no bytes, which has no body then. */
   void finish() throws IOException {
     if (body == null) {
@@ -101,6 +127,9 @@ final class DataAnswer {
     dataHeaders(response, image);
     if (contentRange != null) {
       response.setHeader(HttpHeaders.CONTENT_RANGE, contentRange);
+    }
+    if (contentDigest != null) {
+      response.setHeader(ContentDigests.CONTENT_DIGEST, contentDigest);
     }
     response.setContentLengthLong(lengthBytes);
     ServletOutputStream out = bodyStream(response);

@@ -14,6 +14,8 @@ import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
 import java.util.List;
 import org.jspecify.annotations.Nullable;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import org.springframework.http.HttpHeaders;
 import org.springframework.http.HttpStatus;
 import org.springframework.http.MediaType;
@@ -41,10 +43,17 @@ import org.springframework.web.bind.annotation.RestController;
  * <p>Most ranged {@code GET}s of {@code /data} never get here: {@link RangeReadFilter} answers them
  * ahead of Spring MVC with the same {@link DataAnswer}, and passes on the ones it is unsure of,
  * which {@link #read} answers.
+ *
+ * <p>Digests (RFC 9530): a read that sends {@code Want-Content-Digest} gets a {@code
+ * Content-Digest} of its body (see {@link DiskStreams#read(VirtualDisk, ByteRanges.Span,
+ * DataAnswer, DigestAlgorithm)}), and a write that sends {@code Content-Digest} is checked against
+ * it before anything is written ({@link StagedWrite}).
  */
 @RestController
 @RequestMapping("/api/v1/images/{name}")
 class DataController {
+
+  private static final Logger log = LoggerFactory.getLogger(DataController.class);
 
   private static final long SECTOR_BYTES = 512;
   private static final String ALLOW = "OPTIONS, HEAD, GET, PUT, PATCH";
@@ -72,16 +81,18 @@ class DataController {
   void read(
       @PathVariable String name,
       @RequestHeader(name = HttpHeaders.RANGE, required = false) @Nullable String range,
+      HttpServletRequest request,
       HttpServletResponse response)
       throws IOException {
+    DigestAlgorithm digest = ContentDigests.wanted(request);
     try (VirtualDisk disk = images.attach(name, Access.READ_ONLY)) {
       DataState image = DataState.of(disk);
       ByteRanges.Span span = ByteRanges.parseRange(range, image.sizeBytes());
       if (span == null) {
         ByteRanges.Span whole = new ByteRanges.Span(0, image.sizeBytes());
-        send(disk, whole, DataAnswer.ok(response, image, whole));
+        send(disk, whole, DataAnswer.ok(response, image, whole), digest, request);
       } else {
-        send(disk, span, DataAnswer.range(response, image, span));
+        send(disk, span, DataAnswer.range(response, image, span), digest, request);
       }
     }
   }
@@ -171,15 +182,17 @@ class DataController {
       @PathVariable String name,
       @PathVariable long firstSector,
       @RequestParam long count,
+      HttpServletRequest request,
       HttpServletResponse response)
       throws IOException {
     if (count < 1) {
       throw new InvalidValueException("count must be at least 1, was " + count);
     }
+    DigestAlgorithm digest = ContentDigests.wanted(request);
     try (VirtualDisk disk = images.attach(name, Access.READ_ONLY)) {
       DataState image = DataState.of(disk);
       ByteRanges.Span span = sectorSpan(firstSector, count, image.sizeBytes());
-      send(disk, span, DataAnswer.ok(response, image, span));
+      send(disk, span, DataAnswer.ok(response, image, span), digest, request);
     }
   }
 
@@ -236,8 +249,28 @@ class DataController {
     }
   }
 
-  private void send(VirtualDisk disk, ByteRanges.Span span, DataAnswer answer) throws IOException {
-    streams.read(disk, span, answer);
+  /** Sends the span, with a {@code Content-Digest} of the algorithm when one is given. */
+  private void send(
+      VirtualDisk disk,
+      ByteRanges.Span span,
+      DataAnswer answer,
+      @Nullable DigestAlgorithm digest,
+      HttpServletRequest request)
+      throws IOException {
+    if (digest == null) {
+      streams.read(disk, span, answer);
+    } else if (!streams.read(disk, span, answer, digest)) {
+      // A write changed the span between the digest's read and the body's: the body sent so far
+      // stops short of its length, and closing the connection tells the client so.
+      log.debug(
+          "{} {}: the data changed while it was read for its {} digest; the answer is cut short",
+          request.getMethod(),
+          request.getRequestURI(),
+          digest.key());
+      CutShortAnswerFilter.mark(
+          request, new IOException("the data changed while it was read for its digest"));
+      return;
+    }
     answer.finish();
   }
 
@@ -267,7 +300,10 @@ class DataController {
     return ResponseEntity.noContent().eTag(EntityTags.quote(disk.version())).build();
   }
 
-  /** Streams the request body into the span; the answer carries the image's new entity tag. */
+  /**
+   * Streams the request body into the span, or stages and checks it first when it carries a {@code
+   * Content-Digest}; the answer carries the image's new entity tag.
+   */
   private ResponseEntity<Void> writeBody(
       VirtualDisk disk,
       ByteRanges.Span span,
@@ -276,11 +312,17 @@ class DataController {
       @Nullable String ifMatch)
       throws IOException {
     ExpectedVersion expected = EntityTags.parseIfMatch(ifMatch);
+    ExpectedDigests digests = ExpectedDigests.of(request);
     Long maxWriteBytes = images.limits().maxWriteBytes();
     if (maxWriteBytes != null && span.lengthBytes() > maxWriteBytes) {
       throw new PayloadTooLargeException(span.lengthBytes(), maxWriteBytes);
     }
-    streams.write(disk, span, request.getInputStream(), expected, flush);
+    if (digests == null) {
+      streams.write(disk, span, request.getInputStream(), expected, flush);
+    } else {
+      streams.write(
+          disk, span, request.getInputStream(), expected, flush, digests, images.staging());
+    }
     return noContentWithEtag(disk);
   }
 }

@@ -4,16 +4,20 @@ import dev.fvdisk.service.Durability;
 import dev.fvdisk.service.ExpectedVersion;
 import dev.fvdisk.service.InvalidRequestException;
 import dev.fvdisk.service.IoBuffers;
+import dev.fvdisk.service.StagingArea;
 import dev.fvdisk.service.VirtualDisk;
 import jakarta.servlet.ServletInputStream;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.security.MessageDigest;
 import org.jspecify.annotations.Nullable;
 
 /**
  * Streams between HTTP bodies and a {@link VirtualDisk}, one pooled direct buffer per request, so
  * no body is held in memory or copied through a heap array. Shared by {@link DataController} and
- * {@link RangeReadFilter}, so both draw on one buffer budget. Safe to share between threads.
+ * {@link RangeReadFilter}, so both draw on one buffer budget. Reads with a {@code Content-Digest}
+ * and writes checked against one ({@link StagedWrite}) use the same buffer. Safe to share between
+ * threads.
  */
 final class DiskStreams {
 
@@ -57,6 +61,73 @@ final class DiskStreams {
   }
 
   /**
+   * Sends {@code span} of the disk as {@code answer}'s body with a {@code Content-Digest} of
+   * exactly those bytes (RFC 9530). The header goes out before the body, and the body streams and
+   * is never held whole, so a span longer than one buffer is read twice: once for the digest, then
+   * again as it is sent, hashed again on the way. A write between the two reads would leave the
+   * body unlike its header. The last buffer is therefore held back until the second digest is
+   * known: when the two differ it is never sent, so the client cannot take the body for whole. A
+   * span that fits in one buffer is read once, and its digest taken from the bytes that are sent.
+   *
+   * @return false when the span changed between the two reads: the answer is started and flushed
+   *     short of its length, and the caller must have the connection closed
+   * @throws IOException only when the client went away
+   */
+  boolean read(VirtualDisk disk, ByteRanges.Span span, DataAnswer answer, DigestAlgorithm algorithm)
+      throws IOException {
+    ByteBuffer buffer = buffers.acquire(span.lengthBytes());
+    int bufferBytes = buffer.limit();
+    MessageDigest digest = algorithm.newDigest();
+    long end = span.offsetBytes() + span.lengthBytes();
+    try {
+      if (span.lengthBytes() <= bufferBytes) {
+        readPiece(disk, span.offsetBytes(), buffer, (int) span.lengthBytes());
+        hash(digest, buffer);
+        answer.contentDigest(ContentDigests.format(algorithm, digest.digest()));
+        answer.write(buffer);
+        return true;
+      }
+      for (long position = span.offsetBytes(); position < end; ) {
+        int n = (int) Math.min(bufferBytes, end - position);
+        readPiece(disk, position, buffer, n);
+        hash(digest, buffer);
+        position += n;
+      }
+      byte[] announced = digest.digest();
+      answer.contentDigest(ContentDigests.format(algorithm, announced));
+      for (long position = span.offsetBytes(); position < end; ) {
+        int n = (int) Math.min(bufferBytes, end - position);
+        readPiece(disk, position, buffer, n);
+        hash(digest, buffer);
+        position += n;
+        if (position == end && !MessageDigest.isEqual(digest.digest(), announced)) {
+          answer.flush();
+          return false;
+        }
+        answer.write(buffer);
+      }
+      return true;
+    } finally {
+      buffers.release(buffer);
+    }
+  }
+
+  /** Reads {@code lengthBytes} at {@code offsetBytes} into {@code buffer}, ready to be drained. */
+  private static void readPiece(
+      VirtualDisk disk, long offsetBytes, ByteBuffer buffer, int lengthBytes) {
+    buffer.clear().limit(lengthBytes);
+    disk.read(offsetBytes, buffer);
+    buffer.flip();
+  }
+
+  /** Adds the remaining bytes of {@code data} to {@code digest}; its position stays. */
+  private static void hash(MessageDigest digest, ByteBuffer data) {
+    int position = data.position();
+    digest.update(data);
+    data.position(position);
+  }
+
+  /**
    * Writes the body of {@code in} into {@code span}, then flushes unless told not to. Every check
    * (the expected version, read-only, range, space) runs before the first byte is taken, so a
    * refused write leaves the image as it was. A body that ends early or holds more than the span is
@@ -84,6 +155,30 @@ final class DiskStreams {
       if (flush) {
         disk.flush();
       }
+    } finally {
+      buffers.release(buffer);
+    }
+  }
+
+  /**
+   * Writes the body of {@code in} into {@code span} as {@link #write(VirtualDisk, ByteRanges.Span,
+   * ServletInputStream, ExpectedVersion, boolean)} does, but only once the whole body is known to
+   * match {@code digests}: it is staged first (see {@link StagedWrite}), and a body that does not
+   * match, or ends early, leaves the image as it was.
+   *
+   * @throws DigestMismatchException when the body does not match its digests
+   */
+  void write(
+      VirtualDisk disk,
+      ByteRanges.Span span,
+      ServletInputStream in,
+      @Nullable ExpectedVersion expected,
+      boolean flush,
+      ExpectedDigests digests,
+      StagingArea staging) {
+    ByteBuffer buffer = buffers.acquire(span.lengthBytes());
+    try {
+      new StagedWrite(disk, span, buffer, digests).write(in, staging, expected, flush);
     } finally {
       buffers.release(buffer);
     }
@@ -145,7 +240,7 @@ final class DiskStreams {
   }
 
   /** Reads from {@code in} until {@code buffer} is full; true when the body ended first. */
-  private static boolean fill(ServletInputStream in, ByteBuffer buffer) throws IOException {
+  static boolean fill(ServletInputStream in, ByteBuffer buffer) throws IOException {
     while (buffer.hasRemaining()) {
       if (read(in, buffer) < 0) {
         return true;
@@ -162,7 +257,7 @@ final class DiskStreams {
    *
    * @return the number of bytes read, or -1 at the end of the body
    */
-  private static int read(ServletInputStream in, ByteBuffer into) throws IOException {
+  static int read(ServletInputStream in, ByteBuffer into) throws IOException {
     int start = into.position();
     int limit = into.limit();
     int n = in.read(into);

@@ -6,10 +6,11 @@ import java.util.Map;
 import org.jspecify.annotations.Nullable;
 
 /**
- * A refusal only HTTP has: a header that is missing, malformed for the data path, or names
- * something the disk cannot give. The service's own problems are {@code ServiceException}s; both
- * kinds come out of {@link ProblemAdvice} the same way. Each concrete subclass is one problem type;
- * its message is the problem's detail and {@link #properties()} its extension members.
+ * A refusal only HTTP has: a header that is missing, malformed for the data path, names something
+ * the disk cannot give, or does not match the body it came with. The service's own problems are
+ * {@code ServiceException}s; both kinds come out of {@link ProblemAdvice} the same way. Each
+ * concrete subclass is one problem type; its message is the problem's detail and {@link
+ * #properties()} its extension members.
  */
 abstract class HttpProblemException extends RuntimeException {
 

@@ -60,7 +60,10 @@ class ProblemAdvice extends ResponseEntityExceptionHandler {
     return handleHttpProblem(PreconditionFailedException.of(e), request, response);
   }
 
-  /** Refusals of the HTTP layer itself: 411, 412, 413 and 416 on a header. */
+  /**
+   * Refusals of the HTTP layer itself: 411, 412, 413 and 416 on a header, and 400 for a body unlike
+   * its {@code Content-Digest}.
+   */
   @ExceptionHandler(HttpProblemException.class)
   @Nullable ResponseEntity<Object> handleHttpProblem(
       HttpProblemException e, HttpServletRequest request, HttpServletResponse response) {

@@ -27,6 +27,7 @@ import org.jspecify.annotations.Nullable;
  */
 enum ProblemType {
   BAD_REQUEST("bad-request", "Bad request", 400),
+  DIGEST_MISMATCH("digest-mismatch", "Content digest mismatch", 400),
   UNAUTHORIZED("unauthorized", "Unauthorized", 401),
   FORBIDDEN("forbidden", "Forbidden", 403),
   NOT_FOUND("not-found", "Not found", 404),
@@ -76,6 +77,7 @@ enum ProblemType {
 
   private static final Map<Class<? extends HttpProblemException>, ProblemType> BY_HTTP_EXCEPTION =
       Map.ofEntries(
+          Map.entry(DigestMismatchException.class, DIGEST_MISMATCH),
           Map.entry(LengthRequiredException.class, LENGTH_REQUIRED),
           Map.entry(PreconditionFailedException.class, PRECONDITION_FAILED),
           Map.entry(PayloadTooLargeException.class, PAYLOAD_TOO_LARGE),

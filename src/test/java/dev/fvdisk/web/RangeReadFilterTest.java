@@ -109,6 +109,9 @@ class RangeReadFilterTest {
     MockHttpServletRequest withBody = get("/api/v1/images/vm/data", "bytes=0-9");
     withBody.setContent(new byte[] {1});
     assertPassedOn(withBody);
+    MockHttpServletRequest wantsDigest = get("/api/v1/images/vm/data", "bytes=0-9");
+    wantsDigest.addHeader("Want-Content-Digest", "sha-256=1");
+    assertPassedOn(wantsDigest);
     MockHttpServletRequest errorPage = get("/api/v1/images/vm/data", "bytes=0-9");
     errorPage.setDispatcherType(DispatcherType.ERROR);
     assertPassedOn(errorPage);
