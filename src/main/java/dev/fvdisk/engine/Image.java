@@ -7,6 +7,7 @@ import java.io.Closeable;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
+import java.util.BitSet;
 import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.atomic.AtomicLong;
@@ -901,6 +902,52 @@ public final class Image implements Closeable {
                 + " bytes");
       }
       chunks.readSnapshot(s.id(), offsetBytes, dst);
+    } finally {
+      lifecycle.unlockShared();
+    }
+  }
+
+  /**
+   * Where snapshot {@code to}, or the live image when {@code to} is null, may read differently from
+   * snapshot {@code from}: runs of whole chunks that writes or zeroes changed after {@code from}
+   * was taken (and everything past {@code from}'s size), clipped to {@code [offsetBytes,
+   * offsetBytes + lengthBytes)}, at most {@code maxExtents} of them, each in state {@link
+   * Extent.State#DATA}. A list cut short ends with a whole run; the caller continues after it.
+   * Moves by compaction are not changes.
+   *
+   * @throws IllegalArgumentException when a snapshot does not exist, {@code to} is not newer than
+   *     {@code from}, or the range is not inside {@code to}
+   */
+  public List<Extent> changes(
+      String from, @Nullable String to, long offsetBytes, long lengthBytes, int maxExtents) {
+    lifecycle.lockShared();
+    try {
+      ensureOpen();
+      SnapshotSet.Snapshot first = snapshot(from);
+      SnapshotSet.Snapshot last = to == null ? null : snapshot(to);
+      long size = last == null ? sizeBytes() : last.sizeBytes();
+      if (offsetBytes < 0 || lengthBytes <= 0 || offsetBytes > size - lengthBytes) {
+        throw new IllegalArgumentException(
+            "range of " + lengthBytes + " bytes at " + offsetBytes + " is not inside " + size);
+      }
+      int chunk = chunkSizeBytes();
+      BitSet changed =
+          chunks.snapshots().changedChunks(first.id(), last == null ? 0 : last.id(), size);
+      List<Extent> runs = new ArrayList<>();
+      long end = offsetBytes + lengthBytes;
+      for (int c = changed.nextSetBit((int) (offsetBytes / chunk));
+          c >= 0 && (long) c * chunk < end;
+          c = changed.nextSetBit(c + 1)) {
+        int runEnd = changed.nextClearBit(c);
+        long runStart = Math.max(offsetBytes, (long) c * chunk);
+        long runStop = Math.min(end, (long) runEnd * chunk);
+        if (runs.size() == maxExtents) {
+          break;
+        }
+        runs.add(new Extent(runStart, runStop - runStart, Extent.State.DATA));
+        c = runEnd;
+      }
+      return runs;
     } finally {
       lifecycle.unlockShared();
     }

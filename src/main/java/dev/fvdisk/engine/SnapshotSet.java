@@ -6,6 +6,7 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.BitSet;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
@@ -259,6 +260,49 @@ final class SnapshotSet {
       olderChunks = chunkCount(s);
     }
     throw new IllegalArgumentException("no snapshot " + snapshotId);
+  }
+
+  /**
+   * The chunks that may read differently in snapshot {@code toId} (0: the live image, of {@code
+   * toSizeBytes}) than in snapshot {@code fromId}: every chunk some delta from {@code fromId}'s up
+   * to {@code toId}'s (excluded) holds, since a chunk enters the delta of the newest snapshot at
+   * its first change after it, and deleting a snapshot keeps the union of the keys; and every chunk
+   * from the one where {@code fromId}'s size ends, when the image grew since.
+   *
+   * @throws IllegalArgumentException when {@code toId} is not newer than {@code fromId}
+   */
+  BitSet changedChunks(int fromId, int toId, long toSizeBytes) {
+    int toChunkCount = (int) Header.ceilDiv(toSizeBytes, chunkSizeBytes);
+    BitSet changed = new BitSet(toChunkCount);
+    boolean reached = false;
+    long fromSizeBytes = -1;
+    for (Snapshot s : snapshots) {
+      if (s.id() == fromId) {
+        reached = true;
+        fromSizeBytes = s.sizeBytes();
+      }
+      if (s.id() == toId) {
+        if (!reached || toId == fromId) {
+          throw new IllegalArgumentException("snapshot " + toId + " is not newer than " + fromId);
+        }
+        break;
+      }
+      if (reached) {
+        for (int chunk : deltas.get(s.id()).keySet()) {
+          if (chunk < toChunkCount) {
+            changed.set(chunk);
+          }
+        }
+      }
+    }
+    if (!reached) {
+      throw new IllegalArgumentException("no snapshot " + fromId);
+    }
+    if (fromSizeBytes < toSizeBytes) {
+      // From the chunk where the older size ended: the grown part reads as the image has it now.
+      changed.set((int) (fromSizeBytes / chunkSizeBytes), toChunkCount);
+    }
+    return changed;
   }
 
   /** How many slots the deltas hold; kept as they change, so asking costs nothing. */

@@ -60,6 +60,15 @@ class SnapshotTest {
       assertThat(image.stats().fileBytes()).isEqualTo(fileBefore);
       assertThat(image.stats().snapshotBytes()).isEqualTo(2L * chunk);
       assertThat(image.check(false).status()).isEqualTo(CheckReport.Status.OK);
+      // The changes since s1: the chunk written into and the chunk zeroed, nothing else.
+      assertThat(image.changes("s1", null, 0, 8L * chunk, 1000))
+          .containsExactly(
+              new Extent(0, chunk, Extent.State.DATA),
+              new Extent(2L * chunk, chunk, Extent.State.DATA));
+      assertThat(image.changes("s1", null, 0, 8L * chunk, 1))
+          .containsExactly(new Extent(0, chunk, Extent.State.DATA));
+      assertThat(image.changes("s1", null, 2L * chunk + 10, 100, 1000))
+          .containsExactly(new Extent(2L * chunk + 10, 100, Extent.State.DATA));
 
       assertThatThrownBy(() -> image.createSnapshot("s1"))
           .isInstanceOf(IllegalArgumentException.class)
@@ -268,6 +277,42 @@ class SnapshotTest {
       }
       CheckReport report = image.check(false);
       assertThat(report.problems()).as("step %d: check", step).isEmpty();
+      checkChanges(step);
+    }
+
+    /**
+     * Every byte where a later snapshot, or the live disk, differs from an earlier snapshot lies in
+     * a change the image lists between them.
+     */
+    private void checkChanges(int step) throws Exception {
+      List<String> names = new ArrayList<>(snapshots.keySet());
+      for (int i = 0; i < names.size(); i++) {
+        byte[] from = snapshots.get(names.get(i));
+        for (int j = i + 1; j <= names.size(); j++) {
+          String toName = j == names.size() ? null : names.get(j);
+          byte[] to = toName == null ? live : snapshots.get(toName);
+          List<Extent> changes = image.changes(names.get(i), toName, 0, to.length, 1 << 20);
+          boolean[] covered = new boolean[to.length];
+          for (Extent e : changes) {
+            Arrays.fill(covered, (int) e.offsetBytes(), (int) e.endBytes(), true);
+          }
+          for (int b = 0; b < to.length; b++) {
+            boolean differs = b >= from.length || from[b] != to[b];
+            if (differs && !covered[b]) {
+              throw new AssertionError(
+                  "step "
+                      + step
+                      + ": byte "
+                      + b
+                      + " differs between "
+                      + names.get(i)
+                      + " and "
+                      + (toName == null ? "the live disk" : toName)
+                      + " but is in no change");
+            }
+          }
+        }
+      }
     }
 
     private void assertSame(byte[] actual, byte[] expected, String what) {
