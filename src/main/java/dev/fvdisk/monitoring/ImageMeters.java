@@ -98,6 +98,8 @@ public class ImageMeters implements ImageServiceObserver {
             ImageUsage::provisionedBytes,
             BaseUnits.BYTES));
     meters.add(gauge("fvdisk.image.file", tags, usage, ImageUsage::fileBytes, BaseUnits.BYTES));
+    meters.add(
+        gauge("fvdisk.image.snapshot", tags, usage, ImageUsage::snapshotBytes, BaseUnits.BYTES));
     meters.add(gauge("fvdisk.image.leaked.chunks", tags, usage, ImageUsage::leakedChunks, null));
     meters.add(gauge("fvdisk.image.journal.used", tags, usage, ImageUsage::journalUsedRatio, null));
     meters.add(

@@ -12,6 +12,8 @@ import org.jspecify.annotations.Nullable;
  * @param usedBytes what the image's chunks occupy
  * @param fileBytes length of the image file
  * @param leakedChunks chunks found unreferenced after recovery, not yet reused or reclaimed
+ * @param snapshotBytes what the chunk versions only the image's snapshots hold occupy
+ * @param snapshotCount how many snapshots the image has
  * @param version changes with every change of data or metadata and never repeats (see {@link
  *     VirtualDisk#version()})
  */
@@ -27,6 +29,8 @@ public record ImageDescriptor(
     long usedBytes,
     long fileBytes,
     long leakedChunks,
+    long snapshotBytes,
+    int snapshotCount,
     Instant createdAt,
     String version) {
 

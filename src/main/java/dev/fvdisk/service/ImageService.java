@@ -22,8 +22,9 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The way into the service: the lifecycle of images (list, describe, create, update, delete,
- * check), the storage figures, and {@linkplain #attach attaching} to an image to read and write it
- * as a {@link VirtualDisk}.
+ * check), their snapshots, the storage figures, and {@linkplain #attach attaching} to an image to
+ * read and write it as a {@link VirtualDisk}, or to a snapshot to read it ({@link
+ * #attachSnapshot}).
  *
  * <p>The open images live in an {@link ImageRegistry}; what writes may allocate is the {@link
  * SpacePolicy}'s business. Engine {@code IOException}s never leave the service: they become {@link
@@ -47,6 +48,7 @@ public class ImageService implements AutoCloseable {
   private final SpacePolicy space;
   private final ImageRegistry registry;
   private final StagingArea staging;
+  private final ImageSnapshots snapshots;
   private @Nullable Compactor compactor;
 
   public ImageService(ImageDirectory directory, ServiceLimits limits) {
@@ -73,6 +75,7 @@ public class ImageService implements AutoCloseable {
         new ImageRegistry(
             directory, errors, observer, space.backgroundCopies(), writerWait.toNanos());
     this.staging = new StagingArea(directory.stagingDirectory(), space, errors);
+    this.snapshots = new ImageSnapshots(registry, errors, observer);
   }
 
   private long usedBytesOfAllImages() {
@@ -148,12 +151,14 @@ public class ImageService implements AutoCloseable {
       usable = 0;
     }
     long used = images.stream().mapToLong(ImageUsage::usedBytes).sum();
+    // What snapshots hold counts against the quota as writes are checked (SpacePolicy).
+    long held = images.stream().mapToLong(ImageUsage::snapshotBytes).sum();
     return new StorageSnapshot(
         directory.root(),
         directory.isWritable(),
         usable,
         limits.minFreeBytes(),
-        space.allocatable(usable, used).bytes(),
+        space.allocatable(usable, used + held).bytes(),
         images,
         registry.failureReasons(),
         latched);
@@ -199,6 +204,58 @@ public class ImageService implements AutoCloseable {
       }
       disk.flush();
     }
+  }
+
+  // ---- snapshots ----
+
+  /**
+   * Takes a snapshot of everything written to the image before this call; durable on return, and
+   * copies nothing: from then on the first write into each chunk keeps the chunk's old bytes for
+   * the snapshot. Waits for the reads and writes in progress; attached writers stay attached.
+   *
+   * @throws InvalidValueException when the name does not follow the rule for image names
+   * @throws SnapshotExistsException when the image has a snapshot of that name
+   * @throws SnapshotLimitException when the image has 255 snapshots
+   * @throws ImageReadOnlyException when the image is marked read-only
+   * @throws SnapshotNotSupportedException when the image is a clone that still reads its base
+   */
+  public SnapshotDescriptor createSnapshot(String image, String snapshot) {
+    return snapshots.create(image, snapshot);
+  }
+
+  /** The image's snapshots, oldest first. */
+  public List<SnapshotDescriptor> snapshots(String image) {
+    return snapshots.list(image);
+  }
+
+  /**
+   * One snapshot of the image.
+   *
+   * @throws SnapshotNotFoundException when there is no such snapshot
+   */
+  public SnapshotDescriptor describeSnapshot(String image, String snapshot) {
+    return snapshots.describe(image, snapshot);
+  }
+
+  /**
+   * Deletes a snapshot, any one; durable on return. The chunk versions only it held are freed.
+   *
+   * @throws SnapshotNotFoundException when there is no such snapshot
+   * @throws ImageReadOnlyException when the image is marked read-only
+   */
+  public void deleteSnapshot(String image, String snapshot) {
+    snapshots.delete(image, snapshot);
+  }
+
+  /**
+   * Attaches to a snapshot, to read it as a read-only block device until closed (see {@link
+   * SnapshotDisk}); its version never changes. Pins nothing, like a {@link Access#READ_ONLY}
+   * attachment.
+   *
+   * @throws SnapshotNotFoundException when there is no such snapshot
+   */
+  public VirtualDisk attachSnapshot(String image, String snapshot) {
+    return snapshots.attach(image, snapshot);
   }
 
   // ---- lifecycle ----
@@ -255,6 +312,8 @@ public class ImageService implements AutoCloseable {
         stats.usedBytes(),
         stats.fileBytes(),
         stats.leakedChunks(),
+        stats.snapshotBytes(),
+        image.snapshots().size(),
         Instant.ofEpochMilli(image.createdAtMillis()),
         version);
   }

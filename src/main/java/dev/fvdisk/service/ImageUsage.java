@@ -6,6 +6,7 @@ package dev.fvdisk.service;
  * @param name the image name
  * @param provisionedBytes virtual size: what the image may come to occupy
  * @param usedBytes bytes taken by chunks that hold the image's data
+ * @param snapshotBytes bytes taken by chunk versions only the image's snapshots hold
  * @param fileBytes length of the image file (chunks, metadata and space reserved for growth)
  * @param leakedChunks chunks found unreferenced after recovery and not yet reused or reclaimed
  * @param journalUsedRatio journal fill between 0 and 1
@@ -21,6 +22,7 @@ public record ImageUsage(
     String name,
     long provisionedBytes,
     long usedBytes,
+    long snapshotBytes,
     long fileBytes,
     long leakedChunks,
     double journalUsedRatio,

@@ -23,6 +23,9 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * bounded time. The drain happens before the change takes the write lock, so attached writers can
  * still finish the calls they are in. Pins use their own lock and condition, not a monitor, so a
  * virtual thread waiting at the door does not hold its carrier.
+ *
+ * <p>The entry also counts the snapshot deletions made through it, so a snapshot's view ({@link
+ * SnapshotDisk}) learns cheaply, under the shared lock, whether its snapshot may have gone.
  */
 final class OpenImage {
 
@@ -35,6 +38,10 @@ final class OpenImage {
   private final Condition pinsChanged = pinLock.newCondition();
   private int writers;
   private boolean draining;
+
+  // Snapshot deletions, guarded by the write lock and read under either lock (see ImageSnapshots).
+  private long snapshotDeletions;
+  private long lastSnapshotDeletedAtMillis;
 
   OpenImage(String name, Image image) {
     this.name = name;
@@ -63,6 +70,7 @@ final class OpenImage {
         name,
         stats.sizeBytes(),
         stats.usedBytes(),
+        stats.snapshotBytes(),
         stats.fileBytes(),
         stats.leakedChunks(),
         stats.journalUsedRatio(),
@@ -76,6 +84,22 @@ final class OpenImage {
 
   ReentrantReadWriteLock lock() {
     return lock;
+  }
+
+  /** Counts a snapshot deletion made at {@code atMillis}; the caller holds the write lock. */
+  void snapshotDeleted(long atMillis) {
+    snapshotDeletions++;
+    lastSnapshotDeletedAtMillis = atMillis;
+  }
+
+  /** How many snapshots were deleted through this entry; the caller holds the lock. */
+  long snapshotDeletions() {
+    return snapshotDeletions;
+  }
+
+  /** When the last snapshot deletion through this entry was made, or 0; under the lock. */
+  long lastSnapshotDeletedAtMillis() {
+    return lastSnapshotDeletedAtMillis;
   }
 
   boolean isRetired() {

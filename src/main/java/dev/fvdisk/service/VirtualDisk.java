@@ -33,7 +33,7 @@ import java.util.List;
  */
 public interface VirtualDisk extends AutoCloseable {
 
-  /** The image's name. */
+  /** The image's name; {@code image@snapshot} for a snapshot's view. */
   String name();
 
   /** The size of the virtual disk now; images can grow while attached. */

@@ -12,10 +12,12 @@
  *
  * <p><b>Locking.</b> Each open image carries a read-write lock. Every call on an attachment holds
  * it shared for that call only; anything that must see a stable image between a check and a change
- * (a conditional change, growing, the read-only mark, delete, check) holds it exclusively. Writers
- * attached with {@link dev.fvdisk.service.Access#READ_WRITE} also pin the image: delete, marking it
- * read-only and shutdown first wait for them to detach, for a bounded time, before they take the
- * lock. The registry's monitor is taken after an image's lock, never before.
+ * (a conditional change, growing, the read-only mark, delete, check, taking or deleting a snapshot)
+ * holds it exclusively. A snapshot's read-only view ({@code SnapshotDisk}) is an attachment like a
+ * read-only one. Writers attached with {@link dev.fvdisk.service.Access#READ_WRITE} also pin the
+ * image: delete, marking it read-only and shutdown first wait for them to detach, for a bounded
+ * time, before they take the lock. The registry's monitor is taken after an image's lock, never
+ * before.
  */
 @NullMarked
 package dev.fvdisk.service;

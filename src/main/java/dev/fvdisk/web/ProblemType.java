@@ -13,6 +13,10 @@ import dev.fvdisk.service.InvalidRequestException;
 import dev.fvdisk.service.InvalidValueException;
 import dev.fvdisk.service.RangeOutsideDiskException;
 import dev.fvdisk.service.ServiceException;
+import dev.fvdisk.service.SnapshotExistsException;
+import dev.fvdisk.service.SnapshotLimitException;
+import dev.fvdisk.service.SnapshotNotFoundException;
+import dev.fvdisk.service.SnapshotNotSupportedException;
 import dev.fvdisk.service.StorageIoException;
 import dev.fvdisk.service.UnalignedDataException;
 import dev.fvdisk.service.VersionMismatchException;
@@ -32,6 +36,7 @@ enum ProblemType {
   FORBIDDEN("forbidden", "Forbidden", 403),
   NOT_FOUND("not-found", "Not found", 404),
   IMAGE_NOT_FOUND("image-not-found", "Image not found", 404),
+  SNAPSHOT_NOT_FOUND("snapshot-not-found", "Snapshot not found", 404),
   METHOD_NOT_ALLOWED("method-not-allowed", "Method not allowed", 405),
   NOT_ACCEPTABLE("not-acceptable", "Not acceptable", 406),
   IMAGE_EXISTS("image-exists", "Image already exists", 409),
@@ -39,6 +44,9 @@ enum ProblemType {
   IMAGE_IN_USE("image-in-use", "Image is a base of other images", 409),
   IMAGE_ATTACHED("image-attached", "Image has writers attached", 409),
   BASE_NOT_READ_ONLY("base-not-read-only", "Base image is not read-only", 409),
+  SNAPSHOT_EXISTS("snapshot-exists", "Snapshot already exists", 409),
+  SNAPSHOT_NOT_SUPPORTED("snapshot-not-supported", "Image cannot have snapshots yet", 409),
+  SNAPSHOT_LIMIT("snapshot-limit", "Too many snapshots", 409),
   LENGTH_REQUIRED("length-required", "Length required", 411),
   PRECONDITION_FAILED("precondition-failed", "Precondition failed", 412),
   PAYLOAD_TOO_LARGE("payload-too-large", "Payload too large", 413),
@@ -66,6 +74,10 @@ enum ProblemType {
           Map.entry(ImageInUseException.class, IMAGE_IN_USE),
           Map.entry(ImageAttachedException.class, IMAGE_ATTACHED),
           Map.entry(BaseNotReadOnlyException.class, BASE_NOT_READ_ONLY),
+          Map.entry(SnapshotNotFoundException.class, SNAPSHOT_NOT_FOUND),
+          Map.entry(SnapshotExistsException.class, SNAPSHOT_EXISTS),
+          Map.entry(SnapshotNotSupportedException.class, SNAPSHOT_NOT_SUPPORTED),
+          Map.entry(SnapshotLimitException.class, SNAPSHOT_LIMIT),
           Map.entry(VersionMismatchException.class, PRECONDITION_FAILED),
           Map.entry(RangeOutsideDiskException.class, RANGE_NOT_SATISFIABLE),
           Map.entry(UnalignedDataException.class, UNALIGNED_DATA),

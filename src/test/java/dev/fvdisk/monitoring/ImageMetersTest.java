@@ -12,7 +12,8 @@ import org.junit.jupiter.api.Test;
 class ImageMetersTest {
 
   private static ImageUsage usage(String name, long used, boolean hasBase) {
-    return new ImageUsage(name, 1 << 20, used, 4 << 20, 2, 0.25, 0, hasBase, 10, 40, false, false);
+    return new ImageUsage(
+        name, 1 << 20, used, 3 * 65536, 4 << 20, 2, 0.25, 0, hasBase, 10, 40, false, false);
   }
 
   @Test
@@ -24,6 +25,8 @@ class ImageMetersTest {
     meters.imageOpened("vm", current::get);
     assertThat(registry.get("fvdisk.image.used").tag("image", "vm").gauge().value())
         .isEqualTo(65536);
+    assertThat(registry.get("fvdisk.image.snapshot").tag("image", "vm").gauge().value())
+        .isEqualTo(3 * 65536);
     assertThat(registry.get("fvdisk.image.leaked.chunks").tag("image", "vm").gauge().value())
         .isEqualTo(2);
     assertThat(registry.get("fvdisk.image.journal.used").tag("image", "vm").gauge().value())
@@ -41,6 +44,7 @@ class ImageMetersTest {
 
     meters.imageClosed("vm");
     assertThat(registry.find("fvdisk.image.used").tag("image", "vm").gauge()).isNull();
+    assertThat(registry.find("fvdisk.image.snapshot").tag("image", "vm").gauge()).isNull();
 
     meters.imageOpened("clone", () -> usage("clone", 0, true));
     assertThat(registry.get("fvdisk.image.prefetch.progress").tag("image", "clone").gauge().value())

@@ -1,0 +1,218 @@
+package dev.fvdisk.service;
+
+import dev.fvdisk.engine.Image;
+import dev.fvdisk.engine.ImageClosedException;
+import dev.fvdisk.engine.SnapshotInfo;
+import java.io.IOException;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.locks.Lock;
+import java.util.concurrent.locks.LockSupport;
+import org.jspecify.annotations.Nullable;
+
+/**
+ * The snapshots of images: take, list, describe, delete, and attach to one to read it as a
+ * read-only {@link VirtualDisk} ({@link SnapshotDisk}). {@link ImageService} hands its snapshot
+ * calls here.
+ *
+ * <p>Taking and deleting a snapshot hold the image entry's lock exclusively, so the checks that
+ * turn into problems (name taken, the limit, read-only, a clone still reading its base) see the
+ * same snapshots as the engine call after them; listing and reading hold it shared. The engine
+ * waits for reads and writes in progress itself; attached writers need not detach.
+ *
+ * <p>A snapshot is identified for HTTP validators by the image's id and the millisecond it was
+ * taken, which never change. Taking a snapshot therefore waits, when it must, until the clock has
+ * passed the last snapshot deletion of the image, so that a snapshot deleted and taken again under
+ * the same name within one millisecond cannot come back with the old one's identity.
+ */
+final class ImageSnapshots {
+
+  /** The engine's limit: its snapshot directory has room for this many per image. */
+  static final int MAX_SNAPSHOTS = 255;
+
+  private static final long CLOCK_WAIT_NANOS = 5_000_000;
+
+  private final ImageRegistry registry;
+  private final EngineErrors errors;
+  private final ImageServiceObserver observer;
+
+  ImageSnapshots(ImageRegistry registry, EngineErrors errors, ImageServiceObserver observer) {
+    this.registry = registry;
+    this.errors = errors;
+    this.observer = observer;
+  }
+
+  SnapshotDescriptor create(String imageName, String snapshotName) {
+    OpenImage open = registry.lookup(imageName);
+    if (!ImageDirectory.isValidName(snapshotName)) {
+      throw new InvalidValueException(
+          "snapshot name \""
+              + snapshotName
+              + "\" does not match "
+              + ImageDirectory.NAME.pattern()
+              + " (or is . or ..)");
+    }
+    return underLock(
+        open,
+        true,
+        image -> {
+          if (image.isReadOnly()) {
+            throw new ImageReadOnlyException(imageName, "clear readOnly to take a snapshot");
+          }
+          String base = image.baseLocator();
+          if (base != null) {
+            throw new SnapshotNotSupportedException(imageName, base);
+          }
+          List<SnapshotInfo> existing = image.snapshots();
+          if (find(existing, snapshotName) != null) {
+            throw new SnapshotExistsException(imageName, snapshotName);
+          }
+          if (existing.size() >= MAX_SNAPSHOTS) {
+            throw new SnapshotLimitException(imageName, MAX_SNAPSHOTS);
+          }
+          awaitClockPast(open.lastSnapshotDeletedAtMillis());
+          try {
+            return describe(image.createSnapshot(snapshotName));
+          } catch (IllegalArgumentException e) {
+            // The checks above cover the engine's reasons; a reason they missed is still the
+            // client's value, not a server failure.
+            throw new InvalidValueException(errors.withoutDirectory(e));
+          }
+        });
+  }
+
+  List<SnapshotDescriptor> list(String imageName) {
+    OpenImage open = registry.lookup(imageName);
+    return underLock(
+        open,
+        false,
+        image -> {
+          List<SnapshotDescriptor> all = new ArrayList<>();
+          for (SnapshotInfo info : image.snapshots()) {
+            all.add(describe(info));
+          }
+          return all;
+        });
+  }
+
+  SnapshotDescriptor describe(String imageName, String snapshotName) {
+    OpenImage open = registry.lookup(imageName);
+    return underLock(open, false, image -> describe(existing(image, imageName, snapshotName)));
+  }
+
+  void delete(String imageName, String snapshotName) {
+    OpenImage open = registry.lookup(imageName);
+    underLock(
+        open,
+        true,
+        image -> {
+          if (image.isReadOnly()) {
+            existing(image, imageName, snapshotName);
+            throw new ImageReadOnlyException(imageName, "clear readOnly to delete a snapshot");
+          }
+          if (!ImageDirectory.isValidName(snapshotName)) {
+            throw new SnapshotNotFoundException(imageName, snapshotName);
+          }
+          try {
+            image.deleteSnapshot(snapshotName);
+          } catch (IllegalArgumentException e) {
+            // The engine's one reason: no snapshot of that name.
+            throw new SnapshotNotFoundException(imageName, snapshotName);
+          }
+          open.snapshotDeleted(System.currentTimeMillis());
+          return null;
+        });
+  }
+
+  VirtualDisk attach(String imageName, String snapshotName) {
+    OpenImage open = registry.lookup(imageName);
+    return underLock(
+        open,
+        false,
+        image -> {
+          SnapshotInfo info = existing(image, imageName, snapshotName);
+          return new SnapshotDisk(
+              open,
+              info,
+              image.id() + "-s" + info.createdAtMillis(),
+              open.snapshotDeletions(),
+              errors,
+              observer);
+        });
+  }
+
+  /**
+   * The snapshot's current entry, or null when it was deleted, or deleted and taken again under its
+   * name (a different snapshot); the caller holds the entry's lock.
+   */
+  static @Nullable SnapshotInfo current(Image image, SnapshotInfo snapshot) {
+    SnapshotInfo now = find(image.snapshots(), snapshot.name());
+    return now != null && now.createdAtMillis() == snapshot.createdAtMillis() ? now : null;
+  }
+
+  private static SnapshotInfo existing(Image image, String imageName, String snapshotName) {
+    SnapshotInfo info =
+        ImageDirectory.isValidName(snapshotName) ? find(image.snapshots(), snapshotName) : null;
+    if (info == null) {
+      throw new SnapshotNotFoundException(imageName, snapshotName);
+    }
+    return info;
+  }
+
+  private static @Nullable SnapshotInfo find(List<SnapshotInfo> snapshots, String name) {
+    for (SnapshotInfo s : snapshots) {
+      if (s.name().equals(name)) {
+        return s;
+      }
+    }
+    return null;
+  }
+
+  private static SnapshotDescriptor describe(SnapshotInfo info) {
+    return new SnapshotDescriptor(
+        info.name(),
+        Instant.ofEpochMilli(info.createdAtMillis()),
+        info.sizeBytes(),
+        info.exclusiveBytes());
+  }
+
+  /**
+   * Waits until the wall clock reads later than {@code millis}: a millisecond at most, as {@code
+   * millis} was read from it. The wait is bounded all the same, so a clock set back never holds the
+   * image's lock for long; that rare case is left to chance.
+   */
+  private static void awaitClockPast(long millis) {
+    long deadline = System.nanoTime() + CLOCK_WAIT_NANOS;
+    while (System.currentTimeMillis() <= millis && System.nanoTime() < deadline) {
+      LockSupport.parkNanos(100_000);
+    }
+  }
+
+  /** One call on the entry's image, under its lock. */
+  @FunctionalInterface
+  private interface ImageCall<T> {
+    T run(Image image) throws IOException;
+  }
+
+  /**
+   * Runs {@code call} with the entry's lock held, exclusively or shared, turning engine failures
+   * into the service's exceptions: a closed or retired image is a deleted one.
+   */
+  private <T> T underLock(OpenImage open, boolean exclusive, ImageCall<T> call) {
+    Lock lock = exclusive ? open.lock().writeLock() : open.lock().readLock();
+    lock.lock();
+    try {
+      if (open.isRetired()) {
+        throw new ImageNotFoundException(open.name());
+      }
+      return call.run(open.image());
+    } catch (IOException e) {
+      throw errors.translate(open.name(), e);
+    } catch (ImageClosedException e) {
+      throw new ImageNotFoundException(open.name());
+    } finally {
+      lock.unlock();
+    }
+  }
+}
