@@ -31,8 +31,10 @@ import org.springframework.web.servlet.HandlerExceptionResolver;
  *   <caption>Who may do what</caption>
  *   <tr><th>request</th><th>needs</th></tr>
  *   <tr><td>HEAD, GET, OPTIONS on images</td><td>reader, and the image in scope</td></tr>
- *   <tr><td>PUT data or sectors, PATCH data</td><td>writer, and the image in scope</td></tr>
- *   <tr><td>POST images, anything else on an image</td><td>admin, and the image in scope</td></tr>
+ *   <tr><td>PUT data or sectors, PATCH data, POST a snapshot</td>
+ *       <td>writer, and the image in scope</td></tr>
+ *   <tr><td>POST images, anything else on an image (such as DELETE of a snapshot)</td>
+ *       <td>admin, and the image in scope</td></tr>
  *   <tr><td>{@code /actuator/health} (status only)</td><td>nothing</td></tr>
  *   <tr><td>actuator endpoints that dump memory, environment or configuration</td>
  *       <td>refused to everyone</td></tr>
@@ -178,6 +180,10 @@ class SecurityConfiguration {
                     .requestMatchers(HttpMethod.PUT, IMAGE + "/sectors/*")
                     .access(ImageAuthorization.requires(Role.WRITER))
                     .requestMatchers(HttpMethod.PATCH, IMAGE + "/data")
+                    .access(ImageAuthorization.requires(Role.WRITER))
+                    // Taking a snapshot frees nothing and loses nothing, so a writer (a VM host
+                    // before a risky change) may; deleting one is lifecycle, left to admin below.
+                    .requestMatchers(HttpMethod.POST, IMAGE + "/snapshots")
                     .access(ImageAuthorization.requires(Role.WRITER))
                     .requestMatchers(IMAGE + "/**")
                     .access(ImageAuthorization.requires(Role.ADMIN))

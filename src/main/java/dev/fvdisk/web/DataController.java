@@ -14,10 +14,7 @@ import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
 import java.util.List;
 import org.jspecify.annotations.Nullable;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 import org.springframework.http.HttpHeaders;
-import org.springframework.http.HttpStatus;
 import org.springframework.http.MediaType;
 import org.springframework.http.ResponseEntity;
 import org.springframework.web.bind.annotation.GetMapping;
@@ -45,15 +42,13 @@ import org.springframework.web.bind.annotation.RestController;
  * which {@link #read} answers.
  *
  * <p>Digests (RFC 9530): a read that sends {@code Want-Content-Digest} gets a {@code
- * Content-Digest} of its body (see {@link DiskStreams#read(VirtualDisk, ByteRanges.Span,
- * DataAnswer, DigestAlgorithm)}), and a write that sends {@code Content-Digest} is checked against
- * it before anything is written ({@link StagedWrite}).
+ * Content-Digest} of its body (see {@link DataReads} and {@link DiskStreams#read(VirtualDisk,
+ * ByteRanges.Span, DataAnswer, DigestAlgorithm)}), and a write that sends {@code Content-Digest} is
+ * checked against it before anything is written ({@link StagedWrite}).
  */
 @RestController
 @RequestMapping("/api/v1/images/{name}")
 class DataController {
-
-  private static final Logger log = LoggerFactory.getLogger(DataController.class);
 
   private static final long SECTOR_BYTES = 512;
   private static final String ALLOW = "OPTIONS, HEAD, GET, PUT, PATCH";
@@ -61,19 +56,18 @@ class DataController {
 
   private final ImageService images;
   private final DiskStreams streams;
+  private final DataReads reads;
 
   DataController(ImageService images, DiskStreams streams) {
     this.images = images;
     this.streams = streams;
+    this.reads = new DataReads(streams);
   }
 
   @RequestMapping(path = "/data", method = RequestMethod.HEAD)
   void head(@PathVariable String name, HttpServletResponse response) {
     try (VirtualDisk disk = images.attach(name, Access.READ_ONLY)) {
-      DataState image = DataState.of(disk);
-      DataAnswer.dataHeaders(response, image);
-      response.setContentLengthLong(image.sizeBytes());
-      response.setStatus(HttpStatus.OK.value());
+      reads.head(disk, response);
     }
   }
 
@@ -84,16 +78,8 @@ class DataController {
       HttpServletRequest request,
       HttpServletResponse response)
       throws IOException {
-    DigestAlgorithm digest = ContentDigests.wanted(request);
     try (VirtualDisk disk = images.attach(name, Access.READ_ONLY)) {
-      DataState image = DataState.of(disk);
-      ByteRanges.Span span = ByteRanges.parseRange(range, image.sizeBytes());
-      if (span == null) {
-        ByteRanges.Span whole = new ByteRanges.Span(0, image.sizeBytes());
-        send(disk, whole, DataAnswer.ok(response, image, whole), digest, request);
-      } else {
-        send(disk, span, DataAnswer.range(response, image, span), digest, request);
-      }
+      reads.get(disk, range, request, response);
     }
   }
 
@@ -188,11 +174,10 @@ class DataController {
     if (count < 1) {
       throw new InvalidValueException("count must be at least 1, was " + count);
     }
-    DigestAlgorithm digest = ContentDigests.wanted(request);
     try (VirtualDisk disk = images.attach(name, Access.READ_ONLY)) {
       DataState image = DataState.of(disk);
       ByteRanges.Span span = sectorSpan(firstSector, count, image.sizeBytes());
-      send(disk, span, DataAnswer.ok(response, image, span), digest, request);
+      reads.send(disk, span, DataAnswer.ok(response, image, span), request);
     }
   }
 
@@ -247,31 +232,6 @@ class DataController {
       List<DiskExtent> extents = disk.extents(offset, length, images.limits().mapPageExtents());
       return MapResponse.of(extents, offset + length);
     }
-  }
-
-  /** Sends the span, with a {@code Content-Digest} of the algorithm when one is given. */
-  private void send(
-      VirtualDisk disk,
-      ByteRanges.Span span,
-      DataAnswer answer,
-      @Nullable DigestAlgorithm digest,
-      HttpServletRequest request)
-      throws IOException {
-    if (digest == null) {
-      streams.read(disk, span, answer);
-    } else if (!streams.read(disk, span, answer, digest)) {
-      // A write changed the span between the digest's read and the body's: the body sent so far
-      // stops short of its length, and closing the connection tells the client so.
-      log.debug(
-          "{} {}: the data changed while it was read for its {} digest; the answer is cut short",
-          request.getMethod(),
-          request.getRequestURI(),
-          digest.key());
-      CutShortAnswerFilter.mark(
-          request, new IOException("the data changed while it was read for its digest"));
-      return;
-    }
-    answer.finish();
   }
 
   private static ByteRanges.Span sectorSpan(long firstSector, long count, long sizeBytes) {

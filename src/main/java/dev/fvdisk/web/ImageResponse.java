@@ -4,7 +4,11 @@ import dev.fvdisk.service.ImageDescriptor;
 import java.time.Instant;
 import org.jspecify.annotations.Nullable;
 
-/** The image descriptor as the contract shapes it. */
+/**
+ * The image descriptor as the contract shapes it.
+ *
+ * @param snapshotCount how many snapshots the image has
+ */
 record ImageResponse(
     String name,
     long sizeBytes,
@@ -15,6 +19,7 @@ record ImageResponse(
     boolean copyOnRead,
     Prefetch prefetch,
     Storage storage,
+    int snapshotCount,
     Instant createdAt) {
 
   /** Prefetch settings and progress. */
@@ -26,8 +31,13 @@ record ImageResponse(
       long copiedBytes,
       long totalBytes) {}
 
-  /** What the image takes on disk. */
-  record Storage(long usedBytes, long fileBytes, long leakedChunks) {}
+  /**
+   * What the image takes on disk.
+   *
+   * @param snapshotBytes what the chunk versions only its snapshots hold take, on top of {@code
+   *     usedBytes}
+   */
+  record Storage(long usedBytes, long fileBytes, long leakedChunks, long snapshotBytes) {}
 
   static ImageResponse of(ImageDescriptor d) {
     ImageDescriptor.Prefetch p = d.prefetch();
@@ -46,7 +56,8 @@ record ImageResponse(
             p.reason(),
             p.copiedBytes(),
             p.totalBytes()),
-        new Storage(d.usedBytes(), d.fileBytes(), d.leakedChunks()),
+        new Storage(d.usedBytes(), d.fileBytes(), d.leakedChunks(), d.snapshotBytes()),
+        d.snapshotCount(),
         d.createdAt());
   }
 }

@@ -322,6 +322,50 @@ class SecurityIntegrationTest {
   }
 
   @Test
+  void writer_takes_snapshots_reader_reads_them_and_only_admin_deletes_them() {
+    String image = create(name("vm"));
+    String snapshots = IMAGES + "/" + image + "/snapshots";
+    bearer(READER)
+        .contentType("application/json")
+        .body(Map.of("name", "by-reader"))
+        .post(snapshots)
+        .then()
+        .statusCode(403)
+        .contentType("application/problem+json")
+        .body("type", equalTo(FORBIDDEN))
+        .body("detail", equalTo("token \"auditor\" (role reader) may not POST " + snapshots));
+    bearer(VM_WRITER)
+        .contentType("application/json")
+        .body(Map.of("name", "by-writer"))
+        .post(snapshots)
+        .then()
+        .statusCode(201);
+    bearer(READER)
+        .get(snapshots)
+        .then()
+        .statusCode(200)
+        .body("snapshots.name[0]", equalTo("by-writer"));
+    bearer(READER).get(snapshots + "/by-writer").then().statusCode(200);
+    bearer(READER).head(snapshots + "/by-writer/data").then().statusCode(200);
+    bearer(READER)
+        .header("Range", "bytes=0-511")
+        .get(snapshots + "/by-writer/data")
+        .then()
+        .statusCode(206);
+    bearer(VM_WRITER)
+        .delete(snapshots + "/by-writer")
+        .then()
+        .statusCode(403)
+        .contentType("application/problem+json")
+        .body("type", equalTo(FORBIDDEN));
+    bearer(READER).delete(snapshots + "/by-writer").then().statusCode(403);
+    bearer(READER).get(snapshots).then().body("snapshots.name", equalTo(List.of("by-writer")));
+    bearer(ADMIN).delete(snapshots + "/by-writer").then().statusCode(204);
+    // Snapshots share the image's scope: outside it they are answered as a missing image.
+    bearer(DB_READER).get(snapshots).then().statusCode(404).body("type", equalTo(NOT_FOUND));
+  }
+
+  @Test
   void an_image_outside_the_token_pattern_looks_exactly_like_a_missing_one() {
     String other = create(name("db"));
     byte[] before = readAll(other);

@@ -282,7 +282,11 @@ class HttpFuzzIntegrationTest {
             "%30");
     Arbitrary<String> contract =
         Combinators.combine(Arbitraries.of(contractPaths()), name, sector)
-            .as((p, n, s) -> p.replace("{name}", n).replace("{firstSector}", s));
+            .as(
+                (p, n, s) ->
+                    p.replace("{name}", n)
+                        .replace("{firstSector}", s)
+                        .replace("{snapshot}", "fuzz-snapshot"));
     Arbitrary<String> other =
         Arbitraries.of(
             "/",
