@@ -248,6 +248,27 @@ public class ImageService implements AutoCloseable {
   }
 
   /**
+   * One page of the ranges where snapshot {@code to}, or the live image when it is null, may read
+   * differently from snapshot {@code from}: whole chunks written or zeroed after {@code from} was
+   * taken (moves by compaction are no change). A backup that holds {@code from} and copies these
+   * ranges from {@code to} holds {@code to}. Pages hold the configured number of map extents.
+   *
+   * @param offsetBytes where the span starts; null for 0
+   * @param lengthBytes how long it is; null for up to the end of {@code to}; clipped to it
+   * @throws SnapshotNotFoundException when either snapshot does not exist
+   * @throws InvalidValueException when {@code to} is not newer than {@code from}
+   * @throws RangeOutsideDiskException when the offset is not inside {@code to}
+   */
+  public ChangedRanges changes(
+      String image,
+      String from,
+      @Nullable String to,
+      @Nullable Long offsetBytes,
+      @Nullable Long lengthBytes) {
+    return snapshots.changes(image, from, to, offsetBytes, lengthBytes, limits.mapPageExtents());
+  }
+
+  /**
    * Attaches to a snapshot, to read it as a read-only block device until closed (see {@link
    * SnapshotDisk}); its version never changes. Pins nothing, like a {@link Access#READ_ONLY}
    * attachment.

@@ -1,5 +1,6 @@
 package dev.fvdisk.service;
 
+import dev.fvdisk.engine.Extent;
 import dev.fvdisk.engine.Image;
 import dev.fvdisk.engine.ImageClosedException;
 import dev.fvdisk.engine.SnapshotInfo;
@@ -122,6 +123,57 @@ final class ImageSnapshots {
           }
           open.snapshotDeleted(System.currentTimeMillis());
           return null;
+        });
+  }
+
+  /**
+   * The page of ranges in {@code [offsetBytes, offsetBytes + lengthBytes)} (defaults: the whole of
+   * {@code to}) where snapshot {@code to}, or the live image when it is null, may differ from
+   * snapshot {@code from}; a span that ends past {@code to} is clipped, as a map's is.
+   *
+   * @throws SnapshotNotFoundException when either snapshot does not exist
+   * @throws InvalidValueException when {@code to} is not newer than {@code from}, or the length is
+   *     not positive
+   * @throws RangeOutsideDiskException when the offset is not inside {@code to}
+   */
+  ChangedRanges changes(
+      String imageName,
+      String from,
+      @Nullable String to,
+      @Nullable Long offsetBytes,
+      @Nullable Long lengthBytes,
+      int maxRanges) {
+    OpenImage open = registry.lookup(imageName);
+    return underLock(
+        open,
+        false,
+        image -> {
+          List<SnapshotInfo> all = image.snapshots();
+          SnapshotInfo first = existing(image, imageName, from);
+          SnapshotInfo last = to == null ? null : existing(image, imageName, to);
+          if (last != null && all.indexOf(last) <= all.indexOf(first)) {
+            throw new InvalidValueException(
+                "to (\"" + to + "\") must name a snapshot taken after from (\"" + from + "\")");
+          }
+          long size = last == null ? image.sizeBytes() : last.sizeBytes();
+          long offset = offsetBytes == null ? 0 : offsetBytes;
+          if (offset < 0 || offset >= size) {
+            throw new RangeOutsideDiskException(
+                "offsetBytes " + offset + " is not inside the " + size + " bytes compared", size);
+          }
+          long length = lengthBytes == null ? size - offset : lengthBytes;
+          if (length <= 0) {
+            throw new InvalidValueException("lengthBytes must be positive, was " + length);
+          }
+          length = Math.min(length, size - offset);
+          // One more than a page: whether another page follows is known without a second call.
+          List<Extent> runs = image.changes(from, to, offset, length, maxRanges + 1);
+          List<ChangedRanges.Range> ranges = new ArrayList<>();
+          for (Extent run : runs.subList(0, Math.min(maxRanges, runs.size()))) {
+            ranges.add(new ChangedRanges.Range(run.offsetBytes(), run.lengthBytes()));
+          }
+          Long next = runs.size() > maxRanges ? runs.get(maxRanges).offsetBytes() : null;
+          return new ChangedRanges(ranges, next);
         });
   }
 
