@@ -740,6 +740,7 @@ public final class Image implements Closeable {
         header.chunkSizeBytes(),
         chunks.mappedChunks() * header.chunkSizeBytes(),
         chunks.snapshots().heldSlotCount() * header.chunkSizeBytes(),
+        chunks.snapshots().list().size(),
         chunks.allocator().reservedBytes(),
         chunks.allocator().storageBytes(),
         chunks.allocator().leakedCount(),
@@ -963,7 +964,11 @@ public final class Image implements Closeable {
 
   private SnapshotInfo info(SnapshotSet.Snapshot s) {
     return new SnapshotInfo(
-        s.name(), s.createdAtMillis(), s.sizeBytes(), chunks.snapshots().exclusiveBytes(s.id()));
+        s.id(),
+        s.name(),
+        s.createdAtMillis(),
+        s.sizeBytes(),
+        chunks.snapshots().exclusiveBytes(s.id()));
   }
 
   /**

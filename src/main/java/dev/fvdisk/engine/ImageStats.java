@@ -7,6 +7,7 @@ package dev.fvdisk.engine;
  * @param sizeBytes virtual size
  * @param usedBytes bytes taken by chunks that hold this image's data (mapped chunks × chunk size)
  * @param snapshotBytes bytes taken by chunk versions only snapshots hold
+ * @param snapshotCount how many snapshots the image has
  * @param reservedBytes bytes the file has grown by that no chunk has been given yet
  * @param fileBytes length of the image file
  * @param leakedChunks chunks found unreferenced after recovery and not yet reused or reclaimed
@@ -24,6 +25,7 @@ public record ImageStats(
     int chunkSizeBytes,
     long usedBytes,
     long snapshotBytes,
+    int snapshotCount,
     long reservedBytes,
     long fileBytes,
     long leakedChunks,

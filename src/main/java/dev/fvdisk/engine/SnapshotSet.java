@@ -50,7 +50,7 @@ final class SnapshotSet {
   static final int MAX_NAME_BYTES = 64;
 
   static final int DIRECTORY_MAGIC = 0x44535646; // "FVSD" read as a little-endian int
-  private static final int DIRECTORY_HEADER_BYTES = 8;
+  private static final int DIRECTORY_HEADER_BYTES = 12;
   private static final int SNAPSHOT_HEADER_BYTES = 28;
   private static final int ENTRY_BYTES = 8;
 
@@ -147,7 +147,7 @@ final class SnapshotSet {
     List<Snapshot> grown = new ArrayList<>(snapshots);
     grown.add(s);
     snapshots = List.copyOf(grown);
-    nextId = s.id() + 1;
+    nextId = Math.max(nextId, s.id() + 1);
     return null;
   }
 
@@ -353,7 +353,8 @@ final class SnapshotSet {
   // ---- the directory ----
 
   /**
-   * The set as a directory: magic, count, then per snapshot its id, name, time, size and delta
+   * The set as a directory: magic, count, the next id (so that ids are never given twice, also
+   * after every snapshot was deleted), then per snapshot its id, name, time, size and delta
    * (entries by ascending chunk, each the chunk and its location + 1, 0 for none), and a CRC-32C of
    * everything before it. Layout in docs/format.md.
    */
@@ -377,7 +378,7 @@ final class SnapshotSet {
               + chunks.length * ENTRY_BYTES;
     }
     ByteBuffer buf = ByteBuffer.allocate(bytes).order(ByteOrder.LITTLE_ENDIAN);
-    buf.putInt(DIRECTORY_MAGIC).putInt(all.size());
+    buf.putInt(DIRECTORY_MAGIC).putInt(all.size()).putInt(nextId);
     for (int i = 0; i < all.size(); i++) {
       Snapshot s = all.get(i);
       byte[] name = s.name().getBytes(StandardCharsets.UTF_8);
@@ -416,10 +417,12 @@ final class SnapshotSet {
       throw corrupt(where, "wrong magic");
     }
     int count = buf.getInt();
-    if (count < 0 || count > MAX_SNAPSHOTS) {
-      throw corrupt(where, count + " snapshots, at most " + MAX_SNAPSHOTS);
+    int nextId = buf.getInt();
+    if (count < 0 || count > MAX_SNAPSHOTS || nextId < 1) {
+      throw corrupt(where, count + " snapshots (at most " + MAX_SNAPSHOTS + "), next id " + nextId);
     }
     SnapshotSet set = new SnapshotSet(chunkSizeBytes);
+    set.nextId = nextId;
     Set<String> names = new HashSet<>();
     int end = start + length - 4;
     for (int i = 0; i < count; i++) {

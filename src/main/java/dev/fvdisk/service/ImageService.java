@@ -334,7 +334,7 @@ public class ImageService implements AutoCloseable {
         stats.fileBytes(),
         stats.leakedChunks(),
         stats.snapshotBytes(),
-        image.snapshots().size(),
+        stats.snapshotCount(),
         Instant.ofEpochMilli(image.createdAtMillis()),
         version);
   }

@@ -9,7 +9,6 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.locks.Lock;
-import java.util.concurrent.locks.LockSupport;
 import org.jspecify.annotations.Nullable;
 
 /**
@@ -22,17 +21,14 @@ import org.jspecify.annotations.Nullable;
  * same snapshots as the engine call after them; listing and reading hold it shared. The engine
  * waits for reads and writes in progress itself; attached writers need not detach.
  *
- * <p>A snapshot is identified for HTTP validators by the image's id and the millisecond it was
- * taken, which never change. Taking a snapshot therefore waits, when it must, until the clock has
- * passed the last snapshot deletion of the image, so that a snapshot deleted and taken again under
- * the same name within one millisecond cannot come back with the old one's identity.
+ * <p>A snapshot is identified for HTTP validators by the image's id and the snapshot's id, which
+ * the engine never gives twice in an image: a snapshot deleted and taken again under the same name
+ * is another snapshot, with another identity.
  */
 final class ImageSnapshots {
 
   /** The engine's limit: its snapshot directory has room for this many per image. */
   static final int MAX_SNAPSHOTS = 255;
-
-  private static final long CLOCK_WAIT_NANOS = 5_000_000;
 
   private final ImageRegistry registry;
   private final EngineErrors errors;
@@ -72,7 +68,6 @@ final class ImageSnapshots {
           if (existing.size() >= MAX_SNAPSHOTS) {
             throw new SnapshotLimitException(imageName, MAX_SNAPSHOTS);
           }
-          awaitClockPast(open.lastSnapshotDeletedAtMillis());
           try {
             return describe(image.createSnapshot(snapshotName));
           } catch (IllegalArgumentException e) {
@@ -121,7 +116,7 @@ final class ImageSnapshots {
             // The engine's one reason: no snapshot of that name.
             throw new SnapshotNotFoundException(imageName, snapshotName);
           }
-          open.snapshotDeleted(System.currentTimeMillis());
+          open.snapshotDeleted();
           return null;
         });
   }
@@ -187,7 +182,7 @@ final class ImageSnapshots {
           return new SnapshotDisk(
               open,
               info,
-              image.id() + "-s" + info.createdAtMillis(),
+              image.id() + "-s" + info.id(),
               open.snapshotDeletions(),
               errors,
               observer);
@@ -200,7 +195,7 @@ final class ImageSnapshots {
    */
   static @Nullable SnapshotInfo current(Image image, SnapshotInfo snapshot) {
     SnapshotInfo now = find(image.snapshots(), snapshot.name());
-    return now != null && now.createdAtMillis() == snapshot.createdAtMillis() ? now : null;
+    return now != null && now.id() == snapshot.id() ? now : null;
   }
 
   private static SnapshotInfo existing(Image image, String imageName, String snapshotName) {
@@ -227,18 +222,6 @@ final class ImageSnapshots {
         Instant.ofEpochMilli(info.createdAtMillis()),
         info.sizeBytes(),
         info.exclusiveBytes());
-  }
-
-  /**
-   * Waits until the wall clock reads later than {@code millis}: a millisecond at most, as {@code
-   * millis} was read from it. The wait is bounded all the same, so a clock set back never holds the
-   * image's lock for long; that rare case is left to chance.
-   */
-  private static void awaitClockPast(long millis) {
-    long deadline = System.nanoTime() + CLOCK_WAIT_NANOS;
-    while (System.currentTimeMillis() <= millis && System.nanoTime() < deadline) {
-      LockSupport.parkNanos(100_000);
-    }
   }
 
   /** One call on the entry's image, under its lock. */

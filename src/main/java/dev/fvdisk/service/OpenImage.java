@@ -41,7 +41,6 @@ final class OpenImage {
 
   // Snapshot deletions, guarded by the write lock and read under either lock (see ImageSnapshots).
   private long snapshotDeletions;
-  private long lastSnapshotDeletedAtMillis;
 
   OpenImage(String name, Image image) {
     this.name = name;
@@ -86,20 +85,14 @@ final class OpenImage {
     return lock;
   }
 
-  /** Counts a snapshot deletion made at {@code atMillis}; the caller holds the write lock. */
-  void snapshotDeleted(long atMillis) {
+  /** Counts a snapshot deletion; the caller holds the write lock. */
+  void snapshotDeleted() {
     snapshotDeletions++;
-    lastSnapshotDeletedAtMillis = atMillis;
   }
 
   /** How many snapshots were deleted through this entry; the caller holds the lock. */
   long snapshotDeletions() {
     return snapshotDeletions;
-  }
-
-  /** When the last snapshot deletion through this entry was made, or 0; under the lock. */
-  long lastSnapshotDeletedAtMillis() {
-    return lastSnapshotDeletedAtMillis;
   }
 
   boolean isRetired() {

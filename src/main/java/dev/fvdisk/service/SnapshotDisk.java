@@ -12,8 +12,8 @@ import java.util.concurrent.locks.Lock;
  * A snapshot seen as a read-only {@link VirtualDisk}, from {@link ImageService#attachSnapshot}, so
  * front doors serve a snapshot's bytes through the same code as an image's. Its size and {@link
  * #version} never change: a snapshot is fixed from when it was taken, and the version is the
- * snapshot's identity (the image's id and the millisecond it was taken). Its name is {@code
- * image@snapshot}.
+ * snapshot's identity (the image's id and the snapshot's, which the engine never gives twice). Its
+ * name is {@code image@snapshot}.
  *
  * <p>Like an {@link Access#READ_ONLY} attachment it pins nothing and takes the entry's lock shared
  * for each call only. A call after the image was deleted gets {@link ImageNotFoundException}; after

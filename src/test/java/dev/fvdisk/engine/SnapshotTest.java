@@ -34,10 +34,12 @@ class SnapshotTest {
     MemoryStorage storage = new MemoryStorage("snap");
     byte[] first = CloneTest.pattern(8 * chunk, 1);
     byte[] live;
+    int firstId;
     try (Image image =
         Image.create(storage, ImageOptions.builder(8L * chunk).chunkSizeBytes(chunk).build())) {
       image.write(0, ByteBuffer.wrap(first));
       SnapshotInfo s1 = image.createSnapshot("s1");
+      firstId = s1.id();
       assertThat(s1.sizeBytes()).isEqualTo(8L * chunk);
       assertThat(s1.exclusiveBytes()).isZero();
       long usedBefore = image.stats().usedBytes();
@@ -80,6 +82,9 @@ class SnapshotTest {
     }
     try (Image image = Image.open(storage.reopen(), true)) {
       assertThat(image.snapshots()).isEmpty();
+      // Ids are never given twice, also once every snapshot was deleted and the image reopened.
+      assertThat(image.createSnapshot("s1").id()).isGreaterThan(firstId);
+      image.deleteSnapshot("s1");
       // The two freed slots are not recorded as free: they show as leaked until reused.
       assertThat(image.check(false).problems()).isEmpty();
       assertThat(read(image, null, 0, 8 * chunk)).isEqualTo(live);
