@@ -881,6 +881,21 @@ public final class Image implements Closeable {
   }
 
   /**
+   * One snapshot, or null when there is none of that name; costs what listing it alone costs, not
+   * the whole list (whose exclusive bytes walk every delta).
+   */
+  public @Nullable SnapshotInfo findSnapshot(String name) {
+    lifecycle.lockShared();
+    try {
+      ensureOpen();
+      SnapshotSet.Snapshot s = chunks.snapshots().find(name);
+      return s == null ? null : info(s);
+    } finally {
+      lifecycle.unlockShared();
+    }
+  }
+
+  /**
    * Reads {@code dst.remaining()} bytes of a snapshot at {@code offsetBytes}.
    *
    * @throws IllegalArgumentException when there is no such snapshot or the range is not inside it

@@ -61,11 +61,10 @@ final class ImageSnapshots {
           if (base != null) {
             throw new SnapshotNotSupportedException(imageName, base);
           }
-          List<SnapshotInfo> existing = image.snapshots();
-          if (find(existing, snapshotName) != null) {
+          if (image.findSnapshot(snapshotName) != null) {
             throw new SnapshotExistsException(imageName, snapshotName);
           }
-          if (existing.size() >= MAX_SNAPSHOTS) {
+          if (image.stats().snapshotCount() >= MAX_SNAPSHOTS) {
             throw new SnapshotLimitException(imageName, MAX_SNAPSHOTS);
           }
           try {
@@ -143,10 +142,10 @@ final class ImageSnapshots {
         open,
         false,
         image -> {
-          List<SnapshotInfo> all = image.snapshots();
           SnapshotInfo first = existing(image, imageName, from);
           SnapshotInfo last = to == null ? null : existing(image, imageName, to);
-          if (last != null && all.indexOf(last) <= all.indexOf(first)) {
+          // Ids ascend with age.
+          if (last != null && last.id() <= first.id()) {
             throw new InvalidValueException(
                 "to (\"" + to + "\") must name a snapshot taken after from (\"" + from + "\")");
           }
@@ -194,26 +193,17 @@ final class ImageSnapshots {
    * name (a different snapshot); the caller holds the entry's lock.
    */
   static @Nullable SnapshotInfo current(Image image, SnapshotInfo snapshot) {
-    SnapshotInfo now = find(image.snapshots(), snapshot.name());
+    SnapshotInfo now = image.findSnapshot(snapshot.name());
     return now != null && now.id() == snapshot.id() ? now : null;
   }
 
   private static SnapshotInfo existing(Image image, String imageName, String snapshotName) {
     SnapshotInfo info =
-        ImageDirectory.isValidName(snapshotName) ? find(image.snapshots(), snapshotName) : null;
+        ImageDirectory.isValidName(snapshotName) ? image.findSnapshot(snapshotName) : null;
     if (info == null) {
       throw new SnapshotNotFoundException(imageName, snapshotName);
     }
     return info;
-  }
-
-  private static @Nullable SnapshotInfo find(List<SnapshotInfo> snapshots, String name) {
-    for (SnapshotInfo s : snapshots) {
-      if (s.name().equals(name)) {
-        return s;
-      }
-    }
-    return null;
   }
 
   private static SnapshotDescriptor describe(SnapshotInfo info) {

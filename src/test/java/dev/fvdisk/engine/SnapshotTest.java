@@ -186,9 +186,6 @@ class SnapshotTest {
 
     private void step(int step) throws Exception {
       int op = random.nextInt(100);
-      if (Boolean.getBoolean("fvdisk.snapshot.trace")) {
-        System.out.println("step " + step + " op " + op + " snapshots " + snapshots.keySet());
-      }
       if (op < 40) {
         int at = random.nextInt(live.length);
         int length = 1 + random.nextInt(Math.min(live.length - at, 3 * chunk));

@@ -33,8 +33,8 @@ class IncrementalBackupIntegrationTest extends ApiTestSupport {
       Random random = new Random(19);
       byte[] initial = new byte[SIZE];
       random.nextBytes(initial);
-      write(name, 0, initial);
-      snapshot(name, "s1");
+      writeBulk(name, 0, initial);
+      takeSnapshot(name, "s1");
       byte[] backup = getBytes(IMAGES + "/" + name + "/snapshots/s1/data", null);
       assertThat(backup).isEqualTo(initial);
 
@@ -44,14 +44,14 @@ class IncrementalBackupIntegrationTest extends ApiTestSupport {
         byte[] piece = new byte[1 + random.nextInt(9000)];
         random.nextBytes(piece);
         int at = random.nextInt(SIZE - piece.length);
-        write(name, at, piece);
+        writeBulk(name, at, piece);
         touched.set(at / CHUNK, (at + piece.length - 1) / CHUNK + 1);
       }
       zero(name, 5L * CHUNK, CHUNK);
       zero(name, 70L * CHUNK + 512, 4096);
       touched.set(5);
       touched.set(70);
-      snapshot(name, "s2");
+      takeSnapshot(name, "s2");
       byte[] s2 = getBytes(IMAGES + "/" + name + "/snapshots/s2/data", null);
 
       long copied = applyChanges(name, "s1", "s2", backup);
@@ -64,7 +64,7 @@ class IncrementalBackupIntegrationTest extends ApiTestSupport {
       // And from s2 to the live image, which moved on again.
       byte[] more = new byte[3 * CHUNK];
       random.nextBytes(more);
-      write(name, 100L * CHUNK - 7, more);
+      writeBulk(name, 100L * CHUNK - 7, more);
       long copiedLive = applyChanges(name, "s2", null, backup);
       assertThat(backup).isEqualTo(getBytes(IMAGES + "/" + name + "/data", null));
       assertThat(copiedLive).isEqualTo(4L * CHUNK);
@@ -77,7 +77,7 @@ class IncrementalBackupIntegrationTest extends ApiTestSupport {
   void pages_hold_the_configured_number_of_ranges_and_refusals_are_problems() {
     String name = createImage("backup-pages", 4L * 1000 * CHUNK, (long) CHUNK);
     try {
-      snapshot(name, "a");
+      takeSnapshot(name, "a");
       // 1,200 separate changed chunks: every other chunk of the first 2,400.
       for (int c = 0; c < 2400; c += 2) {
         api()
@@ -88,7 +88,7 @@ class IncrementalBackupIntegrationTest extends ApiTestSupport {
             .then()
             .statusCode(204);
       }
-      snapshot(name, "b");
+      takeSnapshot(name, "b");
       String changes = IMAGES + "/" + name + "/changes";
       JsonPath first =
           api().get(changes + "?from=a&to=b").then().statusCode(200).extract().jsonPath();
@@ -157,41 +157,6 @@ class IncrementalBackupIntegrationTest extends ApiTestSupport {
       copied += r[1];
     }
     return copied;
-  }
-
-  private void snapshot(String name, String snapshot) {
-    api()
-        .contentType("application/json")
-        .body(Map.of("name", snapshot))
-        .post(IMAGES + "/" + name + "/snapshots")
-        .then()
-        .statusCode(201);
-  }
-
-  private void zero(String name, long offsetBytes, long lengthBytes) {
-    api()
-        .contentType("application/json")
-        .body(Map.of("op", "zero", "offsetBytes", offsetBytes, "lengthBytes", lengthBytes))
-        .patch(IMAGES + "/" + name + "/data")
-        .then()
-        .statusCode(204);
-  }
-
-  @Override
-  void write(String name, long offsetBytes, byte[] data) {
-    HttpRequest request =
-        HttpRequest.newBuilder(
-                URI.create("http://127.0.0.1:" + port + IMAGES + "/" + name + "/data?flush=false"))
-            .header("Content-Type", "application/octet-stream")
-            .header("Content-Range", contentRange(offsetBytes, data.length))
-            .PUT(HttpRequest.BodyPublishers.ofByteArray(data))
-            .build();
-    try {
-      HttpResponse<String> response = HTTP.send(request, HttpResponse.BodyHandlers.ofString());
-      assertThat(response.statusCode()).as(response.body()).isEqualTo(204);
-    } catch (Exception e) {
-      throw new IllegalStateException(e);
-    }
   }
 
   private byte[] getBytes(String path, String range) throws Exception {

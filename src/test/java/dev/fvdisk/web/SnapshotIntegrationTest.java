@@ -352,24 +352,6 @@ class SnapshotIntegrationTest extends ApiTestSupport {
         api().get(snapshots(name)).then().statusCode(200).extract().path("snapshots"));
   }
 
-  private void takeSnapshot(String name, String snapshot) {
-    api()
-        .contentType("application/json")
-        .body(Map.of("name", snapshot))
-        .post(snapshots(name))
-        .then()
-        .statusCode(201);
-  }
-
-  private void zero(String name, long offsetBytes, long lengthBytes) {
-    api()
-        .contentType("application/json")
-        .body(Map.of("op", "zero", "offsetBytes", offsetBytes, "lengthBytes", lengthBytes))
-        .patch(IMAGES + "/" + name + "/data")
-        .then()
-        .statusCode(204);
-  }
-
   private void assertRange(String name, String snapshot, byte[] expected, long first, long last)
       throws Exception {
     HttpResponse<byte[]> answer = get(snapshotData(name, snapshot), "bytes=" + first + "-" + last);

@@ -116,7 +116,7 @@ class SpaceReclamationIntegrationTest extends ApiTestSupport {
   /** Writes {@link #WRITTEN} bytes at {@code offsetBytes}, piece {@code i} as pattern seed + i. */
   private void writeRegion(String name, long offsetBytes, int seed) {
     for (long at = 0; at < WRITTEN; at += PIECE) {
-      write(name, offsetBytes + at, pattern(PIECE, seed + (int) (at / PIECE)));
+      writeBulk(name, offsetBytes + at, pattern(PIECE, seed + (int) (at / PIECE)));
     }
   }
 
@@ -147,30 +147,6 @@ class SpaceReclamationIntegrationTest extends ApiTestSupport {
     }
   }
 
-  /**
-   * With the JDK's client: RestAssured moved these 8 MiB bodies at about 4 MB/s, which made the
-   * test take minutes.
-   */
-  @Override
-  void write(String name, long offsetBytes, byte[] data) {
-    HttpRequest request =
-        HttpRequest.newBuilder(
-                URI.create("http://127.0.0.1:" + port + IMAGES + "/" + name + "/data?flush=false"))
-            .header("Content-Type", "application/octet-stream")
-            .header("Content-Range", contentRange(offsetBytes, data.length))
-            .PUT(HttpRequest.BodyPublishers.ofByteArray(data))
-            .build();
-    try {
-      HttpResponse<String> response = HTTP.send(request, HttpResponse.BodyHandlers.ofString());
-      assertThat(response.statusCode()).as(response.body()).isEqualTo(204);
-    } catch (java.io.IOException e) {
-      throw new java.io.UncheckedIOException(e);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new IllegalStateException(e);
-    }
-  }
-
   private static final HttpClient HTTP = HttpClient.newHttpClient();
 
   private JsonPath storage(String name) {
@@ -181,14 +157,5 @@ class SpaceReclamationIntegrationTest extends ApiTestSupport {
         .extract()
         .jsonPath()
         .setRootPath("storage");
-  }
-
-  private void zero(String name, long offsetBytes, long lengthBytes) {
-    api()
-        .contentType("application/json")
-        .body(Map.of("op", "zero", "offsetBytes", offsetBytes, "lengthBytes", lengthBytes))
-        .patch(IMAGES + "/" + name + "/data")
-        .then()
-        .statusCode(204);
   }
 }
