@@ -25,6 +25,28 @@ final class Figures {
   long writesIntoFreshChunks;
   long writesOverBase;
   long flushes;
+  long zerosIssued;
+  long zerosAcked;
+  long zerosAckedNotFlushed;
+  long zerosUnknown;
+  long zerosWholeChunks;
+  long bytesZeroed;
+  long snapshotsRequested;
+  long snapshotsCreated;
+  long snapshotsUnknown;
+  long snapshotsUnknownFound;
+  long snapshotDeletes;
+  long snapshotDeletesAcked;
+  long snapshotDeletesNotOldest;
+  long snapshotDeletesUnknown;
+  long snapshotDeletesUnknownSurvived;
+  long snapshotsMostAlive;
+  long snapshotsFirstVerified;
+  long snapshotsReverified;
+  long snapshotBytesVerified;
+  long snapshotsConfirmedGone;
+  long snapshotsLost;
+  long snapshotsResurrected;
   long verifications;
   long bytesVerified;
   long writesVerified;
@@ -62,6 +84,22 @@ final class Figures {
     durableWrites += v.durableWrites();
     durableWritesVerified += v.durableWritesVerified();
     durableBytesVerified += v.durableBytesVerified();
+    durableBytesLost += v.durableBytesLost();
+    foreignSectors += v.foreignSectors();
+    failures.addAll(v.failures());
+  }
+
+  /**
+   * A snapshot read back in full: on its first read after a restart ({@code first}), judged against
+   * the bounds of its epoch, later against its first read.
+   */
+  synchronized void addSnapshot(ImageModel.Verdict v, boolean first) {
+    if (first) {
+      snapshotsFirstVerified++;
+    } else {
+      snapshotsReverified++;
+    }
+    snapshotBytesVerified += v.bytesVerified();
     durableBytesLost += v.durableBytesLost();
     foreignSectors += v.foreignSectors();
     failures.addAll(v.failures());
@@ -122,6 +160,41 @@ final class Figures {
     }
     row(b, "bytes written (issued)", bytesWritten);
     row(b, "flush operations", flushes);
+    if (zerosIssued > 0) {
+      row(b, "zero operations issued", zerosIssued);
+      row(b, "  acknowledged (2xx)", zerosAcked);
+      row(b, "  of them acknowledged with flush=false", zerosAckedNotFlushed);
+      row(b, "  outcome unknown (in flight at a kill)", zerosUnknown);
+      row(b, "  covering at least one whole chunk (unmapped)", zerosWholeChunks);
+      row(b, "bytes zeroed (issued)", bytesZeroed);
+    }
+    if (snapshotsRequested > 0) {
+      row(b, "snapshots requested", snapshotsRequested);
+      row(b, "  created (201)", snapshotsCreated);
+      row(b, "  outcome unknown (in flight at a kill)", snapshotsUnknown);
+      row(b, "  of those, present after the restart", snapshotsUnknownFound);
+      row(b, "snapshot deletions requested", snapshotDeletes);
+      row(b, "  acknowledged (204)", snapshotDeletesAcked);
+      row(b, "  of a snapshot that was not the oldest", snapshotDeletesNotOldest);
+      row(b, "  outcome unknown (in flight at a kill)", snapshotDeletesUnknown);
+      row(
+          b,
+          "  of those, snapshot still present after the restart",
+          snapshotDeletesUnknownSurvived);
+      row(b, "most snapshots of one image at once", snapshotsMostAlive);
+      row(
+          b,
+          "snapshot reads verified: first after their epoch / again later",
+          snapshotsFirstVerified + " / " + snapshotsReverified);
+      row(b, "snapshot bytes verified", snapshotBytesVerified);
+      row(b, "deleted snapshots confirmed gone (404) after a restart", snapshotsConfirmedGone);
+      row(b, "**created snapshots missing after a restart (must be 0)**", snapshotsLost);
+      row(b, "**deleted or unknown snapshots listed (must be 0)**", snapshotsResurrected);
+      row(
+          b,
+          "sectors verified (images and snapshots)",
+          (bytesVerified + snapshotBytesVerified) / 512);
+    }
     if (history) {
       row(b, "reads checked against the history", historyReads);
       row(b, "sectors checked against the history", historySectorsChecked);

@@ -24,6 +24,10 @@ import java.util.regex.Pattern;
  * hole it never wrote, its size not a multiple of the chunk size), and {@code vm}, a larger
  * copy-on-write clone of it. Writes are sector-aligned, 4 KiB to 1 MiB (log-uniform), mostly
  * durable, some with {@code ?flush=false} that a later flush may or may not cover.
+ *
+ * <p>The snapshot kill test uses two plain images only ({@link #createSnapshotImages}), as clones
+ * take no snapshots while they read from their base, and has the clients zero ranges as well
+ * ({@link #withZeros}).
  */
 final class Workload {
 
@@ -46,6 +50,7 @@ final class Workload {
   ImageModel golden;
 
   private int recreated;
+  private int zeroPercent;
   private volatile boolean running;
   private final List<Thread> clients = new ArrayList<>();
   private final List<Throwable> clientErrors = new ArrayList<>();
@@ -63,6 +68,19 @@ final class Workload {
 
   HttpClient http() {
     return http;
+  }
+
+  Duration requestTimeout() {
+    return requestTimeout;
+  }
+
+  /**
+   * Makes {@code percent} of the clients' operations zero operations: whole chunks (unmapped),
+   * parts of one chunk (written as zeros), or both across chunk boundaries.
+   */
+  Workload withZeros(int percent) {
+    this.zeroPercent = percent;
+    return this;
   }
 
   // ---- set-up ----
@@ -117,6 +135,16 @@ final class Workload {
                 s < BASE_SIZE / SectorStamp.SECTOR_BYTES && !inBaseHole(s)
                     ? SectorStamp.BASE
                     : SectorStamp.ZERO));
+  }
+
+  /**
+   * The images of the snapshot kill test: {@code snap-a} with small chunks, so that writes and
+   * zeroes straddle chunk boundaries and copy chunks for snapshots often, and {@code snap-b} with
+   * the default chunk size. Small, as every surviving snapshot is read in full after each restart.
+   */
+  void createSnapshotImages() throws IOException, InterruptedException {
+    writable.add(create("snap-a", 16L << 20, 256 << 10));
+    writable.add(create("snap-b", 12L << 20, 1 << 20));
   }
 
   /**
@@ -218,7 +246,9 @@ final class Workload {
           continue;
         }
         ImageModel image = writable.get(random.nextInt(writable.size()));
-        if (random.nextInt(100) < 8) {
+        if (zeroPercent > 0 && random.nextInt(100) < zeroPercent) {
+          zeroOnce(inc, image, random);
+        } else if (random.nextInt(100) < 8) {
           flushOnce(inc, image);
         } else {
           writeOnce(inc, image, random);
@@ -329,7 +359,99 @@ final class Workload {
     }
   }
 
-  private void unexpected(ServiceProcess.Incarnation inc, String what, HttpResponse<String> r) {
+  /**
+   * Zeroes a sector-aligned range: one to three whole chunks, or a part of one chunk, or a range
+   * across chunk boundaries with partial chunks at its ends; half of them in the hot quarter where
+   * writes race. A third of them acknowledged before they are durable, by {@code ?flush=false} or
+   * by {@code "flush": false} in the body.
+   */
+  private void zeroOnce(ServiceProcess.Incarnation inc, ImageModel image, Random random)
+      throws InterruptedException {
+    long chunk = image.chunkBytes;
+    long chunks = image.sizeBytes / chunk;
+    long span = random.nextBoolean() ? Math.max(1, chunks / 4) : chunks;
+    int sectorsPerChunk = (int) (chunk / SectorStamp.SECTOR_BYTES);
+    long offset;
+    long length;
+    int shape = random.nextInt(100);
+    if (shape < 40) {
+      long n = 1 + random.nextInt(3);
+      long first = random.nextLong(Math.max(1, span - n + 1));
+      offset = first * chunk;
+      length = Math.min(n, chunks - first) * chunk;
+    } else if (shape < 70) {
+      int sectors = Math.min(sectorsPerChunk - 1, logUniform(random, 1, sectorsPerChunk - 1));
+      long first = random.nextLong(span);
+      int at = random.nextInt(sectorsPerChunk - sectors + 1);
+      offset = first * chunk + (long) at * SectorStamp.SECTOR_BYTES;
+      length = (long) sectors * SectorStamp.SECTOR_BYTES;
+    } else {
+      long first = random.nextLong(Math.max(1, Math.min(span, chunks - 1)));
+      int head = 1 + random.nextInt(sectorsPerChunk - 1);
+      int tail = 1 + random.nextInt(sectorsPerChunk - 1);
+      long whole = random.nextInt(2);
+      offset = (first + 1) * chunk - (long) head * SectorStamp.SECTOR_BYTES;
+      length = (long) (head + tail) * SectorStamp.SECTOR_BYTES + whole * chunk;
+    }
+    length = Math.min(length, image.sizeBytes - offset);
+    boolean flush = random.nextInt(100) >= 30;
+    boolean inQuery = random.nextBoolean();
+    long id = writeIds.incrementAndGet();
+    ImageModel.Write w = new ImageModel.Write(id, offset, (int) length, flush, inc, true);
+    image.begin(w);
+    boolean wholeChunk = (offset + chunk - 1) / chunk < (offset + length) / chunk;
+    String body =
+        "{\"op\":\"zero\",\"offsetBytes\":"
+            + offset
+            + ",\"lengthBytes\":"
+            + length
+            + (!flush && !inQuery ? ",\"flush\":false" : "")
+            + "}";
+    ImageModel.Outcome outcome;
+    try {
+      HttpResponse<String> r =
+          http.send(
+              HttpRequest.newBuilder(
+                      inc.base.resolve(
+                          "api/v1/images/"
+                              + image.name
+                              + "/data"
+                              + (!flush && inQuery ? "?flush=false" : "")))
+                  .timeout(requestTimeout)
+                  .header("Content-Type", "application/json")
+                  .method("PATCH", body(body))
+                  .build(),
+              HttpResponse.BodyHandlers.ofString());
+      if (r.statusCode() == 204) {
+        outcome = ImageModel.Outcome.ACKED;
+      } else {
+        outcome = ImageModel.Outcome.FAILED;
+        unexpected(inc, "zero " + body + " of " + image.name, r);
+      }
+    } catch (IOException e) {
+      outcome = ImageModel.Outcome.UNKNOWN;
+    }
+    w.finish(outcome);
+    synchronized (figures) {
+      figures.zerosIssued++;
+      figures.bytesZeroed += length;
+      if (wholeChunk) {
+        figures.zerosWholeChunks++;
+      }
+      switch (outcome) {
+        case ACKED -> {
+          figures.zerosAcked++;
+          if (!flush) {
+            figures.zerosAckedNotFlushed++;
+          }
+        }
+        case FAILED -> {}
+        default -> figures.zerosUnknown++;
+      }
+    }
+  }
+
+  void unexpected(ServiceProcess.Incarnation inc, String what, HttpResponse<String> r) {
     synchronized (figures) {
       figures.unexpectedStatuses++;
       figures.fail(
@@ -353,9 +475,7 @@ final class Workload {
 
   /** Checks every image; with {@code repair}, also reclaims leaked chunks of writable images. */
   void checkAll(boolean repair) throws IOException, InterruptedException {
-    List<ImageModel> all = new ArrayList<>(writable);
-    all.add(golden);
-    for (ImageModel image : all) {
+    for (ImageModel image : all()) {
       boolean fix = repair && image != golden;
       HttpResponse<String> r =
           send(
@@ -397,9 +517,7 @@ final class Workload {
 
   /** Reads every image in full and checks every sector against its model. */
   void verifyAll() throws IOException, InterruptedException {
-    List<ImageModel> all = new ArrayList<>(writable);
-    all.add(golden);
-    for (ImageModel image : all) {
+    for (ImageModel image : all()) {
       HttpResponse<InputStream> r =
           http.send(
               request("api/v1/images/" + image.name + "/data").GET().build(),
@@ -418,6 +536,14 @@ final class Workload {
         figures.add(v);
       }
     }
+  }
+
+  private List<ImageModel> all() {
+    List<ImageModel> all = new ArrayList<>(writable);
+    if (golden != null) {
+      all.add(golden);
+    }
+    return all;
   }
 
   // ---- HTTP helpers ----
