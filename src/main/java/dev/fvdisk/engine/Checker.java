@@ -102,6 +102,19 @@ final class Checker {
       mapped++;
       frontier = Math.max(frontier, physical + 1);
     }
+    for (PartialVersions.Version v : snapshots.partials().all()) {
+      // A version whose blocks read through a slot nothing holds would read reused space.
+      if (v.slot < slotLimit
+          && referenced.get((int) v.slot)
+          && (v.backing >= slotLimit || !referenced.get((int) v.backing))) {
+        problems.add(
+            "physical chunk "
+                + v.slot
+                + " holds a partial version that reads through physical chunk "
+                + v.backing
+                + ", which nothing holds");
+      }
+    }
     List<Long> leaked = new ArrayList<>();
     for (int p = referenced.nextClearBit(0); p < frontier; p = referenced.nextClearBit(p + 1)) {
       leaked.add((long) p);

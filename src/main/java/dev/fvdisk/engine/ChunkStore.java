@@ -17,6 +17,7 @@ import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
+import org.jspecify.annotations.Nullable;
 
 /**
  * The image's own bytes: reads and writes of virtual offsets through the chunk table to locations
@@ -42,10 +43,11 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  *
  * <p><b>Snapshots.</b> A chunk that has not changed since the newest snapshot shares its slot with
  * it (see {@link SnapshotSet}). Its first change preserves the slot for the snapshot, under the
- * chunk's mapping lock: a write first copies the chunk to a new slot ({@link #copyOnWrite}), a
- * whole-chunk zero unmaps the chunk without freeing the slot. A snapshot is read under the mapping
- * lock of each chunk, so the location it resolves cannot move or change meanwhile; nothing writes
- * into a shared slot, since every write into it copies it first.
+ * chunk's mapping lock: a write first gives the chunk a new slot ({@link #copyOnWrite}) holding a
+ * {@linkplain PartialVersions partial version} that reads the blocks it was not written through the
+ * old slot, a whole-chunk zero unmaps the chunk without freeing the slot. A snapshot is read under
+ * the mapping lock of each chunk, so the location it resolves cannot move or change meanwhile;
+ * nothing writes into a shared slot, since every write into it moves the chunk first.
  */
 final class ChunkStore {
 
@@ -79,8 +81,12 @@ final class ChunkStore {
   /** Chunks whose first change since the newest snapshot is not journalled yet: where they were. */
   private final Map<Integer, Long> unjournalledPreserves = new ConcurrentHashMap<>();
 
+  /** Chunks whose partial version gained blocks that are not journalled yet. */
+  private final ConcurrentLinkedQueue<Integer> unjournalledPartials = new ConcurrentLinkedQueue<>();
+
   private final AtomicLong mappedChunks;
   private final SnapshotSet snapshots;
+  private final PartialVersions partials;
   private volatile ChunkTable table;
 
   ChunkStore(
@@ -96,6 +102,7 @@ final class ChunkStore {
     this.mappedChunks = new AtomicLong(mappedChunks);
     this.allocator = allocator;
     this.snapshots = snapshots;
+    this.partials = snapshots.partials();
     for (int i = 0; i < mappingLocks.length; i++) {
       mappingLocks[i] = new ReentrantLock();
       ioLocks[i] = new PlainReadWriteLock();
@@ -150,14 +157,20 @@ final class ChunkStore {
       int pieceStart = dst.position() + runLength;
       int n = w.intLength();
       long physical = t.physicalChunk((int) w.unit());
+      PartialVersions.Version partial = physical < 0 ? null : partials.get(physical);
       long dataOffset = physical < 0 ? -1 : physical * chunkSizeBytes + w.offsetInUnit();
-      if (runLength > 0 && (dataOffset < 0 || dataOffset != runDataOffset + runLength)) {
+      if (runLength > 0
+          && (dataOffset < 0 || partial != null || dataOffset != runDataOffset + runLength)) {
         if (!readRun(t, dst, runStart, runLength, runDataOffset, runVirtualOffset, end)) {
           return false;
         }
         runLength = 0;
       }
-      if (dataOffset < 0) {
+      if (partial != null) {
+        if (!readPartial(t, (int) w.unit(), partial, w.offsetInUnit(), n, dst, end)) {
+          return false;
+        }
+      } else if (dataOffset < 0) {
         // A chunk may be larger than the zero buffer, so one piece can need several puts.
         for (int done = 0; done < n; done += ZEROS.capacity()) {
           dst.put(ZEROS.duplicate().limit(Math.min(n - done, ZEROS.capacity())));
@@ -224,6 +237,81 @@ final class ChunkStore {
     }
   }
 
+  /**
+   * Reads {@code length} bytes of a chunk whose slot holds a partial version, holding the slot's
+   * stripe shared; false, having read nothing, when the chunk no longer has that slot.
+   */
+  private boolean readPartial(
+      ChunkTable t,
+      int chunkIndex,
+      PartialVersions.Version version,
+      long offsetInChunk,
+      int length,
+      ByteBuffer dst,
+      int end)
+      throws IOException {
+    PlainReadWriteLock io = ioLock(version.slot);
+    io.lockShared();
+    int start = dst.position();
+    try {
+      if (t.physicalChunk(chunkIndex) != version.slot) {
+        return false;
+      }
+      dst.limit(start + length);
+      readVersion(version.slot, offsetInChunk, dst);
+      return true;
+    } finally {
+      io.unlockShared();
+      dst.limit(end);
+    }
+  }
+
+  /**
+   * Reads {@code dst.remaining()} bytes of the chunk version in {@code slot} (-1: zeros): from the
+   * slot itself, or, for the blocks a partial version does not hold yet, through its backing. The
+   * caller holds the slot's stripe; backing slots are kept by snapshots, and nothing writes them
+   * but a fill while the image is held exclusively.
+   */
+  private void readVersion(long slot, long offsetInChunk, ByteBuffer dst) throws IOException {
+    PartialVersions.Version version = slot < 0 ? null : partials.get(slot);
+    if (version == null) {
+      if (slot < 0) {
+        putZeros(dst);
+      } else {
+        data.read(slot, offsetInChunk, dst);
+      }
+      return;
+    }
+    int end = dst.limit();
+    long blockBytes = partials.blockSizeBytes();
+    try {
+      for (long position = offsetInChunk; dst.position() < end; ) {
+        boolean here = version.has((int) (position / blockBytes));
+        long runEnd = (position / blockBytes + 1) * blockBytes;
+        long wanted = position + (end - dst.position());
+        while (runEnd < wanted && version.has((int) (runEnd / blockBytes)) == here) {
+          runEnd += blockBytes;
+        }
+        int n = (int) (Math.min(runEnd, wanted) - position);
+        dst.limit(dst.position() + n);
+        if (here) {
+          data.read(slot, position, dst);
+        } else {
+          readVersion(version.backing, position, dst);
+        }
+        position += n;
+      }
+    } finally {
+      dst.limit(end);
+    }
+  }
+
+  private static void putZeros(ByteBuffer dst) {
+    while (dst.hasRemaining()) {
+      dst.put(ZEROS.duplicate().limit(Math.min(ZEROS.capacity(), dst.remaining())));
+    }
+  }
+
   private PlainReadWriteLock ioLock(long physicalChunk) {
     return ioLocks[(int) (physicalChunk % MAPPING_LOCK_STRIPES)];
   }
@@ -243,7 +331,12 @@ final class ChunkStore {
           lock.lockExclusive();
           try {
             if (table.physicalChunk(chunkIndex) == physical) {
-              data.write(physical, w.offsetInUnit(), src);
+              PartialVersions.Version partial = partials.get(physical);
+              if (partial == null) {
+                data.write(physical, w.offsetInUnit(), src);
+              } else {
+                writePartial(chunkIndex, partial, w.offsetInUnit(), src);
+              }
               break;
             }
             // Its slot was taken away meanwhile: the chunk needs a new one.
@@ -255,6 +348,56 @@ final class ChunkStore {
       }
     } finally {
       src.limit(end);
+    }
+  }
+
+  /**
+   * Writes into a partial version, holding its slot's stripe exclusively: blocks the range covers
+   * whole, and blocks the version holds, are written as they are; a block it covers in part and the
+   * version does not hold yet is first read through the backing, so the block it writes is whole. A
+   * block counts as held only once its data is written.
+   */
+  private void writePartial(
+      int chunkIndex, PartialVersions.Version version, long offsetInChunk, ByteBuffer src)
+      throws IOException {
+    long blockBytes = partials.blockSizeBytes();
+    long end = offsetInChunk + src.remaining();
+    int limit = src.limit();
+    boolean gained = false;
+    try {
+      for (long position = offsetInChunk; position < end; ) {
+        long blockStart = position / blockBytes * blockBytes;
+        int block = (int) (blockStart / blockBytes);
+        if (position == blockStart && end - position >= blockBytes) {
+          // Whole blocks, as many as the range covers, in one write.
+          long wholeEnd = end / blockBytes * blockBytes;
+          src.limit(src.position() + (int) (wholeEnd - position));
+          data.write(version.slot, position, src);
+          for (long b = block; b < wholeEnd / blockBytes; b++) {
+            gained |= version.set((int) b);
+          }
+          position = wholeEnd;
+          continue;
+        }
+        long pieceEnd = Math.min(end, blockStart + blockBytes);
+        src.limit(src.position() + (int) (pieceEnd - position));
+        if (version.has(block)) {
+          data.write(version.slot, position, src);
+        } else {
+          ByteBuffer whole = ByteBuffer.allocate((int) blockBytes);
+          readVersion(version.backing, blockStart, whole);
+          whole.clear().position((int) (position - blockStart));
+          whole.put(src).clear();
+          data.write(version.slot, blockStart, whole);
+          gained |= version.set(block);
+        }
+        position = pieceEnd;
+      }
+    } finally {
+      src.limit(limit);
+    }
+    if (gained) {
+      unjournalledPartials.add(chunkIndex);
     }
   }
 
@@ -293,7 +436,12 @@ final class ChunkStore {
       try {
         long now = t.physicalChunk(chunkIndex);
         if (now == physical) {
-          data.zero(physical, offsetInChunk, length);
+          PartialVersions.Version partial = partials.get(physical);
+          if (partial == null) {
+            data.zero(physical, offsetInChunk, length);
+          } else {
+            writePartial(chunkIndex, partial, offsetInChunk, zeros((int) length));
+          }
           return;
         }
         physical = now;
@@ -301,6 +449,12 @@ final class ChunkStore {
         lock.unlockExclusive();
       }
     }
+  }
+
+  private static ByteBuffer zeros(int length) {
+    return length <= ZEROS.capacity()
+        ? ZEROS.duplicate().limit(length).slice()
+        : ByteBuffer.allocate(length);
   }
 
   /**
@@ -329,6 +483,7 @@ final class ChunkStore {
             preserveForNewest(chunkIndex, physical);
           } else {
             allocator.quarantine(physical);
+            partials.remove(physical);
           }
           mappedChunks.decrementAndGet();
         }
@@ -350,7 +505,9 @@ final class ChunkStore {
     PriorityQueue<long[]> highest = new PriorityQueue<>(Comparator.comparingLong(c -> c[1]));
     for (int chunk = 0; chunk < t.chunkCount(); chunk++) {
       long slot = t.physicalChunk(chunk);
-      if (slot >= 0 && (highest.size() < max || slot > highest.peek()[1])) {
+      if (slot >= 0
+          && (highest.size() < max || slot > highest.peek()[1])
+          && partials.get(slot) == null) {
         highest.add(new long[] {chunk, slot});
         if (highest.size() > max) {
           highest.poll();
@@ -378,7 +535,10 @@ final class ChunkStore {
     try {
       // The mapping lock keeps the entry from changing but for a commit marking it clean.
       int raw = t.raw(chunkIndex);
-      if (ChunkTable.isDirtyRaw(raw) || ChunkTable.location(raw) != from) {
+      // A partial version stays where it is: its blocks are not all in its slot.
+      if (ChunkTable.isDirtyRaw(raw)
+          || ChunkTable.location(raw) != from
+          || partials.get(from) != null) {
         return false;
       }
       PlainReadWriteLock io = ioLock(from);
@@ -456,9 +616,16 @@ final class ChunkStore {
 
   /**
    * What a commit records: the chunks whose mappings changed and are not journalled yet, each as it
-   * is now, and the slots taken away from them, free once this is durable.
+   * is now, and the slots taken away from them, free once this is durable. A chunk whose slot holds
+   * a partial version is recorded with it ({@code versions} and the blocks it held when taken,
+   * index for index; null for a whole chunk), also when only its blocks changed.
    */
-  record Unjournalled(ChunkTable.Taken changes, long[] previousLocations, long[] unmappedSlots) {}
+  record Unjournalled(
+      ChunkTable.Taken changes,
+      long[] previousLocations,
+      PartialVersions.@Nullable Version[] versions,
+      long @Nullable [][] versionBits,
+      long[] unmappedSlots) {}
 
   /** Takes the changes not journalled yet (see {@link Unjournalled}). */
   Unjournalled takeUnjournalled() {
@@ -469,22 +636,36 @@ final class ChunkStore {
       for (Integer chunkIndex; (chunkIndex = unjournalledMappings.poll()) != null; ) {
         chunks.add(chunkIndex);
       }
+      // A block's bit is set before its chunk is queued, so every bit set before this poll is
+      // taken with it.
+      for (Integer chunkIndex; (chunkIndex = unjournalledPartials.poll()) != null; ) {
+        chunks.add(chunkIndex);
+      }
       int[] indexes = new int[chunks.size()];
       int[] raws = new int[chunks.size()];
       long[] previous = new long[chunks.size()];
+      PartialVersions.Version[] versions = new PartialVersions.Version[chunks.size()];
+      long[][] bits = new long[chunks.size()][];
       int n = 0;
       for (int chunkIndex : chunks) {
         int raw = t.raw(chunkIndex);
-        if (ChunkTable.isDirtyRaw(raw)) { // else a commit has recorded it already
+        long location = ChunkTable.location(raw);
+        PartialVersions.Version version = location < 0 ? null : partials.get(location);
+        boolean dirty = ChunkTable.isDirtyRaw(raw);
+        if (dirty || version != null) { // else a commit has recorded it already
           indexes[n] = chunkIndex;
-          Long preserved = unjournalledPreserves.remove(chunkIndex);
+          Long preserved = dirty ? unjournalledPreserves.remove(chunkIndex) : null;
           previous[n] = preserved == null ? CommitBatch.NOT_PRESERVED : preserved;
+          versions[n] = version;
+          bits[n] = version == null ? null : version.presentBits();
           raws[n++] = raw;
         }
       }
       return new Unjournalled(
           new ChunkTable.Taken(Arrays.copyOf(indexes, n), Arrays.copyOf(raws, n)),
           Arrays.copyOf(previous, n),
+          Arrays.copyOf(versions, n),
+          Arrays.copyOf(bits, n),
           allocator.takeQuarantined());
     } finally {
       publishing.writeLock().unlock();
@@ -538,9 +719,10 @@ final class ChunkStore {
   }
 
   /**
-   * Gives a chunk the newest snapshot shares a slot of its own, holding the same bytes, and keeps
-   * the old slot for the snapshot. Returns the chunk's slot now (a caller that lost a race finds it
-   * moved or copied already).
+   * Gives a chunk the newest snapshot shares a slot of its own and keeps the old slot for the
+   * snapshot. Nothing is copied: the new slot is a {@linkplain PartialVersions partial version}
+   * that reads every block through the old one until a write gives it its own. Returns the chunk's
+   * slot now (a caller that lost a race finds it moved or copied already).
    */
   private long copyOnWrite(int chunkIndex) throws IOException {
     ChunkTable t = table;
@@ -548,7 +730,7 @@ final class ChunkStore {
     lock.lock();
     try {
       // Looked up again under the lock: the chunk may have been copied, zeroed or moved by
-      // compaction meanwhile; a moved chunk is still shared and is copied from where it is now.
+      // compaction meanwhile; a moved chunk is still shared and is based on where it is now.
       long shared = t.physicalChunk(chunkIndex);
       if (shared < 0) {
         return physicalChunkForWrite(chunkIndex);
@@ -556,29 +738,19 @@ final class ChunkStore {
       if (!snapshots.needsPreserve(chunkIndex)) {
         return shared;
       }
-      ChunkAllocator.Allocation copy = allocator.allocate();
-      // The shared slot's stripe is held alone from the copy to the new mapping: a writer that
-      // looked the chunk up before waits, then finds it moved, so nothing lands in the shared slot
-      // and nothing written is left behind in it.
+      // A reused slot is not zeroed: none of its blocks is read before a write gives it data.
+      long slot = allocator.allocate().physicalChunk();
+      // The shared slot's stripe is held alone until the new mapping is published: a writer that
+      // looked the chunk up before waits, then finds it moved, so nothing lands in the shared slot.
       PlainReadWriteLock io = ioLock(shared);
       io.lockExclusive();
       try {
-        try {
-          ByteBuffer buffer = ByteBuffer.allocate((int) Math.min(chunkSizeBytes, 1 << 20));
-          for (long done = 0; done < chunkSizeBytes; done += buffer.capacity()) {
-            buffer.clear().limit((int) Math.min(buffer.capacity(), chunkSizeBytes - done));
-            data.read(shared, done, buffer);
-            data.write(copy.physicalChunk(), done, buffer.flip());
-          }
-        } catch (IOException | RuntimeException e) {
-          allocator.giveBack(copy.physicalChunk());
-          throw e;
-        }
         publishing.readLock().lock();
         try {
           unjournalledMappings.add(chunkIndex);
           preserveForNewest(chunkIndex, shared);
-          if (!t.copyOnWriteDirty(chunkIndex, shared, copy.physicalChunk())) {
+          partials.create(slot, shared); // before the mapping, so a reader finds it with it
+          if (!t.copyOnWriteDirty(chunkIndex, shared, slot)) {
             throw new IllegalStateException("chunk " + chunkIndex + " changed under its lock");
           }
         } finally {
@@ -587,7 +759,67 @@ final class ChunkStore {
       } finally {
         io.unlockExclusive();
       }
-      return copy.physicalChunk();
+      return slot;
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /**
+   * Before slot {@code freed} goes back to the allocator: when a partial version reads through it,
+   * copies the blocks that version does not hold into it, so it holds the whole chunk and no longer
+   * needs the slot. Runs while the image is held exclusively; the caller makes the filled data
+   * durable, and records that the version is whole, before the slot can be reused.
+   *
+   * @return whether a version was filled
+   */
+  boolean fillDependent(long freed) throws IOException {
+    PartialVersions.Version dependent = partials.dependentOf(freed);
+    if (dependent == null) {
+      return false;
+    }
+    int blockBytes = partials.blockSizeBytes();
+    ByteBuffer block = ByteBuffer.allocate(blockBytes);
+    for (int b = 0; b < partials.blocksPerChunk(); b++) {
+      if (!dependent.has(b)) {
+        readVersion(freed, (long) b * blockBytes, block.clear());
+        data.write(dependent.slot, (long) b * blockBytes, block.flip());
+      }
+    }
+    partials.remove(dependent.slot);
+    return true;
+  }
+
+  /**
+   * The blocks of a chunk in which snapshot {@code toId} (0: the live image) may read differently
+   * from snapshot {@code from}: those written into the partial versions between them, when the
+   * newer version is a chain of partial versions that reaches the older one; null when that is not
+   * known (a whole-chunk version between them, or a chunk past {@code from}'s size), and the whole
+   * chunk counts.
+   */
+  long @Nullable [] changedBlocks(SnapshotSet.Snapshot from, int toId, int chunkIndex) {
+    if (partials.isEmpty() || (chunkIndex + 1L) * chunkSizeBytes > from.sizeBytes()) {
+      return null;
+    }
+    ReentrantLock lock = mappingLocks[chunkIndex % MAPPING_LOCK_STRIPES];
+    lock.lock();
+    try {
+      long live = table.physicalChunk(chunkIndex);
+      long older = snapshots.resolve(from.id(), chunkIndex, live);
+      long newer = toId == 0 ? live : snapshots.resolve(toId, chunkIndex, live);
+      long[] blocks = new long[PartialVersions.BITMAP_WORDS];
+      for (long slot = newer; slot != older; ) {
+        PartialVersions.Version version = slot < 0 ? null : partials.get(slot);
+        if (version == null) {
+          return null;
+        }
+        long[] present = version.presentBits();
+        for (int i = 0; i < blocks.length; i++) {
+          blocks[i] |= present[i];
+        }
+        slot = version.backing;
+      }
+      return blocks;
     } finally {
       lock.unlock();
     }
@@ -625,7 +857,7 @@ final class ChunkStore {
             PlainReadWriteLock io = ioLock(location);
             io.lockShared();
             try {
-              data.read(location, w.offsetInUnit(), dst);
+              readVersion(location, w.offsetInUnit(), dst);
             } finally {
               io.unlockShared();
             }

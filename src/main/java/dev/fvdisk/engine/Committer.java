@@ -104,7 +104,13 @@ final class Committer {
       events.add(e);
     }
     data.seal();
-    CommitBatch batch = batch(mappings, changes.previousLocations(), blocks, zeroBlocks, events);
+    // The blocks taken are durable now, so a checkpoint may record them from here on.
+    for (int i = 0; i < changes.versions().length; i++) {
+      if (changes.versions()[i] != null) {
+        changes.versions()[i].markSealed(changes.versionBits()[i]);
+      }
+    }
+    CommitBatch batch = batch(mappings, changes, blocks, zeroBlocks, events);
     if (batch.isEmpty()) {
       chunks.allocator().release(changes.unmappedSlots());
       return;
@@ -142,24 +148,39 @@ final class Committer {
    */
   private CommitBatch batch(
       ChunkTable.Taken mappings,
-      long[] previousLocations,
+      ChunkStore.Unjournalled changes,
       long[] sortedBlocks,
       long[] sortedZeroBlocks,
       List<SnapshotEvent> events) {
     int[] chunkIndexes = mappings.chunkIndexes();
     long[] locations = new long[chunkIndexes.length];
+    CommitBatch.PartialVersion[] partials = new CommitBatch.PartialVersion[chunkIndexes.length];
     for (int i = 0; i < chunkIndexes.length; i++) {
       locations[i] = mappings.location(i);
+      PartialVersions.Version v = changes.versions()[i];
+      if (v != null) {
+        partials[i] = new CommitBatch.PartialVersion(v.backing, changes.versionBits()[i]);
+      }
     }
     SnapshotSet.Snapshot newest = chunks.snapshots().newest();
     return new CommitBatch(
         chunkIndexes,
         locations,
-        previousLocations,
+        changes.previousLocations(),
         newest == null ? 0 : newest.id(),
+        partials,
         CommitBatch.BlockRanges.of(sortedBlocks),
         CommitBatch.BlockRanges.of(sortedZeroBlocks),
         events);
+  }
+
+  /**
+   * Seals the chunk data, then writes a checkpoint of what is durable with the header's flags: for
+   * a change made while the image is held exclusively that must not reach the log as records.
+   */
+  void sealAndCheckpoint() throws IOException {
+    data.seal();
+    checkpoint(header.get().flags());
   }
 
   /**

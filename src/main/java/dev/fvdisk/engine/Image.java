@@ -855,11 +855,26 @@ public final class Image implements Closeable {
       ensureWritable();
       SnapshotSet.Snapshot s = snapshot(name);
       committer.commit();
-      for (long slot : chunks.snapshots().delete(s.id())) {
-        chunks.allocator().quarantine(slot);
+      long[] freed = chunks.snapshots().delete(s.id());
+      // A partial version reading through a freed slot is filled first. That change has no
+      // journal record; a checkpoint records it together with the deletion.
+      boolean filled = false;
+      for (long slot : freed) {
+        filled |= chunks.fillDependent(slot);
       }
-      committer.queue(new SnapshotEvent.Deleted(s.id()));
-      committer.commit();
+      for (long slot : freed) {
+        chunks.snapshots().partials().remove(slot);
+      }
+      if (filled) {
+        committer.sealAndCheckpoint();
+        chunks.allocator().release(freed); // the checkpoint made the deletion durable
+      } else {
+        for (long slot : freed) {
+          chunks.allocator().quarantine(slot);
+        }
+        committer.queue(new SnapshotEvent.Deleted(s.id()));
+        committer.commit();
+      }
     } finally {
       lifecycle.unlockExclusive();
     }
@@ -925,11 +940,12 @@ public final class Image implements Closeable {
 
   /**
    * Where snapshot {@code to}, or the live image when {@code to} is null, may read differently from
-   * snapshot {@code from}: runs of whole chunks that writes or zeroes changed after {@code from}
-   * was taken (and everything past {@code from}'s size), clipped to {@code [offsetBytes,
-   * offsetBytes + lengthBytes)}, at most {@code maxExtents} of them, each in state {@link
-   * Extent.State#DATA}. A list cut short ends with a whole run; the caller continues after it.
-   * Moves by compaction are not changes.
+   * snapshot {@code from}: the chunks that writes or zeroes changed after {@code from} was taken
+   * (and everything past {@code from}'s size), narrowed to the blocks written where the newer
+   * version is a chain of partial versions down to the older one, as runs clipped to {@code
+   * [offsetBytes, offsetBytes + lengthBytes)}, at most {@code maxExtents} of them, each in state
+   * {@link Extent.State#DATA}. A list cut short ends with a whole run; the caller continues after
+   * it. Moves by compaction are not changes.
    *
    * @throws IllegalArgumentException when a snapshot does not exist, {@code to} is not newer than
    *     {@code from}, or the range is not inside {@code to}
@@ -947,25 +963,73 @@ public final class Image implements Closeable {
             "range of " + lengthBytes + " bytes at " + offsetBytes + " is not inside " + size);
       }
       int chunk = chunkSizeBytes();
-      BitSet changed =
-          chunks.snapshots().changedChunks(first.id(), last == null ? 0 : last.id(), size);
-      List<Extent> runs = new ArrayList<>();
+      int lastId = last == null ? 0 : last.id();
+      BitSet changed = chunks.snapshots().changedChunks(first.id(), lastId, size);
       long end = offsetBytes + lengthBytes;
+      long block = chunks.snapshots().partials().blockSizeBytes();
+      Runs runs = new Runs(maxExtents);
       for (int c = changed.nextSetBit((int) (offsetBytes / chunk));
-          c >= 0 && (long) c * chunk < end;
+          c >= 0 && (long) c * chunk < end && !runs.full();
           c = changed.nextSetBit(c + 1)) {
-        int runEnd = changed.nextClearBit(c);
-        long runStart = Math.max(offsetBytes, (long) c * chunk);
-        long runStop = Math.min(end, (long) runEnd * chunk);
-        if (runs.size() == maxExtents) {
-          break;
+        long chunkStart = (long) c * chunk;
+        long chunkEnd = chunkStart + chunk;
+        // Within a chunk, only the blocks its partial versions were written in, where known.
+        long[] blocks = chunks.changedBlocks(first, lastId, c);
+        if (blocks == null) {
+          runs.add(Math.max(offsetBytes, chunkStart), Math.min(end, chunkEnd));
+          continue;
         }
-        runs.add(new Extent(runStart, runStop - runStart, Extent.State.DATA));
-        c = runEnd;
+        for (long at = Math.max(chunkStart, offsetBytes / block * block);
+            at < chunkEnd && at < end && !runs.full();
+            at += block) {
+          int b = (int) ((at - chunkStart) / block);
+          if ((blocks[b >>> 6] & (1L << b)) != 0) {
+            runs.add(Math.max(offsetBytes, at), Math.min(end, at + block));
+          }
+        }
       }
-      return runs;
+      return runs.finish();
     } finally {
       lifecycle.unlockShared();
+    }
+  }
+
+  /** Joins touching ranges into at most {@code max} extents; a list cut short ends whole. */
+  private static final class Runs {
+    private final List<Extent> done = new ArrayList<>();
+    private final int max;
+    private long start = -1;
+    private long end = -1;
+
+    Runs(int max) {
+      this.max = max;
+    }
+
+    boolean full() {
+      return done.size() == max;
+    }
+
+    void add(long from, long to) {
+      if (from == end) {
+        end = to;
+        return;
+      }
+      if (start >= 0) {
+        done.add(new Extent(start, end - start, Extent.State.DATA));
+        if (full()) {
+          start = -1;
+          return;
+        }
+      }
+      start = from;
+      end = to;
+    }
+
+    List<Extent> finish() {
+      if (start >= 0 && !full()) {
+        done.add(new Extent(start, end - start, Extent.State.DATA));
+      }
+      return done;
     }
   }
 

@@ -29,10 +29,11 @@ import org.jspecify.annotations.Nullable;
  *     16    8 epoch: must equal the header's stable epoch to be replayed
  *     24    8 sequence number within the epoch, for diagnostics
  *     32    2 kind: 1 = chunk mappings, 2 = block ranges, 3 = zero block ranges (version 2),
- *             4 = snapshot taken or deleted, 5 = preserving mappings (both with the snapshots
- *             feature)
- *     34    2 count n: 1..59 mappings, 1..39 block ranges or preserving mappings, 1 snapshot
- *     36    4 kind 5: the snapshot the previous locations are kept for; else reserved, zero
+ *             4 = snapshot taken or deleted, 5 = preserving mappings, 6 = partial versions (all
+ *             three with the snapshots feature)
+ *     34    2 count n: 1..59 mappings, 1..39 block ranges or preserving mappings, 1 snapshot,
+ *             1..9 partial versions
+ *     36    4 kind 5 and 6: the snapshot the previous locations are kept for; else reserved, zero
  *     40  8×n kind 1: virtual chunk index (u32), physical chunk (u32); in format version 2,
  *             0xFFFFFFFF unmaps the chunk
  *     40 12×n kind 2 and 3: first block (u64), block count (u32); the bitmap bits of these blocks
@@ -42,7 +43,16 @@ import org.jspecify.annotations.Nullable;
  *             of UTF-8 (for a deletion only the id counts)
  *     40 12×n kind 5: virtual chunk index (u32), physical chunk (u32, 0xFFFFFFFF unmaps), the
  *             physical chunk it had when the snapshot was taken (u32, 0xFFFFFFFF: none)
+ *     40 48×n kind 6: virtual chunk index (u32), physical chunk (u32), backing physical chunk
+ *             (u32), flags (u32: bit 0, the change preserves the backing for the snapshot), the
+ *             blocks the version holds (32 bytes, bit b%8 of byte b/8)
  * </pre>
+ *
+ * <p>A partial version (kind 6) maps a chunk to a slot that holds only some of its blocks; the
+ * others read from the backing slot, which a snapshot keeps. Each entry carries the version whole,
+ * so the newest entry for a chunk is all replay needs, and a torn append leaves each chunk as its
+ * previous entry had it: blocks a lost entry named were not acknowledged as durable. A kind 1 or 5
+ * entry maps its chunk to a slot holding a whole chunk.
  *
  * <p>A preserving mapping (kind 5) is a chunk's first change after the newest snapshot: the new
  * mapping and the location the snapshot keeps sit in one entry, so no torn append can keep one
@@ -85,6 +95,7 @@ final class Journal {
   static final int KIND_ZERO_BLOCK_RANGES = 3;
   static final int KIND_SNAPSHOT = 4;
   static final int KIND_PRESERVING_MAPPINGS = 5;
+  static final int KIND_PARTIAL_VERSIONS = 6;
   static final int SNAPSHOT_TAKEN = 1;
   static final int SNAPSHOT_DELETED = 2;
 
@@ -98,6 +109,9 @@ final class Journal {
   static final int RANGES_PER_RECORD = (SECTOR_BYTES - RECORD_HEADER_BYTES) / RANGE_BYTES;
   static final int PRESERVING_BYTES = 12;
   static final int PRESERVING_PER_RECORD = (SECTOR_BYTES - RECORD_HEADER_BYTES) / PRESERVING_BYTES;
+  static final int PARTIAL_BYTES = 16 + PartialVersions.BITMAP_WORDS * 8;
+  static final int PARTIALS_PER_RECORD = (SECTOR_BYTES - RECORD_HEADER_BYTES) / PARTIAL_BYTES;
+  private static final int PARTIAL_PRESERVES = 1;
   private static final int SNAPSHOT_NAME_AT = 64;
 
   private final Storage storage;
@@ -128,9 +142,11 @@ final class Journal {
   /** Records of a whole batch: its zero blocks are written separately, so they start a record. */
   static int recordsFor(CommitBatch batch) {
     int preserving = batch.preservedCount();
-    return recordsFor(batch.mappingCount() - preserving, batch.presentBlocks().count())
+    int partial = batch.partialCount();
+    return recordsFor(batch.mappingCount() - preserving - partial, batch.presentBlocks().count())
         + recordsFor(0, batch.zeroBlocks().count())
         + (preserving + PRESERVING_PER_RECORD - 1) / PRESERVING_PER_RECORD
+        + (partial + PARTIALS_PER_RECORD - 1) / PARTIALS_PER_RECORD
         + batch.snapshotEvents().size();
   }
 
@@ -160,16 +176,46 @@ final class Journal {
   void append(CommitBatch batch) throws IOException {
     int events = batch.snapshotEvents().size();
     int preserving = batch.preservedCount();
+    int partial = batch.partialCount();
+    int plain = batch.mappingCount() - preserving - partial;
     int preservingRecords = (preserving + PRESERVING_PER_RECORD - 1) / PRESERVING_PER_RECORD;
-    int mappingRecords = recordsFor(batch.mappingCount() - preserving, 0);
+    int partialRecords = (partial + PARTIALS_PER_RECORD - 1) / PARTIALS_PER_RECORD;
+    int mappingRecords = recordsFor(plain, 0);
     int records =
-        events + preservingRecords + mappingRecords + recordsFor(0, batch.presentBlocks().count());
+        events
+            + preservingRecords
+            + partialRecords
+            + mappingRecords
+            + recordsFor(0, batch.presentBlocks().count());
     ByteBuffer buf = newRecords(records);
     int r = 0;
     for (SnapshotEvent event : batch.snapshotEvents()) {
       putSnapshotEvent(buf, r++ * SECTOR_BYTES, event);
     }
-    // Mappings in two sequences, preserving ones (kind 5) and plain ones (kind 1).
+    // Mappings in three sequences: partial versions (kind 6), preserving whole chunks (kind 5)
+    // and plain ones (kind 1).
+    int nextPartial = 0;
+    for (int p = 0; p < partialRecords; p++, r++) {
+      int base = r * SECTOR_BYTES;
+      int n = Math.min(PARTIALS_PER_RECORD, partial - p * PARTIALS_PER_RECORD);
+      int at = startRecord(buf, base, KIND_PARTIAL_VERSIONS, n);
+      buf.putInt(base + 36, batch.preservedFor());
+      for (int i = 0; i < n; i++, at += PARTIAL_BYTES) {
+        while (batch.partialVersions()[nextPartial] == null) {
+          nextPartial++;
+        }
+        CommitBatch.PartialVersion v = batch.partialVersions()[nextPartial];
+        boolean preserves = batch.previousLocations()[nextPartial] != CommitBatch.NOT_PRESERVED;
+        buf.putInt(at, batch.chunkIndexes()[nextPartial]);
+        buf.putInt(at + 4, (int) batch.locations()[nextPartial]);
+        buf.putInt(at + 8, (int) v.backing());
+        buf.putInt(at + 12, preserves ? PARTIAL_PRESERVES : 0);
+        for (int w = 0; w < PartialVersions.BITMAP_WORDS; w++) {
+          buf.putLong(at + 16 + w * 8, v.presentBits()[w]);
+        }
+        nextPartial++;
+      }
+    }
     int nextPreserving = 0;
     int nextPlain = 0;
     for (int p = 0; p < preservingRecords; p++, r++) {
@@ -178,7 +224,8 @@ final class Journal {
       int at = startRecord(buf, base, KIND_PRESERVING_MAPPINGS, n);
       buf.putInt(base + 36, batch.preservedFor());
       for (int i = 0; i < n; i++, at += PRESERVING_BYTES) {
-        while (batch.previousLocations()[nextPreserving] == CommitBatch.NOT_PRESERVED) {
+        while (batch.previousLocations()[nextPreserving] == CommitBatch.NOT_PRESERVED
+            || batch.partialVersions()[nextPreserving] != null) {
           nextPreserving++;
         }
         buf.putInt(at, batch.chunkIndexes()[nextPreserving]);
@@ -189,12 +236,11 @@ final class Journal {
     }
     for (int m = 0; m < mappingRecords; m++, r++) {
       int base = r * SECTOR_BYTES;
-      int n =
-          Math.min(
-              MAPPINGS_PER_RECORD, batch.mappingCount() - preserving - m * MAPPINGS_PER_RECORD);
+      int n = Math.min(MAPPINGS_PER_RECORD, plain - m * MAPPINGS_PER_RECORD);
       int at = startRecord(buf, base, KIND_CHUNK_MAPPINGS, n);
       for (int i = 0; i < n; i++, at += MAPPING_BYTES) {
-        while (batch.previousLocations()[nextPlain] != CommitBatch.NOT_PRESERVED) {
+        while (batch.previousLocations()[nextPlain] != CommitBatch.NOT_PRESERVED
+            || batch.partialVersions()[nextPlain] != null) {
           nextPlain++;
         }
         buf.putInt(at, batch.chunkIndexes()[nextPlain]);
@@ -361,6 +407,7 @@ final class Journal {
               case KIND_SNAPSHOT -> header.hasSnapshotsFeature() ? 1 : 0;
               case KIND_PRESERVING_MAPPINGS ->
                   header.hasSnapshotsFeature() ? PRESERVING_PER_RECORD : 0;
+              case KIND_PARTIAL_VERSIONS -> header.hasSnapshotsFeature() ? PARTIALS_PER_RECORD : 0;
               default -> 0;
             };
         if (count < 1 || count > limit) {
@@ -406,9 +453,11 @@ final class Journal {
           applied++;
           continue;
         }
+        boolean partial = kind == KIND_PARTIAL_VERSIONS;
         boolean preserving = kind == KIND_PRESERVING_MAPPINGS;
         int preservedFor = buf.getInt(base + 36);
-        if (preserving && snapshots.byId(preservedFor) == null) {
+        if ((preserving || (partial && preservesAny(buf, at, count)))
+            && snapshots.byId(preservedFor) == null) {
           problems.add(
               where(storage, sectorOffset)
                   + ": preserves chunks for snapshot "
@@ -416,9 +465,27 @@ final class Journal {
                   + ", which does not exist");
           continue;
         }
-        for (int i = 0; i < count; i++, at += preserving ? PRESERVING_BYTES : MAPPING_BYTES) {
+        int entryBytes = partial ? PARTIAL_BYTES : preserving ? PRESERVING_BYTES : MAPPING_BYTES;
+        for (int i = 0; i < count; i++, at += entryBytes) {
           long chunkIndex = Integer.toUnsignedLong(buf.getInt(at));
           long physical = Integer.toUnsignedLong(buf.getInt(at + 4));
+          long backing = partial ? Integer.toUnsignedLong(buf.getInt(at + 8)) : -1;
+          if (partial && (physical == UNMAPPED_SLOT || backing == physical)) {
+            problems.add(
+                where(storage, sectorOffset)
+                    + ": partial version of chunk "
+                    + chunkIndex
+                    + " in slot "
+                    + physical
+                    + " over "
+                    + backing);
+            continue;
+          }
+          if (partial
+              && (buf.getInt(at + 12) & PARTIAL_PRESERVES) != 0
+              && chunkIndex < table.chunkCount()) {
+            snapshots.preserve(preservedFor, (int) chunkIndex, backing);
+          }
           if (preserving && chunkIndex < table.chunkCount()) {
             long previous = Integer.toUnsignedLong(buf.getInt(at + 8));
             // Not checked against the file here: a later deletion may have freed the slot and
@@ -447,6 +514,15 @@ final class Journal {
               problems.add(problem);
             }
             continue;
+          }
+          if (partial) {
+            long[] bits = new long[PartialVersions.BITMAP_WORDS];
+            for (int w = 0; w < bits.length; w++) {
+              bits[w] = buf.getLong(at + 16 + w * 8);
+            }
+            snapshots.partials().load(physical, backing, bits);
+          } else if (!unmapping) {
+            snapshots.partials().remove(physical); // the slot holds a whole chunk now
           }
           if (movable) {
             // Records are read in the order they were written, so the newest one wins.
@@ -485,6 +561,15 @@ final class Journal {
     }
     return new Replay(
         applied, appliedMappings, stale, skipped, skippedBlocks, List.copyOf(problems));
+  }
+
+  private static boolean preservesAny(ByteBuffer buf, int at, int count) {
+    for (int i = 0; i < count; i++) {
+      if ((buf.getInt(at + i * PARTIAL_BYTES + 12) & PARTIAL_PRESERVES) != 0) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** Applies a kind 4 record; returns what is wrong with it, or null. */

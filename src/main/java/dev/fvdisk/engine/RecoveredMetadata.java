@@ -62,6 +62,7 @@ record RecoveredMetadata(
     SnapshotSet snapshots = loadSnapshots(storage, header);
     Journal.Replay replay = Journal.replay(storage, header, table, bitmap, snapshots, slotLimit);
     snapshots.dropUnchanged(table);
+    snapshots.dropUnheldPartials(table);
     List<String> problems = new ArrayList<>(replay.problems());
     long[] directorySlots = directorySlots(header);
 

@@ -26,13 +26,14 @@ import org.jspecify.annotations.Nullable;
  * zeros). A snapshot reads a chunk from the first delta, its own or a newer one's, that holds the
  * chunk, and else from the live table: a chunk that never changed since is shared with the image.
  *
- * <p>So the first change of a chunk after the newest snapshot (a write, which then copies the chunk
- * to a new slot, or a whole-chunk zero, which then keeps the slot) first <em>preserves</em> the
- * chunk's location in the newest delta; later changes of it need nothing. A slot moves from the
- * live table into exactly one delta and never back, so every slot has one holder: the live table or
- * one delta. Deleting a snapshot hands each entry of its delta to the next older snapshot when that
- * one does not hold the chunk itself (it read the chunk through the deleted one), and frees the
- * slot otherwise; deleting the oldest frees its whole delta. Taking a snapshot copies nothing.
+ * <p>So the first change of a chunk after the newest snapshot (a write, which then gives the chunk
+ * a new slot holding a {@linkplain PartialVersions partial version} over the old one, or a
+ * whole-chunk zero, which then keeps the slot) first <em>preserves</em> the chunk's location in the
+ * newest delta; later changes of it need nothing. A slot moves from the live table into exactly one
+ * delta and never back, so every slot has one holder: the live table or one delta. Deleting a
+ * snapshot hands each entry of its delta to the next older snapshot when that one does not hold the
+ * chunk itself (it read the chunk through the deleted one), and frees the slot otherwise; deleting
+ * the oldest frees its whole delta. Taking a snapshot copies nothing.
  *
  * <p>The set is stored as one <em>directory</em> ({@link #encode}) when the image writes a
  * checkpoint, and changed by journal records in between (docs/format.md).
@@ -53,6 +54,8 @@ final class SnapshotSet {
   private static final int DIRECTORY_HEADER_BYTES = 12;
   private static final int SNAPSHOT_HEADER_BYTES = 28;
   private static final int ENTRY_BYTES = 8;
+  static final int PARTIALS_MAGIC = 0x56505646; // "FVPV" read as a little-endian int
+  private static final int PARTIAL_ENTRY_BYTES = 8 + PartialVersions.BITMAP_WORDS * 8;
 
   /**
    * One snapshot.
@@ -67,9 +70,16 @@ final class SnapshotSet {
   private final Map<Integer, Map<Integer, Long>> deltas = new ConcurrentHashMap<>();
   private final AtomicLong heldSlots = new AtomicLong();
   private int nextId = 1;
+  private final PartialVersions partials;
 
   SnapshotSet(int chunkSizeBytes) {
     this.chunkSizeBytes = chunkSizeBytes;
+    this.partials = new PartialVersions(chunkSizeBytes);
+  }
+
+  /** The chunk versions, live or kept, that hold only some of their blocks. */
+  PartialVersions partials() {
+    return partials;
   }
 
   /** The snapshots, oldest first. */
@@ -346,6 +356,25 @@ final class SnapshotSet {
     }
   }
 
+  /**
+   * After loading: forgets partial versions in slots neither the live table nor a delta holds
+   * (freed since their record, or mapped by a change that was not durable).
+   */
+  void dropUnheldPartials(ChunkTable live) {
+    if (partials.isEmpty()) {
+      return;
+    }
+    Set<Long> held = new HashSet<>();
+    for (int chunk = 0; chunk < live.chunkCount(); chunk++) {
+      long slot = live.physicalChunk(chunk);
+      if (slot >= 0) {
+        held.add(slot);
+      }
+    }
+    forEachHeldSlot(held::add);
+    partials.retain(held::contains);
+  }
+
   private int chunkCount(Snapshot s) {
     return (int) Header.ceilDiv(s.sizeBytes(), chunkSizeBytes);
   }
@@ -355,8 +384,10 @@ final class SnapshotSet {
   /**
    * The set as a directory: magic, count, the next id (so that ids are never given twice, also
    * after every snapshot was deleted), then per snapshot its id, name, time, size and delta
-   * (entries by ascending chunk, each the chunk and its location + 1, 0 for none), and a CRC-32C of
-   * everything before it. Layout in docs/format.md.
+   * (entries by ascending chunk, each the chunk and its location + 1, 0 for none); when there are
+   * partial versions, a section of them (magic, count, then per version its slot, its backing slot
+   * and the blocks whose data is sealed); and a CRC-32C of everything before it. Layout in
+   * docs/format.md.
    */
   ByteBuffer encode() {
     List<Snapshot> all = snapshots;
@@ -377,6 +408,11 @@ final class SnapshotSet {
               + s.name().getBytes(StandardCharsets.UTF_8).length
               + chunks.length * ENTRY_BYTES;
     }
+    List<PartialVersions.Version> versions = new ArrayList<>();
+    partials.all().forEach(versions::add);
+    if (!versions.isEmpty()) {
+      bytes += 8 + versions.size() * PARTIAL_ENTRY_BYTES;
+    }
     ByteBuffer buf = ByteBuffer.allocate(bytes).order(ByteOrder.LITTLE_ENDIAN);
     buf.putInt(DIRECTORY_MAGIC).putInt(all.size()).putInt(nextId);
     for (int i = 0; i < all.size(); i++) {
@@ -392,6 +428,15 @@ final class SnapshotSet {
           .put(name);
       for (int v : values) {
         buf.putInt(v);
+      }
+    }
+    if (!versions.isEmpty()) {
+      buf.putInt(PARTIALS_MAGIC).putInt(versions.size());
+      for (PartialVersions.Version v : versions) {
+        buf.putInt(Math.toIntExact(v.slot)).putInt(Math.toIntExact(v.backing));
+        for (long word : v.sealedBits()) {
+          buf.putLong(word);
+        }
       }
     }
     buf.putInt(crc(buf, 0, buf.position()));
@@ -464,9 +509,34 @@ final class SnapshotSet {
       }
     }
     if (buf.position() != end) {
-      throw corrupt(where, (end - buf.position()) + " bytes after the last snapshot");
+      decodePartials(buf, end, set, where);
     }
     return set;
+  }
+
+  private static void decodePartials(ByteBuffer buf, int end, SnapshotSet set, String where)
+      throws CorruptImageException {
+    if (buf.position() + 8 > end || buf.getInt() != PARTIALS_MAGIC) {
+      throw corrupt(where, "bytes after the last snapshot are not partial versions");
+    }
+    long count = Integer.toUnsignedLong(buf.getInt());
+    if (buf.position() + count * PARTIAL_ENTRY_BYTES != end) {
+      throw corrupt(where, count + " partial versions do not fill the rest of the directory");
+    }
+    for (long i = 0; i < count; i++) {
+      long slot = Integer.toUnsignedLong(buf.getInt());
+      long backing = Integer.toUnsignedLong(buf.getInt());
+      long[] bits = new long[PartialVersions.BITMAP_WORDS];
+      for (int w = 0; w < bits.length; w++) {
+        bits[w] = buf.getLong();
+      }
+      if (slot >= ChunkTable.MAX_PHYSICAL_CHUNKS
+          || backing >= ChunkTable.MAX_PHYSICAL_CHUNKS
+          || slot == backing) {
+        throw corrupt(where, "partial version in slot " + slot + " over " + backing);
+      }
+      set.partials.load(slot, backing, bits);
+    }
   }
 
   private static int crc(ByteBuffer buf, int from, int to) {

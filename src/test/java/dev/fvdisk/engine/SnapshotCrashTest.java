@@ -28,7 +28,10 @@ import org.junit.jupiter.params.provider.MethodSource;
  * zeroes that keep slots for snapshots, first writes after a snapshot, compaction and a clean
  * close, crashed at every storage write (three power-loss modes) and every force, with two journal
  * sizes (the smaller one fills and is replaced by table switches, which write the snapshot
- * directory).
+ * directory). With chunks of 4 KiB every chunk is one block; with chunks of 32 KiB (eight blocks)
+ * the first write into a chunk after a snapshot makes a partial version, later snapshots keep
+ * partial versions that read through older ones, and deleting a snapshot fills the version that
+ * read through a slot it frees.
  *
  * <p>After each crash the surviving bytes must open, the offline check must not report corruption,
  * every write acknowledged by a flush must read back (others leave each sector old or new), every
@@ -95,17 +98,22 @@ class SnapshotCrashTest {
           new Snap("d"),
           new Write(40L * C + 8, 8),
           new Drop("c"),
+          new Write(41L * C + 100, 2 * C),
+          new Snap("e"),
+          new Write(42L * C, C),
+          new Zero(32L * C, 8 * C),
+          new Drop("d"),
           new Flush(),
           new Close());
 
-  private static CrashingStorage freshImage(long journalBytes) throws IOException {
+  private static CrashingStorage freshImage(long journalBytes, int chunkBytes) throws IOException {
     MemoryStorage storage = new MemoryStorage("snapshot-crash");
     Image.create(
             storage,
             ImageOptions.builder(SIZE)
-                .chunkSizeBytes(C)
+                .chunkSizeBytes(chunkBytes)
                 .journalSizeBytes(journalBytes)
-                .growthUnitBytes(2L * C)
+                .growthUnitBytes(Math.max(2L * C, chunkBytes))
                 .build())
         .close();
     return CrashingStorage.wrap(storage.reopen());
@@ -188,28 +196,35 @@ class SnapshotCrashTest {
 
   static Stream<Arguments> crashes() {
     return Stream.of(Mode.LOSE_UNFORCED, Mode.KEEP_SOME_UNFORCED, Mode.TEAR_WRITE, Mode.FAIL_FORCE)
-        .flatMap(mode -> Stream.of(Arguments.of(mode, 1024L), Arguments.of(mode, 16384L)));
+        .flatMap(
+            mode ->
+                Stream.of(
+                    Arguments.of(mode, 1024L, C),
+                    Arguments.of(mode, 16384L, C),
+                    Arguments.of(mode, 1024L, 8 * C)));
   }
 
-  @ParameterizedTest(name = "{0}, journal of {1} bytes")
+  @ParameterizedTest(name = "{0}, journal of {1} bytes, chunks of {2} bytes")
   @MethodSource("crashes")
   void every_crash_point_keeps_acknowledged_writes_and_every_snapshot_exactly(
-      Mode mode, long journalBytes) throws IOException {
-    CrashingStorage counting = freshImage(journalBytes);
+      Mode mode, long journalBytes, int chunkBytes) throws IOException {
+    CrashingStorage counting = freshImage(journalBytes, chunkBytes);
     Run baseline = run(counting, "baseline");
     if (baseline.failure != null) {
       throw new AssertionError("the workload fails without a crash", baseline.failure);
     }
     try (Image image = Image.open(counting.survivingStorage("baseline"), false)) {
-      assertEquals(Set.of("d"), names(image), "baseline snapshots");
-      assertArrayEquals(baseline.sure.get("d"), read(image, "d", (int) SIZE));
+      assertEquals(Set.of("e"), names(image), "baseline snapshots");
+      assertArrayEquals(baseline.sure.get("e"), read(image, "e", (int) SIZE));
     }
     long points = mode == Mode.FAIL_FORCE ? counting.forceCount() : counting.writeCount();
     int survived = 0;
     for (long n = 1; n <= points; n++) {
       String label =
-          String.format("%s at %d of %d, journal %d bytes", mode, n, points, journalBytes);
-      CrashingStorage storage = freshImage(journalBytes);
+          String.format(
+              "%s at %d of %d, journal %d bytes, chunks of %d bytes",
+              mode, n, points, journalBytes, chunkBytes);
+      CrashingStorage storage = freshImage(journalBytes, chunkBytes);
       storage.arm(mode, n, n * 7919);
       Run run = run(storage, label);
       assertTrue(storage.crashed(), label + ": the crash point was never reached");
@@ -217,8 +232,8 @@ class SnapshotCrashTest {
       survived++;
     }
     System.out.printf(
-        "SnapshotCrashTest: %d crash points survived (%s, journal %d bytes)%n",
-        survived, mode, journalBytes);
+        "SnapshotCrashTest: %d crash points survived (%s, journal %d bytes, chunks of %d bytes)%n",
+        survived, mode, journalBytes, chunkBytes);
   }
 
   private static void verify(MemoryStorage survivors, Run run, String label) throws IOException {

@@ -4,7 +4,10 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.fvdisk.engine.io.CrashingStorage;
+import dev.fvdisk.engine.io.ForwardingStorage;
 import dev.fvdisk.engine.io.MemoryStorage;
+import dev.fvdisk.engine.io.Storage;
+import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -12,6 +15,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -45,7 +49,8 @@ class SnapshotTest {
       long usedBefore = image.stats().usedBytes();
       long fileBefore = image.stats().fileBytes();
 
-      // A 4 KiB write copies its chunk; a whole-chunk zero keeps the slot for the snapshot.
+      // A 4 KiB write moves its chunk to a new slot; a whole-chunk zero keeps the slot for the
+      // snapshot.
       image.write(100, ByteBuffer.wrap(new byte[4096]));
       image.zero(2L * chunk, chunk);
       live = first.clone();
@@ -62,13 +67,13 @@ class SnapshotTest {
       assertThat(image.stats().fileBytes()).isEqualTo(fileBefore);
       assertThat(image.stats().snapshotBytes()).isEqualTo(2L * chunk);
       assertThat(image.check(false).status()).isEqualTo(CheckReport.Status.OK);
-      // The changes since s1: the chunk written into and the chunk zeroed, nothing else.
+      // The changes since s1: the two 4 KiB blocks written into and the chunk zeroed.
       assertThat(image.changes("s1", null, 0, 8L * chunk, 1000))
           .containsExactly(
-              new Extent(0, chunk, Extent.State.DATA),
+              new Extent(0, 8192, Extent.State.DATA),
               new Extent(2L * chunk, chunk, Extent.State.DATA));
       assertThat(image.changes("s1", null, 0, 8L * chunk, 1))
-          .containsExactly(new Extent(0, chunk, Extent.State.DATA));
+          .containsExactly(new Extent(0, 8192, Extent.State.DATA));
       assertThat(image.changes("s1", null, 2L * chunk + 10, 100, 1000))
           .containsExactly(new Extent(2L * chunk + 10, 100, Extent.State.DATA));
 
@@ -89,6 +94,94 @@ class SnapshotTest {
       assertThat(image.check(false).problems()).isEmpty();
       assertThat(read(image, null, 0, 8 * chunk)).isEqualTo(live);
     }
+  }
+
+  @Test
+  void the_first_write_after_a_snapshot_writes_blocks_not_the_chunk() throws Exception {
+    int chunk = 1 << 20;
+    MemoryStorage memory = new MemoryStorage("partial");
+    AtomicLong written = new AtomicLong();
+    Storage counting =
+        new ForwardingStorage(memory) {
+          @Override
+          public void write(ByteBuffer src, long positionBytes) throws IOException {
+            written.addAndGet(src.remaining());
+            super.write(src, positionBytes);
+          }
+        };
+    byte[] first = CloneTest.pattern(4 * chunk, 5);
+    byte[] second;
+    byte[] live;
+    try (Image image =
+        Image.create(counting, ImageOptions.builder(4L * chunk).chunkSizeBytes(chunk).build())) {
+      image.write(0, ByteBuffer.wrap(first));
+      image.createSnapshot("s1");
+      written.set(0);
+      // A whole block, and 512 bytes inside another block, of chunk 0; a whole block of chunk 2.
+      live = first.clone();
+      writeAndModel(image, live, 8192, CloneTest.pattern(4096, 6));
+      writeAndModel(image, live, 100_000, CloneTest.pattern(512, 7));
+      writeAndModel(image, live, 2L * chunk + 4096, CloneTest.pattern(4096, 8));
+      image.flush();
+      // Three blocks of data and the journal records, far from two chunks.
+      assertThat(written.get()).isLessThan(64 << 10);
+      assertThat(read(image, null, 0, live.length)).isEqualTo(live);
+      assertThat(read(image, "s1", 0, first.length)).isEqualTo(first);
+      // The changes since s1 are the three blocks written, not their chunks.
+      assertThat(image.changes("s1", null, 0, 4L * chunk, 1000))
+          .containsExactly(
+              new Extent(8192, 4096, Extent.State.DATA),
+              new Extent(98_304, 4096, Extent.State.DATA),
+              new Extent(2L * chunk + 4096, 4096, Extent.State.DATA));
+      assertThat(image.changes("s1", null, 9000, 2L * chunk, 1))
+          .containsExactly(new Extent(9000, 12_288 - 9000, Extent.State.DATA));
+
+      // A second snapshot keeps the partial version of chunk 0; the next write into chunk 0
+      // makes one that reads through it, and it through s1's slot.
+      image.createSnapshot("s2");
+      second = live.clone();
+      writeAndModel(image, live, 300, CloneTest.pattern(700, 9));
+      writeAndModel(image, live, chunk - 4096, CloneTest.pattern(4096, 10));
+      assertThat(read(image, null, 0, live.length)).isEqualTo(live);
+      assertThat(read(image, "s2", 0, second.length)).isEqualTo(second);
+      assertThat(read(image, "s1", 0, first.length)).isEqualTo(first);
+      assertThat(image.snapshots()).hasSize(2);
+      // From s1 to the live image the chain of versions of chunk 0 names every block written.
+      assertThat(image.changes("s1", null, 0, chunk, 1000))
+          .containsExactly(
+              new Extent(0, 4096, Extent.State.DATA),
+              new Extent(8192, 4096, Extent.State.DATA),
+              new Extent(98_304, 4096, Extent.State.DATA),
+              new Extent(chunk - 4096, 4096, Extent.State.DATA));
+
+      // Deleting s1 frees the slots s2's versions read through: they are filled first.
+      image.deleteSnapshot("s1");
+      assertThat(read(image, "s2", 0, second.length)).isEqualTo(second);
+      assertThat(read(image, null, 0, live.length)).isEqualTo(live);
+      // The freed slots are reused: what they held must not show anywhere.
+      writeAndModel(image, live, 3L * chunk, CloneTest.pattern(chunk, 11));
+      writeAndModel(image, live, chunk, CloneTest.pattern(chunk, 12));
+      image.flush();
+      assertThat(read(image, "s2", 0, second.length)).isEqualTo(second);
+      assertThat(image.check(false).problems()).isEmpty();
+    }
+    try (Image image = Image.open(memory.reopen(), true)) {
+      assertThat(read(image, null, 0, live.length)).isEqualTo(live);
+      assertThat(read(image, "s2", 0, second.length)).isEqualTo(second);
+      assertThat(image.check(false).problems()).isEmpty();
+      image.deleteSnapshot("s2");
+      assertThat(read(image, null, 0, live.length)).isEqualTo(live);
+    }
+    try (Image image = Image.open(memory.reopen(), false)) {
+      assertThat(read(image, null, 0, live.length)).isEqualTo(live);
+      assertThat(image.snapshots()).isEmpty();
+    }
+  }
+
+  private static void writeAndModel(Image image, byte[] model, long offset, byte[] data)
+      throws Exception {
+    image.write(offset, ByteBuffer.wrap(data));
+    System.arraycopy(data, 0, model, (int) offset, data.length);
   }
 
   @Test

@@ -2,6 +2,7 @@ package dev.fvdisk.engine.spi;
 
 import java.util.Arrays;
 import java.util.List;
+import org.jspecify.annotations.Nullable;
 
 /**
  * What one commit round makes durable: changed chunk mappings (virtual chunk to location, or to
@@ -23,6 +24,9 @@ import java.util.List;
  *     was taken, for a change that is the chunk's first since then (-1: nowhere), else {@link
  *     #NOT_PRESERVED}
  * @param preservedFor the newest snapshot, which the previous locations are kept for; 0 if none
+ * @param partialVersions index for index, for a chunk whose location holds a partial version (some
+ *     blocks, the rest read through a backing slot): that version as taken; null for a whole chunk
+ *     or none. A chunk may appear only for this, its mapping unchanged.
  * @param presentBlocks clone blocks whose data is now in the image
  * @param zeroBlocks clone blocks that now read as zeros (the zero of a block still in the base)
  * @param snapshotEvents snapshots taken or deleted, in order; a batch that has any has nothing else
@@ -32,6 +36,7 @@ public record CommitBatch(
     long[] locations,
     long[] previousLocations,
     int preservedFor,
+    @Nullable PartialVersion[] partialVersions,
     BlockRanges presentBlocks,
     BlockRanges zeroBlocks,
     List<SnapshotEvent> snapshotEvents) {
@@ -40,7 +45,9 @@ public record CommitBatch(
   public static final long NOT_PRESERVED = Long.MIN_VALUE;
 
   public CommitBatch {
-    if (chunkIndexes.length != locations.length || previousLocations.length != locations.length) {
+    if (chunkIndexes.length != locations.length
+        || previousLocations.length != locations.length
+        || partialVersions.length != locations.length) {
       throw new IllegalArgumentException("a batch needs one location per chunk");
     }
     snapshotEvents = List.copyOf(snapshotEvents);
@@ -54,6 +61,7 @@ public record CommitBatch(
         locations,
         notPreserved(chunkIndexes.length),
         0,
+        new PartialVersion[chunkIndexes.length],
         presentBlocks,
         zeroBlocks,
         List.of());
@@ -65,11 +73,30 @@ public record CommitBatch(
     return none;
   }
 
-  /** How many mappings preserve a previous location. */
+  /**
+   * A chunk version that holds only some blocks of its chunk.
+   *
+   * @param backing the slot its other blocks read from
+   * @param presentBits the blocks it holds: bit {@code b % 64} of word {@code b / 64}
+   */
+  public record PartialVersion(long backing, long[] presentBits) {}
+
+  /** How many mappings preserve a previous location and are whole chunks. */
   public int preservedCount() {
     int n = 0;
-    for (long previous : previousLocations) {
-      if (previous != NOT_PRESERVED) {
+    for (int i = 0; i < previousLocations.length; i++) {
+      if (previousLocations[i] != NOT_PRESERVED && partialVersions[i] == null) {
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** How many mappings name a partial version. */
+  public int partialCount() {
+    int n = 0;
+    for (PartialVersion v : partialVersions) {
+      if (v != null) {
         n++;
       }
     }
