@@ -23,12 +23,14 @@ import java.util.concurrent.TimeUnit;
  * qemu-img is installed.
  *
  * <p>Run: {@code ./mvnw -B -q -Pbench test -Dbench.main=dev.fvdisk.bench.SnapshotBench
- * -Dbench.args="[repetitions] [writes]"} (defaults 7 and 2000). Writes are write-back (no flush per
- * write), one caller; each rate is the median of the repetitions, each on fresh chunks.
+ * -Dbench.args="[repetitions] [writes]"} (defaults 7 and 2000, at most one write per chunk written,
+ * 1,024). Writes are write-back (no flush per write), one caller; each rate is the median of the
+ * repetitions, each over the chunks in a new random order.
  */
 public final class SnapshotBench {
 
   private static final long SIZE = 10L << 30;
+  private static final int WARM_UP_ROUNDS = 10;
   private static final long WRITTEN = 1L << 30;
   private static final int PIECE = 1 << 20;
   private static final int SMALL = 4096;
@@ -46,21 +48,23 @@ public final class SnapshotBench {
       fill(image);
       int chunk = image.chunkSizeBytes();
       long chunks = WRITTEN / chunk;
-      if (writes * (long) repetitions * 2 > chunks) {
-        writes = (int) (chunks / (2L * repetitions));
-      }
+      // Each repetition writes into distinct chunks in a new random order: after each snapshot
+      // every chunk is shared again, so each write is the first into its chunk since it.
+      writes = (int) Math.min(writes, chunks);
       List<Long> snapshotNanos = new ArrayList<>();
       double[] plain = new double[repetitions];
       double[] afterSnapshot = new double[repetitions];
       double[] plainFlushed = new double[repetitions];
       double[] afterSnapshotFlushed = new double[repetitions];
       SplittableRandom random = new SplittableRandom(42);
-      long[] order = shuffledChunks(chunks, random);
-      int next = 0;
+      // Unmeasured rounds first, so the write path is compiled before either rate is taken.
+      for (int r = 0; r < WARM_UP_ROUNDS; r++) {
+        writeNanos(image, shuffledChunks(chunks, random), writes, chunk, random);
+        image.flush();
+      }
       // In place first, before any snapshot exists: chunks written before, never shared.
       for (int r = 0; r < repetitions; r++) {
-        long nanos = writeNanos(image, order, next, writes, chunk, random);
-        next += writes;
+        long nanos = writeNanos(image, shuffledChunks(chunks, random), writes, chunk, random);
         long flushStart = System.nanoTime();
         image.flush();
         plain[r] = writes / (nanos / 1e9);
@@ -71,8 +75,7 @@ public final class SnapshotBench {
         image.createSnapshot("s" + r);
         snapshotNanos.add(System.nanoTime() - start);
         // Right after the snapshot: every write the first into its chunk since it was taken.
-        long nanos = writeNanos(image, order, next, writes, chunk, random);
-        next += writes;
+        long nanos = writeNanos(image, shuffledChunks(chunks, random), writes, chunk, random);
         long flushStart = System.nanoTime();
         image.flush();
         afterSnapshot[r] = writes / (nanos / 1e9);
@@ -144,14 +147,16 @@ public final class SnapshotBench {
     return order;
   }
 
-  /** Nanoseconds {@code count} 4 KiB writes take, one into each of the next chunks. */
+  /**
+   * Nanoseconds {@code count} 4 KiB writes take, one into each of the first chunks of {@code
+   * order}.
+   */
   private static long writeNanos(
-      Image image, long[] order, int from, int count, int chunk, SplittableRandom random)
-      throws IOException {
+      Image image, long[] order, int count, int chunk, SplittableRandom random) throws IOException {
     ByteBuffer data = ByteBuffer.allocate(SMALL);
     long start = System.nanoTime();
     for (int i = 0; i < count; i++) {
-      long offset = order[from + i] * chunk + (long) random.nextInt(chunk / SMALL) * SMALL;
+      long offset = order[i] * chunk + (long) random.nextInt(chunk / SMALL) * SMALL;
       data.clear().putLong(0, offset);
       image.write(offset, data);
     }
