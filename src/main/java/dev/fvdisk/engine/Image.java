@@ -855,18 +855,32 @@ public final class Image implements Closeable {
       ensureWritable();
       SnapshotSet.Snapshot s = snapshot(name);
       committer.commit();
-      long[] freed = chunks.snapshots().delete(s.id());
-      // A partial version reading through a freed slot is filled first. That change has no
-      // journal record; a checkpoint records it together with the deletion.
+      // A partial version reading through a slot the deletion frees is filled first. The fills
+      // have no journal record: a checkpoint records them together with the deletion. Once one
+      // version is whole in memory but not on disk, a failure must latch the image, or later
+      // writes into it would be journalled as if it were whole.
       boolean filled = false;
-      for (long slot : freed) {
-        filled |= chunks.fillDependent(slot);
+      try {
+        for (long slot : chunks.snapshots().slotsFreedBy(s.id())) {
+          filled |= chunks.fillDependent(slot);
+        }
+      } catch (IOException | RuntimeException e) {
+        if (filled) {
+          committer.fail(e);
+        }
+        throw e;
       }
+      long[] freed = chunks.snapshots().delete(s.id());
       for (long slot : freed) {
         chunks.snapshots().partials().remove(slot);
       }
       if (filled) {
-        committer.sealAndCheckpoint();
+        try {
+          committer.sealAndCheckpoint();
+        } catch (IOException | RuntimeException e) {
+          committer.fail(e); // memory has the deletion, the file may not: latch
+          throw e;
+        }
         chunks.allocator().release(freed); // the checkpoint made the deletion durable
       } else {
         for (long slot : freed) {

@@ -248,6 +248,31 @@ final class SnapshotSet {
     return Arrays.copyOf(freed, n);
   }
 
+  /** The slots {@link #delete} would free for snapshot {@code snapshotId}; changes nothing. */
+  long[] slotsFreedBy(int snapshotId) {
+    Map<Integer, Long> older = null;
+    int olderChunks = 0;
+    for (Snapshot s : snapshots) {
+      if (s.id() == snapshotId) {
+        Map<Integer, Long> own = deltas.get(s.id());
+        Map<Integer, Long> before = older;
+        int beforeChunks = olderChunks;
+        return own.entrySet().stream()
+            .filter(
+                e ->
+                    e.getValue() >= 0
+                        && (before == null
+                            || e.getKey() >= beforeChunks
+                            || before.containsKey(e.getKey())))
+            .mapToLong(Map.Entry::getValue)
+            .toArray();
+      }
+      older = deltas.get(s.id());
+      olderChunks = chunkCount(s);
+    }
+    throw new IllegalArgumentException("no snapshot " + snapshotId);
+  }
+
   /**
    * Bytes that deleting the snapshot would free: slots of its delta that no older snapshot reads
    * through it.

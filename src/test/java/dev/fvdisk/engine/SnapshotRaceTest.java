@@ -11,7 +11,8 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLongArray;
-import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Snapshots taken and deleted while writers and a compactor run. Each writer owns every fourth
@@ -23,9 +24,8 @@ import org.junit.jupiter.api.Test;
 class SnapshotRaceTest {
 
   private static final int SECTOR = 512;
-  private static final int CHUNK = 4096;
-  private static final int CHUNKS = 32;
-  private static final int SECTORS = CHUNKS * CHUNK / SECTOR;
+  private static final int SIZE = 128 << 10;
+  private static final int SECTORS = SIZE / SECTOR;
   private static final int WRITERS = 4;
   private static final int ROUNDS = Integer.getInteger("fvdisk.snapshot-race.rounds", 300);
 
@@ -37,14 +37,21 @@ class SnapshotRaceTest {
   private final Map<String, long[]> floors = new ConcurrentHashMap<>();
   private final Map<String, long[]> ceilings = new ConcurrentHashMap<>();
 
-  @Test
-  void snapshots_taken_under_writes_hold_every_acknowledged_write_and_never_change()
+  private int chunk;
+
+  /**
+   * With chunks of 4 KiB each chunk is one block, and writers of neighbouring sectors merge into
+   * the same block of a partial version; with 16 KiB, partial versions hold some of four blocks.
+   */
+  @ParameterizedTest(name = "chunks of {0} bytes")
+  @ValueSource(ints = {4096, 16384})
+  void snapshots_taken_under_writes_hold_every_acknowledged_write_and_never_change(int chunkBytes)
       throws Exception {
+    chunk = chunkBytes;
     MemoryStorage storage = new MemoryStorage("race");
     Map<String, byte[]> taken = new ConcurrentHashMap<>();
     try (Image image =
-        Image.create(
-            storage, ImageOptions.builder((long) CHUNKS * CHUNK).chunkSizeBytes(CHUNK).build())) {
+        Image.create(storage, ImageOptions.builder(SIZE).chunkSizeBytes(chunkBytes).build())) {
       AtomicBoolean stop = new AtomicBoolean();
       List<Thread> threads = new ArrayList<>();
       List<Throwable> failures = new java.util.concurrent.CopyOnWriteArrayList<>();
@@ -119,7 +126,7 @@ class SnapshotRaceTest {
                   + " newest acknowledged was %d, the newest begun %d",
               name,
               sector,
-              at / CHUNK,
+              at / chunk,
               versionOf(then, sector),
               versionOf(now, sector),
               floors.get(name)[sector],
@@ -159,7 +166,7 @@ class SnapshotRaceTest {
   }
 
   private static byte[] readSnapshot(Image image, String name) throws Exception {
-    ByteBuffer all = ByteBuffer.allocate(CHUNKS * CHUNK);
+    ByteBuffer all = ByteBuffer.allocate(SIZE);
     image.readSnapshot(name, 0, all);
     return all.array();
   }
