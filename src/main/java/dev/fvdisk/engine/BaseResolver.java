@@ -14,8 +14,8 @@ public interface BaseResolver {
   BaseResolver NONE = locator -> null;
 
   /**
-   * Returns the base named {@code locator}, open read-only, or null when there is none. The clone
-   * uses it for as long as it is open and never closes it.
+   * Returns the base named {@code locator} (an image open read-only, or a snapshot), or null when
+   * there is none. The clone uses it for as long as it is open and never closes it.
    */
-  @Nullable Image resolve(String locator) throws IOException;
+  @Nullable BaseImage resolve(String locator) throws IOException;
 }

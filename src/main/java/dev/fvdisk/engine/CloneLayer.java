@@ -37,7 +37,7 @@ final class CloneLayer {
   static final long DEFAULT_COPY_ON_READ_LIMIT_BYTES = 2_000_000;
 
   private final ChunkStore chunks;
-  private final @Nullable Image base;
+  private final @Nullable BaseImage base;
   private final Bitmap bitmap;
   private final long baseEndBytes;
   private final long blockSizeBytes;
@@ -60,7 +60,7 @@ final class CloneLayer {
    */
   CloneLayer(
       ChunkStore chunks,
-      @Nullable Image base,
+      @Nullable BaseImage base,
       Bitmap bitmap,
       Header header,
       SpaceBudget spaceBudget,
@@ -508,7 +508,7 @@ final class CloneLayer {
    * is never read from the base again. Safe in a compact image because unallocated chunks read as
    * zeros and every chunk slot is zero-filled before first use.
    */
-  static void markZeroBlocks(Image base, Bitmap bitmap, int blockSizeBytes, long baseSizeBytes)
+  static void markZeroBlocks(BaseImage base, Bitmap bitmap, int blockSizeBytes, long baseSizeBytes)
       throws IOException {
     ByteBuffer buf = ByteBuffer.allocate(Math.min(blockSizeBytes, ZEROS.capacity()));
     for (RangeWalk block = new RangeWalk(0, baseSizeBytes, blockSizeBytes);

@@ -97,7 +97,14 @@ final class Header {
    */
   static final int FEATURE_SNAPSHOTS = 1;
 
-  private static final int KNOWN_FEATURES = FEATURE_SNAPSHOTS;
+  /**
+   * Incompatible feature bit 1: the clone's base is a snapshot of the base image, whose id the
+   * base-generation field holds. A reader that does not know it would read the base image's current
+   * content in place of the snapshot's.
+   */
+  static final int FEATURE_SNAPSHOT_BASE = 1 << 1;
+
+  private static final int KNOWN_FEATURES = FEATURE_SNAPSHOTS | FEATURE_SNAPSHOT_BASE;
 
   /** Largest snapshot directory, in bytes: one buffer. */
   static final long MAX_SNAPSHOT_DIRECTORY_BYTES = Integer.MAX_VALUE - 8;
@@ -119,13 +126,16 @@ final class Header {
    * The base image a clone reads through until it holds all its data.
    *
    * @param baseId the base's image UUID
-   * @param baseGeneration the base's header generation when the clone was made; a read-only base
-   *     never writes its header, so any other value means the base was changed
+   * @param baseSnapshotId the snapshot of the base image the clone reads, or 0 when it reads the
+   *     image itself
+   * @param baseGeneration the base's header generation when the clone was made (0 for a snapshot);
+   *     a read-only base never writes its header, so any other value means the base was changed
    * @param baseSizeBytes the part of the virtual disk the base covers: min(virtual size, base size)
    * @param locator how the caller names the base (the service uses the image name); at most {@value
    *     MAX_LOCATOR_BYTES} bytes of UTF-8
    */
-  record BaseLink(UUID baseId, long baseGeneration, long baseSizeBytes, String locator) {}
+  record BaseLink(
+      UUID baseId, int baseSnapshotId, long baseGeneration, long baseSizeBytes, String locator) {}
 
   /**
    * The header's fields: where each sits in a slot and how wide it is. The one list of them that
@@ -225,11 +235,19 @@ final class Header {
     boolean hasBase = get(Field.BASE_ID_HIGH) != 0 || get(Field.BASE_ID_LOW) != 0;
     this.base =
         hasBase
-            ? new BaseLink(
-                uuid(Field.BASE_ID_HIGH, Field.BASE_ID_LOW),
-                get(Field.BASE_GENERATION),
-                get(Field.BASE_SIZE),
-                locator)
+            ? snapshotBase()
+                ? new BaseLink(
+                    uuid(Field.BASE_ID_HIGH, Field.BASE_ID_LOW),
+                    (int) get(Field.BASE_GENERATION),
+                    0,
+                    get(Field.BASE_SIZE),
+                    locator)
+                : new BaseLink(
+                    uuid(Field.BASE_ID_HIGH, Field.BASE_ID_LOW),
+                    0,
+                    get(Field.BASE_GENERATION),
+                    get(Field.BASE_SIZE),
+                    locator)
             : null;
   }
 
@@ -337,6 +355,11 @@ final class Header {
 
   int prefetchStartDelaySeconds() {
     return (int) get(Field.PREFETCH_DELAY);
+  }
+
+  /** Whether the clone's base is a snapshot of the base image. */
+  private boolean snapshotBase() {
+    return (get(Field.INCOMPATIBLE_FEATURES) & FEATURE_SNAPSHOT_BASE) != 0;
   }
 
   /** Whether the image has the snapshots feature (it has or had snapshots). */
@@ -520,7 +543,14 @@ final class Header {
       locator = link.locator();
       return set(Field.BASE_ID_HIGH, link.baseId().getMostSignificantBits())
           .set(Field.BASE_ID_LOW, link.baseId().getLeastSignificantBits())
-          .set(Field.BASE_GENERATION, link.baseGeneration())
+          .set(
+              Field.BASE_GENERATION,
+              link.baseSnapshotId() != 0 ? link.baseSnapshotId() : link.baseGeneration())
+          .set(
+              Field.INCOMPATIBLE_FEATURES,
+              link.baseSnapshotId() != 0
+                  ? get(Field.INCOMPATIBLE_FEATURES) | FEATURE_SNAPSHOT_BASE
+                  : get(Field.INCOMPATIBLE_FEATURES) & ~FEATURE_SNAPSHOT_BASE)
           .set(Field.BASE_SIZE, link.baseSizeBytes());
     }
 
@@ -677,7 +707,8 @@ final class Header {
     for (Field f : FIELDS) {
       values[f.ordinal()] = f.snapshotsOnly() && !snapshots ? 0 : f.read(buf);
     }
-    if ((incompatibleFeatures & ~KNOWN_FEATURES) != 0 || (snapshots && version < 2)) {
+    if ((incompatibleFeatures & ~KNOWN_FEATURES) != 0
+        || (incompatibleFeatures != 0 && version < 2)) {
       throw new CorruptImageException(
           Kind.UNSUPPORTED_VERSION,
           String.format(
@@ -704,8 +735,14 @@ final class Header {
     if (!hasBase
         && (locatorBytes != 0
             || values[Field.BASE_GENERATION.ordinal()] != 0
-            || values[Field.BASE_SIZE.ordinal()] != 0)) {
+            || values[Field.BASE_SIZE.ordinal()] != 0
+            || (incompatibleFeatures & FEATURE_SNAPSHOT_BASE) != 0)) {
       throw corrupt(file, slotOffset, "base fields are set, but the base image id is zero");
+    }
+    long baseSnapshot = values[Field.BASE_GENERATION.ordinal()];
+    if ((incompatibleFeatures & FEATURE_SNAPSHOT_BASE) != 0
+        && (baseSnapshot < 1 || baseSnapshot > Integer.MAX_VALUE)) {
+      throw corrupt(file, slotOffset, "base snapshot id " + baseSnapshot + " is not positive");
     }
     Header h = new Header(values, new String(locator, StandardCharsets.UTF_8), version);
     String problem = h.layoutProblem();

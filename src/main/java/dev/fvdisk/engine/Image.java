@@ -30,7 +30,7 @@ import org.jspecify.annotations.Nullable;
  * overlapping ranges that run at the same time have no defined order, as on a real disk. {@link
  * #grow} and {@link #close} wait for running operations and block new ones.
  */
-public final class Image implements Closeable {
+public final class Image implements BaseImage, Closeable {
 
   private static final long CLIENT_IO_NOTE_INTERVAL_NANOS = 1_000_000;
 
@@ -65,7 +65,7 @@ public final class Image implements Closeable {
       Storage storage,
       boolean writable,
       RecoveredMetadata recovered,
-      @Nullable Image base,
+      @Nullable BaseImage base,
       PrefetchTuning prefetchTuning,
       SpaceBudget spaceBudget)
       throws IOException {
@@ -133,7 +133,7 @@ public final class Image implements Closeable {
    * @throws IllegalArgumentException if the base is open for writing or the locator is too long
    */
   public static Image create(
-      Storage storage, ImageOptions options, @Nullable Image base, String locator)
+      Storage storage, ImageOptions options, @Nullable BaseImage base, String locator)
       throws IOException {
     ImageLayout.format(storage, options, base, locator);
     return open(storage, true, locatorName -> base);
@@ -195,7 +195,7 @@ public final class Image implements Closeable {
               + ": image is read-only; clear the flag with Image.setReadOnly before opening it for"
               + " writing");
     }
-    Image base = null;
+    BaseImage base = null;
     if (header.dependsOnBase()) {
       base = checkedBase(storage.description(), header.base(), bases);
     }
@@ -209,18 +209,28 @@ public final class Image implements Closeable {
     return image;
   }
 
-  private static Image checkedBase(String file, Header.BaseLink link, BaseResolver bases)
+  private static BaseImage checkedBase(String file, Header.BaseLink link, BaseResolver bases)
       throws IOException {
-    Image base = bases.resolve(link.locator());
+    BaseImage base = bases.resolve(link.locator());
     String problem = null;
     if (base == null) {
       problem = "is not available";
     } else if (!base.id().equals(link.baseId())) {
       problem = "is image " + base.id() + ", but the clone was made from image " + link.baseId();
-    } else if (base.header().generation() != link.baseGeneration()) {
+    } else if (base.snapshotId() != link.baseSnapshotId()) {
+      problem =
+          base.snapshotId() == 0
+              ? "is the image itself, but the clone was made from one of its snapshots"
+              : "is snapshot "
+                  + base.snapshotId()
+                  + " of the image, but the clone was made from "
+                  + (link.baseSnapshotId() == 0
+                      ? "the image itself"
+                      : "snapshot " + link.baseSnapshotId());
+    } else if (base.generation() != link.baseGeneration()) {
       problem =
           "has changed since the clone was made (header generation "
-              + base.header().generation()
+              + base.generation()
               + ", expected "
               + link.baseGeneration()
               + ")";
@@ -261,10 +271,18 @@ public final class Image implements Closeable {
     return metadata.header();
   }
 
+  @Override
   public UUID id() {
     return header().imageId();
   }
 
+  /** The header generation: every header write raises it, so clones can tell a base changed. */
+  @Override
+  public long generation() {
+    return header().generation();
+  }
+
+  @Override
   public long sizeBytes() {
     return header().sizeBytes();
   }
@@ -285,6 +303,7 @@ public final class Image implements Closeable {
    * Whether the image is marked read-only. A marked image can only be opened for reading, so its
    * header, and with it the identity its clones check, never changes while the mark is set.
    */
+  @Override
   public boolean isReadOnly() {
     return header().readOnly();
   }
@@ -339,6 +358,7 @@ public final class Image implements Closeable {
   }
 
   /** The storage description, usually the file path. */
+  @Override
   public String description() {
     return storage.description();
   }
@@ -349,6 +369,7 @@ public final class Image implements Closeable {
    *
    * @throws IllegalArgumentException if the range is not inside the virtual disk
    */
+  @Override
   public void read(long offsetBytes, ByteBuffer dst) throws IOException {
     lifecycle.lockShared();
     try {
@@ -933,22 +954,98 @@ public final class Image implements Closeable {
     lifecycle.lockShared();
     try {
       ensureOpen();
-      SnapshotSet.Snapshot s = snapshot(name);
-      if (offsetBytes < 0 || offsetBytes > s.sizeBytes() - dst.remaining()) {
-        throw new IllegalArgumentException(
-            "range of "
-                + dst.remaining()
-                + " bytes at "
-                + offsetBytes
-                + " is not inside snapshot "
-                + name
-                + " of "
-                + s.sizeBytes()
-                + " bytes");
-      }
-      chunks.readSnapshot(s.id(), offsetBytes, dst);
+      readSnapshot(snapshot(name), offsetBytes, dst);
     } finally {
       lifecycle.unlockShared();
+    }
+  }
+
+  /** Reads a snapshot the caller found; the caller holds the lifecycle lock shared. */
+  private void readSnapshot(SnapshotSet.Snapshot s, long offsetBytes, ByteBuffer dst)
+      throws IOException {
+    if (offsetBytes < 0 || offsetBytes > s.sizeBytes() - dst.remaining()) {
+      throw new IllegalArgumentException(
+          "range of "
+              + dst.remaining()
+              + " bytes at "
+              + offsetBytes
+              + " is not inside snapshot "
+              + s.name()
+              + " of "
+              + s.sizeBytes()
+              + " bytes");
+    }
+    chunks.readSnapshot(s.id(), offsetBytes, dst);
+  }
+
+  /**
+   * The snapshot {@code name} as a base for clones: it reads what the snapshot holds for as long as
+   * the snapshot exists and this image is open. Deleting the snapshot while clones read through it
+   * is the caller's to prevent; their reads then fail.
+   *
+   * @throws IllegalArgumentException when there is no such snapshot
+   */
+  public BaseImage snapshotBase(String name) {
+    lifecycle.lockShared();
+    try {
+      ensureOpen();
+      return new SnapshotBase(snapshot(name));
+    } finally {
+      lifecycle.unlockShared();
+    }
+  }
+
+  /** A snapshot seen as a base: fixed content, identified by the image's id and its own. */
+  private final class SnapshotBase implements BaseImage {
+
+    private final SnapshotSet.Snapshot snapshot;
+
+    SnapshotBase(SnapshotSet.Snapshot snapshot) {
+      this.snapshot = snapshot;
+    }
+
+    @Override
+    public UUID id() {
+      return Image.this.id();
+    }
+
+    @Override
+    public int snapshotId() {
+      return snapshot.id();
+    }
+
+    @Override
+    public long generation() {
+      return 0;
+    }
+
+    @Override
+    public boolean isReadOnly() {
+      return true;
+    }
+
+    @Override
+    public long sizeBytes() {
+      return snapshot.sizeBytes();
+    }
+
+    @Override
+    public void read(long offsetBytes, ByteBuffer dst) throws IOException {
+      lifecycle.lockShared();
+      try {
+        ensureOpen();
+        if (chunks.snapshots().byId(snapshot.id()) == null) {
+          throw new BaseImageException(description() + " was deleted");
+        }
+        readSnapshot(snapshot, offsetBytes, dst);
+      } finally {
+        lifecycle.unlockShared();
+      }
+    }
+
+    @Override
+    public String description() {
+      return Image.this.description() + "@" + snapshot.name();
     }
   }
 

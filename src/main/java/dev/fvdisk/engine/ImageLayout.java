@@ -19,10 +19,11 @@ final class ImageLayout {
   /**
    * Lays out a new image in empty storage, leaving it closed and clean.
    *
-   * @param base the read-only image a clone reads through, or null
+   * @param base the read-only image, or the snapshot, a clone reads through, or null
    * @throws IOException if the storage is not empty or cannot be written
    */
-  static void format(Storage storage, ImageOptions options, @Nullable Image base, String locator)
+  static void format(
+      Storage storage, ImageOptions options, @Nullable BaseImage base, String locator)
       throws IOException {
     if (storage.sizeBytes() != 0) {
       throw new IOException(
@@ -100,7 +101,7 @@ final class ImageLayout {
     d.build().writeTo(storage);
   }
 
-  private static Header.BaseLink baseLink(Image base, ImageOptions options, String locator) {
+  private static Header.BaseLink baseLink(BaseImage base, ImageOptions options, String locator) {
     if (!base.isReadOnly()) {
       throw new IllegalArgumentException(
           base.description() + ": a base image must be marked read-only");
@@ -110,6 +111,6 @@ final class ImageLayout {
           "base locator is longer than " + Header.MAX_LOCATOR_BYTES + " bytes: " + locator);
     }
     long baseSize = Math.min(options.sizeBytes(), base.sizeBytes());
-    return new Header.BaseLink(base.id(), base.header().generation(), baseSize, locator);
+    return new Header.BaseLink(base.id(), base.snapshotId(), base.generation(), baseSize, locator);
   }
 }

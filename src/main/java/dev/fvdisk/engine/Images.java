@@ -41,22 +41,23 @@ public final class Images {
 
   /**
    * Creates a new clone of {@code base} at {@code path} and opens it for writing; durable on return
-   * like {@link #create(Path, ImageOptions)}. See {@link Image#create(Storage, ImageOptions, Image,
-   * String)}.
+   * like {@link #create(Path, ImageOptions)}. See {@link Image#create(Storage, ImageOptions,
+   * BaseImage, String)}.
    */
-  public static Image create(Path path, ImageOptions options, @Nullable Image base, String locator)
+  public static Image create(
+      Path path, ImageOptions options, @Nullable BaseImage base, String locator)
       throws IOException {
     return create(path, options, base, locator, SpaceBudget.UNLIMITED);
   }
 
   /**
-   * Creates an image as {@link #create(Path, ImageOptions, Image, String)} does and opens it with
-   * {@code spaceBudget} limiting its copies from the base.
+   * Creates an image as {@link #create(Path, ImageOptions, BaseImage, String)} does and opens it
+   * with {@code spaceBudget} limiting its copies from the base.
    */
   public static Image create(
       Path path,
       ImageOptions options,
-      @Nullable Image base,
+      @Nullable BaseImage base,
       String locator,
       SpaceBudget spaceBudget)
       throws IOException {

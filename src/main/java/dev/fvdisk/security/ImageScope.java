@@ -1,5 +1,6 @@
 package dev.fvdisk.security;
 
+import dev.fvdisk.service.BaseName;
 import dev.fvdisk.service.ImageNotFoundException;
 import org.jspecify.annotations.Nullable;
 import org.springframework.security.access.AccessDeniedException;
@@ -37,8 +38,9 @@ public final class ImageScope {
           "the token may create only images whose names match "
               + (token == null ? "nothing" : token.images()));
     }
-    if (base != null && !token.mayTouch(base)) {
-      throw new ImageNotFoundException(base);
+    // A snapshot base (golden@s1) is as visible as its image.
+    if (base != null && !token.mayTouch(BaseName.parse(base).image())) {
+      throw new ImageNotFoundException(BaseName.parse(base).image());
     }
   }
 

@@ -1,5 +1,6 @@
 package dev.fvdisk.service;
 
+import dev.fvdisk.engine.BaseImage;
 import dev.fvdisk.engine.BaseResolver;
 import dev.fvdisk.engine.Image;
 import dev.fvdisk.engine.ImageOptions;
@@ -97,7 +98,7 @@ public class ImageDirectory {
   Image create(
       String name,
       ImageOptions options,
-      @Nullable Image base,
+      @Nullable BaseImage base,
       String baseName,
       SpaceBudget spaceBudget)
       throws IOException {

@@ -19,6 +19,7 @@ import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.locks.Lock;
+import java.util.function.Predicate;
 import org.jspecify.annotations.Nullable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -52,16 +53,27 @@ final class ImageRegistry implements AutoCloseable {
   private final Object lifecycleMonitor = new Object();
   private final Set<String> opening = new HashSet<>();
 
-  /** The engine asks for a clone's base by name; it comes from (and stays in) the registry. */
+  /**
+   * The engine asks for a clone's base by name ({@link BaseName}); it comes from (and stays in) the
+   * registry.
+   */
   private final BaseResolver bases =
-      name -> {
-        OpenImage base = openImages.get(name);
-        if (base == null && ImageDirectory.isValidName(name)) {
+      locator -> {
+        BaseName name = BaseName.parse(locator);
+        String image = name.image();
+        OpenImage base = openImages.get(image);
+        if (base == null && ImageDirectory.isValidName(image)) {
           synchronized (lifecycleMonitor) {
-            base = openImages.containsKey(name) ? openImages.get(name) : tryOpen(name);
+            base = openImages.containsKey(image) ? openImages.get(image) : tryOpen(image);
           }
         }
-        return base == null ? null : base.image();
+        if (base == null) {
+          return null;
+        }
+        if (name.snapshot() != null && base.image().findSnapshot(name.snapshot()) == null) {
+          return null;
+        }
+        return new CloneBase(base, name.snapshot()).engineBase();
       };
 
   /**
@@ -190,16 +202,17 @@ final class ImageRegistry implements AutoCloseable {
    * Creates an image file and adds it, once {@code admit} accepted it; all under the monitor, so no
    * two requests create the same name and the base cannot go away meanwhile.
    *
-   * @param base the open base of a clone, or null
+   * @param base the base of a clone, or null; a snapshot base must stay (the caller holds its
+   *     image's lock)
    * @param admit last checks that need the monitor (the image count); throws to refuse
    */
-  OpenImage create(String name, ImageOptions options, @Nullable OpenImage base, Runnable admit) {
+  OpenImage create(String name, ImageOptions options, @Nullable CloneBase base, Runnable admit) {
     synchronized (lifecycleMonitor) {
       if (openImages.containsKey(name) || directory.exists(name)) {
         throw new ImageExistsException(name);
       }
-      if (base != null && openImages.get(base.name()) != base) {
-        throw new ImageNotFoundException(base.name());
+      if (base != null && openImages.get(base.open().name()) != base.open()) {
+        throw new ImageNotFoundException(base.open().name());
       }
       admit.run();
       Image image;
@@ -208,8 +221,8 @@ final class ImageRegistry implements AutoCloseable {
             directory.create(
                 name,
                 options,
-                base == null ? null : base.image(),
-                base == null ? "" : base.name(),
+                base == null ? null : base.engineBase(),
+                base == null ? "" : base.name().toString(),
                 backgroundCopies);
       } catch (FileAlreadyExistsException e) {
         throw new ImageExistsException(name);
@@ -224,11 +237,23 @@ final class ImageRegistry implements AutoCloseable {
     }
   }
 
-  /** Open images that read through {@code name} as their base, sorted. */
-  List<String> clonesOf(String name) {
+  /**
+   * Open images that read through exactly this base (an image, or one of its snapshots), sorted.
+   */
+  List<String> clonesOf(BaseName base) {
+    return clones(locator -> locator.equals(base));
+  }
+
+  /** Open images that read through image {@code name} or any of its snapshots, sorted. */
+  List<String> clonesReadingFrom(String name) {
+    return clones(locator -> locator.image().equals(name));
+  }
+
+  private List<String> clones(Predicate<BaseName> readsFrom) {
     List<String> clones = new ArrayList<>();
     for (OpenImage open : openImages.values()) {
-      if (name.equals(open.image().baseLocator())) {
+      String locator = open.image().baseLocator();
+      if (locator != null && readsFrom.test(BaseName.parse(locator))) {
         clones.add(open.name());
       }
     }
@@ -240,7 +265,7 @@ final class ImageRegistry implements AutoCloseable {
   int chainDepth(OpenImage top) {
     int depth = 1;
     for (Image below = top.image(); below.baseLocator() != null; depth++) {
-      OpenImage next = openImages.get(below.baseLocator());
+      OpenImage next = openImages.get(BaseName.parse(below.baseLocator()).image());
       if (next == null) {
         break;
       }
@@ -287,7 +312,7 @@ final class ImageRegistry implements AutoCloseable {
   void delete(OpenImage open) {
     String name = open.name();
     synchronized (lifecycleMonitor) {
-      List<String> clones = clonesOf(name);
+      List<String> clones = clonesReadingFrom(name);
       if (!clones.isEmpty()) {
         throw new ImageInUseException(name, clones, "delete them or let them finish prefetching");
       }
@@ -400,7 +425,7 @@ final class ImageRegistry implements AutoCloseable {
       for (OpenImage open : openImages.values()) {
         String base = open.image().baseLocator();
         if (base != null) {
-          bases.add(base);
+          bases.add(BaseName.parse(base).image());
         }
       }
       List<OpenImage> leaves = new ArrayList<>();

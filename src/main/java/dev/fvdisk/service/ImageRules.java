@@ -20,23 +20,23 @@ final class ImageRules {
   /**
    * Checks a create command and builds the engine options for it.
    *
-   * @param base the open base the command names, or null
+   * @param base the base the command names, or null
    * @throws InvalidRequestException for a bad name or a missing size
    * @throws InvalidValueException for any value that breaks a rule
    */
-  ImageOptions optionsFor(CreateImageCommand command, @Nullable OpenImage base) {
+  ImageOptions optionsFor(CreateImageCommand command, @Nullable CloneBase base) {
     Long requestedSize = command.sizeBytes();
     if (requestedSize == null && base == null) {
       throw new InvalidRequestException("sizeBytes is required when no base is given");
     }
-    long baseSize = base == null ? 0 : base.image().sizeBytes();
+    long baseSize = base == null ? 0 : base.sizeBytes();
     long sizeBytes = requestedSize == null ? baseSize : requestedSize;
     checkSize(sizeBytes);
     if (base != null && sizeBytes < baseSize) {
       throw new InvalidValueException(
           "sizeBytes "
               + sizeBytes
-              + " is smaller than the base image \""
+              + " is smaller than the base \""
               + base.name()
               + "\" ("
               + baseSize

@@ -346,34 +346,58 @@ public class ImageService implements AutoCloseable {
           "name \"" + name + "\" does not match " + ImageDirectory.NAME.pattern());
     }
     ImageRules.checkPrefetchDelay(command.prefetchStartDelaySeconds());
-    OpenImage base = command.base() == null ? null : baseForClone(command.base());
-    if (base == null
-        && (Boolean.TRUE.equals(command.copyOnRead())
-            || Boolean.TRUE.equals(command.prefetchEnabled()))) {
-      throw new InvalidValueException(
-          "copyOnRead and prefetch copy from a base image; give \"base\" to use them");
+    if (command.base() == null) {
+      if (Boolean.TRUE.equals(command.copyOnRead())
+          || Boolean.TRUE.equals(command.prefetchEnabled())) {
+        throw new InvalidValueException(
+            "copyOnRead and prefetch copy from a base image; give \"base\" to use them");
+      }
+      ImageOptions options = rules.optionsFor(command, null);
+      return describe(registry.create(name, options, null, space::checkImageCount));
     }
-    ImageOptions options = rules.optionsFor(command, base);
-    return describe(registry.create(name, options, base, space::checkImageCount));
+    BaseName baseName = BaseName.parse(command.base());
+    OpenImage base = registry.lookup(baseName.image());
+    if (baseName.snapshot() == null) {
+      return describe(createClone(command, new CloneBase(base, null)));
+    }
+    // The image's lock, held shared, keeps the snapshot from being deleted (which takes it
+    // exclusively and then looks for clones) until the clone is registered.
+    Lock lock = base.lock().readLock();
+    lock.lock();
+    try {
+      Image image = base.image();
+      if (!ImageDirectory.isValidName(baseName.snapshot())
+          || image.findSnapshot(baseName.snapshot()) == null) {
+        throw new SnapshotNotFoundException(baseName.image(), baseName.snapshot());
+      }
+      return describe(createClone(command, new CloneBase(base, baseName.snapshot())));
+    } catch (ImageClosedException e) {
+      throw new ImageNotFoundException(baseName.image());
+    } finally {
+      lock.unlock();
+    }
   }
 
-  /** The base a new clone names: it must exist, be read-only and leave room in the chain. */
-  private OpenImage baseForClone(String baseName) {
-    OpenImage base = registry.lookup(baseName);
-    if (!base.image().isReadOnly()) {
-      throw new BaseNotReadOnlyException(baseName);
+  /**
+   * Creates a clone of a base that must be read-only (a snapshot always is) and leave room in the
+   * chain.
+   */
+  private OpenImage createClone(CreateImageCommand command, CloneBase base) {
+    if (base.snapshot() == null && !base.open().image().isReadOnly()) {
+      throw new BaseNotReadOnlyException(base.open().name());
     }
-    int depth = registry.chainDepth(base);
+    int depth = registry.chainDepth(base.open());
     if (depth + 1 > limits.maxChainDepth()) {
       throw new InvalidValueException(
           "a clone of \""
-              + baseName
+              + base.name()
               + "\" would make a chain of "
               + (depth + 1)
               + " images, more than the configured maximum of "
               + limits.maxChainDepth());
     }
-    return base;
+    ImageOptions options = rules.optionsFor(command, base);
+    return registry.create(command.name(), options, base, space::checkImageCount);
   }
 
   /**
@@ -432,7 +456,8 @@ public class ImageService implements AutoCloseable {
             "copyOnRead and prefetch apply only to an image that reads through a base");
       }
       if (clearsReadOnly) {
-        List<String> clones = registry.clonesOf(name);
+        // Clones of its snapshots do not mind: a snapshot never changes.
+        List<String> clones = registry.clonesOf(new BaseName(name, null));
         if (!clones.isEmpty()) {
           throw new ImageInUseException(name, clones, "it must stay read-only while they exist");
         }

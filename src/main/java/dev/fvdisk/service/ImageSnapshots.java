@@ -109,6 +109,10 @@ final class ImageSnapshots {
           if (!ImageDirectory.isValidName(snapshotName)) {
             throw new SnapshotNotFoundException(imageName, snapshotName);
           }
+          List<String> clones = registry.clonesOf(new BaseName(imageName, snapshotName));
+          if (!clones.isEmpty() && image.findSnapshot(snapshotName) != null) {
+            throw new SnapshotInUseException(imageName, snapshotName, clones);
+          }
           try {
             image.deleteSnapshot(snapshotName);
           } catch (IllegalArgumentException e) {

@@ -14,6 +14,7 @@ import dev.fvdisk.service.InvalidValueException;
 import dev.fvdisk.service.RangeOutsideDiskException;
 import dev.fvdisk.service.ServiceException;
 import dev.fvdisk.service.SnapshotExistsException;
+import dev.fvdisk.service.SnapshotInUseException;
 import dev.fvdisk.service.SnapshotLimitException;
 import dev.fvdisk.service.SnapshotNotFoundException;
 import dev.fvdisk.service.SnapshotNotSupportedException;
@@ -47,6 +48,7 @@ enum ProblemType {
   SNAPSHOT_EXISTS("snapshot-exists", "Snapshot already exists", 409),
   SNAPSHOT_NOT_SUPPORTED("snapshot-not-supported", "Image cannot have snapshots yet", 409),
   SNAPSHOT_LIMIT("snapshot-limit", "Too many snapshots", 409),
+  SNAPSHOT_IN_USE("snapshot-in-use", "Snapshot is a base of other images", 409),
   LENGTH_REQUIRED("length-required", "Length required", 411),
   PRECONDITION_FAILED("precondition-failed", "Precondition failed", 412),
   PAYLOAD_TOO_LARGE("payload-too-large", "Payload too large", 413),
@@ -78,6 +80,7 @@ enum ProblemType {
           Map.entry(SnapshotExistsException.class, SNAPSHOT_EXISTS),
           Map.entry(SnapshotNotSupportedException.class, SNAPSHOT_NOT_SUPPORTED),
           Map.entry(SnapshotLimitException.class, SNAPSHOT_LIMIT),
+          Map.entry(SnapshotInUseException.class, SNAPSHOT_IN_USE),
           Map.entry(VersionMismatchException.class, PRECONDITION_FAILED),
           Map.entry(RangeOutsideDiskException.class, RANGE_NOT_SATISFIABLE),
           Map.entry(UnalignedDataException.class, UNALIGNED_DATA),
