@@ -1,5 +1,6 @@
 package dev.fvdisk.service;
 
+import dev.fvdisk.engine.BaseImage;
 import dev.fvdisk.engine.Image;
 import dev.fvdisk.engine.ImageOptions;
 import dev.fvdisk.engine.SpaceBudget;
@@ -39,7 +40,7 @@ public class FaultInjectingImageDirectory extends ImageDirectory {
   Image create(
       String name,
       ImageOptions options,
-      @Nullable Image base,
+      @Nullable BaseImage base,
       String baseName,
       SpaceBudget spaceBudget)
       throws IOException {
