@@ -20,8 +20,8 @@ import org.junit.jupiter.params.provider.MethodSource;
  * Clones whose base is a snapshot of a writable image: they read what the snapshot holds while the
  * image goes on changing, record which snapshot they were made from, and refuse at open any other
  * content in its place. The random case runs writes, zeroes, snapshots, deletes of snapshots no
- * clone reads, compaction, clones of random snapshots with writes of their own, prefetch and clean
- * reopens of the whole family against a model that keeps every snapshot's bytes.
+ * clone reads, compaction, clones of random snapshots with writes of their own, clean reopens of
+ * the whole family and crashes after a flush, against a model that keeps every snapshot's bytes.
  */
 class SnapshotCloneTest {
 
@@ -230,12 +230,23 @@ class SnapshotCloneTest {
           // A clone goes away; its snapshot may be deleted from then on.
           String name = pick(clones.keySet(), random);
           clones.remove(name).image.close();
-        } else if (op < 88) {
-          // A clean reopen of the whole family: clones first, then the image they read.
+        } else if (op < 92) {
+          // A clean reopen of the whole family (clones first, then the image they read), or a
+          // crash after a flush of every image: they are abandoned unclosed, and recovery replays
+          // their journals.
+          boolean crash = random.nextBoolean();
           for (CloneUnderTest c : clones.values()) {
-            c.image.close();
+            if (crash) {
+              c.image.flush();
+            } else {
+              c.image.close();
+            }
           }
-          golden.close();
+          if (crash) {
+            golden.flush();
+          } else {
+            golden.close();
+          }
           golden = Image.open(goldenStorage.reopen(), true);
           Image reopened = golden;
           for (CloneUnderTest c : clones.values()) {
