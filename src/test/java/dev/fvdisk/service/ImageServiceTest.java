@@ -95,6 +95,41 @@ class ImageServiceTest {
   }
 
   /** A durable write through an attachment, as a data PUT makes it. */
+  @Test
+  void a_clone_of_a_snapshot_reopens_through_it_after_a_restart(@TempDir Path dir)
+      throws Exception {
+    byte[] first = {1, 2, 3, 4};
+    try (ImageService service = new ImageService(new ImageDirectory(dir), LIMITS)) {
+      service.create(
+          new CreateImageCommand("golden", 1L << 20, null, 65536L, null, null, null, null));
+      write(service, "golden", 0, first);
+      service.createSnapshot("golden", "s1");
+      write(service, "golden", 0, new byte[] {9, 9, 9, 9});
+      // "a-clone" sorts before "golden": at start-up it opens first and opens its base with it.
+      service.create(
+          new CreateImageCommand("a-clone", null, "golden@s1", null, null, null, null, null));
+      assertThat(service.describe("a-clone").base()).isEqualTo("golden@s1");
+    }
+    try (ImageService service = new ImageService(new ImageDirectory(dir), LIMITS)) {
+      ByteArrayOutputStream out = new ByteArrayOutputStream();
+      read(service, "a-clone", 0, 4, Channels.newChannel(out));
+      assertThat(out.toByteArray()).containsExactly(first);
+      assertThatThrownBy(() -> service.deleteSnapshot("golden", "s1"))
+          .isInstanceOf(SnapshotInUseException.class)
+          .hasMessageContaining("a-clone");
+      assertThatThrownBy(() -> service.delete("golden", null))
+          .isInstanceOf(ImageInUseException.class);
+      // The golden image may be marked read-only and writable again; the clone reads on.
+      service.update("golden", new ImageChanges(null, true, null, null, null), null);
+      service.update("golden", new ImageChanges(null, false, null, null, null), null);
+      out.reset();
+      read(service, "a-clone", 0, 4, Channels.newChannel(out));
+      assertThat(out.toByteArray()).containsExactly(first);
+      service.delete("a-clone", null);
+      service.deleteSnapshot("golden", "s1");
+    }
+  }
+
   private static void write(ImageService service, String name, long offset, byte[] data) {
     try (VirtualDisk disk = service.attach(name, Access.READ_WRITE)) {
       disk.write(offset, ByteBuffer.wrap(data), Durability.DURABLE);
