@@ -587,6 +587,34 @@ final class ChunkStore {
     return true;
   }
 
+  /**
+   * Adds the range's extents in snapshot {@code snapshotId} to {@code out}: DATA where the chunk it
+   * reads has a slot, ZERO where it has none. Each chunk is looked up under its mapping lock, as a
+   * snapshot read does, so a first change racing the walk is seen before or after, never halfway.
+   *
+   * @return false when {@code out} is full and the walk stopped early
+   */
+  boolean snapshotExtents(int snapshotId, long offsetBytes, long lengthBytes, ExtentList out) {
+    for (RangeWalk w = new RangeWalk(offsetBytes, lengthBytes, chunkSizeBytes);
+        !w.done();
+        w.next()) {
+      int chunkIndex = (int) w.unit();
+      ReentrantLock lock = mappingLocks[chunkIndex % MAPPING_LOCK_STRIPES];
+      long location;
+      lock.lock();
+      try {
+        location = snapshots.resolve(snapshotId, chunkIndex, table.physicalChunk(chunkIndex));
+      } finally {
+        lock.unlock();
+      }
+      if (!out.add(
+          w.position(), w.length(), location >= 0 ? Extent.State.DATA : Extent.State.ZERO)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
   /** Whether the chunk holding a virtual offset has a slot (durable or not). */
   boolean isMapped(long offsetBytes) {
     return table.physicalChunk((int) (offsetBytes / chunkSizeBytes)) >= 0;

@@ -979,6 +979,40 @@ public final class Image implements BaseImage, Closeable {
   }
 
   /**
+   * The extents of snapshot {@code name} in {@code [offsetBytes, offsetBytes + lengthBytes)}, at
+   * most {@code maxExtents} of them, each DATA (the chunk has a version) or ZERO (it had none when
+   * the snapshot was taken, or was zeroed whole), as {@link #extents} lists the live image's.
+   *
+   * @throws IllegalArgumentException when there is no such snapshot, the range is not inside it or
+   *     {@code maxExtents} is not positive
+   */
+  public List<Extent> snapshotExtents(
+      String name, long offsetBytes, long lengthBytes, int maxExtents) {
+    ExtentList out = new ExtentList(maxExtents);
+    lifecycle.lockShared();
+    try {
+      ensureOpen();
+      SnapshotSet.Snapshot s = snapshot(name);
+      if (offsetBytes < 0 || lengthBytes <= 0 || offsetBytes > s.sizeBytes() - lengthBytes) {
+        throw new IllegalArgumentException(
+            "range of "
+                + lengthBytes
+                + " bytes at "
+                + offsetBytes
+                + " is not inside snapshot "
+                + name
+                + " of "
+                + s.sizeBytes()
+                + " bytes");
+      }
+      chunks.snapshotExtents(s.id(), offsetBytes, lengthBytes, out);
+      return out.toList();
+    } finally {
+      lifecycle.unlockShared();
+    }
+  }
+
+  /**
    * The snapshot {@code name} as a base for clones: it reads what the snapshot holds for as long as
    * the snapshot exists and this image is open. Deleting the snapshot while clones read through it
    * is the caller's to prevent; their reads then fail.

@@ -1,11 +1,9 @@
 package dev.fvdisk.service;
 
-import dev.fvdisk.engine.Extent;
 import dev.fvdisk.engine.Image;
 import dev.fvdisk.engine.ImageClosedException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.locks.Lock;
 import org.jspecify.annotations.Nullable;
@@ -159,12 +157,7 @@ final class Attachment implements VirtualDisk {
           if (offsetBytes < 0 || lengthBytes <= 0 || offsetBytes > size - lengthBytes) {
             throw new RangeOutsideDiskException(offsetBytes, lengthBytes, size);
           }
-          List<Extent> extents = image.extents(offsetBytes, lengthBytes, maxExtents);
-          List<DiskExtent> mapped = new ArrayList<>(extents.size());
-          for (Extent e : extents) {
-            mapped.add(new DiskExtent(e.offsetBytes(), e.lengthBytes(), stateOf(e.state())));
-          }
-          return mapped;
+          return DiskExtent.of(image.extents(offsetBytes, lengthBytes, maxExtents));
         });
   }
 
@@ -189,14 +182,6 @@ final class Attachment implements VirtualDisk {
     } finally {
       lock.unlock();
     }
-  }
-
-  private static DiskExtent.State stateOf(Extent.State state) {
-    return switch (state) {
-      case DATA -> DiskExtent.State.DATA;
-      case ZERO -> DiskExtent.State.ZERO;
-      case BASE -> DiskExtent.State.BASE;
-    };
   }
 
   @Override

@@ -1,5 +1,9 @@
 package dev.fvdisk.service;
 
+import dev.fvdisk.engine.Extent;
+import java.util.ArrayList;
+import java.util.List;
+
 /**
  * A run of a virtual disk whose bytes all come from the same place.
  *
@@ -21,5 +25,22 @@ public record DiskExtent(long offsetBytes, long lengthBytes, State state) {
 
   public long endBytes() {
     return offsetBytes + lengthBytes;
+  }
+
+  /** The engine's extents, as the service reports them. */
+  static List<DiskExtent> of(List<Extent> extents) {
+    List<DiskExtent> mapped = new ArrayList<>(extents.size());
+    for (Extent e : extents) {
+      mapped.add(
+          new DiskExtent(
+              e.offsetBytes(),
+              e.lengthBytes(),
+              switch (e.state()) {
+                case DATA -> State.DATA;
+                case ZERO -> State.ZERO;
+                case BASE -> State.BASE;
+              }));
+    }
+    return mapped;
   }
 }

@@ -20,8 +20,8 @@ import java.util.concurrent.locks.Lock;
  * the snapshot was deleted, {@link SnapshotNotFoundException}, also when a new snapshot took its
  * name meanwhile, so a long read never mixes two snapshots' bytes. Writes, zeroes and write checks
  * are a bug of the caller, as through a read-only attachment ({@link IllegalStateException}); a
- * flush has nothing to do. The engine keeps no map of a snapshot's chunks, so {@link #extents}
- * reports every range as data: true, though not as precise as an image's map.
+ * flush has nothing to do. {@link #extents} lists DATA where the snapshot reads a chunk version and
+ * ZERO where it reads none, a chunk at a time (an image that reads a base has no snapshots).
  *
  * <p>Thread safety as {@link VirtualDisk}'s; reads are reported to the monitoring at close.
  */
@@ -129,8 +129,16 @@ final class SnapshotDisk implements VirtualDisk {
     if (offsetBytes < 0 || lengthBytes <= 0 || offsetBytes > size - lengthBytes) {
       throw new RangeOutsideDiskException(offsetBytes, lengthBytes, size);
     }
-    underSharedLock(image -> null);
-    return List.of(new DiskExtent(offsetBytes, lengthBytes, DiskExtent.State.DATA));
+    return underSharedLock(
+        image -> {
+          try {
+            return DiskExtent.of(
+                image.snapshotExtents(snapshot.name(), offsetBytes, lengthBytes, maxExtents));
+          } catch (IllegalArgumentException e) {
+            // The range was checked, so the snapshot went (see read).
+            throw new SnapshotNotFoundException(open.name(), snapshot.name());
+          }
+        });
   }
 
   /** A snapshot never changes, so there is nothing to hold: only the version is checked. */

@@ -1,7 +1,6 @@
 package dev.fvdisk.web;
 
 import dev.fvdisk.service.Access;
-import dev.fvdisk.service.DiskExtent;
 import dev.fvdisk.service.Durability;
 import dev.fvdisk.service.ExpectedVersion;
 import dev.fvdisk.service.ImageService;
@@ -217,20 +216,7 @@ class DataController {
       @RequestParam(required = false) @Nullable Long offsetBytes,
       @RequestParam(required = false) @Nullable Long lengthBytes) {
     try (VirtualDisk disk = images.attach(name, Access.READ_ONLY)) {
-      long size = disk.sizeBytes();
-      long offset = offsetBytes == null ? 0 : offsetBytes;
-      if (offset < 0 || offset >= size) {
-        throw new RangeNotSatisfiableException(
-            "offsetBytes " + offset + " is not inside the virtual disk of " + size + " bytes",
-            size);
-      }
-      long length = lengthBytes == null ? size - offset : lengthBytes;
-      if (length <= 0) {
-        throw new InvalidValueException("lengthBytes must be positive, was " + length);
-      }
-      length = Math.min(length, size - offset);
-      List<DiskExtent> extents = disk.extents(offset, length, images.limits().mapPageExtents());
-      return MapResponse.of(extents, offset + length);
+      return MapResponse.page(disk, offsetBytes, lengthBytes, images.limits().mapPageExtents());
     }
   }
 

@@ -1,6 +1,8 @@
 package dev.fvdisk.web;
 
 import dev.fvdisk.service.DiskExtent;
+import dev.fvdisk.service.InvalidValueException;
+import dev.fvdisk.service.VirtualDisk;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -15,6 +17,27 @@ record MapResponse(List<MappedExtent> extents, @Nullable Long nextOffsetBytes) {
 
   /** A run of the disk in one state: {@code data}, {@code base} or {@code zero}. */
   record MappedExtent(long offsetBytes, long lengthBytes, String state) {}
+
+  /**
+   * One page of {@code disk}'s extent map over {@code [offsetBytes, offsetBytes + lengthBytes)};
+   * both default to the whole disk, and like a byte range, a span that ends past the disk is
+   * clipped.
+   */
+  static MapResponse page(
+      VirtualDisk disk, @Nullable Long offsetBytes, @Nullable Long lengthBytes, int maxExtents) {
+    long size = disk.sizeBytes();
+    long offset = offsetBytes == null ? 0 : offsetBytes;
+    if (offset < 0 || offset >= size) {
+      throw new RangeNotSatisfiableException(
+          "offsetBytes " + offset + " is not inside the virtual disk of " + size + " bytes", size);
+    }
+    long length = lengthBytes == null ? size - offset : lengthBytes;
+    if (length <= 0) {
+      throw new InvalidValueException("lengthBytes must be positive, was " + length);
+    }
+    length = Math.min(length, size - offset);
+    return of(disk.extents(offset, length, maxExtents), offset + length);
+  }
 
   /**
    * The page of {@code extents}, asked for a span that ends at {@code endBytes}; when they stop

@@ -20,6 +20,7 @@ import org.springframework.web.bind.annotation.RequestBody;
 import org.springframework.web.bind.annotation.RequestHeader;
 import org.springframework.web.bind.annotation.RequestMapping;
 import org.springframework.web.bind.annotation.RequestMethod;
+import org.springframework.web.bind.annotation.RequestParam;
 import org.springframework.web.bind.annotation.RestController;
 
 /**
@@ -72,6 +73,18 @@ class SnapshotsController {
   ResponseEntity<Void> delete(@PathVariable String name, @PathVariable String snapshot) {
     images.deleteSnapshot(name, snapshot);
     return ResponseEntity.noContent().build();
+  }
+
+  /** One page of the snapshot's extent map, paged and clipped like the image's {@code /map}. */
+  @GetMapping(path = "/{snapshot}/map", produces = MediaType.APPLICATION_JSON_VALUE)
+  MapResponse map(
+      @PathVariable String name,
+      @PathVariable String snapshot,
+      @RequestParam(required = false) @Nullable Long offsetBytes,
+      @RequestParam(required = false) @Nullable Long lengthBytes) {
+    try (VirtualDisk disk = images.attachSnapshot(name, snapshot)) {
+      return MapResponse.page(disk, offsetBytes, lengthBytes, images.limits().mapPageExtents());
+    }
   }
 
   @RequestMapping(path = "/{snapshot}/data", method = RequestMethod.HEAD)

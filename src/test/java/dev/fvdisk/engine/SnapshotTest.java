@@ -369,6 +369,21 @@ class SnapshotTest {
             read(image, s.getKey(), 0, expected.length),
             expected,
             "step " + step + ": snapshot " + s.getKey());
+        // Its map covers it in order, and what it calls zero reads as zeros.
+        long at = 0;
+        for (Extent e : image.snapshotExtents(s.getKey(), 0, expected.length, 1 << 20)) {
+          assertThat(e.offsetBytes()).as("step %d: map of %s", step, s.getKey()).isEqualTo(at);
+          at = e.endBytes();
+          if (e.state() == Extent.State.ZERO) {
+            for (int b = (int) e.offsetBytes(); b < e.endBytes(); b++) {
+              if (expected[b] != 0) {
+                throw new AssertionError(
+                    "step " + step + ": " + s.getKey() + " maps byte " + b + " as zero");
+              }
+            }
+          }
+        }
+        assertThat(at).as("step %d: map of %s", step, s.getKey()).isEqualTo(expected.length);
       }
       CheckReport report = image.check(false);
       assertThat(report.problems()).as("step %d: check", step).isEmpty();

@@ -1,6 +1,9 @@
 package dev.fvdisk.web;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.hamcrest.Matchers.contains;
+import static org.hamcrest.Matchers.equalTo;
+import static org.hamcrest.Matchers.nullValue;
 
 import io.restassured.path.json.JsonPath;
 import java.net.URI;
@@ -59,6 +62,39 @@ class IncrementalBackupIntegrationTest extends ApiTestSupport {
       touched.set((70 * CHUNK + 512) / BLOCK, (70 * CHUNK + 512 + 4095) / BLOCK + 1);
       takeSnapshot(name, "s2");
       byte[] s2 = getBytes(IMAGES + "/" + name + "/snapshots/s2/data", null);
+
+      // The snapshots' maps: s1 is data throughout; s2 reads the chunk zeroed whole as zeros.
+      api()
+          .get(IMAGES + "/" + name + "/snapshots/s1/map")
+          .then()
+          .statusCode(200)
+          .body("extents.state", contains("data"))
+          .body("nextOffsetBytes", nullValue());
+      api()
+          .get(IMAGES + "/" + name + "/snapshots/s2/map")
+          .then()
+          .statusCode(200)
+          .body("extents.state", contains("data", "zero", "data"))
+          .body("extents[1].offsetBytes", equalTo(5 * CHUNK))
+          .body("extents[1].lengthBytes", equalTo(CHUNK));
+      api()
+          .get(
+              IMAGES
+                  + "/"
+                  + name
+                  + "/snapshots/s2/map?offsetBytes="
+                  + (5 * CHUNK + 100)
+                  + "&lengthBytes="
+                  + SIZE)
+          .then()
+          .statusCode(200)
+          .body("extents.state", contains("zero", "data"))
+          .body("extents[0].offsetBytes", equalTo(5 * CHUNK + 100));
+      api().get(IMAGES + "/" + name + "/snapshots/nope/map").then().statusCode(404);
+      api()
+          .get(IMAGES + "/" + name + "/snapshots/s2/map?offsetBytes=" + SIZE)
+          .then()
+          .statusCode(416);
 
       long copied = applyChanges(name, "s1", "s2", backup);
       System.out.printf(
