@@ -3,6 +3,7 @@ package dev.fvdisk.monitoring;
 import static io.restassured.RestAssured.given;
 
 import dev.fvdisk.FvdiskApplication;
+import dev.fvdisk.config.NbdListener;
 import io.restassured.path.json.JsonPath;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -50,6 +51,11 @@ final class Monitoring implements AutoCloseable {
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
+  }
+
+  /** The NBD listener's port, when the service was started with it on. */
+  int nbdPort() {
+    return context.getBean(NbdListener.class).port();
   }
 
   io.restassured.specification.RequestSpecification http() {
