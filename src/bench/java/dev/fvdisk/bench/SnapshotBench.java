@@ -5,8 +5,10 @@ import dev.fvdisk.engine.ImageOptions;
 import dev.fvdisk.engine.Images;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -20,7 +22,9 @@ import java.util.concurrent.TimeUnit;
  * snapshot (in place) and right after one (each write the first into its chunk, so it gives the
  * chunk a new slot holding a partial version), without and with the flush that follows them. The
  * same run times {@code qemu-img snapshot -c} on a qcow2 image holding the same 1 GiB, when
- * qemu-img is installed.
+ * qemu-img is installed, and the raw baselines of both write patterns on a plain file of the same
+ * file system: 4 KiB overwrites of a written GiB, and 4 KiB writes each into fresh file space a
+ * chunk apart past the end (where a write after a snapshot lands).
  *
  * <p>Run: {@code ./mvnw -B -q -Pbench test -Dbench.main=dev.fvdisk.bench.SnapshotBench
  * -Dbench.args="[repetitions] [writes]"} (defaults 7 and 2000, at most one write per chunk written,
@@ -44,6 +48,7 @@ public final class SnapshotBench {
     Path path = dir.resolve("snap.fvd");
     Files.deleteIfExists(path);
     StringBuilder out = new StringBuilder();
+    double[] raw = rawBaselines(dir, repetitions);
     try (Image image = Images.create(path, ImageOptions.builder(SIZE).build())) {
       fill(image);
       int chunk = image.chunkSizeBytes();
@@ -115,6 +120,26 @@ public final class SnapshotBench {
               median(plainFlushed),
               median(afterSnapshotFlushed),
               median(afterSnapshotFlushed) / median(plainFlushed)));
+      out.append(
+          String.format(
+              Locale.ROOT,
+              "- raw FileChannel baselines on the same file system, 4 KiB writes one per chunk:"
+                  + " overwriting a written GiB %.0f writes/s (%.0f with the force), into fresh"
+                  + " space a chunk apart past the end %.0f writes/s (%.0f with the force)%n",
+              raw[0],
+              raw[1],
+              raw[2],
+              raw[3]));
+      out.append(
+          String.format(
+              Locale.ROOT,
+              "- fvdisk against the raw pattern it performs: in place %.2fx raw overwrites (%.2fx"
+                  + " with the flush), after a snapshot %.2fx raw fresh writes (%.2fx with the"
+                  + " flush)%n",
+              plainRate / raw[0],
+              median(plainFlushed) / raw[1],
+              afterRate / raw[2],
+              median(afterSnapshotFlushed) / raw[3]));
     }
     out.append(qemuSnapshot(dir, repetitions));
     System.out.print(out);
@@ -173,6 +198,72 @@ public final class SnapshotBench {
     List<Long> sorted = new ArrayList<>(values);
     sorted.sort(null);
     return sorted.get(sorted.size() / 2);
+  }
+
+  /**
+   * The two write patterns on a plain file through {@link FileChannel}, same sizes and counts: 4
+   * KiB writes one into each of 1,024 random chunks of a written GiB (in place), and 4 KiB writes
+   * each into a fresh chunk-sized stretch past the file's end (as a write after a snapshot goes to
+   * a new slot); the medians of the rates without and with the force after them, in that order.
+   */
+  private static double[] rawBaselines(Path dir, int repetitions) throws IOException {
+    Path raw = dir.resolve("raw.bin");
+    Files.deleteIfExists(raw);
+    int chunk = 1 << 20;
+    int count = (int) (WRITTEN / chunk);
+    double[] inPlace = new double[repetitions];
+    double[] inPlaceForced = new double[repetitions];
+    double[] fresh = new double[repetitions];
+    double[] freshForced = new double[repetitions];
+    SplittableRandom random = new SplittableRandom(43);
+    try (FileChannel channel =
+        FileChannel.open(
+            raw,
+            StandardOpenOption.CREATE_NEW,
+            StandardOpenOption.READ,
+            StandardOpenOption.WRITE)) {
+      ByteBuffer piece = ByteBuffer.allocate(PIECE);
+      for (long at = 0; at < WRITTEN; at += PIECE) {
+        for (int i = 0; i < PIECE; i += 8) {
+          piece.putLong(i, random.nextLong());
+        }
+        channel.write(piece.clear(), at);
+      }
+      channel.force(false);
+      long end = WRITTEN;
+      ByteBuffer data = ByteBuffer.allocate(SMALL);
+      for (int r = -WARM_UP_ROUNDS; r < repetitions; r++) {
+        long[] order = shuffledChunks(count, random);
+        long start = System.nanoTime();
+        for (int i = 0; i < count; i++) {
+          long offset = order[i] * chunk + (long) random.nextInt(chunk / SMALL) * SMALL;
+          channel.write(data.clear().putLong(0, offset), offset);
+        }
+        long written = System.nanoTime() - start;
+        channel.force(false);
+        long forced = System.nanoTime() - start;
+        long freshStart = System.nanoTime();
+        for (int i = 0; i < count; i++) {
+          long offset = end + (long) i * chunk + (long) random.nextInt(chunk / SMALL) * SMALL;
+          channel.write(data.clear().putLong(0, offset), offset);
+        }
+        long freshWritten = System.nanoTime() - freshStart;
+        channel.force(false);
+        long freshForcedNanos = System.nanoTime() - freshStart;
+        end += (long) count * chunk;
+        if (r >= 0) {
+          inPlace[r] = count / (written / 1e9);
+          inPlaceForced[r] = count / (forced / 1e9);
+          fresh[r] = count / (freshWritten / 1e9);
+          freshForced[r] = count / (freshForcedNanos / 1e9);
+        }
+      }
+    } finally {
+      Files.deleteIfExists(raw);
+    }
+    return new double[] {
+      median(inPlace), median(inPlaceForced), median(fresh), median(freshForced)
+    };
   }
 
   /** {@code qemu-img snapshot -c} on a qcow2 image with the same GiB written, if installed. */
