@@ -235,19 +235,12 @@ final class Header {
     boolean hasBase = get(Field.BASE_ID_HIGH) != 0 || get(Field.BASE_ID_LOW) != 0;
     this.base =
         hasBase
-            ? snapshotBase()
-                ? new BaseLink(
-                    uuid(Field.BASE_ID_HIGH, Field.BASE_ID_LOW),
-                    (int) get(Field.BASE_GENERATION),
-                    0,
-                    get(Field.BASE_SIZE),
-                    locator)
-                : new BaseLink(
-                    uuid(Field.BASE_ID_HIGH, Field.BASE_ID_LOW),
-                    0,
-                    get(Field.BASE_GENERATION),
-                    get(Field.BASE_SIZE),
-                    locator)
+            ? new BaseLink(
+                uuid(Field.BASE_ID_HIGH, Field.BASE_ID_LOW),
+                snapshotBase() ? (int) get(Field.BASE_GENERATION) : 0,
+                snapshotBase() ? 0 : get(Field.BASE_GENERATION),
+                get(Field.BASE_SIZE),
+                locator)
             : null;
   }
 

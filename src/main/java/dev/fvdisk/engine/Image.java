@@ -963,10 +963,18 @@ public final class Image implements BaseImage, Closeable {
   /** Reads a snapshot the caller found; the caller holds the lifecycle lock shared. */
   private void readSnapshot(SnapshotSet.Snapshot s, long offsetBytes, ByteBuffer dst)
       throws IOException {
-    if (offsetBytes < 0 || offsetBytes > s.sizeBytes() - dst.remaining()) {
+    checkSnapshotRange(s, offsetBytes, dst.remaining());
+    chunks.readSnapshot(s.id(), offsetBytes, dst);
+  }
+
+  /**
+   * @throws IllegalArgumentException unless the range is inside the snapshot
+   */
+  private static void checkSnapshotRange(SnapshotSet.Snapshot s, long offsetBytes, long length) {
+    if (offsetBytes < 0 || length < 0 || offsetBytes > s.sizeBytes() - length) {
       throw new IllegalArgumentException(
           "range of "
-              + dst.remaining()
+              + length
               + " bytes at "
               + offsetBytes
               + " is not inside snapshot "
@@ -975,7 +983,6 @@ public final class Image implements BaseImage, Closeable {
               + s.sizeBytes()
               + " bytes");
     }
-    chunks.readSnapshot(s.id(), offsetBytes, dst);
   }
 
   /**
@@ -993,18 +1000,10 @@ public final class Image implements BaseImage, Closeable {
     try {
       ensureOpen();
       SnapshotSet.Snapshot s = snapshot(name);
-      if (offsetBytes < 0 || lengthBytes <= 0 || offsetBytes > s.sizeBytes() - lengthBytes) {
-        throw new IllegalArgumentException(
-            "range of "
-                + lengthBytes
-                + " bytes at "
-                + offsetBytes
-                + " is not inside snapshot "
-                + name
-                + " of "
-                + s.sizeBytes()
-                + " bytes");
+      if (lengthBytes <= 0) {
+        throw new IllegalArgumentException("lengthBytes must be positive, was " + lengthBytes);
       }
+      checkSnapshotRange(s, offsetBytes, lengthBytes);
       chunks.snapshotExtents(s.id(), offsetBytes, lengthBytes, out);
       return out.toList();
     } finally {

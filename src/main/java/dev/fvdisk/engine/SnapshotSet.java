@@ -215,23 +215,14 @@ final class SnapshotSet {
    */
   long[] delete(int snapshotId) {
     List<Snapshot> all = snapshots;
-    int index = -1;
-    for (int i = 0; i < all.size(); i++) {
-      if (all.get(i).id() == snapshotId) {
-        index = i;
-      }
-    }
-    if (index < 0) {
-      throw new IllegalArgumentException("no snapshot " + snapshotId);
-    }
+    int index = indexOf(snapshotId);
     Map<Integer, Long> older = index == 0 ? null : deltas.get(all.get(index - 1).id());
-    // A chunk past the older snapshot's size (the image grew in between) is never read there.
     int olderChunks = index == 0 ? 0 : chunkCount(all.get(index - 1));
     long[] freed = new long[0];
     int n = 0;
     for (Map.Entry<Integer, Long> e : deltas.get(snapshotId).entrySet()) {
       long location = e.getValue();
-      if (older != null && e.getKey() < olderChunks && !older.containsKey(e.getKey())) {
+      if (!frees(older, olderChunks, e.getKey())) {
         older.put(e.getKey(), location);
       } else if (location >= 0) {
         if (n == freed.length) {
@@ -250,25 +241,31 @@ final class SnapshotSet {
 
   /** The slots {@link #delete} would free for snapshot {@code snapshotId}; changes nothing. */
   long[] slotsFreedBy(int snapshotId) {
-    Map<Integer, Long> older = null;
-    int olderChunks = 0;
-    for (Snapshot s : snapshots) {
-      if (s.id() == snapshotId) {
-        Map<Integer, Long> own = deltas.get(s.id());
-        Map<Integer, Long> before = older;
-        int beforeChunks = olderChunks;
-        return own.entrySet().stream()
-            .filter(
-                e ->
-                    e.getValue() >= 0
-                        && (before == null
-                            || e.getKey() >= beforeChunks
-                            || before.containsKey(e.getKey())))
-            .mapToLong(Map.Entry::getValue)
-            .toArray();
+    List<Snapshot> all = snapshots;
+    int index = indexOf(snapshotId);
+    Map<Integer, Long> older = index == 0 ? null : deltas.get(all.get(index - 1).id());
+    int olderChunks = index == 0 ? 0 : chunkCount(all.get(index - 1));
+    return deltas.get(snapshotId).entrySet().stream()
+        .filter(e -> e.getValue() >= 0 && frees(older, olderChunks, e.getKey()))
+        .mapToLong(Map.Entry::getValue)
+        .toArray();
+  }
+
+  /**
+   * Whether deleting a snapshot frees its entry for {@code chunk}, rather than handing it to the
+   * next older snapshot ({@code older}, null for none), which read the chunk through it unless it
+   * holds the chunk itself or the chunk lies past its size (the image grew in between).
+   */
+  private static boolean frees(@Nullable Map<Integer, Long> older, int olderChunks, int chunk) {
+    return older == null || chunk >= olderChunks || older.containsKey(chunk);
+  }
+
+  private int indexOf(int snapshotId) {
+    List<Snapshot> all = snapshots;
+    for (int i = 0; i < all.size(); i++) {
+      if (all.get(i).id() == snapshotId) {
+        return i;
       }
-      older = deltas.get(s.id());
-      olderChunks = chunkCount(s);
     }
     throw new IllegalArgumentException("no snapshot " + snapshotId);
   }

@@ -34,34 +34,28 @@ record CloneBase(OpenImage open, @Nullable String snapshot) {
    * @throws IllegalArgumentException when the snapshot no longer exists
    */
   BaseImage engineBase() {
-    return snapshot == null
-        ? open.image()
-        : new SnapshotOfOpenImage(open, snapshot, open.image().snapshotBase(snapshot).snapshotId());
+    if (snapshot == null) {
+      return open.image();
+    }
+    BaseImage resolved = open.image().snapshotBase(snapshot);
+    return new SnapshotOfOpenImage(
+        open, snapshot, resolved.id(), resolved.snapshotId(), resolved.sizeBytes());
   }
 
   /**
+   * A snapshot's identity and size never change, so they are taken once; only reads go to the
+   * engine image the entry holds at the time.
+   *
    * @param snapshotId the snapshot's id when the base was resolved: a snapshot deleted and made
    *     again under its name is another snapshot, never read in its place
    */
-  private record SnapshotOfOpenImage(OpenImage open, String snapshot, int snapshotId)
+  private record SnapshotOfOpenImage(
+      OpenImage open, String snapshot, UUID id, int snapshotId, long sizeBytes)
       implements BaseImage {
-
-    private BaseImage current() {
-      BaseImage current = open.image().snapshotBase(snapshot);
-      if (current.snapshotId() != snapshotId) {
-        throw new IllegalArgumentException("the snapshot was deleted and made again");
-      }
-      return current;
-    }
-
-    @Override
-    public UUID id() {
-      return current().id();
-    }
 
     @Override
     public long generation() {
-      return current().generation();
+      return 0; // a snapshot never changes
     }
 
     @Override
@@ -70,18 +64,17 @@ record CloneBase(OpenImage open, @Nullable String snapshot) {
     }
 
     @Override
-    public long sizeBytes() {
-      return current().sizeBytes();
-    }
-
-    @Override
     public void read(long offsetBytes, ByteBuffer dst) throws IOException {
       Lock lock = open.lock().readLock();
       lock.lock();
       try {
-        current().read(offsetBytes, dst);
+        BaseImage current = open.image().snapshotBase(snapshot);
+        if (current.snapshotId() != snapshotId) {
+          throw new IllegalArgumentException("the snapshot was deleted and made again");
+        }
+        current.read(offsetBytes, dst);
       } catch (IllegalArgumentException e) {
-        throw new IOException(open.name() + "@" + snapshot + ": " + e.getMessage(), e);
+        throw new IOException(description() + ": " + e.getMessage(), e);
       } finally {
         lock.unlock();
       }

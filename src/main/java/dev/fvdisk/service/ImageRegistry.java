@@ -70,10 +70,11 @@ final class ImageRegistry implements AutoCloseable {
         if (base == null) {
           return null;
         }
-        if (name.snapshot() != null && base.image().findSnapshot(name.snapshot()) == null) {
-          return null;
+        try {
+          return new CloneBase(base, name.snapshot()).engineBase();
+        } catch (IllegalArgumentException e) {
+          return null; // no such snapshot
         }
-        return new CloneBase(base, name.snapshot()).engineBase();
       };
 
   /**
