@@ -154,18 +154,11 @@ final class ImageSnapshots {
                 "to (\"" + to + "\") must name a snapshot taken after from (\"" + from + "\")");
           }
           long size = last == null ? image.sizeBytes() : last.sizeBytes();
-          long offset = offsetBytes == null ? 0 : offsetBytes;
-          if (offset < 0 || offset >= size) {
-            throw new RangeOutsideDiskException(
-                "offsetBytes " + offset + " is not inside the " + size + " bytes compared", size);
-          }
-          long length = lengthBytes == null ? size - offset : lengthBytes;
-          if (length <= 0) {
-            throw new InvalidValueException("lengthBytes must be positive, was " + length);
-          }
-          length = Math.min(length, size - offset);
+          DiskSpan span =
+              DiskSpan.clipped(offsetBytes, lengthBytes, size, "the " + size + " bytes compared");
           // One more than a page: whether another page follows is known without a second call.
-          List<Extent> runs = image.changes(from, to, offset, length, maxRanges + 1);
+          List<Extent> runs =
+              image.changes(from, to, span.offsetBytes(), span.lengthBytes(), maxRanges + 1);
           List<ChangedRanges.Range> ranges = new ArrayList<>();
           for (Extent run : runs.subList(0, Math.min(maxRanges, runs.size()))) {
             ranges.add(new ChangedRanges.Range(run.offsetBytes(), run.lengthBytes()));

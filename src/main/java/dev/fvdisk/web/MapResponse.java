@@ -1,7 +1,7 @@
 package dev.fvdisk.web;
 
 import dev.fvdisk.service.DiskExtent;
-import dev.fvdisk.service.InvalidValueException;
+import dev.fvdisk.service.DiskSpan;
 import dev.fvdisk.service.VirtualDisk;
 import java.util.ArrayList;
 import java.util.List;
@@ -26,17 +26,9 @@ record MapResponse(List<MappedExtent> extents, @Nullable Long nextOffsetBytes) {
   static MapResponse page(
       VirtualDisk disk, @Nullable Long offsetBytes, @Nullable Long lengthBytes, int maxExtents) {
     long size = disk.sizeBytes();
-    long offset = offsetBytes == null ? 0 : offsetBytes;
-    if (offset < 0 || offset >= size) {
-      throw new RangeNotSatisfiableException(
-          "offsetBytes " + offset + " is not inside the virtual disk of " + size + " bytes", size);
-    }
-    long length = lengthBytes == null ? size - offset : lengthBytes;
-    if (length <= 0) {
-      throw new InvalidValueException("lengthBytes must be positive, was " + length);
-    }
-    length = Math.min(length, size - offset);
-    return of(disk.extents(offset, length, maxExtents), offset + length);
+    DiskSpan span =
+        DiskSpan.clipped(offsetBytes, lengthBytes, size, "the virtual disk of " + size + " bytes");
+    return of(disk.extents(span.offsetBytes(), span.lengthBytes(), maxExtents), span.endBytes());
   }
 
   /**
