@@ -93,27 +93,42 @@ final class ChunkTable {
     return (raw & DIRTY) != 0;
   }
 
-  /** Publishes a new, not yet durable mapping. The slot must be ready to be read. */
+  /**
+   * Publishes a new, not yet durable mapping. The slot must be ready to be read. The caller holds
+   * the chunk's mapping lock, which keeps out every change of the entry but one: a commit marking
+   * it clean (an unmapping becoming durable). That one only clears the DIRTY bit, so a compare and
+   * set it beats is tried again.
+   */
   void mapDirty(int chunkIndex, long physicalChunk) {
-    int before = entries.get(chunkIndex);
-    if (location(before) >= 0
-        || !entries.compareAndSet(chunkIndex, before, encode(physicalChunk) | DIRTY)) {
-      throw new IllegalStateException("chunk " + chunkIndex + " is mapped already");
+    int after = encode(physicalChunk) | DIRTY;
+    while (true) {
+      int before = entries.get(chunkIndex);
+      if (location(before) >= 0) {
+        throw new IllegalStateException("chunk " + chunkIndex + " is mapped already");
+      }
+      if (entries.compareAndSet(chunkIndex, before, after)) {
+        return;
+      }
     }
   }
 
   /**
-   * Takes the chunk's slot away: the chunk reads as zeros from now on.
+   * Takes the chunk's slot away: the chunk reads as zeros from now on. Like {@link #mapDirty},
+   * tries again when a commit marked the entry clean between its read and the compare and set.
    *
    * @return false when the chunk is no longer mapped to {@code physicalChunk}
    */
   boolean unmapDirty(int chunkIndex, long physicalChunk) {
-    int before = entries.get(chunkIndex);
-    if (location(before) != physicalChunk || !entries.compareAndSet(chunkIndex, before, UNMAPPED)) {
-      return false;
+    while (true) {
+      int before = entries.get(chunkIndex);
+      if (location(before) != physicalChunk) {
+        return false;
+      }
+      if (entries.compareAndSet(chunkIndex, before, UNMAPPED)) {
+        forgetRelocation(chunkIndex, before);
+        return true;
+      }
     }
-    forgetRelocation(chunkIndex, before);
-    return true;
   }
 
   /**

@@ -112,6 +112,9 @@ class HttpReliabilityIntegrationTest {
         workload.checkAll(true);
         workload.checkAll(false);
       }
+      if (!f.failures.isEmpty()) {
+        f.failures.add("the first error the service logged: " + service.firstLoggedError());
+      }
     } finally {
       f.runtimeMillis = (System.nanoTime() - t0) / 1_000_000;
       System.out.println(f.markdown());
@@ -165,6 +168,9 @@ class HttpReliabilityIntegrationTest {
       if (f.failures.isEmpty()) {
         f.killsSurvived++;
       }
+      if (!f.failures.isEmpty()) {
+        f.failures.add("the first error the service logged: " + service.firstLoggedError());
+      }
     } finally {
       f.runtimeMillis = (System.nanoTime() - t0) / 1_000_000;
       System.out.println(f.markdown());
@@ -186,6 +192,9 @@ class HttpReliabilityIntegrationTest {
       service.start();
       Workload workload = new Workload(service, f, Duration.ofSeconds(60));
       new History(service, workload.http(), f).run(3, 2, HISTORY_SECONDS * 1000L, SEED ^ 0x4157);
+      if (!f.failures.isEmpty()) {
+        f.failures.add("the first error the service logged: " + service.firstLoggedError());
+      }
     } finally {
       f.runtimeMillis = (System.nanoTime() - t0) / 1_000_000;
       System.out.println(f.markdown());

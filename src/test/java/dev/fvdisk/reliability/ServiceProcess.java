@@ -223,6 +223,46 @@ public final class ServiceProcess implements AutoCloseable {
     }
   }
 
+  /**
+   * The first error the service logged, on one line: the log line, the exception and its causes,
+   * and fvdisk's own frames. A test puts it into its failure message, so that a CI run whose output
+   * shows only the summary still says where an unexpected 500 came from.
+   */
+  public String firstLoggedError() {
+    List<String> lines;
+    try {
+      lines = Files.readAllLines(logFile);
+    } catch (IOException e) {
+      return "(no log: " + e + ")";
+    }
+    for (int i = 0; i < lines.size(); i++) {
+      if (!lines.get(i).contains(" ERROR ")) {
+        continue;
+      }
+      StringBuilder error = new StringBuilder(lines.get(i).strip());
+      int frames = 0;
+      for (int j = i + 1; j < lines.size() && frames < 16; j++) {
+        String line = lines.get(j).strip();
+        if (line.isEmpty()) {
+          continue; // Spring Boot's console format puts a blank line before the stack trace
+        }
+        boolean frame = line.startsWith("at ");
+        if (!frame && !line.startsWith("Caused by") && !line.contains("Exception")) {
+          if (!line.startsWith("...")) {
+            break;
+          }
+          continue;
+        }
+        if (!frame || line.startsWith("at dev.fvdisk")) {
+          error.append(" | ").append(line);
+          frames++;
+        }
+      }
+      return error.toString();
+    }
+    return "(no error in the service log)";
+  }
+
   private static String javaExecutable() {
     return Path.of(System.getProperty("java.home"), "bin", "java").toString();
   }

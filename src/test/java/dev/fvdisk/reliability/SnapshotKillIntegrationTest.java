@@ -120,6 +120,9 @@ class SnapshotKillIntegrationTest {
         snapshots.verify(random);
         workload.verifyAll();
       }
+      if (!f.failures.isEmpty()) {
+        f.failures.add("the first error the service logged: " + service.firstLoggedError());
+      }
     } finally {
       f.runtimeMillis = (System.nanoTime() - t0) / 1_000_000;
       System.out.println(f.markdown());
