@@ -131,6 +131,40 @@ final class Bitmap {
     };
   }
 
+  /** A copy of the bits as they are now, word by word (for a snapshot of the clone). */
+  long[] words() {
+    long[] words = new long[fresh.length()];
+    for (int i = 0; i < words.length; i++) {
+      words[i] = fresh.get(i);
+    }
+    return words;
+  }
+
+  /** Whether block {@code block} is set in a copy made by {@link #words}. */
+  static boolean isSet(long[] words, long block) {
+    return (words[(int) (block >>> 6)] & (1L << block)) != 0;
+  }
+
+  /** A copy made by {@link #words} in the on-disk layout: {@link #contentBytes} bytes. */
+  static ByteBuffer encode(long[] words, long blockCount) {
+    ByteBuffer longs = ByteBuffer.allocate(words.length * 8).order(ByteOrder.LITTLE_ENDIAN);
+    for (long w : words) {
+      longs.putLong(w);
+    }
+    return longs.flip().limit(Math.toIntExact(contentBytes(blockCount))).slice();
+  }
+
+  /** The words of bytes in the on-disk layout; the inverse of {@link #encode}. */
+  static long[] decode(ByteBuffer bytes, long blockCount) {
+    long[] words = new long[Math.toIntExact(Header.ceilDiv(blockCount, 64))];
+    ByteBuffer longs = ByteBuffer.allocate(words.length * 8).order(ByteOrder.LITTLE_ENDIAN);
+    longs.put(bytes.duplicate()).clear();
+    for (int i = 0; i < words.length; i++) {
+      words[i] = longs.getLong(i * 8);
+    }
+    return words;
+  }
+
   static int crc(ByteBuffer encoded) {
     CRC32C crc = new CRC32C();
     crc.update(encoded.duplicate().clear());

@@ -860,6 +860,30 @@ final class ChunkStore {
   }
 
   /**
+   * Writes a snapshot's copy of the clone's bitmap into consecutive fresh slots and makes it
+   * durable, before the record of the snapshot that names them.
+   */
+  SnapshotSet.BaseBlocks writeBaseBlocks(ByteBuffer bitmapBytes) throws IOException {
+    int slots = (int) Header.ceilDiv(bitmapBytes.remaining(), chunkSizeBytes);
+    int crc = Bitmap.crc(bitmapBytes);
+    long first = allocator.reserveRun(slots);
+    try {
+      ByteBuffer src = bitmapBytes.duplicate();
+      for (int i = 0; i < slots; i++) {
+        src.limit((int) Math.min(src.capacity(), (i + 1L) * chunkSizeBytes));
+        data.write(first + i, 0, src);
+      }
+      data.seal();
+    } catch (IOException | RuntimeException e) {
+      for (int i = 0; i < slots; i++) {
+        allocator.giveBack(first + i);
+      }
+      throw e;
+    }
+    return new SnapshotSet.BaseBlocks(first, slots, crc);
+  }
+
+  /**
    * Reads {@code dst.remaining()} bytes of snapshot {@code snapshotId} at a virtual offset inside
    * it. Each chunk is read under its mapping lock, so the slot it resolves to stays where it is and
    * as it is.

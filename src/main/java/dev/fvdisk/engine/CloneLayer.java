@@ -8,6 +8,7 @@ import java.util.List;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.LongPredicate;
 import org.jspecify.annotations.Nullable;
 
 /**
@@ -87,6 +88,11 @@ final class CloneLayer {
     return dependsOnBase;
   }
 
+  /** Where the base's bytes end; blocks past it live in this image. */
+  long baseEndBytes() {
+    return baseEndBytes;
+  }
+
   /**
    * Stops reading through the base; called once the header that says the clone is standalone is
    * durable, with every read and write held off.
@@ -101,12 +107,17 @@ final class CloneLayer {
    * in the image that reaches it goes on to the end of the range.
    */
   private boolean cutRun(RangeWalk w) {
+    return cutRun(w, bitmap::isSet);
+  }
+
+  /** {@link #cutRun(RangeWalk)} by the bits {@code inImageBits} says are set. */
+  private boolean cutRun(RangeWalk w, LongPredicate inImageBits) {
     if (w.position() >= baseEndBytes) {
       w.extendTo(Long.MAX_VALUE);
       return true;
     }
-    boolean inImage = bitmap.isSet(w.unit());
-    w.extendWhile(block -> bitmap.isSet(block) == inImage, baseEndBytes);
+    boolean inImage = inImageBits.test(w.unit());
+    w.extendWhile(block -> inImageBits.test(block) == inImage, baseEndBytes);
     if (!inImage) {
       w.cutAt(baseEndBytes);
     } else if (w.pieceEnd() >= baseEndBytes) {
@@ -265,6 +276,49 @@ final class CloneLayer {
     } finally {
       lock.unlock();
     }
+  }
+
+  /**
+   * Reads snapshot {@code snapshotId}, taken while the clone read its base: through the base where
+   * the snapshot's copy of the bitmap, {@code bits}, has a block's bit clear, and from the
+   * snapshot's chunk versions elsewhere. The base never changes, so the blocks it still had then
+   * read as they did.
+   */
+  void readSnapshot(int snapshotId, long[] bits, long offsetBytes, ByteBuffer dst)
+      throws IOException {
+    int end = dst.limit();
+    try {
+      for (RangeWalk w = new RangeWalk(offsetBytes, dst.remaining(), blockSizeBytes);
+          !w.done();
+          w.next()) {
+        boolean inImage = cutRun(w, block -> Bitmap.isSet(bits, block));
+        dst.limit(dst.position() + w.intLength());
+        if (inImage) {
+          chunks.readSnapshot(snapshotId, w.position(), dst);
+        } else {
+          base.read(w.position(), dst);
+        }
+      }
+    } finally {
+      dst.limit(end);
+    }
+  }
+
+  /** The extents of a snapshot read as {@link #readSnapshot} reads it: BASE, DATA or ZERO. */
+  boolean snapshotExtents(
+      int snapshotId, long[] bits, long offsetBytes, long lengthBytes, ExtentList out) {
+    for (RangeWalk w = new RangeWalk(offsetBytes, lengthBytes, blockSizeBytes);
+        !w.done();
+        w.next()) {
+      boolean more =
+          cutRun(w, block -> Bitmap.isSet(bits, block))
+              ? chunks.snapshotExtents(snapshotId, w.position(), w.length(), out)
+              : out.add(w.position(), w.length(), Extent.State.BASE);
+      if (!more) {
+        return false;
+      }
+    }
+    return true;
   }
 
   /** The range's extents: BASE where blocks are still in the base, else as the chunks say. */

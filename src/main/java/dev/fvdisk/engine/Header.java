@@ -104,7 +104,15 @@ final class Header {
    */
   static final int FEATURE_SNAPSHOT_BASE = 1 << 1;
 
-  private static final int KNOWN_FEATURES = FEATURE_SNAPSHOTS | FEATURE_SNAPSHOT_BASE;
+  /**
+   * Incompatible feature bit 2: a snapshot of this clone reads blocks from the base through a copy
+   * of the block bitmap (its directory entry and journal record say where). A reader that does not
+   * know it would misread the snapshot directory, or read those blocks as zeros.
+   */
+  static final int FEATURE_SNAPSHOT_BASE_BLOCKS = 1 << 2;
+
+  private static final int KNOWN_FEATURES =
+      FEATURE_SNAPSHOTS | FEATURE_SNAPSHOT_BASE | FEATURE_SNAPSHOT_BASE_BLOCKS;
 
   /** Largest snapshot directory, in bytes: one buffer. */
   static final long MAX_SNAPSHOT_DIRECTORY_BYTES = Integer.MAX_VALUE - 8;
@@ -448,6 +456,20 @@ final class Header {
     return withFlag(FLAG_CLEAN_SHUTDOWN, clean);
   }
 
+  /** Whether a snapshot of this clone may read blocks from the base. */
+  boolean hasSnapshotBaseBlocksFeature() {
+    return (get(Field.INCOMPATIBLE_FEATURES) & FEATURE_SNAPSHOT_BASE_BLOCKS) != 0;
+  }
+
+  /** The next header, with the feature bit that snapshots may read blocks from the base. */
+  Header withSnapshotBaseBlocksFeature() {
+    return draft()
+        .set(
+            Field.INCOMPATIBLE_FEATURES,
+            get(Field.INCOMPATIBLE_FEATURES) | FEATURE_SNAPSHOT_BASE_BLOCKS)
+        .build();
+  }
+
   /**
    * The next header, with the snapshots feature (and no snapshot directory yet, if it had none).
    */
@@ -729,7 +751,8 @@ final class Header {
         && (locatorBytes != 0
             || values[Field.BASE_GENERATION.ordinal()] != 0
             || values[Field.BASE_SIZE.ordinal()] != 0
-            || (incompatibleFeatures & FEATURE_SNAPSHOT_BASE) != 0)) {
+            || (incompatibleFeatures & (FEATURE_SNAPSHOT_BASE | FEATURE_SNAPSHOT_BASE_BLOCKS))
+                != 0)) {
       throw corrupt(file, slotOffset, "base fields are set, but the base image id is zero");
     }
     long baseSnapshot = values[Field.BASE_GENERATION.ordinal()];

@@ -266,6 +266,11 @@ public final class Image implements BaseImage, Closeable {
     metadata.startJournal();
   }
 
+  /** The snapshots and the chunk versions they hold, for checks that look inside. */
+  SnapshotSet snapshotSet() {
+    return chunks.snapshots();
+  }
+
   /** The header in force. */
   Header header() {
     return metadata.header();
@@ -651,6 +656,11 @@ public final class Image implements BaseImage, Closeable {
       if (!clone.bitmap().allSet()) {
         throw new IllegalStateException(description() + ": prefetch ended with blocks missing");
       }
+      if (chunks.snapshots().anyReadsBase()) {
+        // Snapshots taken while blocks were still in the base read them there: the clone keeps
+        // its base until they are deleted, and goes standalone at a later open.
+        return;
+      }
       committer.commit();
       try {
         committer.checkpoint(header().flags() | Header.FLAG_STANDALONE);
@@ -827,23 +837,20 @@ public final class Image implements BaseImage, Closeable {
   /**
    * Takes a snapshot of everything written before this call, durably, without copying data: from
    * now on the first change of each chunk keeps its old version for the snapshot. Waits for the
-   * reads and writes in progress, and holds new ones back until it is done.
+   * reads and writes in progress, and holds new ones back until it is done. A clone that still
+   * reads its base also writes a copy of its block bitmap (one bit per block of the base), so the
+   * snapshot goes on reading the base's blocks it had not copied yet; the clone then keeps its base
+   * until such snapshots are deleted.
    *
    * @throws IllegalArgumentException when the name is empty, longer than 64 bytes of UTF-8 or
    *     taken, or the image has as many snapshots as it may
-   * @throws IllegalStateException when the image is open read-only, or is a clone that still reads
-   *     from its base
+   * @throws IllegalStateException when the image is open read-only
    */
   public SnapshotInfo createSnapshot(String name) throws IOException {
     lifecycle.lockExclusive();
     try {
       ensureOpen();
       ensureWritable();
-      if (clone.dependsOnBase()) {
-        throw new IllegalStateException(
-            storage.description()
-                + ": a clone can have snapshots once it holds all its data (prefetching done)");
-      }
       SnapshotSet snapshots = chunks.snapshots();
       String refusal = snapshots.refusal(name);
       if (refusal != null) {
@@ -854,9 +861,30 @@ public final class Image implements BaseImage, Closeable {
       if (!header().hasSnapshotsFeature()) {
         metadata.writeHeader(header().withSnapshotsFeature());
       }
-      SnapshotSet.Snapshot s = snapshots.create(name, System.currentTimeMillis(), sizeBytes());
+      // A clone still reading its base keeps a copy of its bitmap with the snapshot: every bit is
+      // durable now (the commit took them all, and nothing sets one while the image is held).
+      long[] bits = null;
+      SnapshotSet.BaseBlocks baseBlocks = null;
+      if (clone.dependsOnBase()) {
+        if (!header().hasSnapshotBaseBlocksFeature()) {
+          metadata.writeHeader(header().withSnapshotBaseBlocksFeature());
+        }
+        bits = clone.bitmap().words();
+        baseBlocks = chunks.writeBaseBlocks(Bitmap.encode(bits, clone.bitmap().blockCount()));
+      }
+      SnapshotSet.Snapshot s =
+          snapshots.create(name, System.currentTimeMillis(), sizeBytes(), baseBlocks, bits);
       committer.queue(
-          new SnapshotEvent.Created(s.id(), s.name(), s.createdAtMillis(), s.sizeBytes()));
+          baseBlocks == null
+              ? new SnapshotEvent.Created(s.id(), s.name(), s.createdAtMillis(), s.sizeBytes())
+              : new SnapshotEvent.Created(
+                  s.id(),
+                  s.name(),
+                  s.createdAtMillis(),
+                  s.sizeBytes(),
+                  baseBlocks.firstSlot(),
+                  baseBlocks.slotCount(),
+                  baseBlocks.crc()));
       committer.commit();
       return info(s);
     } finally {
@@ -964,7 +992,12 @@ public final class Image implements BaseImage, Closeable {
   private void readSnapshot(SnapshotSet.Snapshot s, long offsetBytes, ByteBuffer dst)
       throws IOException {
     checkSnapshotRange(s, offsetBytes, dst.remaining());
-    chunks.readSnapshot(s.id(), offsetBytes, dst);
+    long[] baseBlockBits = chunks.snapshots().baseBlockBits(s.id());
+    if (baseBlockBits == null) {
+      chunks.readSnapshot(s.id(), offsetBytes, dst);
+    } else {
+      clone.readSnapshot(s.id(), baseBlockBits, offsetBytes, dst);
+    }
   }
 
   /**
@@ -1004,7 +1037,12 @@ public final class Image implements BaseImage, Closeable {
         throw new IllegalArgumentException("lengthBytes must be positive, was " + lengthBytes);
       }
       checkSnapshotRange(s, offsetBytes, lengthBytes);
-      chunks.snapshotExtents(s.id(), offsetBytes, lengthBytes, out);
+      long[] baseBlockBits = chunks.snapshots().baseBlockBits(s.id());
+      if (baseBlockBits == null) {
+        chunks.snapshotExtents(s.id(), offsetBytes, lengthBytes, out);
+      } else {
+        clone.snapshotExtents(s.id(), baseBlockBits, offsetBytes, lengthBytes, out);
+      }
       return out.toList();
     } finally {
       lifecycle.unlockShared();
@@ -1095,7 +1133,8 @@ public final class Image implements BaseImage, Closeable {
    *     {@code from}, or the range is not inside {@code to}
    */
   public List<Extent> changes(
-      String from, @Nullable String to, long offsetBytes, long lengthBytes, int maxExtents) {
+      String from, @Nullable String to, long offsetBytes, long lengthBytes, int maxExtents)
+      throws IOException {
     lifecycle.lockShared();
     try {
       ensureOpen();
@@ -1106,31 +1145,15 @@ public final class Image implements BaseImage, Closeable {
         throw new IllegalArgumentException(
             "range of " + lengthBytes + " bytes at " + offsetBytes + " is not inside " + size);
       }
-      int chunk = chunkSizeBytes();
       int lastId = last == null ? 0 : last.id();
       BitSet changed = chunks.snapshots().changedChunks(first.id(), lastId, size);
-      long end = offsetBytes + lengthBytes;
-      long block = chunks.snapshots().partials().blockSizeBytes();
       Runs runs = new Runs(maxExtents);
-      for (int c = changed.nextSetBit((int) (offsetBytes / chunk));
-          c >= 0 && (long) c * chunk < end && !runs.full();
-          c = changed.nextSetBit(c + 1)) {
-        long chunkStart = (long) c * chunk;
-        long chunkEnd = chunkStart + chunk;
-        // Within a chunk, only the blocks its partial versions were written in, where known.
-        long[] blocks = chunks.changedBlocks(first, lastId, c);
-        if (blocks == null) {
-          runs.add(Math.max(offsetBytes, chunkStart), Math.min(end, chunkEnd));
-          continue;
-        }
-        for (long at = Math.max(chunkStart, offsetBytes / block * block);
-            at < chunkEnd && at < end && !runs.full();
-            at += block) {
-          int b = (int) ((at - chunkStart) / block);
-          if ((blocks[b >>> 6] & (1L << b)) != 0) {
-            runs.add(Math.max(offsetBytes, at), Math.min(end, at + block));
-          }
-        }
+      long end = offsetBytes + lengthBytes;
+      long[] fromBits = chunks.snapshots().baseBlockBits(first.id());
+      if (fromBits == null) {
+        addChangedVersions(runs, changed, first, lastId, offsetBytes, end);
+      } else {
+        addCloneChanges(runs, changed, first, last, fromBits, offsetBytes, end);
       }
       return runs.finish();
     } finally {
@@ -1139,6 +1162,86 @@ public final class Image implements BaseImage, Closeable {
   }
 
   /** Joins touching ranges into at most {@code max} extents; a list cut short ends whole. */
+  /**
+   * Adds to {@code runs} the parts of {@code [from, to)} where the chunk versions {@code to}'s
+   * snapshot (0: the live image) reads differ from {@code first}'s: whole changed chunks, narrowed
+   * to the blocks their partial versions were written in, where known.
+   */
+  private void addChangedVersions(
+      Runs runs, BitSet changed, SnapshotSet.Snapshot first, int lastId, long from, long to) {
+    int chunk = chunkSizeBytes();
+    long block = chunks.snapshots().partials().blockSizeBytes();
+    for (int c = changed.nextSetBit((int) (from / chunk));
+        c >= 0 && (long) c * chunk < to && !runs.full();
+        c = changed.nextSetBit(c + 1)) {
+      long chunkStart = (long) c * chunk;
+      long chunkEnd = chunkStart + chunk;
+      long[] blocks = chunks.changedBlocks(first, lastId, c);
+      if (blocks == null) {
+        runs.add(Math.max(from, chunkStart), Math.min(to, chunkEnd));
+        continue;
+      }
+      for (long at = Math.max(chunkStart, from / block * block);
+          at < chunkEnd && at < to && !runs.full();
+          at += block) {
+        int b = (int) ((at - chunkStart) / block);
+        if ((blocks[b >>> 6] & (1L << b)) != 0) {
+          runs.add(Math.max(from, at), Math.min(to, at + block));
+        }
+      }
+    }
+  }
+
+  /**
+   * {@link #changes} from a snapshot taken while the clone read its base ({@code fromBits}, its
+   * bitmap then), block by block of the clone. A block that was in the image then changed where its
+   * chunk versions did. A block that was in the base then is unchanged while {@code last} (or the
+   * live image) still reads it there; once copied in, it changed only if its bytes differ from the
+   * base's: a copy-on-read or prefetch copy is not a change, a client's write or zero is.
+   */
+  private void addCloneChanges(
+      Runs runs,
+      BitSet changed,
+      SnapshotSet.Snapshot first,
+      SnapshotSet.@Nullable Snapshot last,
+      long[] fromBits,
+      long from,
+      long to)
+      throws IOException {
+    int lastId = last == null ? 0 : last.id();
+    long[] toBits =
+        last == null ? clone.bitmap().words() : chunks.snapshots().baseBlockBits(last.id());
+    long block = blockSizeBytes();
+    long baseEnd = clone.baseEndBytes();
+    ByteBuffer mine = ByteBuffer.allocate((int) block);
+    ByteBuffer base = ByteBuffer.allocate((int) block);
+    for (long at = from / block * block; at < to && at < baseEnd && !runs.full(); at += block) {
+      long b = at / block;
+      long pieceFrom = Math.max(from, at);
+      long pieceTo = Math.min(to, Math.min(baseEnd, at + block));
+      if (Bitmap.isSet(fromBits, b)) {
+        addChangedVersions(runs, changed, first, lastId, pieceFrom, pieceTo);
+      } else if (toBits == null || Bitmap.isSet(toBits, b)) {
+        // Compared over the piece inside the disk; the base's last block may be short.
+        int length = (int) (pieceTo - pieceFrom);
+        mine.clear().limit(length);
+        base.clear().limit(length);
+        if (last == null) {
+          clone.read(pieceFrom, mine);
+        } else {
+          readSnapshot(last, pieceFrom, mine);
+        }
+        clone.readBase(pieceFrom, base);
+        if (!mine.flip().equals(base.flip())) {
+          runs.add(pieceFrom, pieceTo);
+        }
+      }
+    }
+    if (to > baseEnd && !runs.full()) {
+      addChangedVersions(runs, changed, first, lastId, Math.max(from, baseEnd), to);
+    }
+  }
+
   private static final class Runs {
     private final List<Extent> done = new ArrayList<>();
     private final int max;

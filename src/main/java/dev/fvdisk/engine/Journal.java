@@ -33,14 +33,17 @@ import org.jspecify.annotations.Nullable;
  *             three with the snapshots feature)
  *     34    2 count n: 1..59 mappings, 1..39 block ranges or preserving mappings, 1 snapshot,
  *             1..9 partial versions
- *     36    4 kind 5 and 6: the snapshot the previous locations are kept for; else reserved, zero
+ *     36    4 kind 5 and 6: the snapshot the previous locations are kept for; kind 4: see below;
+ *             else reserved, zero
  *     40  8×n kind 1: virtual chunk index (u32), physical chunk (u32); in format version 2,
  *             0xFFFFFFFF unmaps the chunk
  *     40 12×n kind 2 and 3: first block (u64), block count (u32); the bitmap bits of these blocks
  *             are set
  *     40   24 kind 4: operation (u16: 1 taken, 2 deleted), name length m (u16, 1..64), snapshot id
  *             (u32), creation time in ms (i64), virtual size (i64); then at 64 the name, m bytes
- *             of UTF-8 (for a deletion only the id counts)
+ *             of UTF-8 (for a deletion only the id counts); for a snapshot of a clone that reads
+ *             its base, at 36 the first slot of its bitmap copy + 1 (u32, else 0) and at 128 the
+ *             copy's slot count (u32) and CRC-32C (u32)
  *     40 12×n kind 5: virtual chunk index (u32), physical chunk (u32, 0xFFFFFFFF unmaps), the
  *             physical chunk it had when the snapshot was taken (u32, 0xFFFFFFFF: none)
  *     40 48×n kind 6: virtual chunk index (u32), physical chunk (u32), backing physical chunk
@@ -113,6 +116,7 @@ final class Journal {
   static final int PARTIALS_PER_RECORD = (SECTOR_BYTES - RECORD_HEADER_BYTES) / PARTIAL_BYTES;
   private static final int PARTIAL_PRESERVES = 1;
   private static final int SNAPSHOT_NAME_AT = 64;
+  private static final int SNAPSHOT_BASE_BLOCKS_AT = SNAPSHOT_NAME_AT + SnapshotSet.MAX_NAME_BYTES;
 
   private final Storage storage;
   private final long offsetBytes;
@@ -267,6 +271,11 @@ final class Journal {
           .putLong(at + 8, created.createdAtMillis())
           .putLong(at + 16, created.sizeBytes())
           .put(base + SNAPSHOT_NAME_AT, name);
+      if (created.baseBlocksSlot() >= 0) {
+        buf.putInt(base + 36, Math.toIntExact(created.baseBlocksSlot() + 1))
+            .putInt(base + SNAPSHOT_BASE_BLOCKS_AT, created.baseBlocksSlots())
+            .putInt(base + SNAPSHOT_BASE_BLOCKS_AT + 4, created.baseBlocksCrc());
+      }
     } else {
       buf.putShort(at, (short) SNAPSHOT_DELETED);
     }
@@ -602,9 +611,24 @@ final class Journal {
     }
     byte[] name = new byte[nameBytes];
     buf.get(base + SNAPSHOT_NAME_AT, name);
+    SnapshotSet.BaseBlocks baseBlocks = null;
+    long firstSlot = Integer.toUnsignedLong(buf.getInt(base + 36)) - 1;
+    if (firstSlot >= 0) {
+      long slots = Integer.toUnsignedLong(buf.getInt(base + SNAPSHOT_BASE_BLOCKS_AT));
+      if (slots == 0 || firstSlot + slots > ChunkTable.MAX_PHYSICAL_CHUNKS) {
+        return "snapshot record with a bitmap copy of " + slots + " slots at " + firstSlot;
+      }
+      baseBlocks =
+          new SnapshotSet.BaseBlocks(
+              firstSlot, (int) slots, buf.getInt(base + SNAPSHOT_BASE_BLOCKS_AT + 4));
+    }
     return snapshots.add(
         new SnapshotSet.Snapshot(
-            id, new String(name, StandardCharsets.UTF_8), buf.getLong(at + 8), sizeBytes));
+            id,
+            new String(name, StandardCharsets.UTF_8),
+            buf.getLong(at + 8),
+            sizeBytes,
+            baseBlocks));
   }
 
   /** Names a record in a problem; built only when there is one, since replay sees many records. */

@@ -63,6 +63,7 @@ record RecoveredMetadata(
     Journal.Replay replay = Journal.replay(storage, header, table, bitmap, snapshots, slotLimit);
     snapshots.dropUnchanged(table);
     snapshots.dropUnheldPartials(table);
+    snapshots.loadBaseBlockBits(s -> readBaseBlocks(storage, header, s));
     List<String> problems = new ArrayList<>(replay.problems());
     long[] directorySlots = directorySlots(header);
 
@@ -90,6 +91,38 @@ record RecoveredMetadata(
         scan.leakedChunks(),
         replay,
         List.copyOf(problems));
+  }
+
+  /**
+   * The bitmap copy of a snapshot taken while the clone read its base, checked against the CRC its
+   * record holds.
+   */
+  private static long[] readBaseBlocks(Storage storage, Header header, SnapshotSet.Snapshot s)
+      throws IOException {
+    SnapshotSet.BaseBlocks where = s.baseBlocks();
+    long blocks = header.baseBlockCount();
+    long bytes = Bitmap.contentBytes(blocks);
+    long offset = header.dataOffsetBytes() + where.firstSlot() * header.chunkSizeBytes();
+    String what = storage.description() + ": bitmap copy of snapshot " + s.name();
+    if (!header.dependsOnBase()
+        || where.slotCount() != Header.ceilDiv(bytes, header.chunkSizeBytes())
+        || offset + bytes > storage.sizeBytes()) {
+      throw new CorruptImageException(
+          Kind.CORRUPT,
+          what
+              + ": "
+              + where.slotCount()
+              + " slots at "
+              + where.firstSlot()
+              + " do not fit the image's base and size");
+    }
+    ByteBuffer buf = ByteBuffer.allocate(Math.toIntExact(bytes));
+    storage.read(buf, offset);
+    buf.flip();
+    if (Bitmap.crc(buf) != where.crc()) {
+      throw new CorruptImageException(Kind.CORRUPT, what + ": checksum mismatch");
+    }
+    return Bitmap.decode(buf, blocks);
   }
 
   /** The slots the snapshot directory in force takes; none without one. */

@@ -1,6 +1,7 @@
 package dev.fvdisk.engine;
 
 import dev.fvdisk.engine.CorruptImageException.Kind;
+import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
@@ -54,6 +55,11 @@ final class SnapshotSet {
   private static final int DIRECTORY_HEADER_BYTES = 12;
   private static final int SNAPSHOT_HEADER_BYTES = 28;
   private static final int ENTRY_BYTES = 8;
+
+  /** Snapshot flag: the snapshot reads blocks from the base; a bitmap copy's place follows. */
+  private static final int SNAPSHOT_READS_BASE = 1;
+
+  private static final int BASE_BLOCKS_BYTES = 12;
   static final int PARTIALS_MAGIC = 0x56505646; // "FVPV" read as a little-endian int
   private static final int PARTIAL_ENTRY_BYTES = 8 + PartialVersions.BITMAP_WORDS * 8;
 
@@ -63,11 +69,29 @@ final class SnapshotSet {
    * @param id its number, unique in the image, ascending with age
    * @param sizeBytes the virtual size of the image when it was taken; it reads as that many bytes
    */
-  record Snapshot(int id, String name, long createdAtMillis, long sizeBytes) {}
+  record Snapshot(
+      int id, String name, long createdAtMillis, long sizeBytes, @Nullable BaseBlocks baseBlocks) {
+
+    Snapshot(int id, String name, long createdAtMillis, long sizeBytes) {
+      this(id, name, createdAtMillis, sizeBytes, null);
+    }
+  }
+
+  /**
+   * Where a snapshot of a clone that still read its base keeps the block bitmap as it was then: a
+   * block whose bit is clear reads from the base, the others from the snapshot's chunk versions.
+   * Bits are only ever set, so the copy never changes; it is written into {@code slotCount}
+   * consecutive chunk slots from {@code firstSlot} before the snapshot is recorded, and freed with
+   * the snapshot.
+   *
+   * @param crc the CRC-32C of the bitmap's bytes
+   */
+  record BaseBlocks(long firstSlot, int slotCount, int crc) {}
 
   private final int chunkSizeBytes;
   private volatile List<Snapshot> snapshots = List.of();
   private final Map<Integer, Map<Integer, Long>> deltas = new ConcurrentHashMap<>();
+  private final Map<Integer, long[]> baseBlockBits = new ConcurrentHashMap<>();
   private final AtomicLong heldSlots = new AtomicLong();
   private int nextId = 1;
   private final PartialVersions partials;
@@ -130,11 +154,64 @@ final class SnapshotSet {
     return null;
   }
 
-  /** Adds a new newest snapshot with the next id; the caller checked {@link #refusal}. */
+  /** Adds a new newest snapshot of an image that reads no base; see the other {@code create}. */
   Snapshot create(String name, long createdAtMillis, long sizeBytes) {
-    Snapshot s = new Snapshot(nextId, name, createdAtMillis, sizeBytes);
+    return create(name, createdAtMillis, sizeBytes, null, null);
+  }
+
+  /**
+   * Adds a new newest snapshot with the next id; the caller checked {@link #refusal}.
+   *
+   * @param baseBlocks for a clone that still reads its base, where the copy of its bitmap {@code
+   *     bits} (as {@link Bitmap#words}) was written; else null
+   */
+  Snapshot create(
+      String name,
+      long createdAtMillis,
+      long sizeBytes,
+      @Nullable BaseBlocks baseBlocks,
+      long @Nullable [] bits) {
+    Snapshot s = new Snapshot(nextId, name, createdAtMillis, sizeBytes, baseBlocks);
     add(s);
+    if (bits != null) {
+      baseBlockBits.put(s.id(), bits);
+    }
     return s;
+  }
+
+  /**
+   * The bitmap a snapshot of a clone keeps (bit {@code b % 64} of word {@code b / 64} set when
+   * block {@code b} was in the image), or null for a snapshot that reads no base.
+   */
+  long @Nullable [] baseBlockBits(int snapshotId) {
+    return baseBlockBits.get(snapshotId);
+  }
+
+  /** Whether some snapshot still reads blocks from the base. */
+  boolean anyReadsBase() {
+    for (Snapshot s : snapshots) {
+      if (s.baseBlocks() != null) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * After loading: gives each snapshot that keeps a bitmap copy its bits, which {@code reader}
+   * reads and checks against the recorded checksum.
+   */
+  void loadBaseBlockBits(BaseBlockReader reader) throws IOException {
+    for (Snapshot s : snapshots) {
+      if (s.baseBlocks() != null && !baseBlockBits.containsKey(s.id())) {
+        baseBlockBits.put(s.id(), reader.read(s));
+      }
+    }
+  }
+
+  /** Reads the bitmap copy of a snapshot; see {@link #loadBaseBlockBits}. */
+  interface BaseBlockReader {
+    long[] read(Snapshot s) throws IOException;
   }
 
   /**
@@ -154,6 +231,9 @@ final class SnapshotSet {
       return "two snapshots are called \"" + s.name() + "\"";
     }
     deltas.put(s.id(), new ConcurrentHashMap<>());
+    if (s.baseBlocks() != null) {
+      heldSlots.addAndGet(s.baseBlocks().slotCount());
+    }
     List<Snapshot> grown = new ArrayList<>(snapshots);
     grown.add(s);
     snapshots = List.copyOf(grown);
@@ -231,11 +311,20 @@ final class SnapshotSet {
         freed[n++] = location;
       }
     }
+    BaseBlocks baseBlocks = all.get(index).baseBlocks();
+    if (baseBlocks != null) {
+      freed = Arrays.copyOf(freed, n + baseBlocks.slotCount());
+      for (int i = 0; i < baseBlocks.slotCount(); i++) {
+        freed[n++] = baseBlocks.firstSlot() + i;
+      }
+      heldSlots.addAndGet(-baseBlocks.slotCount());
+    }
     List<Snapshot> shrunk = new ArrayList<>(all);
     shrunk.remove(index);
     snapshots = List.copyOf(shrunk);
     deltas.remove(snapshotId);
-    heldSlots.addAndGet(-n);
+    baseBlockBits.remove(snapshotId);
+    heldSlots.addAndGet(-(n - (baseBlocks == null ? 0 : baseBlocks.slotCount())));
     return Arrays.copyOf(freed, n);
   }
 
@@ -285,6 +374,9 @@ final class SnapshotSet {
               && (older == null || e.getKey() >= olderChunks || older.containsKey(e.getKey()))) {
             slots++;
           }
+        }
+        if (s.baseBlocks() != null) {
+          slots += s.baseBlocks().slotCount();
         }
         return slots * chunkSizeBytes;
       }
@@ -342,12 +434,19 @@ final class SnapshotSet {
     return heldSlots.get();
   }
 
-  /** Calls {@code action} with every slot a delta holds. */
+  /** Calls {@code action} with every slot a delta or a snapshot's bitmap copy holds. */
   void forEachHeldSlot(LongConsumer action) {
     for (Map<Integer, Long> delta : deltas.values()) {
       for (long location : delta.values()) {
         if (location >= 0) {
           action.accept(location);
+        }
+      }
+    }
+    for (Snapshot s : snapshots) {
+      if (s.baseBlocks() != null) {
+        for (int i = 0; i < s.baseBlocks().slotCount(); i++) {
+          action.accept(s.baseBlocks().firstSlot() + i);
         }
       }
     }
@@ -428,6 +527,7 @@ final class SnapshotSet {
       bytes +=
           SNAPSHOT_HEADER_BYTES
               + s.name().getBytes(StandardCharsets.UTF_8).length
+              + (s.baseBlocks() == null ? 0 : BASE_BLOCKS_BYTES)
               + chunks.length * ENTRY_BYTES;
     }
     List<PartialVersions.Version> versions = new ArrayList<>();
@@ -441,13 +541,19 @@ final class SnapshotSet {
       Snapshot s = all.get(i);
       byte[] name = s.name().getBytes(StandardCharsets.UTF_8);
       int[] values = encodedDeltas.get(i);
+      BaseBlocks baseBlocks = s.baseBlocks();
       buf.putInt(s.id())
           .putShort((short) name.length)
-          .putShort((short) 0)
+          .putShort((short) (baseBlocks == null ? 0 : SNAPSHOT_READS_BASE))
           .putLong(s.createdAtMillis())
           .putLong(s.sizeBytes())
           .putInt(values.length / 2)
           .put(name);
+      if (baseBlocks != null) {
+        buf.putInt(Math.toIntExact(baseBlocks.firstSlot()))
+            .putInt(baseBlocks.slotCount())
+            .putInt(baseBlocks.crc());
+      }
       for (int v : values) {
         buf.putInt(v);
       }
@@ -498,20 +604,36 @@ final class SnapshotSet {
       }
       int id = buf.getInt();
       int nameBytes = Short.toUnsignedInt(buf.getShort());
-      buf.getShort();
+      int flags = Short.toUnsignedInt(buf.getShort());
       long createdAt = buf.getLong();
       long sizeBytes = buf.getLong();
       long entries = Integer.toUnsignedLong(buf.getInt());
+      int extra = (flags & SNAPSHOT_READS_BASE) != 0 ? BASE_BLOCKS_BYTES : 0;
       if (nameBytes == 0
           || nameBytes > MAX_NAME_BYTES
           || sizeBytes <= 0
           || sizeBytes % 512 != 0
-          || buf.position() + nameBytes + entries * ENTRY_BYTES > end) {
-        throw corrupt(where, "snapshot " + i + " has a bad name length, size or entry count");
+          || (flags & ~SNAPSHOT_READS_BASE) != 0
+          || buf.position() + nameBytes + extra + entries * ENTRY_BYTES > end) {
+        throw corrupt(
+            where, "snapshot " + i + " has a bad name length, size, flags or entry count");
       }
       byte[] name = new byte[nameBytes];
       buf.get(name);
-      Snapshot s = new Snapshot(id, new String(name, StandardCharsets.UTF_8), createdAt, sizeBytes);
+      BaseBlocks baseBlocks = null;
+      if (extra != 0) {
+        long first = Integer.toUnsignedLong(buf.getInt());
+        long slots = Integer.toUnsignedLong(buf.getInt());
+        int crc = buf.getInt();
+        if (slots == 0 || first + slots > ChunkTable.MAX_PHYSICAL_CHUNKS) {
+          throw corrupt(
+              where, "snapshot " + i + ": bitmap copy of " + slots + " slots at " + first);
+        }
+        baseBlocks = new BaseBlocks(first, (int) slots, crc);
+      }
+      Snapshot s =
+          new Snapshot(
+              id, new String(name, StandardCharsets.UTF_8), createdAt, sizeBytes, baseBlocks);
       String problem = names.add(s.name()) ? set.add(s) : "two snapshots are called " + s.name();
       if (problem != null) {
         throw corrupt(where, problem);

@@ -371,9 +371,11 @@ class CorruptImageTest {
     assertRefused(withHeaderField(bytes, VERSION, 3, 4), Kind.UNSUPPORTED_VERSION, "version 3");
     assertRefused(withHeaderField(bytes, VERSION, 0, 4), Kind.UNSUPPORTED_VERSION, "version 0");
     assertRefused(
-        withHeaderField(bytes, INCOMPATIBLE, 4, 4), Kind.UNSUPPORTED_VERSION, "unknown feature");
-    // Bit 1 (the base is a snapshot) is known, but only in a clone.
+        withHeaderField(bytes, INCOMPATIBLE, 8, 4), Kind.UNSUPPORTED_VERSION, "unknown feature");
+    // Bits 1 (the base is a snapshot) and 2 (snapshots read the base) are known, but only in a
+    // clone.
     assertRefused(withHeaderField(bytes, INCOMPATIBLE, 2, 4), Kind.CORRUPT, "snapshot base");
+    assertRefused(withHeaderField(bytes, INCOMPATIBLE, 4, 4), Kind.CORRUPT, "base fields");
     // Bit 0 (snapshots) is known, but needs the longer header that names the directory.
     assertRefused(withHeaderField(bytes, INCOMPATIBLE, 1, 4), Kind.CORRUPT, "expected 496");
     assertRefused(withHeaderField(bytes, MAGIC, 0x1234, 8), Kind.NOT_AN_IMAGE, "wrong magic");

@@ -10,9 +10,27 @@ public sealed interface SnapshotEvent {
    * A snapshot was taken of everything written before it.
    *
    * @param sizeBytes the virtual size it reads as
+   * @param baseBlocksSlot for a clone that still reads its base, the first of the consecutive chunk
+   *     slots holding the block bitmap as it was when the snapshot was taken (durable before this
+   *     event); -1 otherwise
+   * @param baseBlocksSlots how many slots that copy takes
+   * @param baseBlocksCrc the CRC-32C of the copy's bitmap bytes
    */
-  record Created(int id, String name, long createdAtMillis, long sizeBytes)
-      implements SnapshotEvent {}
+  record Created(
+      int id,
+      String name,
+      long createdAtMillis,
+      long sizeBytes,
+      long baseBlocksSlot,
+      int baseBlocksSlots,
+      int baseBlocksCrc)
+      implements SnapshotEvent {
+
+    /** A snapshot of an image that reads no base. */
+    public Created(int id, String name, long createdAtMillis, long sizeBytes) {
+      this(id, name, createdAtMillis, sizeBytes, -1, 0, 0);
+    }
+  }
 
   /** A snapshot was deleted; chunk versions only it held are free once this is durable. */
   record Deleted(int id) implements SnapshotEvent {}
