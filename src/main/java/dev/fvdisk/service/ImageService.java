@@ -211,13 +211,14 @@ public class ImageService implements AutoCloseable {
   /**
    * Takes a snapshot of everything written to the image before this call; durable on return, and
    * copies nothing: from then on the first write into each chunk keeps the chunk's old bytes for
-   * the snapshot. Waits for the reads and writes in progress; attached writers stay attached.
+   * the snapshot. A clone that still reads its base writes a copy of its block bitmap, so the
+   * snapshot reads the blocks it had not copied from the base. Waits for the reads and writes in
+   * progress; attached writers stay attached.
    *
    * @throws InvalidValueException when the name does not follow the rule for image names
    * @throws SnapshotExistsException when the image has a snapshot of that name
    * @throws SnapshotLimitException when the image has 255 snapshots
    * @throws ImageReadOnlyException when the image is marked read-only
-   * @throws SnapshotNotSupportedException when the image is a clone that still reads its base
    */
   public SnapshotDescriptor createSnapshot(String image, String snapshot) {
     return snapshots.create(image, snapshot);

@@ -57,10 +57,6 @@ final class ImageSnapshots {
           if (image.isReadOnly()) {
             throw new ImageReadOnlyException(imageName, "clear readOnly to take a snapshot");
           }
-          String base = image.baseLocator();
-          if (base != null) {
-            throw new SnapshotNotSupportedException(imageName, base);
-          }
           if (image.findSnapshot(snapshotName) != null) {
             throw new SnapshotExistsException(imageName, snapshotName);
           }

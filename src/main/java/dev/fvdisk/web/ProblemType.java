@@ -17,7 +17,6 @@ import dev.fvdisk.service.SnapshotExistsException;
 import dev.fvdisk.service.SnapshotInUseException;
 import dev.fvdisk.service.SnapshotLimitException;
 import dev.fvdisk.service.SnapshotNotFoundException;
-import dev.fvdisk.service.SnapshotNotSupportedException;
 import dev.fvdisk.service.StorageIoException;
 import dev.fvdisk.service.UnalignedDataException;
 import dev.fvdisk.service.VersionMismatchException;
@@ -46,7 +45,6 @@ enum ProblemType {
   IMAGE_ATTACHED("image-attached", "Image has writers attached", 409),
   BASE_NOT_READ_ONLY("base-not-read-only", "Base image is not read-only", 409),
   SNAPSHOT_EXISTS("snapshot-exists", "Snapshot already exists", 409),
-  SNAPSHOT_NOT_SUPPORTED("snapshot-not-supported", "Image cannot have snapshots yet", 409),
   SNAPSHOT_LIMIT("snapshot-limit", "Too many snapshots", 409),
   SNAPSHOT_IN_USE("snapshot-in-use", "Snapshot is a base of other images", 409),
   LENGTH_REQUIRED("length-required", "Length required", 411),
@@ -78,7 +76,6 @@ enum ProblemType {
           Map.entry(BaseNotReadOnlyException.class, BASE_NOT_READ_ONLY),
           Map.entry(SnapshotNotFoundException.class, SNAPSHOT_NOT_FOUND),
           Map.entry(SnapshotExistsException.class, SNAPSHOT_EXISTS),
-          Map.entry(SnapshotNotSupportedException.class, SNAPSHOT_NOT_SUPPORTED),
           Map.entry(SnapshotLimitException.class, SNAPSHOT_LIMIT),
           Map.entry(SnapshotInUseException.class, SNAPSHOT_IN_USE),
           Map.entry(VersionMismatchException.class, PRECONDITION_FAILED),

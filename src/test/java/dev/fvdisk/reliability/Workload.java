@@ -25,9 +25,8 @@ import java.util.regex.Pattern;
  * copy-on-write clone of it. Writes are sector-aligned, 4 KiB to 1 MiB (log-uniform), mostly
  * durable, some with {@code ?flush=false} that a later flush may or may not cover.
  *
- * <p>The snapshot kill test uses two plain images only ({@link #createSnapshotImages}), as clones
- * take no snapshots while they read from their base, and has the clients zero ranges as well
- * ({@link #withZeros}).
+ * <p>The snapshot kill test uses two plain images only ({@link #createSnapshotImages}), and has the
+ * clients zero ranges as well ({@link #withZeros}).
  */
 final class Workload {
 

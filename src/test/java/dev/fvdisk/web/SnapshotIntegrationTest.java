@@ -286,9 +286,10 @@ class SnapshotIntegrationTest extends ApiTestSupport {
   }
 
   @Test
-  void a_clone_that_still_reads_its_base_takes_no_snapshot() {
+  void a_clone_that_still_reads_its_base_takes_snapshots_that_go_on_reading_it() throws Exception {
     String base = createImage("snap-base", MIB, 65536L);
-    write(base, 0, pattern(4096, 9));
+    byte[] baseBytes = pattern((int) MIB, 9);
+    write(base, 0, baseBytes);
     api()
         .contentType("application/merge-patch+json")
         .body(Map.of("readOnly", true))
@@ -298,20 +299,57 @@ class SnapshotIntegrationTest extends ApiTestSupport {
     String clone = uniqueName("snap-clone");
     api()
         .contentType("application/json")
-        .body(Map.of("name", clone, "base", base))
+        .body(Map.of("name", clone, "base", base, "copyOnRead", true))
         .post(IMAGES)
         .then()
         .statusCode(201);
+    byte[] expected = baseBytes.clone();
+    byte[] early = pattern(512, 10);
+    write(clone, 8192, early);
+    System.arraycopy(early, 0, expected, 8192, early.length);
     api()
         .contentType("application/json")
-        .body(Map.of("name", "s"))
+        .body(Map.of("name", "s1"))
         .post(snapshots(clone))
         .then()
+        .statusCode(201)
+        .body("usedBytes", greaterThan(0)); // the copy of the clone's block bitmap
+
+    // Copy-on-read brings every block into the clone, then a write changes its first half.
+    assertThat(read(clone, 0, MIB)).isEqualTo(expected);
+    write(clone, 0, pattern((int) MIB / 2, 11));
+    assertRange(clone, "s1", expected, 0, MIB - 1);
+
+    // Only the client's write is a change since s1; the copies copy-on-read made are not.
+    api()
+        .get(IMAGES + "/" + clone + "/changes?from=s1")
+        .then()
+        .statusCode(200)
+        .body("extents.offsetBytes", equalTo(List.of(0)))
+        .body("extents.lengthBytes", equalTo(List.of((int) MIB / 2)))
+        .body("nextOffsetBytes", equalTo(null));
+    api()
+        .get(IMAGES + "/" + clone + "/snapshots/s1/map")
+        .then()
+        .statusCode(200)
+        .body("extents.state", equalTo(List.of("data", "base")));
+
+    // A clone of that snapshot reads through it, and so through the first clone's base.
+    String grandchild = uniqueName("snap-grandchild");
+    api()
+        .contentType("application/json")
+        .body(Map.of("name", grandchild, "base", clone + "@s1"))
+        .post(IMAGES)
+        .then()
+        .statusCode(201);
+    assertThat(read(grandchild, 0, MIB)).isEqualTo(expected);
+    api()
+        .delete(snapshots(clone) + "/s1")
+        .then()
         .statusCode(409)
-        .contentType("application/problem+json")
-        .body("type", equalTo(PROBLEMS + "snapshot-not-supported"))
-        .body("detail", containsString("prefetching has finished"));
-    api().get(snapshots(clone)).then().statusCode(200).body("snapshots", equalTo(List.of()));
+        .body("type", equalTo(PROBLEMS + "snapshot-in-use"));
+    api().delete(IMAGES + "/" + grandchild).then().statusCode(204);
+    api().delete(snapshots(clone) + "/s1").then().statusCode(204);
   }
 
   @Test
