@@ -11,6 +11,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLongArray;
+import org.jspecify.annotations.Nullable;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -39,6 +40,15 @@ class SnapshotRaceTest {
 
   private int chunk;
 
+  /** In the clone case, version 0 is the base's stamp of the sector rather than zeros. */
+  private boolean clone;
+
+  /**
+   * Until set, a clone's writers keep to the first half of the disk and nothing copies blocks in,
+   * so the snapshots taken meanwhile read the second half from the base.
+   */
+  private final AtomicBoolean copying = new AtomicBoolean();
+
   /**
    * With chunks of 4 KiB each chunk is one block, and writers of neighbouring sectors merge into
    * the same block of a partial version; with 16 KiB, partial versions hold some of four blocks.
@@ -47,11 +57,50 @@ class SnapshotRaceTest {
   @ValueSource(ints = {4096, 16384})
   void snapshots_taken_under_writes_hold_every_acknowledged_write_and_never_change(int chunkBytes)
       throws Exception {
+    race(chunkBytes, null);
+  }
+
+  /**
+   * The same race on a clone that still reads its base, whose every sector holds version 0 stamped:
+   * copy-on-read readers and the prefetcher copy blocks in while snapshots are taken, each with a
+   * copy of the bitmap, so a snapshot reads version 0 from the base or from a copy, never zeros.
+   */
+  @ParameterizedTest(name = "clone, chunks of {0} bytes")
+  @ValueSource(ints = {4096, 16384})
+  void snapshots_of_a_clone_under_copies_and_writes_hold_every_acknowledged_write(int chunkBytes)
+      throws Exception {
+    MemoryStorage baseStorage = new MemoryStorage("race-base");
+    try (Image base =
+        Image.create(baseStorage, ImageOptions.builder(SIZE).chunkSizeBytes(chunkBytes).build())) {
+      ByteBuffer stamps = ByteBuffer.allocate(SIZE);
+      for (int sector = 0; sector < SECTORS; sector++) {
+        for (int i = 0; i < SECTOR; i += 16) {
+          stamps.putLong(sector * SECTOR + i, sector).putLong(sector * SECTOR + i + 8, 0);
+        }
+      }
+      base.write(0, stamps);
+    }
+    Image.setReadOnly(baseStorage.reopen(), true);
+    try (Image base = Image.open(baseStorage.reopen(), false)) {
+      clone = true;
+      race(chunkBytes, base);
+    }
+  }
+
+  private void race(int chunkBytes, @Nullable Image base) throws Exception {
     chunk = chunkBytes;
     MemoryStorage storage = new MemoryStorage("race");
     Map<String, byte[]> taken = new ConcurrentHashMap<>();
+    ImageOptions options =
+        ImageOptions.builder(SIZE)
+            .chunkSizeBytes(chunkBytes)
+            .blockSizeBytes(4096)
+            .copyOnRead(base != null)
+            .build();
     try (Image image =
-        Image.create(storage, ImageOptions.builder(SIZE).chunkSizeBytes(chunkBytes).build())) {
+        base == null
+            ? Image.create(storage, options)
+            : Image.create(storage, options, base, "race-base")) {
       AtomicBoolean stop = new AtomicBoolean();
       List<Thread> threads = new ArrayList<>();
       List<Throwable> failures = new java.util.concurrent.CopyOnWriteArrayList<>();
@@ -59,10 +108,30 @@ class SnapshotRaceTest {
         int writer = w;
         threads.add(worker(failures, stop, () -> write(image, writer)));
       }
+      copying.set(base == null);
+      if (base != null) {
+        // A reader whose reads copy blocks in, and the prefetcher, join a third into the race:
+        // the snapshots before read much of the base, the ones after ever less.
+        threads.add(
+            worker(
+                failures,
+                stop,
+                () -> {
+                  if (copying.get()) {
+                    readAndCheck(image);
+                  } else {
+                    Thread.sleep(1);
+                  }
+                }));
+      }
       threads.add(worker(failures, stop, () -> image.compact(2)));
       threads.forEach(Thread::start);
       int deleted = 0;
       for (int round = 0; round < ROUNDS; round++) {
+        if (base != null && round == ROUNDS / 3) {
+          copying.set(true);
+          image.setPrefetch(true, 0);
+        }
         long[] floor = new long[SECTORS];
         for (int s = 0; s < SECTORS; s++) {
           floor[s] = acknowledged.get(s);
@@ -105,11 +174,17 @@ class SnapshotRaceTest {
       }
       assertThat(failures).isEmpty();
       assertThat(image.check(false).problems()).isEmpty();
+      if (base != null) {
+        assertThat(image.baseLocator()).as("snapshots read the base").isNotNull();
+      }
       System.out.printf(
           "SnapshotRaceTest: %d snapshots taken under %d writers and a compactor, %d deleted%n",
           ROUNDS, WRITERS, deleted);
     }
-    try (Image image = Image.open(storage.reopen(), false)) {
+    try (Image image =
+        base == null
+            ? Image.open(storage.reopen(), false)
+            : Image.open(storage.reopen(), false, locator -> base)) {
       for (Map.Entry<String, byte[]> e : taken.entrySet()) {
         assertUnchanged(e.getKey(), readSnapshot(image, e.getKey()), e.getValue());
       }
@@ -154,7 +229,8 @@ class SnapshotRaceTest {
   /** One write of one of this writer's sectors, stamped with its next version. */
   private void write(Image image, int writer) throws Exception {
     ThreadLocalRandom random = ThreadLocalRandom.current();
-    int sector = random.nextInt(SECTORS / WRITERS) * WRITERS + writer;
+    int sectors = copying.get() ? SECTORS : SECTORS / 2;
+    int sector = random.nextInt(sectors / WRITERS) * WRITERS + writer;
     long version = begun.get(sector) + 1;
     begun.set(sector, version);
     ByteBuffer stamp = ByteBuffer.allocate(SECTOR);
@@ -171,14 +247,32 @@ class SnapshotRaceTest {
     return all.array();
   }
 
-  /** The version a sector holds: 0 for zeros; fails on a torn or foreign sector. */
-  private static long versionOf(byte[] bytes, int sector) {
+  /** A read of a random range: every sector whole, at a version some writer began. */
+  private void readAndCheck(Image image) throws Exception {
+    ThreadLocalRandom random = ThreadLocalRandom.current();
+    int first = random.nextInt(SECTORS);
+    int count = 1 + random.nextInt(Math.min(64, SECTORS - first));
+    byte[] bytes = new byte[count * SECTOR];
+    image.read((long) first * SECTOR, ByteBuffer.wrap(bytes));
+    byte[] all = new byte[SIZE];
+    System.arraycopy(bytes, 0, all, first * SECTOR, bytes.length);
+    for (int s = first; s < first + count; s++) {
+      versionOf(all, s);
+    }
+  }
+
+  /**
+   * The version a sector holds: 0 for zeros (or, on a clone, for the base's stamp); fails on a torn
+   * or foreign sector.
+   */
+  private long versionOf(byte[] bytes, int sector) {
     ByteBuffer b = ByteBuffer.wrap(bytes, sector * SECTOR, SECTOR).slice();
     long version = b.getLong(8);
+    long unwritten = clone ? sector : 0;
     for (int i = 0; i < SECTOR; i += 16) {
       long s = b.getLong(i);
       long v = b.getLong(i + 8);
-      if (version == 0 ? (s != 0 || v != 0) : (s != sector || v != version)) {
+      if (version == 0 ? (s != unwritten || v != 0) : (s != sector || v != version)) {
         throw new AssertionError("sector " + sector + " is torn or foreign at byte " + i);
       }
     }
