@@ -26,15 +26,21 @@ final class SectorHistory {
   private final int[] failedVersion;
 
   SectorHistory(long capacityBytes) {
+    this(new byte[Math.toIntExact(capacityBytes)]);
+  }
+
+  /** A disk that holds {@code initial} before its first write (a clone reading its base). */
+  SectorHistory(byte[] initial) {
+    long capacityBytes = initial.length;
     if (capacityBytes % SECTOR_BYTES != 0) {
       throw new IllegalArgumentException("capacity must be whole sectors: " + capacityBytes);
     }
     int sectors = (int) (capacityBytes / SECTOR_BYTES);
-    latest = new byte[(int) capacityBytes];
+    latest = initial.clone();
     versions = new ArrayList<>(sectors);
     for (int s = 0; s < sectors; s++) {
       List<byte[]> list = new ArrayList<>(2);
-      list.add(new byte[SECTOR_BYTES]);
+      list.add(Arrays.copyOfRange(initial, s * SECTOR_BYTES, (s + 1) * SECTOR_BYTES));
       versions.add(list);
     }
     floor = new int[sectors];

@@ -12,6 +12,7 @@ import dev.fvdisk.engine.io.CrashingStorage.Mode;
 import dev.fvdisk.engine.io.MemoryStorage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
@@ -19,6 +20,7 @@ import java.util.Map;
 import java.util.Random;
 import java.util.Set;
 import java.util.stream.Stream;
+import org.jspecify.annotations.Nullable;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -106,30 +108,69 @@ class SnapshotCrashTest {
           new Flush(),
           new Close());
 
-  private static CrashingStorage freshImage(long journalBytes, int chunkBytes) throws IOException {
+  /**
+   * The base of the clone case: random bytes over the first 40 of the 48 chunks of 4 KiB, so the
+   * clone's last chunks lie past it, and a zeroed stretch. Opened read-only once for all runs.
+   */
+  private static final byte[] BASE_BYTES = baseBytes();
+
+  private static @Nullable Image base;
+
+  private static byte[] baseBytes() {
+    byte[] bytes = new byte[40 * C];
+    new Random(40).nextBytes(bytes);
+    Arrays.fill(bytes, 24 * C, 26 * C, (byte) 0);
+    return bytes;
+  }
+
+  private static synchronized Image base() throws IOException {
+    if (base == null) {
+      MemoryStorage storage = new MemoryStorage("base");
+      try (Image image = Image.create(storage, ImageOptions.builder(BASE_BYTES.length).build())) {
+        image.write(0, ByteBuffer.wrap(BASE_BYTES));
+      }
+      Image.setReadOnly(storage.reopen(), true);
+      base = Image.open(storage.reopen(), false);
+    }
+    return base;
+  }
+
+  private static CrashingStorage freshImage(long journalBytes, int chunkBytes, boolean clone)
+      throws IOException {
     MemoryStorage storage = new MemoryStorage("snapshot-crash");
-    Image.create(
-            storage,
-            ImageOptions.builder(SIZE)
-                .chunkSizeBytes(chunkBytes)
-                .journalSizeBytes(journalBytes)
-                .growthUnitBytes(Math.max(2L * C, chunkBytes))
-                .build())
+    ImageOptions options =
+        ImageOptions.builder(SIZE)
+            .chunkSizeBytes(chunkBytes)
+            .blockSizeBytes(C)
+            .journalSizeBytes(journalBytes)
+            .growthUnitBytes(Math.max(2L * C, chunkBytes))
+            .build();
+    (clone ? Image.create(storage, options, base(), "base") : Image.create(storage, options))
         .close();
     return CrashingStorage.wrap(storage.reopen());
   }
 
+  private static Image open(dev.fvdisk.engine.io.Storage storage, boolean writable)
+      throws IOException {
+    return Image.open(storage, writable, locator -> base());
+  }
+
   /** What the test knows of one run. */
   private static final class Run {
-    final SectorHistory model = new SectorHistory(SIZE);
+    final SectorHistory model;
     final Map<String, byte[]> sure = new HashMap<>();
     final Map<String, byte[]> maybe = new HashMap<>();
     Image image;
     Throwable failure;
+
+    Run(boolean clone) {
+      model =
+          new SectorHistory(clone ? Arrays.copyOf(BASE_BYTES, (int) SIZE) : new byte[(int) SIZE]);
+    }
   }
 
-  private static Run run(CrashingStorage storage, String label) {
-    Run run = new Run();
+  private static Run run(CrashingStorage storage, String label, boolean clone) {
+    Run run = new Run(clone);
     for (int i = 0; i < WORKLOAD.size(); i++) {
       try {
         execute(WORKLOAD.get(i), i, storage, run);
@@ -177,7 +218,7 @@ class SnapshotCrashTest {
       image.close();
       run.model.acknowledge(acknowledged);
     } else if (step instanceof Open) {
-      run.image = Image.open(storage.reopen(), true);
+      run.image = open(storage.reopen(), true);
       byte[] observed = read(run.image, null, (int) SIZE);
       assertNull(run.model.violation(0, observed));
       run.model.resyncDurable(0, observed);
@@ -199,21 +240,26 @@ class SnapshotCrashTest {
         .flatMap(
             mode ->
                 Stream.of(
-                    Arguments.of(mode, 1024L, C),
-                    Arguments.of(mode, 16384L, C),
-                    Arguments.of(mode, 1024L, 8 * C)));
+                    Arguments.of(mode, 1024L, C, false),
+                    Arguments.of(mode, 16384L, C, false),
+                    Arguments.of(mode, 1024L, 8 * C, false),
+                    Arguments.of(mode, 1024L, 8 * C, true)));
   }
 
-  @ParameterizedTest(name = "{0}, journal of {1} bytes, chunks of {2} bytes")
+  /**
+   * The clone case runs the workload on a clone that reads its base throughout: its snapshots keep
+   * copies of the block bitmap, written at the crash points too.
+   */
+  @ParameterizedTest(name = "{0}, journal of {1} bytes, chunks of {2} bytes, clone {3}")
   @MethodSource("crashes")
   void every_crash_point_keeps_acknowledged_writes_and_every_snapshot_exactly(
-      Mode mode, long journalBytes, int chunkBytes) throws IOException {
-    CrashingStorage counting = freshImage(journalBytes, chunkBytes);
-    Run baseline = run(counting, "baseline");
+      Mode mode, long journalBytes, int chunkBytes, boolean clone) throws IOException {
+    CrashingStorage counting = freshImage(journalBytes, chunkBytes, clone);
+    Run baseline = run(counting, "baseline", clone);
     if (baseline.failure != null) {
       throw new AssertionError("the workload fails without a crash", baseline.failure);
     }
-    try (Image image = Image.open(counting.survivingStorage("baseline"), false)) {
+    try (Image image = open(counting.survivingStorage("baseline"), false)) {
       assertEquals(Set.of("e"), names(image), "baseline snapshots");
       assertArrayEquals(baseline.sure.get("e"), read(image, "e", (int) SIZE));
     }
@@ -224,9 +270,9 @@ class SnapshotCrashTest {
           String.format(
               "%s at %d of %d, journal %d bytes, chunks of %d bytes",
               mode, n, points, journalBytes, chunkBytes);
-      CrashingStorage storage = freshImage(journalBytes, chunkBytes);
+      CrashingStorage storage = freshImage(journalBytes, chunkBytes, clone);
       storage.arm(mode, n, n * 7919);
-      Run run = run(storage, label);
+      Run run = run(storage, label, clone);
       assertTrue(storage.crashed(), label + ": the crash point was never reached");
       verify(storage.survivingStorage("survivor"), run, label);
       survived++;
@@ -239,7 +285,7 @@ class SnapshotCrashTest {
   private static void verify(MemoryStorage survivors, Run run, String label) throws IOException {
     CheckReport offline = Images.check(survivors);
     assertNotEquals(Status.CORRUPT, offline.status(), label + ": " + offline.problems());
-    try (Image image = Image.open(survivors, true)) {
+    try (Image image = open(survivors, true)) {
       String violation = run.model.violation(0, read(image, null, (int) SIZE));
       assertNull(violation, label + ": live disk: " + violation);
       Set<String> present = names(image);
