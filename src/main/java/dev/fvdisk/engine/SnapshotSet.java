@@ -311,20 +311,20 @@ final class SnapshotSet {
         freed[n++] = location;
       }
     }
+    // The bitmap copy of a snapshot of a clone goes with it.
     BaseBlocks baseBlocks = all.get(index).baseBlocks();
     if (baseBlocks != null) {
       freed = Arrays.copyOf(freed, n + baseBlocks.slotCount());
       for (int i = 0; i < baseBlocks.slotCount(); i++) {
         freed[n++] = baseBlocks.firstSlot() + i;
       }
-      heldSlots.addAndGet(-baseBlocks.slotCount());
     }
     List<Snapshot> shrunk = new ArrayList<>(all);
     shrunk.remove(index);
     snapshots = List.copyOf(shrunk);
     deltas.remove(snapshotId);
     baseBlockBits.remove(snapshotId);
-    heldSlots.addAndGet(-(n - (baseBlocks == null ? 0 : baseBlocks.slotCount())));
+    heldSlots.addAndGet(-n);
     return Arrays.copyOf(freed, n);
   }
 
@@ -436,17 +436,22 @@ final class SnapshotSet {
 
   /** Calls {@code action} with every slot a delta or a snapshot's bitmap copy holds. */
   void forEachHeldSlot(LongConsumer action) {
-    for (Map<Integer, Long> delta : deltas.values()) {
-      for (long location : delta.values()) {
-        if (location >= 0) {
-          action.accept(location);
-        }
-      }
-    }
+    forEachDeltaSlot(action);
     for (Snapshot s : snapshots) {
       if (s.baseBlocks() != null) {
         for (int i = 0; i < s.baseBlocks().slotCount(); i++) {
           action.accept(s.baseBlocks().firstSlot() + i);
+        }
+      }
+    }
+  }
+
+  /** Calls {@code action} with every slot a delta holds: the chunk versions snapshots keep. */
+  private void forEachDeltaSlot(LongConsumer action) {
+    for (Map<Integer, Long> delta : deltas.values()) {
+      for (long location : delta.values()) {
+        if (location >= 0) {
+          action.accept(location);
         }
       }
     }
@@ -492,7 +497,9 @@ final class SnapshotSet {
         held.add(slot);
       }
     }
-    forEachHeldSlot(held::add);
+    // Chunk versions only: a bitmap copy's slot may once have held a version whose record the
+    // journal still has, and keeping that version would let a fill write over the copy.
+    forEachDeltaSlot(held::add);
     partials.retain(held::contains);
   }
 

@@ -32,8 +32,8 @@ class CloneSnapshotTest {
   private static final int BLOCK = 4096;
   private static final int BASE_SIZE = 24 * CHUNK;
   private static final int SIZE = BASE_SIZE + 2 * CHUNK; // the clone is larger than its base
-  private static final int SEEDS = Integer.getInteger("fvdisk.clone-snapshot.seeds", 30);
-  private static final int OPS = Integer.getInteger("fvdisk.clone-snapshot.ops", 150);
+  private static final int SEEDS = Integer.getInteger("fvdisk.clone-snapshot.seeds", 50);
+  private static final int OPS = Integer.getInteger("fvdisk.clone-snapshot.ops", 300);
 
   private static ImageOptions.Builder options(long sizeBytes) {
     return ImageOptions.builder(sizeBytes)

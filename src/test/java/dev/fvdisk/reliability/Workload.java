@@ -25,8 +25,8 @@ import java.util.regex.Pattern;
  * copy-on-write clone of it. Writes are sector-aligned, 4 KiB to 1 MiB (log-uniform), mostly
  * durable, some with {@code ?flush=false} that a later flush may or may not cover.
  *
- * <p>The snapshot kill test uses two plain images only ({@link #createSnapshotImages}), and has the
- * clients zero ranges as well ({@link #withZeros}).
+ * <p>The snapshot kill test uses two plain images and the clone ({@link #createSnapshotImages}),
+ * and has the clients zero ranges as well ({@link #withZeros}).
  */
 final class Workload {
 
@@ -87,6 +87,14 @@ final class Workload {
   void createImages() throws IOException, InterruptedException {
     writable.add(create("plain-a", 40L << 20, 256 << 10));
     writable.add(create("plain-b", 24L << 20, 1 << 20));
+    createGoldenAndClone();
+  }
+
+  /**
+   * A read-only {@code golden} image of base stamps (with a hole), and {@code vm}, a writable clone
+   * of it that reads it throughout (no copy-on-read, no prefetch).
+   */
+  private void createGoldenAndClone() throws IOException, InterruptedException {
     golden =
         new ImageModel(
             "golden",
@@ -138,12 +146,15 @@ final class Workload {
 
   /**
    * The images of the snapshot kill test: {@code snap-a} with small chunks, so that writes and
-   * zeroes straddle chunk boundaries and copy chunks for snapshots often, and {@code snap-b} with
-   * the default chunk size. Small, as every surviving snapshot is read in full after each restart.
+   * zeroes straddle chunk boundaries and copy chunks for snapshots often, {@code snap-b} with the
+   * default chunk size, and the clone {@code vm} of {@code golden}, whose snapshots keep copies of
+   * its block bitmap and read the base where it had not written. Small, as every surviving snapshot
+   * is read in full after each restart.
    */
   void createSnapshotImages() throws IOException, InterruptedException {
     writable.add(create("snap-a", 16L << 20, 256 << 10));
     writable.add(create("snap-b", 12L << 20, 1 << 20));
+    createGoldenAndClone();
   }
 
   /**
