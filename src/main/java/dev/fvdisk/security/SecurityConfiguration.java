@@ -21,6 +21,9 @@ import org.springframework.security.web.authentication.AuthenticationEntryPointF
 import org.springframework.security.web.authentication.AuthenticationFilter;
 import org.springframework.security.web.firewall.StrictHttpFirewall;
 import org.springframework.security.web.header.HeaderWriterFilter;
+import org.springframework.security.web.header.writers.ContentSecurityPolicyHeaderWriter;
+import org.springframework.security.web.header.writers.DelegatingRequestMatcherHeaderWriter;
+import org.springframework.security.web.servlet.util.matcher.PathPatternRequestMatcher;
 import org.springframework.web.servlet.HandlerExceptionResolver;
 
 /**
@@ -40,8 +43,14 @@ import org.springframework.web.servlet.HandlerExceptionResolver;
  *       <td>refused to everyone</td></tr>
  *   <tr><td>every other {@code /actuator/**}</td><td>monitor (admin includes it)</td></tr>
  *   <tr><td>the contract and Swagger UI</td><td>nothing</td></tr>
+ *   <tr><td>the console ({@code /console/}), its page and assets</td><td>any valid token</td></tr>
  *   <tr><td>anything else</td><td>any valid token</td></tr>
  * </table>
+ *
+ * <p>The console gets no rights of its own: its page only needs a token, and what it shows or
+ * changes goes through the API and actuator rules above with the same token, which the browser
+ * resends on the page's own requests once it has answered the Basic challenge. Its answers carry a
+ * strict Content-Security-Policy ({@link #CONSOLE_POLICY}).
  *
  * <p>Stateless: no session, no cookie, so no CSRF token either. The one browser risk left, a
  * cross-site form riding on cached Basic credentials, cannot send the JSON or binary bodies the API
@@ -69,6 +78,18 @@ class SecurityConfiguration {
     "/actuator/shutdown",
     "/actuator/sbom/**"
   };
+
+  /** The console's page and assets; the API answers JSON, which no browser runs. */
+  static final String CONSOLE = "/console/**";
+
+  /**
+   * What the console's pages may load and run: only its own script, style sheet and requests to
+   * this origin; no inline script or style (the script sets styles through the CSSOM, which the
+   * policy allows), no plug-ins, no framing, no foreign form targets.
+   */
+  static final String CONSOLE_POLICY =
+      "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
+          + " connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
   /**
    * Spring Security would wrap each filter of the chain, and each authorization, in an observation
@@ -145,14 +166,20 @@ class SecurityConfiguration {
         // allocation per 1 MiB read).
         .headers(
             headers ->
-                headers.withObjectPostProcessor(
-                    new ObjectPostProcessor<HeaderWriterFilter>() {
-                      @Override
-                      public <F extends HeaderWriterFilter> F postProcess(F filter) {
-                        filter.setShouldWriteHeadersEagerly(true);
-                        return filter;
-                      }
-                    }))
+                headers
+                    .withObjectPostProcessor(
+                        new ObjectPostProcessor<HeaderWriterFilter>() {
+                          @Override
+                          public <F extends HeaderWriterFilter> F postProcess(F filter) {
+                            filter.setShouldWriteHeadersEagerly(true);
+                            return filter;
+                          }
+                        })
+                    // Only on the console: Swagger UI's page would not run under this policy.
+                    .addHeaderWriter(
+                        new DelegatingRequestMatcherHeaderWriter(
+                            PathPatternRequestMatcher.withDefaults().matcher(CONSOLE),
+                            new ContentSecurityPolicyHeaderWriter(CONSOLE_POLICY))))
         .exceptionHandling(e -> e.authenticationEntryPoint(problems).accessDeniedHandler(problems))
         .authorizeHttpRequests(
             requests ->
@@ -196,6 +223,9 @@ class SecurityConfiguration {
                     .requestMatchers(
                         "/openapi/**", "/swagger-ui.html", "/swagger-ui/**", "/v3/api-docs/**")
                     .permitAll()
+                    // The same as anyRequest below, spelled out: the console is for token holders.
+                    .requestMatchers(CONSOLE)
+                    .authenticated()
                     .anyRequest()
                     .authenticated());
     if (tokens.isEmpty()) {
