@@ -160,6 +160,9 @@ class ConsoleBrowserIntegrationTest extends ApiTestSupport {
                     + "@s1'] li[data-image='"
                     + snapshotClone
                     + "']")));
+    // Once, under its base only, not also as a chain of its own.
+    assertThat(browser.findElements(By.cssSelector("#chains li[data-image='" + clone + "']")))
+        .hasSize(1);
     assertThat(row(golden).findElement(By.cssSelector(".marks-cell")).getText())
         .contains("read-only")
         .contains("base of 1");
