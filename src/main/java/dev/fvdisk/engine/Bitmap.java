@@ -154,7 +154,10 @@ final class Bitmap {
     return longs.flip().limit(Math.toIntExact(contentBytes(blockCount))).slice();
   }
 
-  /** The words of bytes in the on-disk layout; the inverse of {@link #encode}. */
+  /**
+   * The words of bytes in the on-disk layout; the inverse of {@link #encode}. Little-endian bytes
+   * read as little-endian longs keep bit n at bit n % 64 of word n / 64.
+   */
   static long[] decode(ByteBuffer bytes, long blockCount) {
     long[] words = new long[Math.toIntExact(Header.ceilDiv(blockCount, 64))];
     ByteBuffer longs = ByteBuffer.allocate(words.length * 8).order(ByteOrder.LITTLE_ENDIAN);
@@ -189,14 +192,10 @@ final class Bitmap {
               storage.description(), header.activeTable(), offset, crc, header.bitmapCrc()));
     }
     Bitmap bitmap = new Bitmap(blocks);
-    // Little-endian bytes read as little-endian longs keep bit n at bit n % 64 of word n / 64.
-    ByteBuffer words =
-        ByteBuffer.allocate(bitmap.durable.length() * 8).order(ByteOrder.LITTLE_ENDIAN);
-    words.put(buf.flip()).clear();
-    for (int i = 0; i < bitmap.durable.length(); i++) {
-      long w = words.getLong(i * 8);
-      bitmap.durable.set(i, w);
-      bitmap.fresh.set(i, w);
+    long[] words = decode(buf.flip(), blocks);
+    for (int i = 0; i < words.length; i++) {
+      bitmap.durable.set(i, words[i]);
+      bitmap.fresh.set(i, words[i]);
     }
     int tailBits = (int) (blocks & 7);
     if (tailBits != 0 && (buf.get(buf.capacity() - 1) & (0xFF << tailBits)) != 0) {

@@ -279,13 +279,17 @@ final class CloneLayer {
   }
 
   /**
-   * Reads snapshot {@code snapshotId}, taken while the clone read its base: through the base where
-   * the snapshot's copy of the bitmap, {@code bits}, has a block's bit clear, and from the
-   * snapshot's chunk versions elsewhere. The base never changes, so the blocks it still had then
-   * read as they did.
+   * Reads snapshot {@code snapshotId}. One taken while the clone read its base has a copy of the
+   * bitmap, {@code bits}: it reads through the base where a block's bit is clear there, and from
+   * the snapshot's chunk versions elsewhere (the base never changes, so the blocks it still had
+   * then read as they did). One without ({@code bits} null) reads its chunk versions only.
    */
-  void readSnapshot(int snapshotId, long[] bits, long offsetBytes, ByteBuffer dst)
+  void readSnapshot(int snapshotId, long @Nullable [] bits, long offsetBytes, ByteBuffer dst)
       throws IOException {
+    if (bits == null) {
+      chunks.readSnapshot(snapshotId, offsetBytes, dst);
+      return;
+    }
     int end = dst.limit();
     try {
       for (RangeWalk w = new RangeWalk(offsetBytes, dst.remaining(), blockSizeBytes);
@@ -306,7 +310,10 @@ final class CloneLayer {
 
   /** The extents of a snapshot read as {@link #readSnapshot} reads it: BASE, DATA or ZERO. */
   boolean snapshotExtents(
-      int snapshotId, long[] bits, long offsetBytes, long lengthBytes, ExtentList out) {
+      int snapshotId, long @Nullable [] bits, long offsetBytes, long lengthBytes, ExtentList out) {
+    if (bits == null) {
+      return chunks.snapshotExtents(snapshotId, offsetBytes, lengthBytes, out);
+    }
     for (RangeWalk w = new RangeWalk(offsetBytes, lengthBytes, blockSizeBytes);
         !w.done();
         w.next()) {

@@ -874,17 +874,7 @@ public final class Image implements BaseImage, Closeable {
       }
       SnapshotSet.Snapshot s =
           snapshots.create(name, System.currentTimeMillis(), sizeBytes(), baseBlocks, bits);
-      committer.queue(
-          baseBlocks == null
-              ? new SnapshotEvent.Created(s.id(), s.name(), s.createdAtMillis(), s.sizeBytes())
-              : new SnapshotEvent.Created(
-                  s.id(),
-                  s.name(),
-                  s.createdAtMillis(),
-                  s.sizeBytes(),
-                  baseBlocks.firstSlot(),
-                  baseBlocks.slotCount(),
-                  baseBlocks.crc()));
+      committer.queue(s.createdEvent());
       committer.commit();
       return info(s);
     } finally {
@@ -992,12 +982,7 @@ public final class Image implements BaseImage, Closeable {
   private void readSnapshot(SnapshotSet.Snapshot s, long offsetBytes, ByteBuffer dst)
       throws IOException {
     checkSnapshotRange(s, offsetBytes, dst.remaining());
-    long[] baseBlockBits = chunks.snapshots().baseBlockBits(s.id());
-    if (baseBlockBits == null) {
-      chunks.readSnapshot(s.id(), offsetBytes, dst);
-    } else {
-      clone.readSnapshot(s.id(), baseBlockBits, offsetBytes, dst);
-    }
+    clone.readSnapshot(s.id(), chunks.snapshots().baseBlockBits(s.id()), offsetBytes, dst);
   }
 
   /**
@@ -1037,12 +1022,8 @@ public final class Image implements BaseImage, Closeable {
         throw new IllegalArgumentException("lengthBytes must be positive, was " + lengthBytes);
       }
       checkSnapshotRange(s, offsetBytes, lengthBytes);
-      long[] baseBlockBits = chunks.snapshots().baseBlockBits(s.id());
-      if (baseBlockBits == null) {
-        chunks.snapshotExtents(s.id(), offsetBytes, lengthBytes, out);
-      } else {
-        clone.snapshotExtents(s.id(), baseBlockBits, offsetBytes, lengthBytes, out);
-      }
+      clone.snapshotExtents(
+          s.id(), chunks.snapshots().baseBlockBits(s.id()), offsetBytes, lengthBytes, out);
       return out.toList();
     } finally {
       lifecycle.unlockShared();
@@ -1215,13 +1196,27 @@ public final class Image implements BaseImage, Closeable {
     long baseEnd = clone.baseEndBytes();
     ByteBuffer mine = ByteBuffer.allocate((int) block);
     ByteBuffer base = ByteBuffer.allocate((int) block);
-    for (long at = from / block * block; at < to && at < baseEnd && !runs.full(); at += block) {
-      long b = at / block;
+    for (long at = from / block * block; at < to && at < baseEnd && !runs.full(); ) {
+      long runEnd = at + block;
+      if (Bitmap.isSet(fromBits, at / block)) {
+        // A run of blocks that were in the image then: their chunk versions say, in one pass.
+        while (runEnd < to && runEnd < baseEnd && Bitmap.isSet(fromBits, runEnd / block)) {
+          runEnd += block;
+        }
+        addChangedVersions(
+            runs,
+            changed,
+            first,
+            lastId,
+            Math.max(from, at),
+            Math.min(to, Math.min(baseEnd, runEnd)));
+        at = runEnd;
+        continue;
+      }
       long pieceFrom = Math.max(from, at);
-      long pieceTo = Math.min(to, Math.min(baseEnd, at + block));
-      if (Bitmap.isSet(fromBits, b)) {
-        addChangedVersions(runs, changed, first, lastId, pieceFrom, pieceTo);
-      } else if (toBits == null || Bitmap.isSet(toBits, b)) {
+      long pieceTo = Math.min(to, Math.min(baseEnd, runEnd));
+      at = runEnd;
+      if (toBits == null || Bitmap.isSet(toBits, pieceFrom / block)) {
         // Compared over the piece inside the disk; the base's last block may be short.
         int length = (int) (pieceTo - pieceFrom);
         mine.clear().limit(length);

@@ -1,6 +1,7 @@
 package dev.fvdisk.engine;
 
 import dev.fvdisk.engine.CorruptImageException.Kind;
+import dev.fvdisk.engine.spi.SnapshotEvent;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -74,6 +75,20 @@ final class SnapshotSet {
 
     Snapshot(int id, String name, long createdAtMillis, long sizeBytes) {
       this(id, name, createdAtMillis, sizeBytes, null);
+    }
+
+    /** The journal's record of this snapshot being taken. */
+    SnapshotEvent.Created createdEvent() {
+      return baseBlocks == null
+          ? new SnapshotEvent.Created(id, name, createdAtMillis, sizeBytes)
+          : new SnapshotEvent.Created(
+              id,
+              name,
+              createdAtMillis,
+              sizeBytes,
+              baseBlocks.firstSlot(),
+              baseBlocks.slotCount(),
+              baseBlocks.crc());
     }
   }
 

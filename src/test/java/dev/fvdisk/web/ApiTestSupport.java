@@ -79,6 +79,16 @@ abstract class ApiTestSupport {
     return prefix + "-" + NAMES.incrementAndGet() + "-" + System.nanoTime() % 100000;
   }
 
+  /** Marks an image read-only (so that it can be a clone's base). */
+  void markReadOnly(String name) {
+    api()
+        .contentType("application/merge-patch+json")
+        .body(Map.of("readOnly", true))
+        .patch(IMAGES + "/" + name)
+        .then()
+        .statusCode(200);
+  }
+
   String createImage(String prefix, long sizeBytes) {
     return createImage(prefix, sizeBytes, null);
   }

@@ -218,12 +218,7 @@ class ConsoleBrowserIntegrationTest extends ApiTestSupport {
     assertThat(text("#map-legend")).contains("data (held by the image): 1.00 MiB (25.0%)");
 
     // A clone of it with the last quarter written: what it reads from the base, then its own data.
-    api()
-        .contentType("application/merge-patch+json")
-        .body(Map.of("readOnly", true))
-        .patch(IMAGES + "/" + image)
-        .then()
-        .statusCode(200);
+    markReadOnly(image);
     String clone = createClone(image, false);
     write(clone, 3 * MIB, pattern((int) MIB, 6));
     choose(clone);
@@ -325,12 +320,7 @@ class ConsoleBrowserIntegrationTest extends ApiTestSupport {
   private String readOnlyBase(long sizeBytes) {
     String base = createImage("console-golden", sizeBytes, MIB);
     writeBulk(base, 0, pattern((int) sizeBytes, 3));
-    api()
-        .contentType("application/merge-patch+json")
-        .body(Map.of("readOnly", true))
-        .patch(IMAGES + "/" + base)
-        .then()
-        .statusCode(200);
+    markReadOnly(base);
     return base;
   }
 

@@ -256,12 +256,7 @@ class SnapshotIntegrationTest extends ApiTestSupport {
     assertThat(state(name)).isEqualTo(before);
 
     // Marked read-only: neither taking nor deleting, while reading goes on.
-    api()
-        .contentType("application/merge-patch+json")
-        .body(Map.of("readOnly", true))
-        .patch(IMAGES + "/" + name)
-        .then()
-        .statusCode(200);
+    markReadOnly(name);
     api()
         .contentType("application/json")
         .body(Map.of("name", "another"))
@@ -290,12 +285,7 @@ class SnapshotIntegrationTest extends ApiTestSupport {
     String base = createImage("snap-base", MIB, 65536L);
     byte[] baseBytes = pattern((int) MIB, 9);
     write(base, 0, baseBytes);
-    api()
-        .contentType("application/merge-patch+json")
-        .body(Map.of("readOnly", true))
-        .patch(IMAGES + "/" + base)
-        .then()
-        .statusCode(200);
+    markReadOnly(base);
     String clone = uniqueName("snap-clone");
     api()
         .contentType("application/json")
