@@ -125,4 +125,33 @@ class ArchitectureTest {
         .areAssignableTo(Storage.class)
         .check(imported);
   }
+
+  /**
+   * Only the object-store package talks to the AWS SDK, and it knows nothing of fvdisk's other
+   * rooms: whatever stores images in a bucket reaches it through {@link
+   * dev.fvdisk.objectstore.ObjectStore}.
+   */
+  @Test
+  void only_the_object_store_package_uses_the_aws_sdk() {
+    noClasses()
+        .that()
+        .resideOutsideOfPackage("dev.fvdisk.objectstore..")
+        .should()
+        .dependOnClassesThat()
+        .resideInAPackage("software.amazon..")
+        .check(imported);
+    noClasses()
+        .that()
+        .resideInAPackage("dev.fvdisk.objectstore..")
+        .should()
+        .dependOnClassesThat()
+        .resideInAnyPackage(
+            "org.springframework..",
+            "dev.fvdisk.engine..",
+            "dev.fvdisk.service..",
+            "dev.fvdisk.web..",
+            "dev.fvdisk.nbd..",
+            "dev.fvdisk.config..")
+        .check(imported);
+  }
 }

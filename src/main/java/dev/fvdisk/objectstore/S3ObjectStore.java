@@ -1,0 +1,216 @@
+package dev.fvdisk.objectstore;
+
+import java.io.IOException;
+import java.net.URI;
+import java.nio.ByteBuffer;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.jspecify.annotations.Nullable;
+import software.amazon.awssdk.auth.credentials.AwsBasicCredentials;
+import software.amazon.awssdk.auth.credentials.StaticCredentialsProvider;
+import software.amazon.awssdk.core.ResponseBytes;
+import software.amazon.awssdk.core.checksums.RequestChecksumCalculation;
+import software.amazon.awssdk.core.checksums.ResponseChecksumValidation;
+import software.amazon.awssdk.core.exception.SdkException;
+import software.amazon.awssdk.core.retry.RetryMode;
+import software.amazon.awssdk.core.sync.RequestBody;
+import software.amazon.awssdk.http.urlconnection.UrlConnectionHttpClient;
+import software.amazon.awssdk.regions.Region;
+import software.amazon.awssdk.services.s3.S3Client;
+import software.amazon.awssdk.services.s3.model.GetObjectResponse;
+import software.amazon.awssdk.services.s3.model.NoSuchBucketException;
+import software.amazon.awssdk.services.s3.model.NoSuchKeyException;
+import software.amazon.awssdk.services.s3.model.S3Exception;
+import software.amazon.awssdk.services.s3.model.S3Object;
+
+/**
+ * An {@link ObjectStore} in an S3 bucket, through the AWS SDK v2 with the JDK's HTTP client.
+ *
+ * <p>Set up for Ceph RGW 16 as much as for AWS: path-style addresses; checksums only where an
+ * operation requires them (RGW 16 refuses the SDK's default trailing checksums); every call has a
+ * deadline, as requests to RGW hang rather than fail while its OSD is down. The CRC-32C travels as
+ * user metadata ({@code x-amz-meta-crc32c}), so any S3 implementation keeps it. Keys are stored
+ * under a prefix, so several deployments may share a bucket.
+ */
+public final class S3ObjectStore implements ObjectStore, AutoCloseable {
+
+  private static final String CRC_METADATA = "crc32c";
+
+  /**
+   * Where the bucket is and how long a call may take.
+   *
+   * @param callTimeout the most one operation may take, retries included
+   * @param attemptTimeout the most one attempt may take
+   */
+  public record Settings(
+      URI endpoint,
+      String region,
+      String bucket,
+      String prefix,
+      String accessKey,
+      String secretKey,
+      Duration callTimeout,
+      Duration attemptTimeout) {}
+
+  private final S3Client s3;
+  private final String bucket;
+  private final String prefix;
+
+  private S3ObjectStore(S3Client s3, String bucket, String prefix) {
+    this.s3 = s3;
+    this.bucket = bucket;
+    this.prefix = prefix;
+  }
+
+  /** Connects, and creates the bucket if it does not exist. */
+  public static S3ObjectStore open(Settings settings) throws IOException {
+    S3Client s3 =
+        S3Client.builder()
+            .endpointOverride(settings.endpoint())
+            .region(Region.of(settings.region()))
+            .credentialsProvider(
+                StaticCredentialsProvider.create(
+                    AwsBasicCredentials.create(settings.accessKey(), settings.secretKey())))
+            .forcePathStyle(true)
+            .requestChecksumCalculation(RequestChecksumCalculation.WHEN_REQUIRED)
+            .responseChecksumValidation(ResponseChecksumValidation.WHEN_REQUIRED)
+            .httpClientBuilder(
+                UrlConnectionHttpClient.builder()
+                    .connectionTimeout(Duration.ofSeconds(2))
+                    .socketTimeout(settings.attemptTimeout()))
+            .overrideConfiguration(
+                c ->
+                    c.apiCallTimeout(settings.callTimeout())
+                        .apiCallAttemptTimeout(settings.attemptTimeout())
+                        .retryStrategy(RetryMode.STANDARD))
+            .build();
+    S3ObjectStore store = new S3ObjectStore(s3, settings.bucket(), settings.prefix());
+    store.ensureBucket();
+    return store;
+  }
+
+  private void ensureBucket() throws IOException {
+    try {
+      s3.headBucket(b -> b.bucket(bucket));
+    } catch (NoSuchBucketException e) {
+      call(() -> s3.createBucket(b -> b.bucket(bucket)));
+    } catch (SdkException e) {
+      if (e instanceof S3Exception s && s.statusCode() == 404) {
+        call(() -> s3.createBucket(b -> b.bucket(bucket)));
+      } else {
+        throw unavailable("head bucket " + bucket, e);
+      }
+    }
+  }
+
+  @Override
+  public void put(String key, ByteBuffer data) throws IOException {
+    String crc = Crc32c.of(data);
+    call(
+        () ->
+            s3.putObject(
+                b -> b.bucket(bucket).key(prefix + key).metadata(Map.of(CRC_METADATA, crc)),
+                RequestBody.fromByteBuffer(data.duplicate())));
+  }
+
+  @Override
+  public boolean putIfAbsent(String key, ByteBuffer data) throws IOException {
+    String crc = Crc32c.of(data);
+    try {
+      s3.putObject(
+          b ->
+              b.bucket(bucket)
+                  .key(prefix + key)
+                  .ifNoneMatch("*")
+                  .metadata(Map.of(CRC_METADATA, crc)),
+          RequestBody.fromByteBuffer(data.duplicate()));
+      return true;
+    } catch (S3Exception e) {
+      if (e.statusCode() == 412) {
+        // A 412 can answer this call's own retry: its first attempt stored the object but the
+        // answer was lost. The object then holds exactly these bytes. Callers that race make
+        // their data unique (a writer token), so equal bytes mean this call's object.
+        ByteBuffer existing = get(key);
+        return existing != null && existing.equals(data.duplicate());
+      }
+      throw unavailable("put " + key, e);
+    } catch (SdkException e) {
+      throw unavailable("put " + key, e);
+    }
+  }
+
+  @Override
+  public @Nullable ByteBuffer get(String key) throws IOException {
+    ResponseBytes<GetObjectResponse> bytes;
+    try {
+      bytes = s3.getObjectAsBytes(b -> b.bucket(bucket).key(prefix + key));
+    } catch (NoSuchKeyException e) {
+      return null;
+    } catch (SdkException e) {
+      throw unavailable("get " + key, e);
+    }
+    ByteBuffer data = bytes.asByteBuffer();
+    String stored = bytes.response().metadata().get(CRC_METADATA);
+    if (stored == null) {
+      throw new CorruptObjectException("object " + key + " has no CRC-32C");
+    }
+    String actual = Crc32c.of(data);
+    if (!stored.equalsIgnoreCase(actual)) {
+      throw new CorruptObjectException(
+          "object " + key + ": CRC-32C " + actual + ", stored with " + stored);
+    }
+    return data;
+  }
+
+  @Override
+  public List<String> list(String keyPrefix) throws IOException {
+    List<String> keys = new ArrayList<>();
+    try {
+      for (S3Object o :
+          s3.listObjectsV2Paginator(b -> b.bucket(bucket).prefix(prefix + keyPrefix)).contents()) {
+        keys.add(o.key().substring(prefix.length()));
+      }
+    } catch (SdkException e) {
+      throw unavailable("list " + keyPrefix, e);
+    }
+    return keys;
+  }
+
+  @Override
+  public void delete(String key) throws IOException {
+    call(() -> s3.deleteObject(b -> b.bucket(bucket).key(prefix + key)));
+  }
+
+  /** The SDK client, for tests that damage objects behind the store's back. */
+  S3Client rawClientForTest() {
+    return s3;
+  }
+
+  /** The bucket key of {@code key}. */
+  String keyForTest(String key) {
+    return prefix + key;
+  }
+
+  @Override
+  public void close() {
+    s3.close();
+  }
+
+  private interface Call {
+    void run();
+  }
+
+  private static void call(Call call) throws IOException {
+    try {
+      call.run();
+    } catch (SdkException e) {
+      throw unavailable("request", e);
+    }
+  }
+
+  private static IOException unavailable(String what, SdkException e) {
+    return new IOException("object store: " + what + " failed: " + e.getMessage(), e);
+  }
+}
