@@ -1,0 +1,892 @@
+package dev.fvdisk.objectstore;
+
+import dev.fvdisk.engine.io.Storage;
+import dev.fvdisk.engine.spi.FencedException;
+import dev.fvdisk.objectstore.LogRecord.Extent;
+import dev.fvdisk.objectstore.LogRecord.Kind;
+import dev.fvdisk.objectstore.LogRecord.PageVersion;
+import java.io.EOFException;
+import java.io.FileNotFoundException;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.security.SecureRandom;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executor;
+import java.util.concurrent.atomic.AtomicLong;
+import org.jspecify.annotations.Nullable;
+
+/**
+ * An image's bytes in a bucket, seen by the engine as one more {@link Storage}: the engine's own
+ * format, journal and crash safety work on it unchanged, and the bucket holds what it forced.
+ *
+ * <p><b>Layout</b> (under the image's prefix; {@code docs/format.md}, "Images in a bucket"). The
+ * storage is cut into pages (1 MiB). A page's content is an immutable object {@code
+ * p/<page>/<seq>-<writer>}, or zeros, which are never uploaded, plus the bytes later records wrote
+ * on top of it. The log {@code log/<seq>} is a dense sequence of records, each created only if its
+ * key is free: one per {@link #force}, holding the pages uploaded in it, the small writes inline,
+ * and the size. Now and then a record is a checkpoint: every page is then a whole object, and
+ * {@code cp/<seq>-<writer>} lists them all, so that opening reads the newest checkpoint and the
+ * records after it.
+ *
+ * <p><b>Durability.</b> Writes go to a local cache file, which is never forced: the bucket is the
+ * durable copy. {@link #force} makes every write that completed before it durable with one round
+ * trip when the writes are small (their bytes ride inline in the record), or one upload per mostly
+ * rewritten page, in parallel, followed by the record. The record is the commit point: a crash
+ * before it keeps none of the force's writes, after it all of them. Opening replays exactly the
+ * records that were created, so what survives is always the content as of some force.
+ *
+ * <p><b>One writer.</b> Each writer has an epoch and a random token, and its first record (an epoch
+ * record) takes the next sequence number. A writer only ever creates the key after its own last
+ * record, so once another writer has taken the image, the old writer's next force finds the key
+ * taken and fails with {@link FencedException}; none of its unforced writes becomes visible. The
+ * storage is then unusable, like a file after a failed fsync.
+ *
+ * <p><b>Thread safety.</b> Reads run at once; writes to one page take turns with each other and
+ * with a force reading that page, so a force keeps each write whole or not at all; a page being
+ * fetched holds up only that page. Forces are serialized.
+ */
+public final class BucketStorage implements Storage {
+
+  /**
+   * How pages are cut and when records become checkpoints.
+   *
+   * @param pageBytes bytes per page (a new image only; an existing one keeps its own)
+   * @param inlineBytesPerRecord most bytes of small writes carried inline in one record
+   * @param checkpointAfterRecords records after which the next force writes a checkpoint
+   * @param checkpointAfterInlineBytes inline bytes after which the next force writes a checkpoint
+   */
+  public record Settings(
+      int pageBytes,
+      int inlineBytesPerRecord,
+      int checkpointAfterRecords,
+      long checkpointAfterInlineBytes) {
+
+    public static final Settings DEFAULTS = new Settings(1 << 20, 1 << 20, 256, 32L << 20);
+
+    public Settings {
+      if (pageBytes < 4096 || Integer.bitCount(pageBytes) != 1) {
+        throw new IllegalArgumentException("page size must be a power of two of 4 KiB or more");
+      }
+    }
+  }
+
+  private static final SecureRandom TOKENS = new SecureRandom();
+
+  private final ObjectStore store;
+  private final String prefix;
+  private final Settings settings;
+  private final int pageBytes;
+  private final boolean writable;
+  private final Executor uploads;
+  private final Path cacheFile;
+  private final FileChannel cache;
+  private final ConcurrentHashMap<Long, Page> pages = new ConcurrentHashMap<>();
+  private final AtomicLong sizeBytes = new AtomicLong();
+
+  private final Object slots = new Object();
+  private final ArrayDeque<Integer> freeSlots = new ArrayDeque<>();
+  private int nextSlot;
+
+  // Commit state: changed only by force (synchronized) and resize (synchronized), or at open.
+  private final long writer;
+  private long epoch;
+  private long lastSeq;
+  private long committedSize;
+  private int recordsSinceCheckpoint;
+  private long inlineBytesSinceCheckpoint;
+  private final TreeSet<Long> droppedPages = new TreeSet<>();
+
+  private volatile @Nullable Throwable failure;
+  private volatile boolean closed;
+
+  /** One page of the storage: its committed version, its cached copy and what is dirty in it. */
+  private static final class Page {
+    final long index;
+    volatile int slot = -1; // in the cache file; -1 while not cached
+
+    // Guarded by this page.
+    PageVersion version;
+    @Nullable List<Extent> pendingExtents; // committed bytes on top of version, not yet cached
+    long overlayBytes; // committed inline bytes on top of version
+    final TreeMap<Integer, Integer> dirty = new TreeMap<>(); // start -> end in the page
+
+    Page(long index) {
+      this.index = index;
+      this.version = PageVersion.zeros(index);
+    }
+  }
+
+  private BucketStorage(
+      ObjectStore store,
+      String prefix,
+      Settings settings,
+      int pageBytes,
+      boolean writable,
+      Executor uploads,
+      Path cacheFile)
+      throws IOException {
+    this.store = store;
+    this.prefix = prefix;
+    this.settings = settings;
+    this.pageBytes = pageBytes;
+    this.writable = writable;
+    this.uploads = uploads;
+    this.cacheFile = cacheFile;
+    this.writer = TOKENS.nextLong() & Long.MAX_VALUE;
+    Files.createDirectories(cacheFile.toAbsolutePath().getParent());
+    this.cache =
+        FileChannel.open(
+            cacheFile,
+            StandardOpenOption.CREATE,
+            StandardOpenOption.TRUNCATE_EXISTING,
+            StandardOpenOption.READ,
+            StandardOpenOption.WRITE);
+  }
+
+  /**
+   * Starts an empty storage under {@code prefix}.
+   *
+   * @param cacheFile a local file this storage alone uses while open (replaced, deleted at close)
+   * @param uploads runs page uploads and fetches of one force in parallel
+   * @throws java.nio.file.FileAlreadyExistsException if the prefix already holds a log
+   */
+  public static BucketStorage create(
+      ObjectStore store, String prefix, Path cacheFile, Executor uploads, Settings settings)
+      throws IOException {
+    BucketStorage s =
+        new BucketStorage(store, prefix, settings, settings.pageBytes(), true, uploads, cacheFile);
+    s.epoch = 1;
+    LogRecord first =
+        new LogRecord(Kind.EPOCH, 0, 1, s.writer, s.pageBytes, 0, List.of(), List.of(), 0);
+    if (!store.putIfAbsent(s.logKey(0), first.encode())) {
+      s.closeQuietly();
+      throw new java.nio.file.FileAlreadyExistsException(prefix + " already holds an image");
+    }
+    return s;
+  }
+
+  /**
+   * Opens the storage under {@code prefix} from what its log made durable, with an empty cache. For
+   * writing, it takes the image over: its epoch record fences every earlier writer.
+   *
+   * @throws FileNotFoundException if the prefix holds no log
+   * @throws FencedException if another writer appended while this one opened
+   */
+  public static BucketStorage open(
+      ObjectStore store,
+      String prefix,
+      Path cacheFile,
+      boolean writable,
+      Executor uploads,
+      Settings settings)
+      throws IOException {
+    Recovered recovered = Recovered.load(store, prefix);
+    BucketStorage s =
+        new BucketStorage(
+            store, prefix, settings, recovered.pageBytes, writable, uploads, cacheFile);
+    try {
+      s.replay(recovered);
+      if (writable) {
+        s.epoch = recovered.epoch + 1;
+        long seq = recovered.lastSeq + 1;
+        LogRecord taken =
+            new LogRecord(
+                Kind.EPOCH,
+                seq,
+                s.epoch,
+                s.writer,
+                s.pageBytes,
+                s.committedSize,
+                List.of(),
+                List.of(),
+                0);
+        if (!store.putIfAbsent(s.logKey(seq), taken.encode())) {
+          throw new FencedException(prefix + ": another writer took the image while it opened");
+        }
+        s.lastSeq = seq;
+        s.recordsSinceCheckpoint++;
+      }
+      return s;
+    } catch (IOException | RuntimeException e) {
+      s.closeQuietly();
+      throw e;
+    }
+  }
+
+  /** Whether {@code prefix} holds an image's log. */
+  public static boolean exists(ObjectStore store, String prefix) throws IOException {
+    return !store.list(prefix + "log/").isEmpty();
+  }
+
+  // ---- reads and writes ------------------------------------------------------------------------
+
+  @Override
+  public void read(ByteBuffer dst, long positionBytes) throws IOException {
+    ensureOpen();
+    long size = sizeBytes.get();
+    if (positionBytes < 0 || positionBytes + dst.remaining() > size) {
+      throw new EOFException(
+          description()
+              + ": read of "
+              + dst.remaining()
+              + " bytes at offset "
+              + positionBytes
+              + " hits end");
+    }
+    long position = positionBytes;
+    while (dst.hasRemaining()) {
+      long index = position / pageBytes;
+      int inPage = (int) (position % pageBytes);
+      int n = Math.min(dst.remaining(), pageBytes - inPage);
+      ByteBuffer part = dst.slice(dst.position(), n);
+      Page page = pages.get(index);
+      if (page == null || isUncachedZeros(page)) {
+        while (part.hasRemaining()) {
+          part.put(ChunkOfZeros.ZEROS.duplicate().limit(Math.min(part.remaining(), 65536)));
+        }
+      } else {
+        readFully(cache, part, slotOffset(cached(page)) + inPage);
+      }
+      dst.position(dst.position() + n);
+      position += n;
+    }
+  }
+
+  @Override
+  public void write(ByteBuffer src, long positionBytes) throws IOException {
+    ensureWritable();
+    if (positionBytes < 0) {
+      throw new IOException(description() + ": negative write offset " + positionBytes);
+    }
+    long position = positionBytes;
+    while (src.hasRemaining()) {
+      long index = position / pageBytes;
+      int inPage = (int) (position % pageBytes);
+      int n = Math.min(src.remaining(), pageBytes - inPage);
+      Page page = pages.computeIfAbsent(index, Page::new);
+      int slot = cached(page);
+      // Under the page's lock, so that a force reads each write to the page whole or not at all.
+      synchronized (page) {
+        writeFully(cache, src.slice(src.position(), n), slotOffset(slot) + inPage);
+        markDirty(page.dirty, inPage, inPage + n);
+      }
+      src.position(src.position() + n);
+      position += n;
+    }
+    long end = position;
+    sizeBytes.accumulateAndGet(end, Math::max);
+  }
+
+  @Override
+  public synchronized void resize(long newSizeBytes) throws IOException {
+    ensureWritable();
+    long old = sizeBytes.get();
+    if (newSizeBytes < old) {
+      long firstDropped = ceilDiv(newSizeBytes, pageBytes);
+      for (Map.Entry<Long, Page> e : pages.entrySet()) {
+        if (e.getKey() >= firstDropped) {
+          Page page = pages.remove(e.getKey());
+          if (page != null) {
+            synchronized (page) {
+              if (page.slot >= 0) {
+                freeSlot(page.slot);
+              }
+              page.slot = -1;
+            }
+            droppedPages.add(page.index);
+          }
+        }
+      }
+      int tail = (int) (newSizeBytes % pageBytes);
+      Page last = tail == 0 ? null : pages.get(newSizeBytes / pageBytes);
+      if (last != null) {
+        int slot = cached(last);
+        synchronized (last) {
+          writeFully(cache, ByteBuffer.allocate(pageBytes - tail), slotOffset(slot) + tail);
+          markDirty(last.dirty, tail, pageBytes);
+        }
+      }
+    }
+    sizeBytes.set(newSizeBytes);
+  }
+
+  @Override
+  public long sizeBytes() throws IOException {
+    ensureOpen();
+    return sizeBytes.get();
+  }
+
+  @Override
+  public String description() {
+    return "bucket:" + prefix;
+  }
+
+  /** The sequence number of the newest record this storage wrote or replayed. */
+  public synchronized long lastSeq() {
+    return lastSeq;
+  }
+
+  // ---- force: the commit -----------------------------------------------------------------------
+
+  @Override
+  public synchronized void force() throws IOException {
+    ensureWritable();
+    try {
+      commit(false);
+    } catch (IOException | RuntimeException | Error e) {
+      failure = e;
+      throw e;
+    }
+  }
+
+  /** A page one commit writes: whole, or the dirty ranges taken from it. */
+  private record Work(Page page, TreeMap<Integer, Integer> ranges, long dirtyBytes) {}
+
+  private void commit(boolean checkpointNow) throws IOException {
+    List<Work> work = new ArrayList<>();
+    for (Page page : pages.values()) {
+      synchronized (page) {
+        if (!page.dirty.isEmpty()) {
+          TreeMap<Integer, Integer> taken = new TreeMap<>(page.dirty);
+          page.dirty.clear();
+          work.add(new Work(page, taken, bytesIn(taken)));
+        }
+      }
+    }
+    long size = sizeBytes.get();
+    boolean checkpoint =
+        checkpointNow
+            || recordsSinceCheckpoint + 1 >= settings.checkpointAfterRecords()
+            || inlineBytesSinceCheckpoint >= settings.checkpointAfterInlineBytes();
+    if (work.isEmpty() && droppedPages.isEmpty() && size == committedSize && !checkpoint) {
+      return;
+    }
+    long seq = lastSeq + 1;
+    List<Work> whole = new ArrayList<>();
+    List<Work> inline = new ArrayList<>();
+    if (checkpoint) {
+      // A checkpoint lists whole objects only: every page with bytes on top of its version is
+      // folded into a new one.
+      whole.addAll(work);
+      for (Page page : pages.values()) {
+        boolean folded;
+        synchronized (page) {
+          folded = page.overlayBytes > 0 || page.pendingExtents != null;
+        }
+        if (folded && work.stream().noneMatch(w -> w.page() == page)) {
+          whole.add(new Work(page, new TreeMap<>(), 0));
+        }
+      }
+    } else {
+      work.sort(Comparator.comparingLong(Work::dirtyBytes).reversed());
+      long inlineBudget = settings.inlineBytesPerRecord();
+      for (Work w : work) {
+        long overlay;
+        synchronized (w.page()) {
+          overlay = w.page().overlayBytes;
+        }
+        boolean mostlyRewritten = w.dirtyBytes() >= pageBytes / 4;
+        boolean overlaysPileUp = overlay + w.dirtyBytes() > pageBytes / 2;
+        if (mostlyRewritten || overlaysPileUp || w.dirtyBytes() > inlineBudget) {
+          whole.add(w);
+        } else {
+          inline.add(w);
+          inlineBudget -= w.dirtyBytes();
+        }
+      }
+    }
+
+    List<CompletableFuture<PageVersion>> uploaded = new ArrayList<>();
+    for (Work w : whole) {
+      uploaded.add(CompletableFuture.supplyAsync(() -> upload(w.page(), seq), uploads));
+    }
+    List<Extent> extents = new ArrayList<>();
+    long inlineBytes = 0;
+    for (Work w : inline) {
+      long pageStart = w.page().index * (long) pageBytes;
+      int slot = cached(w.page());
+      synchronized (w.page()) {
+        for (Map.Entry<Integer, Integer> r : w.ranges().entrySet()) {
+          ByteBuffer bytes = ByteBuffer.allocate(r.getValue() - r.getKey());
+          readFully(cache, bytes, slotOffset(slot) + r.getKey());
+          extents.add(new Extent(pageStart + r.getKey(), bytes.array()));
+          inlineBytes += bytes.capacity();
+        }
+      }
+    }
+    List<PageVersion> versions = new ArrayList<>();
+    for (long index : droppedPages) {
+      versions.add(PageVersion.zeros(index));
+    }
+    List<PageVersion> fresh = new ArrayList<>();
+    for (CompletableFuture<PageVersion> f : uploaded) {
+      fresh.add(join(f));
+    }
+    versions.addAll(fresh);
+
+    int checkpointCrc = 0;
+    if (checkpoint) {
+      TreeMap<Long, PageVersion> all = new TreeMap<>();
+      for (Page page : pages.values()) {
+        synchronized (page) {
+          all.put(page.index, page.version);
+        }
+      }
+      for (PageVersion v : fresh) {
+        all.put(v.index(), v);
+      }
+      List<PageVersion> nonZero = new ArrayList<>();
+      for (PageVersion v : all.values()) {
+        if (!v.isZeros() && v.index() < ceilDiv(size, pageBytes)) {
+          nonZero.add(v);
+        }
+      }
+      ByteBuffer cp = new LogRecord.Checkpoint(seq, writer, pageBytes, size, nonZero).encode();
+      checkpointCrc = Crc32c.value(cp);
+      store.put(checkpointKey(seq, writer), cp);
+    }
+
+    LogRecord record =
+        new LogRecord(
+            checkpoint ? Kind.CHECKPOINT : Kind.COMMIT,
+            seq,
+            epoch,
+            writer,
+            pageBytes,
+            size,
+            versions,
+            extents,
+            checkpointCrc);
+    if (!store.putIfAbsent(logKey(seq), record.encode())) {
+      throw new FencedException(
+          description() + ": record " + seq + " was taken by another writer; this one is fenced");
+    }
+
+    lastSeq = seq;
+    committedSize = size;
+    droppedPages.clear();
+    for (PageVersion v : fresh) {
+      Page page = pages.get(v.index());
+      if (page != null) {
+        synchronized (page) {
+          page.version = v;
+          page.overlayBytes = 0;
+        }
+      }
+    }
+    for (Work w : inline) {
+      synchronized (w.page()) {
+        w.page().overlayBytes += w.dirtyBytes();
+      }
+    }
+    if (checkpoint) {
+      recordsSinceCheckpoint = 0;
+      inlineBytesSinceCheckpoint = 0;
+    } else {
+      recordsSinceCheckpoint++;
+      inlineBytesSinceCheckpoint += inlineBytes;
+    }
+  }
+
+  /** Uploads a page's cached content as its version of record {@code seq}; zeros stay home. */
+  private PageVersion upload(Page page, long seq) {
+    try {
+      ByteBuffer content = ByteBuffer.allocate(pageBytes);
+      int slot = cached(page);
+      synchronized (page) {
+        readFully(cache, content, slotOffset(slot));
+      }
+      content.flip();
+      if (isAllZeros(content)) {
+        return PageVersion.zeros(page.index);
+      }
+      int crc = Crc32c.value(content);
+      store.put(pageKey(page.index, seq, writer), content);
+      return new PageVersion(page.index, seq, writer, crc);
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  // ---- the cache -------------------------------------------------------------------------------
+
+  private boolean isUncachedZeros(Page page) {
+    if (page.slot >= 0) {
+      return false;
+    }
+    synchronized (page) {
+      return page.slot < 0 && page.version.isZeros() && page.pendingExtents == null;
+    }
+  }
+
+  /** The page's slot in the cache file, fetching the page first if it is not cached. */
+  private int cached(Page page) throws IOException {
+    int slot = page.slot;
+    if (slot >= 0) {
+      return slot;
+    }
+    synchronized (page) {
+      if (page.slot >= 0) {
+        return page.slot;
+      }
+      int s = allocateSlot();
+      ByteBuffer content = ByteBuffer.allocate(pageBytes);
+      if (!page.version.isZeros()) {
+        content = fetch(page.version);
+      }
+      writeFully(cache, content, slotOffset(s));
+      if (page.pendingExtents != null) {
+        for (Extent e : page.pendingExtents) {
+          int inPage = (int) (e.offset() - page.index * (long) pageBytes);
+          writeFully(cache, ByteBuffer.wrap(e.bytes()), slotOffset(s) + inPage);
+        }
+        page.pendingExtents = null;
+      }
+      page.slot = s;
+      return s;
+    }
+  }
+
+  private ByteBuffer fetch(PageVersion version) throws IOException {
+    String key = pageKey(version.index(), version.seq(), version.writer());
+    ByteBuffer content = store.get(key);
+    if (content == null) {
+      throw new IOException(description() + ": page object " + key + " is missing");
+    }
+    if (content.remaining() != pageBytes || Crc32c.value(content) != version.crc()) {
+      throw new CorruptObjectException(
+          description() + ": page object " + key + " is not the one its record names");
+    }
+    return content;
+  }
+
+  private int allocateSlot() {
+    synchronized (slots) {
+      Integer free = freeSlots.poll();
+      return free != null ? free : nextSlot++;
+    }
+  }
+
+  private void freeSlot(int slot) {
+    synchronized (slots) {
+      freeSlots.add(slot);
+    }
+  }
+
+  private long slotOffset(int slot) {
+    return (long) slot * pageBytes;
+  }
+
+  // ---- opening: replaying the log --------------------------------------------------------------
+
+  /** What the bucket holds for one image: the checkpoint to start from and the records after. */
+  private record Recovered(
+      int pageBytes,
+      long epoch,
+      long lastSeq,
+      LogRecord.@Nullable Checkpoint checkpoint,
+      List<LogRecord> records) {
+
+    static Recovered load(ObjectStore store, String prefix) throws IOException {
+      TreeSet<Long> seqs = new TreeSet<>();
+      for (String key : store.list(prefix + "log/")) {
+        Long seq = LogRecord.seqOfKey(key, prefix + "log/");
+        if (seq != null) {
+          seqs.add(seq);
+        }
+      }
+      if (seqs.isEmpty()) {
+        throw new FileNotFoundException(prefix + " holds no image");
+      }
+      LogRecord.Checkpoint checkpoint = null;
+      LogRecord checkpointRecord = null;
+      List<String> checkpointKeys = new ArrayList<>(store.list(prefix + "cp/"));
+      checkpointKeys.sort(Comparator.reverseOrder());
+      for (String key : checkpointKeys) {
+        Long seq = LogRecord.seqOfKey(key, prefix + "cp/");
+        if (seq == null || !seqs.contains(seq)) {
+          continue;
+        }
+        LogRecord r = getRecord(store, prefix, seq);
+        if (r.kind() != Kind.CHECKPOINT || !key.equals(checkpointKey(prefix, seq, r.writer()))) {
+          continue; // a checkpoint whose record another writer took: never in force
+        }
+        ByteBuffer data = store.get(key);
+        if (data == null || Crc32c.value(data) != r.checkpointCrc()) {
+          throw new CorruptObjectException(key + " is not the checkpoint its record names");
+        }
+        checkpoint = LogRecord.Checkpoint.decode(key, data);
+        checkpointRecord = r;
+        break;
+      }
+      long first = checkpoint != null ? checkpoint.seq() + 1 : 0;
+      if (checkpoint == null && seqs.first() != 0) {
+        throw new CorruptObjectException(
+            prefix + ": the log starts at record " + seqs.first() + " and no checkpoint covers it");
+      }
+      long last = seqs.last();
+      List<LogRecord> records = new ArrayList<>();
+      long epoch = checkpointRecord != null ? checkpointRecord.epoch() : 0;
+      int pageBytes = checkpoint != null ? checkpoint.pageBytes() : 0;
+      for (long seq = first; seq <= last; seq++) {
+        if (!seqs.contains(seq)) {
+          throw new CorruptObjectException(prefix + ": record " + seq + " of the log is missing");
+        }
+        LogRecord r = getRecord(store, prefix, seq);
+        if (r.epoch() < epoch) {
+          throw new CorruptObjectException(prefix + ": record " + seq + " has an older epoch");
+        }
+        epoch = r.epoch();
+        if (pageBytes == 0) {
+          pageBytes = r.pageBytes();
+        } else if (pageBytes != r.pageBytes()) {
+          throw new CorruptObjectException(prefix + ": record " + seq + " changes the page size");
+        }
+        records.add(r);
+      }
+      return new Recovered(pageBytes, epoch, last, checkpoint, records);
+    }
+
+    private static LogRecord getRecord(ObjectStore store, String prefix, long seq)
+        throws IOException {
+      String key = logKey(prefix, seq);
+      ByteBuffer data = store.get(key);
+      if (data == null) {
+        throw new CorruptObjectException(prefix + ": record " + seq + " vanished while listed");
+      }
+      LogRecord r = LogRecord.decode(key, data);
+      if (r.seq() != seq) {
+        throw new CorruptObjectException(key + " holds record " + r.seq());
+      }
+      return r;
+    }
+  }
+
+  private void replay(Recovered recovered) {
+    if (recovered.checkpoint() != null) {
+      for (PageVersion v : recovered.checkpoint().pages()) {
+        pages.computeIfAbsent(v.index(), Page::new).version = v;
+      }
+      committedSize = recovered.checkpoint().sizeBytes();
+      lastSeq = recovered.checkpoint().seq();
+    }
+    for (LogRecord r : recovered.records()) {
+      for (PageVersion v : r.pages()) {
+        Page page = pages.computeIfAbsent(v.index(), Page::new);
+        page.version = v;
+        page.pendingExtents = null;
+        page.overlayBytes = 0;
+      }
+      for (Extent e : r.extents()) {
+        long position = e.offset();
+        int done = 0;
+        while (done < e.bytes().length) {
+          long index = position / pageBytes;
+          int inPage = (int) (position % pageBytes);
+          int n = Math.min(e.bytes().length - done, pageBytes - inPage);
+          Page page = pages.computeIfAbsent(index, Page::new);
+          if (page.pendingExtents == null) {
+            page.pendingExtents = new ArrayList<>();
+          }
+          byte[] piece = java.util.Arrays.copyOfRange(e.bytes(), done, done + n);
+          page.pendingExtents.add(new Extent(position, piece));
+          page.overlayBytes += n;
+          position += n;
+          done += n;
+        }
+      }
+      long firstBeyond = ceilDiv(r.sizeBytes(), pageBytes);
+      pages.keySet().removeIf(index -> index >= firstBeyond);
+      committedSize = r.sizeBytes();
+      lastSeq = r.seq();
+      if (r.kind() == Kind.CHECKPOINT) {
+        recordsSinceCheckpoint = 0;
+        inlineBytesSinceCheckpoint = 0;
+      } else {
+        recordsSinceCheckpoint++;
+        inlineBytesSinceCheckpoint += r.inlineBytes();
+      }
+    }
+    sizeBytes.set(committedSize);
+  }
+
+  // ---- keys ------------------------------------------------------------------------------------
+
+  private String logKey(long seq) {
+    return logKey(prefix, seq);
+  }
+
+  private static String logKey(String prefix, long seq) {
+    return prefix + "log/" + String.format("%020d", seq);
+  }
+
+  private String checkpointKey(long seq, long writer) {
+    return checkpointKey(prefix, seq, writer);
+  }
+
+  private static String checkpointKey(String prefix, long seq, long writer) {
+    return prefix + "cp/" + String.format("%020d-%016x", seq, writer);
+  }
+
+  private String pageKey(long index, long seq, long writer) {
+    return prefix + "p/" + String.format("%012d/%020d-%016x", index, seq, writer);
+  }
+
+  // ---- lifecycle -------------------------------------------------------------------------------
+
+  /**
+   * Forces what is dirty (a local file keeps unforced writes across a close; so does this), then
+   * drops the cache. A storage that failed or was fenced keeps nothing more.
+   */
+  @Override
+  public synchronized void close() throws IOException {
+    if (closed) {
+      return;
+    }
+    try {
+      if (writable && failure == null) {
+        force();
+      }
+    } finally {
+      closed = true;
+      closeQuietly();
+    }
+  }
+
+  /** Drops the storage as a killed process would: nothing more is forced, the cache is gone. */
+  synchronized void abandon() {
+    closed = true;
+    closeQuietly();
+  }
+
+  private void closeQuietly() {
+    try {
+      cache.close();
+      Files.deleteIfExists(cacheFile);
+    } catch (IOException e) {
+      // The cache holds nothing durable; a leftover file is replaced at the next open.
+    }
+  }
+
+  private void ensureOpen() throws IOException {
+    if (closed) {
+      throw new IOException(description() + ": storage is closed");
+    }
+  }
+
+  private void ensureWritable() throws IOException {
+    ensureOpen();
+    if (!writable) {
+      throw new IOException(description() + ": opened read-only");
+    }
+    Throwable failed = failure;
+    if (failed != null) {
+      if (failed instanceof FencedException fenced) {
+        throw new FencedException(fenced.getMessage());
+      }
+      throw new IOException(description() + ": an earlier force failed: " + failed, failed);
+    }
+  }
+
+  // ---- helpers ---------------------------------------------------------------------------------
+
+  private static void markDirty(TreeMap<Integer, Integer> dirty, int start, int end) {
+    Map.Entry<Integer, Integer> before = dirty.floorEntry(start);
+    if (before != null && before.getValue() >= start) {
+      start = before.getKey();
+      end = Math.max(end, before.getValue());
+    }
+    Map.Entry<Integer, Integer> next = dirty.ceilingEntry(start);
+    while (next != null && next.getKey() <= end) {
+      end = Math.max(end, next.getValue());
+      dirty.remove(next.getKey());
+      next = dirty.ceilingEntry(start);
+    }
+    dirty.put(start, end);
+  }
+
+  private static long bytesIn(TreeMap<Integer, Integer> ranges) {
+    long n = 0;
+    for (Map.Entry<Integer, Integer> r : ranges.entrySet()) {
+      n += r.getValue() - r.getKey();
+    }
+    return n;
+  }
+
+  private static boolean isAllZeros(ByteBuffer content) {
+    ByteBuffer b = content.duplicate();
+    while (b.remaining() >= 8) {
+      if (b.getLong() != 0) {
+        return false;
+      }
+    }
+    while (b.hasRemaining()) {
+      if (b.get() != 0) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private static long ceilDiv(long a, long b) {
+    return (a + b - 1) / b;
+  }
+
+  private static PageVersion join(CompletableFuture<PageVersion> f) throws IOException {
+    try {
+      return f.join();
+    } catch (CompletionException e) {
+      Throwable cause = e.getCause();
+      if (cause instanceof UncheckedIOException u) {
+        throw u.getCause();
+      }
+      if (cause instanceof RuntimeException r) {
+        throw r;
+      }
+      throw new IOException(cause);
+    }
+  }
+
+  private static void readFully(FileChannel channel, ByteBuffer dst, long position)
+      throws IOException {
+    long at = position;
+    while (dst.hasRemaining()) {
+      int n = channel.read(dst, at);
+      if (n < 0) {
+        // Past the cache file's end: a slot never written, which holds zeros.
+        while (dst.hasRemaining()) {
+          dst.put((byte) 0);
+        }
+        return;
+      }
+      at += n;
+    }
+  }
+
+  private static void writeFully(FileChannel channel, ByteBuffer src, long position)
+      throws IOException {
+    long at = position;
+    while (src.hasRemaining()) {
+      at += channel.write(src, at);
+    }
+  }
+
+  /** A shared buffer of zeros for reads of pages never written. */
+  private static final class ChunkOfZeros {
+    static final ByteBuffer ZEROS = ByteBuffer.allocateDirect(65536).asReadOnlyBuffer();
+  }
+}

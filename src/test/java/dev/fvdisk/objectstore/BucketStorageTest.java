@@ -1,0 +1,359 @@
+package dev.fvdisk.objectstore;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.fvdisk.engine.spi.FencedException;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.jspecify.annotations.Nullable;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * What {@link BucketStorage} promises beyond the storage contract: after a crash (the process gone,
+ * the cache with it) the bucket holds exactly the content as of the last force; a writer that lost
+ * the image to another is fenced and none of its unforced writes shows; small writes ride in one
+ * record; pages of zeros are never uploaded; a page object that is not the one its record names is
+ * refused.
+ */
+class BucketStorageTest {
+
+  private static final ExecutorService UPLOADS = Executors.newFixedThreadPool(4);
+  private static final int PAGE = 4096;
+  private static final BucketStorage.Settings SETTINGS =
+      new BucketStorage.Settings(PAGE, 3 * PAGE, 5, 8 * PAGE);
+
+  @TempDir Path cacheDir;
+  private final InMemoryObjectStore store = new InMemoryObjectStore();
+  private final AtomicInteger caches = new AtomicInteger();
+
+  @AfterAll
+  static void stopUploads() {
+    UPLOADS.shutdownNow();
+  }
+
+  private Path cache() {
+    return cacheDir.resolve(caches.incrementAndGet() + ".cache");
+  }
+
+  private BucketStorage create(String prefix) throws IOException {
+    return BucketStorage.create(store, prefix, cache(), UPLOADS, SETTINGS);
+  }
+
+  private BucketStorage open(String prefix, boolean writable) throws IOException {
+    return BucketStorage.open(store, prefix, cache(), writable, UPLOADS, SETTINGS);
+  }
+
+  private static byte[] read(BucketStorage s, long at, int n) throws IOException {
+    ByteBuffer b = ByteBuffer.allocate(n);
+    s.read(b, at);
+    return b.array();
+  }
+
+  private static void write(BucketStorage s, long at, byte[] bytes) throws IOException {
+    s.write(ByteBuffer.wrap(bytes), at);
+  }
+
+  private static byte[] filled(int n, int value) {
+    byte[] b = new byte[n];
+    Arrays.fill(b, (byte) value);
+    return b;
+  }
+
+  /**
+   * A random mix of writes across page boundaries, shrinks, grows, forces, crashes and clean
+   * reopens, checked against a model of what a crash may keep: the content as of the last force.
+   * Small settings make records into checkpoints every few forces and fold pages often.
+   */
+  @Test
+  void after_any_crash_the_bucket_holds_the_content_of_the_last_force() throws IOException {
+    int seeds = Integer.getInteger("fvdisk.bucket.seeds", 150);
+    for (int seed = 0; seed < seeds; seed++) {
+      runModel(seed, 200);
+    }
+  }
+
+  private void runModel(int seed, int steps) throws IOException {
+    SplittableRandom random = new SplittableRandom(seed);
+    String prefix = "model-" + seed + "/";
+    int max = 12 * PAGE;
+    byte[] current = new byte[0];
+    byte[] durable = new byte[0];
+    BucketStorage s = create(prefix);
+    try {
+      for (int step = 0; step < steps; step++) {
+        String where = "seed " + seed + ", step " + step;
+        int op = random.nextInt(100);
+        if (op < 50) {
+          int at = random.nextInt(max);
+          int n = 1 + random.nextInt(random.nextInt(10) == 0 ? 3 * PAGE : 600);
+          n = Math.min(n, max - at);
+          byte[] bytes = new byte[n];
+          if (random.nextInt(8) != 0) {
+            random.nextBytes(bytes);
+          }
+          write(s, at, bytes);
+          if (at + n > current.length) {
+            current = Arrays.copyOf(current, at + n);
+          }
+          System.arraycopy(bytes, 0, current, at, n);
+        } else if (op < 58) {
+          int size = random.nextInt(max);
+          s.resize(size);
+          current = Arrays.copyOf(current, size);
+        } else if (op < 78) {
+          s.force();
+          durable = current.clone();
+        } else if (op < 86) {
+          s.abandon();
+          s = open(prefix, true);
+          current = durable.clone();
+        } else if (op < 90) {
+          s.close();
+          s = open(prefix, true);
+          durable = current.clone();
+        } else {
+          assertThat(s.sizeBytes()).as(where).isEqualTo(current.length);
+          if (current.length > 0) {
+            int at = random.nextInt(current.length);
+            int n = 1 + random.nextInt(current.length - at);
+            assertThat(read(s, at, n)).as(where).isEqualTo(Arrays.copyOfRange(current, at, at + n));
+          }
+        }
+      }
+      s.abandon();
+      BucketStorage reopened = open(prefix, false);
+      assertThat(reopened.sizeBytes()).as("seed %d at the end", seed).isEqualTo(durable.length);
+      assertThat(read(reopened, 0, durable.length))
+          .as("seed %d at the end", seed)
+          .isEqualTo(durable);
+      reopened.close();
+    } finally {
+      s.abandon();
+    }
+  }
+
+  /**
+   * Writers stamp their own sectors with rising numbers while forces run. Whatever a writer had
+   * finished writing when a force began must be in the bucket after a crash; nothing may read back
+   * newer than was written or older than that.
+   */
+  @Test
+  void forces_racing_writers_keep_every_write_finished_before_they_began() throws Exception {
+    int rounds = Integer.getInteger("fvdisk.bucket.race.rounds", 30);
+    int writers = 4;
+    int sectorsPerWriter = 24; // spread over pages, several writers per page
+    for (int round = 0; round < rounds; round++) {
+      String prefix = "race-" + round + "/";
+      BucketStorage s = create(prefix);
+      s.resize((long) writers * sectorsPerWriter * 512);
+      s.force();
+      long[][] finished = new long[writers][sectorsPerWriter];
+      long[][] guaranteed = new long[writers][sectorsPerWriter];
+      java.util.concurrent.atomic.AtomicBoolean stop =
+          new java.util.concurrent.atomic.AtomicBoolean();
+      List<java.util.concurrent.Future<?>> running = new java.util.ArrayList<>();
+      ExecutorService pool = Executors.newFixedThreadPool(writers);
+      SplittableRandom seeds = new SplittableRandom(round);
+      for (int w = 0; w < writers; w++) {
+        int writer = w;
+        SplittableRandom random = seeds.split();
+        running.add(
+            pool.submit(
+                () -> {
+                  long stamp = 0;
+                  while (!stop.get()) {
+                    int sector = random.nextInt(sectorsPerWriter);
+                    // Sector i of writer w sits at i * writers + w: neighbours belong to others.
+                    long at = ((long) sector * writers + writer) * 512;
+                    ByteBuffer b = ByteBuffer.allocate(512);
+                    stamp++;
+                    while (b.hasRemaining()) {
+                      b.putLong(stamp);
+                    }
+                    b.flip();
+                    s.write(b, at);
+                    synchronized (finished[writer]) {
+                      finished[writer][sector] = stamp;
+                    }
+                  }
+                  return null;
+                }));
+      }
+      for (int f = 0; f < 6; f++) {
+        long[][] before = new long[writers][];
+        for (int w = 0; w < writers; w++) {
+          synchronized (finished[w]) {
+            before[w] = finished[w].clone();
+          }
+        }
+        s.force();
+        guaranteed = before;
+      }
+      stop.set(true);
+      for (java.util.concurrent.Future<?> r : running) {
+        r.get();
+      }
+      pool.shutdown();
+      s.abandon();
+      BucketStorage reopened = open(prefix, false);
+      for (int w = 0; w < writers; w++) {
+        for (int i = 0; i < sectorsPerWriter; i++) {
+          long at = ((long) i * writers + w) * 512;
+          ByteBuffer b = ByteBuffer.wrap(read(reopened, at, 512));
+          long stamp = b.getLong();
+          while (b.hasRemaining()) {
+            assertThat(b.getLong())
+                .as("round %d, writer %d, sector %d torn", round, w, i)
+                .isEqualTo(stamp);
+          }
+          assertThat(stamp)
+              .as("round %d, writer %d, sector %d", round, w, i)
+              .isBetween(guaranteed[w][i], finished[w][i]);
+        }
+      }
+      reopened.close();
+    }
+  }
+
+  @Test
+  void a_writer_that_lost_the_image_is_fenced_and_its_unforced_writes_never_show()
+      throws IOException {
+    BucketStorage a = create("fenced/");
+    write(a, 0, filled(PAGE, 1));
+    a.force();
+    write(a, PAGE, filled(100, 2)); // never forced
+
+    BucketStorage b = open("fenced/", true); // takes the image over
+    assertThat(read(b, 0, PAGE)).isEqualTo(filled(PAGE, 1));
+    assertThat(b.sizeBytes()).isEqualTo(PAGE);
+    write(b, 10, filled(10, 3));
+    b.force();
+
+    write(a, 20, filled(10, 4));
+    assertThatThrownBy(a::force).isInstanceOf(FencedException.class);
+    assertThatThrownBy(() -> write(a, 0, filled(1, 5))).isInstanceOf(FencedException.class);
+    a.close();
+
+    b.close();
+    BucketStorage c = open("fenced/", false);
+    byte[] expected = filled(PAGE, 1);
+    Arrays.fill(expected, 10, 20, (byte) 3);
+    assertThat(c.sizeBytes()).isEqualTo(PAGE);
+    assertThat(read(c, 0, PAGE)).isEqualTo(expected);
+    c.close();
+  }
+
+  @Test
+  void a_small_write_costs_one_record_and_a_page_of_zeros_no_object() throws IOException {
+    BucketStorage s = create("small/");
+    write(s, 3 * PAGE + 5, filled(512, 9));
+    s.force();
+    assertThat(store.list("small/log/")).hasSize(2);
+    assertThat(store.list("small/p/")).isEmpty();
+
+    write(s, 0, filled(PAGE, 0)); // a whole page of zeros
+    s.force();
+    assertThat(store.list("small/p/")).isEmpty();
+
+    write(s, 0, filled(PAGE, 7)); // a whole page of data
+    s.force();
+    assertThat(store.list("small/p/")).hasSize(1);
+    s.close();
+  }
+
+  @Test
+  void a_page_object_replaced_behind_the_storage_is_refused() throws IOException {
+    BucketStorage s = create("swapped/");
+    write(s, 0, filled(PAGE, 6));
+    s.close();
+    List<String> pages = store.list("swapped/p/");
+    assertThat(pages).hasSize(1);
+    store.put(pages.get(0), ByteBuffer.wrap(filled(PAGE, 66))); // a valid object, not the one named
+
+    BucketStorage reopened = open("swapped/", false);
+    assertThatThrownBy(() -> read(reopened, 0, 16))
+        .isInstanceOf(CorruptObjectException.class)
+        .hasMessageContaining("not the one its record names");
+    reopened.close();
+  }
+
+  @Test
+  void a_force_that_fails_fails_the_storage_and_keeps_the_last_forced_content() throws IOException {
+    FailingStore failing = new FailingStore(store);
+    BucketStorage s = BucketStorage.create(failing, "failing/", cache(), UPLOADS, SETTINGS);
+    write(s, 0, filled(PAGE, 1));
+    s.force();
+    write(s, 0, filled(PAGE, 2));
+    failing.failPuts = true;
+    assertThatThrownBy(s::force).isInstanceOf(IOException.class);
+    failing.failPuts = false;
+    assertThatThrownBy(s::force).hasMessageContaining("an earlier force failed");
+    s.abandon();
+    BucketStorage reopened = open("failing/", false);
+    assertThat(read(reopened, 0, PAGE)).isEqualTo(filled(PAGE, 1));
+    reopened.close();
+  }
+
+  @Test
+  void opening_a_prefix_without_an_image_fails_and_creating_over_one_is_refused()
+      throws IOException {
+    assertThatThrownBy(() -> open("nothing/", false))
+        .isInstanceOf(java.io.FileNotFoundException.class);
+    create("twice/").close();
+    assertThatThrownBy(() -> create("twice/"))
+        .isInstanceOf(java.nio.file.FileAlreadyExistsException.class);
+  }
+
+  /** A store whose puts fail while {@link #failPuts} is set, as while the store is down. */
+  private static final class FailingStore implements ObjectStore {
+    private final ObjectStore inner;
+    volatile boolean failPuts;
+
+    FailingStore(ObjectStore inner) {
+      this.inner = inner;
+    }
+
+    private void maybeFail() throws IOException {
+      if (failPuts) {
+        throw new IOException("object store: injected failure");
+      }
+    }
+
+    @Override
+    public void put(String key, ByteBuffer data) throws IOException {
+      maybeFail();
+      inner.put(key, data);
+    }
+
+    @Override
+    public boolean putIfAbsent(String key, ByteBuffer data) throws IOException {
+      maybeFail();
+      return inner.putIfAbsent(key, data);
+    }
+
+    @Override
+    public @Nullable ByteBuffer get(String key) throws IOException {
+      return inner.get(key);
+    }
+
+    @Override
+    public List<String> list(String prefix) throws IOException {
+      return inner.list(prefix);
+    }
+
+    @Override
+    public void delete(String key) throws IOException {
+      inner.delete(key);
+    }
+  }
+}
