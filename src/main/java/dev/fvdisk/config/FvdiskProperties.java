@@ -33,6 +33,7 @@ import org.springframework.validation.annotation.Validated;
  *     is 507; unset (the default) means only the file system's free space limits it
  * @param compaction background compaction, which gives the space of zeroed chunks back to the file
  *     system
+ * @param storage where images are kept: local files (the default) or a bucket
  */
 @ConfigurationProperties("fvdisk")
 @Validated
@@ -47,7 +48,8 @@ public record FvdiskProperties(
     @Min(1) @DefaultValue("16") int maxChainDepth,
     @Min(1) @DefaultValue("10000") int maxImages,
     @Nullable DataSize storageQuota,
-    @NotNull @DefaultValue Compaction compaction) {
+    @NotNull @DefaultValue Compaction compaction,
+    @NotNull @DefaultValue Storage storage) {
 
   /**
    * Under {@code fvdisk.compaction.*}.
@@ -63,4 +65,48 @@ public record FvdiskProperties(
       @DefaultValue("true") boolean enabled,
       @NotNull @DefaultValue("2s") Duration quietPeriod,
       @NotNull @DefaultValue("64MB") DataSize maxRate) {}
+
+  /** Which back end keeps the images. */
+  public enum Backend {
+    /** Image files in the data directory. */
+    LOCAL,
+    /** An S3-compatible bucket, with the data directory as a local cache. */
+    S3
+  }
+
+  /**
+   * Under {@code fvdisk.storage.*}.
+   *
+   * @param backend {@code local} (the default): image files in the data directory; {@code s3}:
+   *     images in a bucket ({@code docs/scale-out.md})
+   * @param s3 the bucket, used when the back end is {@code s3}
+   */
+  public record Storage(
+      @NotNull @DefaultValue("local") Backend backend, @NotNull @DefaultValue S3 s3) {}
+
+  /**
+   * Under {@code fvdisk.storage.s3.*}; the environment works as for every property ({@code
+   * FVDISK_STORAGE_S3_ENDPOINT} and so on).
+   *
+   * @param endpoint the store's URL, such as {@code http://127.0.0.1:7480}; required for {@code s3}
+   * @param region the region requests are signed for; default {@code us-east-1}
+   * @param bucket the bucket; created when missing; required for {@code s3}
+   * @param accessKey the access key; required for {@code s3}
+   * @param secretKey the secret key; required for {@code s3}
+   * @param prefix put before every key, so that several deployments can share a bucket; default
+   *     none
+   * @param requestTimeout the most one request to the store may take, retries included; default 30s
+   * @param attemptTimeout the most one attempt of a request may take; default 10s
+   * @param transferThreads requests one force or fetch sends at once over all images; default 16
+   */
+  public record S3(
+      @Nullable String endpoint,
+      @NotNull @DefaultValue("us-east-1") String region,
+      @Nullable String bucket,
+      @Nullable String accessKey,
+      @Nullable String secretKey,
+      @NotNull @DefaultValue("") String prefix,
+      @NotNull @DefaultValue("30s") Duration requestTimeout,
+      @NotNull @DefaultValue("10s") Duration attemptTimeout,
+      @Min(1) @DefaultValue("16") int transferThreads) {}
 }

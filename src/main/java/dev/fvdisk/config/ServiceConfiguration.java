@@ -1,5 +1,7 @@
 package dev.fvdisk.config;
 
+import dev.fvdisk.objectstore.BucketStorage;
+import dev.fvdisk.service.BucketImageDirectory;
 import dev.fvdisk.service.CompactionPolicy;
 import dev.fvdisk.service.DataDirectoryLock;
 import dev.fvdisk.service.ImageDirectory;
@@ -9,6 +11,7 @@ import dev.fvdisk.service.ServiceLimits;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
+import java.nio.file.Path;
 import org.springframework.beans.factory.ObjectProvider;
 import org.springframework.boot.context.properties.EnableConfigurationProperties;
 import org.springframework.context.annotation.Bean;
@@ -35,13 +38,25 @@ class ServiceConfiguration {
   }
 
   @Bean
-  ImageDirectory imageDirectory(FvdiskProperties properties) {
+  ImageDirectory imageDirectory(
+      FvdiskProperties properties, ObjectProvider<BucketConnection> bucket) {
+    Path root;
     try {
       Files.createDirectories(properties.dataDir());
-      return new ImageDirectory(properties.dataDir().toRealPath());
+      root = properties.dataDir().toRealPath();
     } catch (IOException e) {
       throw new UncheckedIOException(
           "cannot create or resolve the data directory " + properties.dataDir(), e);
+    }
+    BucketConnection connection = bucket.getIfAvailable();
+    if (connection == null) {
+      return new ImageDirectory(root);
+    }
+    try {
+      return new BucketImageDirectory(
+          root, connection.store(), connection.transfers(), BucketStorage.Settings.DEFAULTS);
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot read the image names in the bucket", e);
     }
   }
 

@@ -104,6 +104,17 @@ public final class Images {
     }
   }
 
+  /**
+   * Opens the image in {@code storage}, which must be open for writing: for writing, or for reading
+   * only when the image is marked read-only, as {@link #open(Path, BaseResolver, SpaceBudget)} does
+   * for a file. The image owns the storage from then on and closes it.
+   */
+  public static Image open(Storage storage, BaseResolver bases, SpaceBudget spaceBudget)
+      throws IOException {
+    boolean readOnly = Header.read(storage).readOnly();
+    return Image.open(storage, !readOnly, bases, PrefetchTuning.DEFAULTS, spaceBudget);
+  }
+
   /** Opens an existing image file; see {@link Image#open(Storage, boolean)}. */
   public static Image open(Path path, boolean writable) throws IOException {
     FileStorage storage = FileStorage.open(path, writable);

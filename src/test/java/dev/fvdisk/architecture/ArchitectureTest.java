@@ -3,6 +3,7 @@ package dev.fvdisk.architecture;
 import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.classes;
 import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.noClasses;
 
+import com.tngtech.archunit.core.domain.JavaClass;
 import com.tngtech.archunit.core.domain.JavaClasses;
 import com.tngtech.archunit.core.importer.ClassFileImporter;
 import com.tngtech.archunit.core.importer.ImportOption;
@@ -127,9 +128,10 @@ class ArchitectureTest {
   }
 
   /**
-   * Only the object-store package talks to the AWS SDK, and it knows nothing of fvdisk's other
-   * rooms: whatever stores images in a bucket reaches it through {@link
-   * dev.fvdisk.objectstore.ObjectStore}.
+   * Only the object-store package talks to the AWS SDK. It knows of the engine only the storage
+   * seam it implements ({@code engine.io}, {@code engine.spi}), and nothing of the service, the
+   * adapters or Spring: the service wires a bucket in through {@link
+   * dev.fvdisk.objectstore.ObjectStore} and {@link dev.fvdisk.objectstore.BucketStorage}.
    */
   @Test
   void only_the_object_store_package_uses_the_aws_sdk() {
@@ -147,11 +149,20 @@ class ArchitectureTest {
         .dependOnClassesThat()
         .resideInAnyPackage(
             "org.springframework..",
-            "dev.fvdisk.engine..",
             "dev.fvdisk.service..",
             "dev.fvdisk.web..",
             "dev.fvdisk.nbd..",
             "dev.fvdisk.config..")
+        .check(imported);
+    noClasses()
+        .that()
+        .resideInAPackage("dev.fvdisk.objectstore..")
+        .should()
+        .dependOnClassesThat(
+            JavaClass.Predicates.resideInAPackage("dev.fvdisk.engine..")
+                .and(
+                    JavaClass.Predicates.resideOutsideOfPackages(
+                        "dev.fvdisk.engine.io..", "dev.fvdisk.engine.spi..")))
         .check(imported);
   }
 }

@@ -1,0 +1,67 @@
+package dev.fvdisk.config;
+
+import dev.fvdisk.objectstore.S3ObjectStore;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.URI;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.springframework.boot.autoconfigure.condition.ConditionalOnProperty;
+import org.springframework.context.annotation.Bean;
+import org.springframework.context.annotation.Configuration;
+
+/**
+ * The bucket, when {@code fvdisk.storage.backend=s3}: one client for the whole service and one pool
+ * for the transfers of forces and fetches. Closed by Spring after the image service, which depends
+ * on them through the image directory.
+ */
+@Configuration(proxyBeanMethods = false)
+@ConditionalOnProperty(name = "fvdisk.storage.backend", havingValue = "s3")
+class BucketConfiguration {
+
+  @Bean(destroyMethod = "close")
+  BucketConnection bucketConnection(FvdiskProperties properties) {
+    FvdiskProperties.S3 s3 = properties.storage().s3();
+    require(s3.endpoint(), "endpoint");
+    require(s3.bucket(), "bucket");
+    require(s3.accessKey(), "access-key");
+    require(s3.secretKey(), "secret-key");
+    String prefix = s3.prefix().replaceFirst("^/+", "");
+    if (!prefix.isEmpty() && !prefix.endsWith("/")) {
+      prefix += "/";
+    }
+    S3ObjectStore store;
+    try {
+      store =
+          S3ObjectStore.open(
+              new S3ObjectStore.Settings(
+                  URI.create(s3.endpoint()),
+                  s3.region(),
+                  s3.bucket(),
+                  prefix,
+                  s3.accessKey(),
+                  s3.secretKey(),
+                  s3.requestTimeout(),
+                  s3.attemptTimeout()));
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot reach the bucket " + s3.bucket(), e);
+    }
+    AtomicInteger threads = new AtomicInteger();
+    ThreadFactory named =
+        r -> {
+          Thread t = new Thread(r, "bucket-transfer-" + threads.incrementAndGet());
+          t.setDaemon(true);
+          return t;
+        };
+    ExecutorService transfers = Executors.newFixedThreadPool(s3.transferThreads(), named);
+    return new BucketConnection(store, transfers);
+  }
+
+  private static void require(String value, String name) {
+    if (value == null || value.isBlank()) {
+      throw new IllegalStateException("fvdisk.storage.backend=s3 needs fvdisk.storage.s3." + name);
+    }
+  }
+}

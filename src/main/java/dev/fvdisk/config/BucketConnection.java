@@ -1,0 +1,14 @@
+package dev.fvdisk.config;
+
+import dev.fvdisk.objectstore.S3ObjectStore;
+import java.util.concurrent.ExecutorService;
+
+/** The bucket's client and the pool that runs its transfers; closed together at shutdown. */
+record BucketConnection(S3ObjectStore store, ExecutorService transfers) implements AutoCloseable {
+
+  @Override
+  public void close() {
+    transfers.shutdown();
+    store.close();
+  }
+}

@@ -1,0 +1,164 @@
+package dev.fvdisk.web;
+
+import static io.restassured.RestAssured.given;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import dev.fvdisk.FvdiskApplication;
+import dev.fvdisk.objectstore.S3ObjectStore;
+import java.net.URI;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.springframework.boot.builder.SpringApplicationBuilder;
+import org.springframework.context.ConfigurableApplicationContext;
+
+/**
+ * The service with {@code fvdisk.storage.backend=s3} against a real S3 store (the Ceph RGW {@code
+ * .ci/s3-store.sh} starts; skipped without {@code S3_ENDPOINT} unless {@code FVDISK_REQUIRE_S3} is
+ * set): what one instance wrote and flushed is served by the next one started on an empty data
+ * directory, which has only the bucket to go by; a deleted image leaves no object behind.
+ */
+class BucketBackendIntegrationTest {
+
+  private static final String BUCKET = "fvdisk-it";
+  private static final String IMAGE = "/api/v1/images/disk";
+
+  private static String endpoint;
+  private final String prefix = "bucket-backend-" + UUID.randomUUID() + "/";
+
+  @BeforeAll
+  static void needsAStore() {
+    endpoint = System.getenv("S3_ENDPOINT");
+    if (endpoint == null && System.getenv("FVDISK_REQUIRE_S3") != null) {
+      throw new IllegalStateException("FVDISK_REQUIRE_S3 is set but S3_ENDPOINT is not");
+    }
+    assumeTrue(endpoint != null, "no S3 store (S3_ENDPOINT unset)");
+  }
+
+  private ConfigurableApplicationContext start(Path dataDir) {
+    return new SpringApplicationBuilder(FvdiskApplication.class)
+        .run(
+            "--server.port=0",
+            "--fvdisk.data-dir=" + dataDir,
+            "--fvdisk.storage.backend=s3",
+            "--fvdisk.storage.s3.endpoint=" + endpoint,
+            "--fvdisk.storage.s3.bucket=" + BUCKET,
+            "--fvdisk.storage.s3.access-key=" + System.getenv("S3_ACCESS_KEY"),
+            "--fvdisk.storage.s3.secret-key=" + System.getenv("S3_SECRET_KEY"),
+            "--fvdisk.storage.s3.prefix=" + prefix,
+            // Compaction would move chunks around in the bucket; this test is about durability.
+            "--fvdisk.compaction.enabled=false");
+  }
+
+  private static int port(ConfigurableApplicationContext context) {
+    return Integer.parseInt(context.getEnvironment().getProperty("local.server.port"));
+  }
+
+  private static Path emptyDataDir() throws Exception {
+    return Files.createTempDirectory(
+        Files.createDirectories(Path.of("target", "it-data")), "bucket-");
+  }
+
+  private S3ObjectStore store() throws Exception {
+    return S3ObjectStore.open(
+        new S3ObjectStore.Settings(
+            URI.create(endpoint),
+            "us-east-1",
+            BUCKET,
+            prefix,
+            System.getenv("S3_ACCESS_KEY"),
+            System.getenv("S3_SECRET_KEY"),
+            Duration.ofSeconds(30),
+            Duration.ofSeconds(10)));
+  }
+
+  @Test
+  void flushed_writes_outlive_the_instance_and_its_cache_and_delete_leaves_nothing()
+      throws Exception {
+    byte[] small = ApiTestSupport.pattern(3000, 4);
+    byte[] large = ApiTestSupport.pattern(3 << 20, 5);
+    try (ConfigurableApplicationContext context = start(emptyDataDir())) {
+      int port = port(context);
+      given()
+          .port(port)
+          .contentType("application/json")
+          .body(Map.of("name", "disk", "sizeBytes", 16 << 20))
+          .post("/api/v1/images")
+          .then()
+          .statusCode(201);
+      given()
+          .port(port)
+          .contentType("application/octet-stream")
+          .header("Content-Range", "bytes 5000-7999/*")
+          .body(small)
+          .put(IMAGE + "/data")
+          .then()
+          .statusCode(204);
+      given()
+          .port(port)
+          .contentType("application/octet-stream")
+          .header("Content-Range", "bytes " + (4 << 20) + "-" + ((7 << 20) - 1) + "/*")
+          .body(large)
+          .put(IMAGE + "/data")
+          .then()
+          .statusCode(204);
+      given()
+          .port(port)
+          .contentType("application/json")
+          .body(Map.of("name", "before"))
+          .post(IMAGE + "/snapshots")
+          .then()
+          .statusCode(201);
+      given()
+          .port(port)
+          .contentType("application/octet-stream")
+          .header("Content-Range", "bytes 5000-5999/*")
+          .body(new byte[1000])
+          .put(IMAGE + "/data")
+          .then()
+          .statusCode(204);
+    }
+
+    byte[] now = small.clone();
+    java.util.Arrays.fill(now, 0, 1000, (byte) 0);
+    try (ConfigurableApplicationContext context = start(emptyDataDir())) {
+      int port = port(context);
+      assertThat(
+              given()
+                  .port(port)
+                  .get("/api/v1/images")
+                  .then()
+                  .extract()
+                  .jsonPath()
+                  .getList("images.name"))
+          .containsExactly("disk");
+      assertThat(range(port, IMAGE + "/data", 5000, 3000)).isEqualTo(now);
+      assertThat(range(port, IMAGE + "/data", 4 << 20, 3 << 20)).isEqualTo(large);
+      assertThat(range(port, IMAGE + "/snapshots/before/data", 5000, 3000)).isEqualTo(small);
+      given().port(port).delete(IMAGE).then().statusCode(204);
+    }
+
+    try (S3ObjectStore store = store()) {
+      List<String> left = new ArrayList<>(store.list(""));
+      assertThat(left).as("objects left after the image was deleted").isEmpty();
+    }
+  }
+
+  private static byte[] range(int port, String path, long offset, int length) {
+    return given()
+        .port(port)
+        .header("Range", "bytes=" + offset + "-" + (offset + length - 1))
+        .get(path)
+        .then()
+        .statusCode(206)
+        .extract()
+        .asByteArray();
+  }
+}
