@@ -97,7 +97,8 @@ public record FvdiskProperties(
    *     none
    * @param requestTimeout the most one request to the store may take, retries included; default 30s
    * @param attemptTimeout the most one attempt of a request may take; default 10s
-   * @param transferThreads requests one force or fetch sends at once over all images; default 16
+   * @param transferThreads page uploads of forces in flight at once over all images; default 16 (a
+   *     page a read needs is fetched on the reading thread)
    */
   public record S3(
       @Nullable String endpoint,

@@ -161,7 +161,7 @@ public final class BucketStorage implements Storage {
    * Starts an empty storage under {@code prefix}.
    *
    * @param cacheFile a local file this storage alone uses while open (replaced, deleted at close)
-   * @param uploads runs page uploads and fetches of one force in parallel
+   * @param uploads runs the page uploads of one force in parallel
    * @throws java.nio.file.FileAlreadyExistsException if the prefix already holds a log
    */
   public static BucketStorage create(
@@ -170,6 +170,7 @@ public final class BucketStorage implements Storage {
     BucketStorage s =
         new BucketStorage(store, prefix, settings, settings.pageBytes(), true, uploads, cacheFile);
     s.epoch = 1;
+    s.recordsSinceCheckpoint = 1;
     LogRecord first =
         new LogRecord(Kind.EPOCH, 0, 1, s.writer, s.pageBytes, 0, List.of(), List.of(), 0);
     if (!store.putIfAbsent(s.logKey(0), first.encode())) {

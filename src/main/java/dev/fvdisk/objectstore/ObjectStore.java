@@ -6,9 +6,10 @@ import java.util.List;
 import org.jspecify.annotations.Nullable;
 
 /**
- * Whole objects by key. Objects are written whole and read whole (or by range); each carries the
- * CRC-32C of its bytes, and a read whose bytes do not match it fails with {@link
- * CorruptObjectException} rather than return them. Safe to share between threads.
+ * Whole objects by key. Objects are written whole and read whole; each carries the CRC-32C of its
+ * bytes, and a read whose bytes do not match it fails with {@link CorruptObjectException} rather
+ * than return them. A store that cannot be reached fails with {@link StoreUnavailableException}.
+ * Safe to share between threads.
  */
 public interface ObjectStore {
 

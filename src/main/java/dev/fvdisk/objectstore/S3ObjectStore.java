@@ -211,6 +211,6 @@ public final class S3ObjectStore implements ObjectStore, AutoCloseable {
   }
 
   private static IOException unavailable(String what, SdkException e) {
-    return new IOException("object store: " + what + " failed: " + e.getMessage(), e);
+    return new StoreUnavailableException("object store: " + what + " failed: " + e.getMessage(), e);
   }
 }

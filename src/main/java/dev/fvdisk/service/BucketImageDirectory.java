@@ -50,7 +50,7 @@ public final class BucketImageDirectory extends ImageDirectory {
    * Reads the names in the bucket.
    *
    * @param root the data directory, already created and resolved to its real path
-   * @param transfers runs a force's uploads and fetches in parallel
+   * @param transfers runs the page uploads of a force in parallel
    */
   public BucketImageDirectory(
       Path root, ObjectStore store, Executor transfers, BucketStorage.Settings settings)
@@ -61,6 +61,13 @@ public final class BucketImageDirectory extends ImageDirectory {
     this.settings = settings;
     this.cacheDirectory = root.resolve("cache");
     Files.createDirectories(cacheDirectory);
+    // What a previous run cached may be older than the bucket (another writer, a lost force):
+    // every image starts from the bucket alone.
+    try (var leftovers = Files.newDirectoryStream(cacheDirectory, "*.cache")) {
+      for (Path file : leftovers) {
+        Files.deleteIfExists(file);
+      }
+    }
     for (String key : store.list(NAMES)) {
       String name = key.substring(NAMES.length());
       ByteBuffer id = store.get(key);
@@ -111,7 +118,11 @@ public final class BucketImageDirectory extends ImageDirectory {
         throw new FileAlreadyExistsException(name);
       }
     } catch (IOException | RuntimeException e) {
-      deleteObjects(id);
+      try {
+        deleteObjects(id);
+      } catch (IOException | RuntimeException cleanup) {
+        e.addSuppressed(cleanup);
+      }
       throw e;
     }
     ids.put(name, id);

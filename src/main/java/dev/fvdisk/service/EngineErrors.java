@@ -3,6 +3,8 @@ package dev.fvdisk.service;
 import dev.fvdisk.engine.CorruptImageException;
 import dev.fvdisk.engine.ImageFailedException;
 import dev.fvdisk.engine.StorageFull;
+import dev.fvdisk.objectstore.CorruptObjectException;
+import dev.fvdisk.objectstore.StoreUnavailableException;
 import java.io.File;
 import java.io.IOException;
 
@@ -24,8 +26,11 @@ final class EngineErrors {
     if (e instanceof ImageFailedException) {
       return new ImageUnavailableException(name, e);
     }
-    if (e instanceof CorruptImageException) {
+    if (e instanceof CorruptImageException || e instanceof CorruptObjectException) {
       return new ImageCorruptException(name, withoutDirectory(e), e);
+    }
+    if (e instanceof StoreUnavailableException) {
+      return ImageUnavailableException.storeUnreachable(name, e);
     }
     String diskFull = StorageFull.reasonOf(e);
     if (diskFull != null) {

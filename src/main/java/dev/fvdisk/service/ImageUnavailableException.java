@@ -1,6 +1,9 @@
 package dev.fvdisk.service;
 
-/** The image latched into an error state after a failed flush; a restart recovers it. */
+/**
+ * The image cannot serve now: it latched into an error state after a failed flush (a restart
+ * recovers it), or the object store that keeps it does not answer.
+ */
 public class ImageUnavailableException extends ServiceException {
 
   private static final long serialVersionUID = 1L;
@@ -12,5 +15,18 @@ public class ImageUnavailableException extends ServiceException {
             + "\" is unavailable after an I/O error; it recovers at the next restart",
         cause);
     with("image", image);
+  }
+
+  private ImageUnavailableException(String image, String message, Throwable cause) {
+    super(message, cause);
+    with("image", image);
+  }
+
+  /** The store that keeps the image did not answer; the image itself is fine. */
+  public static ImageUnavailableException storeUnreachable(String image, Throwable cause) {
+    return new ImageUnavailableException(
+        image,
+        "image \"" + image + "\" is unavailable: its object store does not answer; try again later",
+        cause);
   }
 }

@@ -151,6 +151,60 @@ class BucketBackendIntegrationTest {
     }
   }
 
+  /**
+   * A data page replaced in the bucket behind the service's back (a valid object, but not the one
+   * the image's log names) is refused when a cold cache fetches it: 500 image-corrupt, never the
+   * foreign bytes; the image's metadata pages stay intact, so it still opens.
+   */
+  @Test
+  void a_page_object_changed_in_the_bucket_is_refused_on_read() throws Exception {
+    byte[] data = ApiTestSupport.pattern(1 << 20, 6);
+    try (ConfigurableApplicationContext context = start(emptyDataDir())) {
+      int port = port(context);
+      given()
+          .port(port)
+          .contentType("application/json")
+          .body(Map.of("name", "disk", "sizeBytes", 4 << 20))
+          .post("/api/v1/images")
+          .then()
+          .statusCode(201);
+      given()
+          .port(port)
+          .contentType("application/octet-stream")
+          .header("Content-Range", "bytes " + (2 << 20) + "-" + ((3 << 20) - 1) + "/*")
+          .body(data)
+          .put(IMAGE + "/data")
+          .then()
+          .statusCode(204);
+    }
+    int damaged = 0;
+    try (S3ObjectStore store = store()) {
+      for (String key : store.list("images/")) {
+        // images/<id>/p/<page>/<version>: page 0 holds the image's header and tables.
+        String[] parts = key.split("/");
+        if (parts.length == 5 && parts[2].equals("p") && Long.parseLong(parts[3]) > 0) {
+          byte[] foreign = ApiTestSupport.pattern(1 << 20, 99);
+          store.put(key, java.nio.ByteBuffer.wrap(foreign));
+          damaged++;
+        }
+      }
+    }
+    assertThat(damaged).as("data pages in the bucket").isPositive();
+    try (ConfigurableApplicationContext context = start(emptyDataDir())) {
+      int port = port(context);
+      given()
+          .port(port)
+          .header("Range", "bytes=" + (2 << 20) + "-" + ((2 << 20) + 4095))
+          .get(IMAGE + "/data")
+          .then()
+          .statusCode(500)
+          .contentType("application/problem+json")
+          .body("type", org.hamcrest.Matchers.endsWith("/image-corrupt"))
+          .body("detail", org.hamcrest.Matchers.containsString("not the one its record names"));
+      given().port(port).delete(IMAGE).then().statusCode(204);
+    }
+  }
+
   private static byte[] range(int port, String path, long offset, int length) {
     return given()
         .port(port)
