@@ -97,8 +97,9 @@ public record FvdiskProperties(
    *     none
    * @param requestTimeout the most one request to the store may take, retries included; default 30s
    * @param attemptTimeout the most one attempt of a request may take; default 10s
-   * @param transferThreads page uploads of forces in flight at once over all images; default 16 (a
-   *     page a read needs is fetched on the reading thread)
+   * @param transferThreads page uploads of forces in flight at once over all images, each holding
+   *     one page (1 MiB) in memory; default 8 (a page a read needs is fetched on the reading
+   *     thread)
    */
   public record S3(
       @Nullable String endpoint,
@@ -109,5 +110,5 @@ public record FvdiskProperties(
       @NotNull @DefaultValue("") String prefix,
       @NotNull @DefaultValue("30s") Duration requestTimeout,
       @NotNull @DefaultValue("10s") Duration attemptTimeout,
-      @Min(1) @DefaultValue("16") int transferThreads) {}
+      @Min(1) @DefaultValue("8") int transferThreads) {}
 }

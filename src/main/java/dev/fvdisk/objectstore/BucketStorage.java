@@ -88,6 +88,7 @@ public final class BucketStorage implements Storage {
 
   private final ObjectStore store;
   private final String prefix;
+  private final String description;
   private final Settings settings;
   private final int pageBytes;
   private final boolean writable;
@@ -133,6 +134,7 @@ public final class BucketStorage implements Storage {
   private BucketStorage(
       ObjectStore store,
       String prefix,
+      String name,
       Settings settings,
       int pageBytes,
       boolean writable,
@@ -141,6 +143,7 @@ public final class BucketStorage implements Storage {
       throws IOException {
     this.store = store;
     this.prefix = prefix;
+    this.description = name.equals(prefix) ? "bucket:" + prefix : name + " (bucket:" + prefix + ")";
     this.settings = settings;
     this.pageBytes = pageBytes;
     this.writable = writable;
@@ -167,8 +170,24 @@ public final class BucketStorage implements Storage {
   public static BucketStorage create(
       ObjectStore store, String prefix, Path cacheFile, Executor uploads, Settings settings)
       throws IOException {
+    return create(store, prefix, prefix, cacheFile, uploads, settings);
+  }
+
+  /**
+   * Starts an empty storage as {@link #create(ObjectStore, String, Path, Executor, Settings)} does;
+   * messages name it by {@code name}.
+   */
+  public static BucketStorage create(
+      ObjectStore store,
+      String prefix,
+      String name,
+      Path cacheFile,
+      Executor uploads,
+      Settings settings)
+      throws IOException {
     BucketStorage s =
-        new BucketStorage(store, prefix, settings, settings.pageBytes(), true, uploads, cacheFile);
+        new BucketStorage(
+            store, prefix, name, settings, settings.pageBytes(), true, uploads, cacheFile);
     s.epoch = 1;
     s.recordsSinceCheckpoint = 1;
     LogRecord first =
@@ -195,10 +214,26 @@ public final class BucketStorage implements Storage {
       Executor uploads,
       Settings settings)
       throws IOException {
+    return open(store, prefix, prefix, cacheFile, writable, uploads, settings);
+  }
+
+  /**
+   * Opens the storage as {@link #open(ObjectStore, String, Path, boolean, Executor, Settings)}
+   * does; messages name it by {@code name}.
+   */
+  public static BucketStorage open(
+      ObjectStore store,
+      String prefix,
+      String name,
+      Path cacheFile,
+      boolean writable,
+      Executor uploads,
+      Settings settings)
+      throws IOException {
     Recovered recovered = Recovered.load(store, prefix);
     BucketStorage s =
         new BucketStorage(
-            store, prefix, settings, recovered.pageBytes, writable, uploads, cacheFile);
+            store, prefix, name, settings, recovered.pageBytes, writable, uploads, cacheFile);
     try {
       s.replay(recovered);
       if (writable) {
@@ -333,7 +368,7 @@ public final class BucketStorage implements Storage {
 
   @Override
   public String description() {
-    return "bucket:" + prefix;
+    return description;
   }
 
   /** The sequence number of the newest record this storage wrote or replayed. */

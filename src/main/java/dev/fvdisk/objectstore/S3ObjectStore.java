@@ -112,7 +112,7 @@ public final class S3ObjectStore implements ObjectStore, AutoCloseable {
         () ->
             s3.putObject(
                 b -> b.bucket(bucket).key(prefix + key).metadata(Map.of(CRC_METADATA, crc)),
-                RequestBody.fromByteBuffer(data.duplicate())));
+                body(data)));
   }
 
   @Override
@@ -125,7 +125,7 @@ public final class S3ObjectStore implements ObjectStore, AutoCloseable {
                   .key(prefix + key)
                   .ifNoneMatch("*")
                   .metadata(Map.of(CRC_METADATA, crc)),
-          RequestBody.fromByteBuffer(data.duplicate()));
+          body(data));
       return true;
     } catch (S3Exception e) {
       if (e.statusCode() == 412) {
@@ -196,6 +196,50 @@ public final class S3ObjectStore implements ObjectStore, AutoCloseable {
   @Override
   public void close() {
     s3.close();
+  }
+
+  /**
+   * The request body straight from {@code data}: the SDK's {@code fromByteBuffer} copies it first,
+   * which doubles the memory of every upload in flight. Each attempt reads the bytes anew.
+   */
+  private static RequestBody body(ByteBuffer data) {
+    ByteBuffer bytes = data.asReadOnlyBuffer();
+    return RequestBody.fromContentProvider(
+        () -> new ByteBufferInputStream(bytes.duplicate()),
+        bytes.remaining(),
+        "application/octet-stream");
+  }
+
+  /** Reads a buffer's remaining bytes as a stream. */
+  private static final class ByteBufferInputStream extends java.io.InputStream {
+    private final ByteBuffer bytes;
+
+    ByteBufferInputStream(ByteBuffer bytes) {
+      this.bytes = bytes;
+    }
+
+    @Override
+    public int read() {
+      return bytes.hasRemaining() ? bytes.get() & 0xff : -1;
+    }
+
+    @Override
+    public int read(byte[] b, int off, int len) {
+      if (len == 0) {
+        return 0;
+      }
+      if (!bytes.hasRemaining()) {
+        return -1;
+      }
+      int n = Math.min(len, bytes.remaining());
+      bytes.get(b, off, n);
+      return n;
+    }
+
+    @Override
+    public int available() {
+      return bytes.remaining();
+    }
   }
 
   private interface Call {

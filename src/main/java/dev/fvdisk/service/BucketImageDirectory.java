@@ -112,7 +112,7 @@ public final class BucketImageDirectory extends ImageDirectory {
     String id = UUID.randomUUID().toString();
     try {
       BucketStorage storage =
-          BucketStorage.create(store, prefixOf(id), cacheFileOf(id), transfers, settings);
+          BucketStorage.create(store, prefixOf(id), name, cacheFileOf(id), transfers, settings);
       Image.create(storage, options, base, baseName).close();
       if (!store.putIfAbsent(NAMES + name, ByteBuffer.wrap(id.getBytes(StandardCharsets.UTF_8)))) {
         throw new FileAlreadyExistsException(name);
@@ -133,7 +133,7 @@ public final class BucketImageDirectory extends ImageDirectory {
   Image open(String name, BaseResolver bases, SpaceBudget spaceBudget) throws IOException {
     String id = idOf(name);
     BucketStorage storage =
-        BucketStorage.open(store, prefixOf(id), cacheFileOf(id), true, transfers, settings);
+        BucketStorage.open(store, prefixOf(id), name, cacheFileOf(id), true, transfers, settings);
     try {
       return Images.open(storage, bases, spaceBudget);
     } catch (IOException | RuntimeException e) {
@@ -146,7 +146,7 @@ public final class BucketImageDirectory extends ImageDirectory {
   void setReadOnly(String name, boolean readOnly) throws IOException {
     String id = idOf(name);
     try (BucketStorage storage =
-        BucketStorage.open(store, prefixOf(id), cacheFileOf(id), true, transfers, settings)) {
+        BucketStorage.open(store, prefixOf(id), name, cacheFileOf(id), true, transfers, settings)) {
       Image.setReadOnly(storage, readOnly);
     }
   }

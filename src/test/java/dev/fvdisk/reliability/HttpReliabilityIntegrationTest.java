@@ -242,7 +242,12 @@ class HttpReliabilityIntegrationTest {
         .append(SEED)
         .append(", ")
         .append(Runtime.getRuntime().availableProcessors())
-        .append(" cores.\n\n");
+        .append(" cores, images ")
+        .append(
+            "s3".equalsIgnoreCase(System.getenv("FVDISK_STORAGE_BACKEND"))
+                ? "in the bucket (fvdisk.storage.backend=s3)"
+                : "in local files")
+        .append(".\n\n");
     for (Figures f : REPORT) {
       b.append(f.markdown());
     }

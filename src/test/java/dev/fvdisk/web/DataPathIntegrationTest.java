@@ -18,6 +18,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.condition.DisabledIfEnvironmentVariable;
 
 class DataPathIntegrationTest extends ApiTestSupport {
 
@@ -254,6 +255,11 @@ class DataPathIntegrationTest extends ApiTestSupport {
   }
 
   @Test
+  @DisabledIfEnvironmentVariable(
+      named = "FVDISK_STORAGE_BACKEND",
+      matches = "(?i)s3",
+      disabledReason =
+          "reads the image file; on a bucket, BucketBackendIntegrationTest and the kill tests check durability")
   void write_with_flush_false_becomes_durable_at_the_flush_operation() throws Exception {
     String name = createImage("durable", MIB, CHUNK);
     byte[] data = pattern(1000, 8);
@@ -278,6 +284,11 @@ class DataPathIntegrationTest extends ApiTestSupport {
   }
 
   @Test
+  @DisabledIfEnvironmentVariable(
+      named = "FVDISK_STORAGE_BACKEND",
+      matches = "(?i)s3",
+      disabledReason =
+          "reads the image file; on a bucket, BucketBackendIntegrationTest and the kill tests check durability")
   void write_without_flush_false_is_durable_on_answer() throws Exception {
     String name = createImage("durable2", MIB, CHUNK);
     byte[] data = pattern(700, 2);
