@@ -4,11 +4,14 @@ import dev.fvdisk.objectstore.S3ObjectStore;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.URI;
+import java.time.Duration;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnProperty;
+import org.springframework.boot.health.contributor.Health;
+import org.springframework.boot.health.contributor.HealthIndicator;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
 
@@ -57,6 +60,25 @@ class BucketConfiguration {
         };
     ExecutorService transfers = Executors.newFixedThreadPool(s3.transferThreads(), named);
     return new BucketConnection(store, transfers);
+  }
+
+  /**
+   * The {@code bucket} health component: DOWN while the bucket does not answer a HEAD within 2 s.
+   * Then every request that needs the store fails with 503 after its timeout; a load balancer
+   * should send clients elsewhere rather than let them wait.
+   */
+  @Bean
+  HealthIndicator bucketHealthIndicator(BucketConnection connection, FvdiskProperties properties) {
+    FvdiskProperties.S3 s3 = properties.storage().s3();
+    return () -> {
+      long started = System.nanoTime();
+      boolean answers = connection.store().answers(Duration.ofSeconds(2));
+      return (answers ? Health.up() : Health.down())
+          .withDetail("endpoint", String.valueOf(s3.endpoint()))
+          .withDetail("bucket", String.valueOf(s3.bucket()))
+          .withDetail("probeMillis", (System.nanoTime() - started) / 1_000_000)
+          .build();
+    };
   }
 
   private static void require(String value, String name) {

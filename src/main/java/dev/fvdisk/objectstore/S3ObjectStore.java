@@ -183,6 +183,23 @@ public final class S3ObjectStore implements ObjectStore, AutoCloseable {
     call(() -> s3.deleteObject(b -> b.bucket(bucket).key(prefix + key)));
   }
 
+  /**
+   * Whether the bucket answers within {@code deadline}, tried once: for health checks, which must
+   * not wait out the retries of ordinary requests while the store is down.
+   */
+  public boolean answers(Duration deadline) {
+    try {
+      s3.headBucket(
+          b ->
+              b.bucket(bucket)
+                  .overrideConfiguration(
+                      o -> o.apiCallTimeout(deadline).apiCallAttemptTimeout(deadline)));
+      return true;
+    } catch (SdkException e) {
+      return false;
+    }
+  }
+
   /** The SDK client, for tests that damage objects behind the store's back. */
   S3Client rawClientForTest() {
     return s3;

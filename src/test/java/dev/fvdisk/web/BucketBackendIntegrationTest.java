@@ -86,29 +86,9 @@ class BucketBackendIntegrationTest {
     byte[] large = ApiTestSupport.pattern(3 << 20, 5);
     try (ConfigurableApplicationContext context = start(emptyDataDir())) {
       int port = port(context);
-      given()
-          .port(port)
-          .contentType("application/json")
-          .body(Map.of("name", "disk", "sizeBytes", 16 << 20))
-          .post("/api/v1/images")
-          .then()
-          .statusCode(201);
-      given()
-          .port(port)
-          .contentType("application/octet-stream")
-          .header("Content-Range", "bytes 5000-7999/*")
-          .body(small)
-          .put(IMAGE + "/data")
-          .then()
-          .statusCode(204);
-      given()
-          .port(port)
-          .contentType("application/octet-stream")
-          .header("Content-Range", "bytes " + (4 << 20) + "-" + ((7 << 20) - 1) + "/*")
-          .body(large)
-          .put(IMAGE + "/data")
-          .then()
-          .statusCode(204);
+      create(port, 16 << 20);
+      write(port, 5000, small);
+      write(port, 4 << 20, large);
       given()
           .port(port)
           .contentType("application/json")
@@ -116,14 +96,7 @@ class BucketBackendIntegrationTest {
           .post(IMAGE + "/snapshots")
           .then()
           .statusCode(201);
-      given()
-          .port(port)
-          .contentType("application/octet-stream")
-          .header("Content-Range", "bytes 5000-5999/*")
-          .body(new byte[1000])
-          .put(IMAGE + "/data")
-          .then()
-          .statusCode(204);
+      write(port, 5000, new byte[1000]);
     }
 
     byte[] now = small.clone();
@@ -139,6 +112,13 @@ class BucketBackendIntegrationTest {
                   .jsonPath()
                   .getList("images.name"))
           .containsExactly("disk");
+      given()
+          .port(port)
+          .get("/actuator/health")
+          .then()
+          .statusCode(200)
+          .body("components.bucket.status", org.hamcrest.Matchers.equalTo("UP"))
+          .body("components.bucket.details.bucket", org.hamcrest.Matchers.equalTo(BUCKET));
       assertThat(range(port, IMAGE + "/data", 5000, 3000)).isEqualTo(now);
       assertThat(range(port, IMAGE + "/data", 4 << 20, 3 << 20)).isEqualTo(large);
       assertThat(range(port, IMAGE + "/snapshots/before/data", 5000, 3000)).isEqualTo(small);
@@ -161,21 +141,8 @@ class BucketBackendIntegrationTest {
     byte[] data = ApiTestSupport.pattern(1 << 20, 6);
     try (ConfigurableApplicationContext context = start(emptyDataDir())) {
       int port = port(context);
-      given()
-          .port(port)
-          .contentType("application/json")
-          .body(Map.of("name", "disk", "sizeBytes", 4 << 20))
-          .post("/api/v1/images")
-          .then()
-          .statusCode(201);
-      given()
-          .port(port)
-          .contentType("application/octet-stream")
-          .header("Content-Range", "bytes " + (2 << 20) + "-" + ((3 << 20) - 1) + "/*")
-          .body(data)
-          .put(IMAGE + "/data")
-          .then()
-          .statusCode(204);
+      create(port, 4 << 20);
+      write(port, 2 << 20, data);
     }
     int damaged = 0;
     try (S3ObjectStore store = store()) {
@@ -203,6 +170,28 @@ class BucketBackendIntegrationTest {
           .body("detail", org.hamcrest.Matchers.containsString("not the one its record names"));
       given().port(port).delete(IMAGE).then().statusCode(204);
     }
+  }
+
+  private static void create(int port, long sizeBytes) {
+    given()
+        .port(port)
+        .contentType("application/json")
+        .body(Map.of("name", "disk", "sizeBytes", sizeBytes))
+        .post("/api/v1/images")
+        .then()
+        .statusCode(201);
+  }
+
+  /** A durable write: the answer comes once the bucket holds it. */
+  private static void write(int port, long offset, byte[] bytes) {
+    given()
+        .port(port)
+        .contentType("application/octet-stream")
+        .header("Content-Range", "bytes " + offset + "-" + (offset + bytes.length - 1) + "/*")
+        .body(bytes)
+        .put(IMAGE + "/data")
+        .then()
+        .statusCode(204);
   }
 
   private static byte[] range(int port, String path, long offset, int length) {
