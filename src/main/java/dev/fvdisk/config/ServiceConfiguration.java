@@ -12,6 +12,7 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import org.springframework.beans.factory.ObjectProvider;
 import org.springframework.boot.context.properties.EnableConfigurationProperties;
 import org.springframework.context.annotation.Bean;
@@ -87,6 +88,9 @@ class ServiceConfiguration {
         new ImageService(
             directory, limits, observer.getIfAvailable(() -> ImageServiceObserver.NONE));
     service.openAll();
+    // On a bucket, an image that latched because its store stopped answering comes back once the
+    // store does; on local files only a restart reopens it.
+    service.startReopeningLatchedImages(Duration.ofSeconds(2));
     FvdiskProperties.Compaction compaction = properties.compaction();
     if (compaction.enabled()) {
       service.startCompaction(

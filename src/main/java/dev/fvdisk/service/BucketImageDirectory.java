@@ -82,8 +82,17 @@ public final class BucketImageDirectory extends ImageDirectory {
     return "images/" + id + "/";
   }
 
+  /**
+   * A new cache file for one open of the image: an image reopened after it latched gets its own
+   * while the latched one still holds the old.
+   */
   private Path cacheFileOf(String id) {
-    return cacheDirectory.resolve(id + ".cache");
+    return cacheDirectory.resolve(id + "-" + UUID.randomUUID() + ".cache");
+  }
+
+  @Override
+  boolean reopensLatchedImages() {
+    return true;
   }
 
   @Override
@@ -166,7 +175,6 @@ public final class BucketImageDirectory extends ImageDirectory {
     for (String key : store.list(prefixOf(id))) {
       store.delete(key);
     }
-    Files.deleteIfExists(cacheFileOf(id));
   }
 
   private String idOf(String name) throws IOException {

@@ -114,6 +114,16 @@ public class ImageDirectory {
     return Images.open(path, bases, spaceBudget);
   }
 
+  /**
+   * Whether an image that latched after a failed flush may be opened again while the service runs.
+   * Not for a file: after a failed fsync the kernel may have dropped the dirty pages and still
+   * serve them from its cache, so only a restart reads what the disk really holds. A bucket holds
+   * exactly what its log says, whatever failed on the way.
+   */
+  boolean reopensLatchedImages() {
+    return false;
+  }
+
   /** Marks a closed image read-only or clears the mark; durable on return. */
   void setReadOnly(String name, boolean readOnly) throws IOException {
     Images.setReadOnly(pathOf(name), readOnly);

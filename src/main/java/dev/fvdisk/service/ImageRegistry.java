@@ -305,6 +305,22 @@ final class ImageRegistry implements AutoCloseable {
   }
 
   /**
+   * Opens a latched image again from its storage and puts it in place of the latched one, which it
+   * then closes; writes the latched one had not made durable are gone, as after a crash. When the
+   * open fails (its store still does not answer), the latched image stays. The caller holds the
+   * image's write lock.
+   */
+  void reopenLatched(OpenImage open) throws IOException {
+    Image latched = open.image();
+    open.replaceImage(directory.open(open.name(), bases, backgroundCopies));
+    try {
+      latched.close();
+    } catch (IOException | RuntimeException e) {
+      log.debug("Closing the latched image {} failed: {}", open.name(), e.toString());
+    }
+  }
+
+  /**
    * Removes an open image and deletes its file. The caller holds the image's write lock.
    *
    * @throws ImageInUseException when clones read through it

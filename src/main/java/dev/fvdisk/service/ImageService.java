@@ -15,6 +15,7 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.locks.Lock;
 import org.jspecify.annotations.Nullable;
 import org.slf4j.Logger;
@@ -50,6 +51,7 @@ public class ImageService implements AutoCloseable {
   private final StagingArea staging;
   private final ImageSnapshots snapshots;
   private @Nullable Compactor compactor;
+  private @Nullable ScheduledExecutorService reopener;
 
   public ImageService(ImageDirectory directory, ServiceLimits limits) {
     this(directory, limits, ImageServiceObserver.NONE);
@@ -116,6 +118,57 @@ public class ImageService implements AutoCloseable {
   /** A compactor over this service's images that is not started; tests call its tick directly. */
   Compactor newCompactor(CompactionPolicy policy) {
     return new Compactor(policy, registry::openEntries, observer);
+  }
+
+  /**
+   * Opens again every image that latched after a failed flush, where its storage allows it (a
+   * bucket: see {@link ImageDirectory#reopensLatchedImages}); one that cannot be opened yet stays
+   * latched until the next call. Returns how many were reopened.
+   */
+  public int reopenLatchedImages() {
+    if (!directory.reopensLatchedImages()) {
+      return 0;
+    }
+    int reopened = 0;
+    for (OpenImage open : registry.openEntries()) {
+      if (!open.image().isFailed()) {
+        continue;
+      }
+      var lock = open.lock().writeLock();
+      lock.lock();
+      try {
+        if (open.image().isFailed()) {
+          registry.reopenLatched(open);
+          reopened++;
+          log.info("Image {} reopened from its storage after it latched", open.name());
+        }
+      } catch (IOException | RuntimeException e) {
+        log.debug("Image {} stays latched: {}", open.name(), e.toString());
+      } finally {
+        lock.unlock();
+      }
+    }
+    return reopened;
+  }
+
+  /**
+   * Calls {@link #reopenLatchedImages} every {@code period} in the background until {@link #close};
+   * does nothing where latched images are not reopened.
+   */
+  public synchronized void startReopeningLatchedImages(java.time.Duration period) {
+    if (!directory.reopensLatchedImages() || reopener != null) {
+      return;
+    }
+    reopener =
+        java.util.concurrent.Executors.newSingleThreadScheduledExecutor(
+            r -> {
+              Thread t = new Thread(r, "reopen-latched-images");
+              t.setDaemon(true);
+              return t;
+            });
+    long millis = period.toMillis();
+    reopener.scheduleWithFixedDelay(
+        this::reopenLatchedImages, millis, millis, java.util.concurrent.TimeUnit.MILLISECONDS);
   }
 
   /** Images that failed to open, with the reason; for monitoring. */
@@ -570,6 +623,9 @@ public class ImageService implements AutoCloseable {
     synchronized (this) {
       if (compactor != null) {
         compactor.close();
+      }
+      if (reopener != null) {
+        reopener.shutdownNow();
       }
     }
     registry.close();

@@ -13,7 +13,6 @@ import java.util.SplittableRandom;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicInteger;
-import org.jspecify.annotations.Nullable;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -289,14 +288,14 @@ class BucketStorageTest {
 
   @Test
   void a_force_that_fails_fails_the_storage_and_keeps_the_last_forced_content() throws IOException {
-    FailingStore failing = new FailingStore(store);
+    FlakyObjectStore failing = new FlakyObjectStore(store);
     BucketStorage s = BucketStorage.create(failing, "failing/", cache(), UPLOADS, SETTINGS);
     write(s, 0, filled(PAGE, 1));
     s.force();
     write(s, 0, filled(PAGE, 2));
-    failing.failPuts = true;
+    failing.down(true);
     assertThatThrownBy(s::force).isInstanceOf(IOException.class);
-    failing.failPuts = false;
+    failing.down(false);
     assertThatThrownBy(s::force).hasMessageContaining("an earlier force failed");
     s.abandon();
     BucketStorage reopened = open("failing/", false);
@@ -312,48 +311,5 @@ class BucketStorageTest {
     create("twice/").close();
     assertThatThrownBy(() -> create("twice/"))
         .isInstanceOf(java.nio.file.FileAlreadyExistsException.class);
-  }
-
-  /** A store whose puts fail while {@link #failPuts} is set, as while the store is down. */
-  private static final class FailingStore implements ObjectStore {
-    private final ObjectStore inner;
-    volatile boolean failPuts;
-
-    FailingStore(ObjectStore inner) {
-      this.inner = inner;
-    }
-
-    private void maybeFail() throws IOException {
-      if (failPuts) {
-        throw new IOException("object store: injected failure");
-      }
-    }
-
-    @Override
-    public void put(String key, ByteBuffer data) throws IOException {
-      maybeFail();
-      inner.put(key, data);
-    }
-
-    @Override
-    public boolean putIfAbsent(String key, ByteBuffer data) throws IOException {
-      maybeFail();
-      return inner.putIfAbsent(key, data);
-    }
-
-    @Override
-    public @Nullable ByteBuffer get(String key) throws IOException {
-      return inner.get(key);
-    }
-
-    @Override
-    public List<String> list(String prefix) throws IOException {
-      return inner.list(prefix);
-    }
-
-    @Override
-    public void delete(String key) throws IOException {
-      inner.delete(key);
-    }
   }
 }
