@@ -274,8 +274,20 @@ class ProblemAdvice extends ResponseEntityExceptionHandler {
   }
 
   private static void logOnce(Exception e, int status, String where) {
-    // 501 is an answer about a missing feature, not a failure of the server.
-    if (status >= 500 && status != 501) {
+    // 501 is an answer about a missing feature, not a failure of the server. 503 says an image or
+    // its store is away: one line each, as an outage answers many requests the same way and the
+    // failure itself was logged where it happened.
+    if (status == 503) {
+      Throwable root = e;
+      while (root.getCause() != null && root.getCause() != root) {
+        root = root.getCause();
+      }
+      log.warn(
+          "{} answered 503: {}{}",
+          where,
+          e.getMessage(),
+          root == e ? "" : " (cause: " + root.getMessage() + ")");
+    } else if (status >= 500 && status != 501) {
       log.error("{} answered {}", where, status, e);
     } else if (log.isDebugEnabled()) {
       log.debug("{} answered {}: {}", where, status, e.toString());
