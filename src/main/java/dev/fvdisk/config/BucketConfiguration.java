@@ -1,14 +1,24 @@
 package dev.fvdisk.config;
 
+import dev.fvdisk.objectstore.MeasuredObjectStore;
+import dev.fvdisk.objectstore.ObjectStore;
 import dev.fvdisk.objectstore.S3ObjectStore;
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Timer;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.URI;
 import java.time.Duration;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import org.springframework.beans.factory.ObjectProvider;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnProperty;
 import org.springframework.boot.health.contributor.Health;
 import org.springframework.boot.health.contributor.HealthIndicator;
@@ -25,7 +35,8 @@ import org.springframework.context.annotation.Configuration;
 class BucketConfiguration {
 
   @Bean(destroyMethod = "close")
-  BucketConnection bucketConnection(FvdiskProperties properties) {
+  BucketConnection bucketConnection(
+      FvdiskProperties properties, ObjectProvider<MeterRegistry> meters) {
     FvdiskProperties.S3 s3 = properties.storage().s3();
     require(s3.endpoint(), "endpoint");
     require(s3.bucket(), "bucket");
@@ -59,7 +70,10 @@ class BucketConfiguration {
           return t;
         };
     ExecutorService transfers = Executors.newFixedThreadPool(s3.transferThreads(), named);
-    return new BucketConnection(store, transfers);
+    MeterRegistry registry = meters.getIfAvailable();
+    ObjectStore measured =
+        registry == null ? store : new MeasuredObjectStore(store, requestMeters(registry));
+    return new BucketConnection(store, measured, transfers);
   }
 
   /**
@@ -72,13 +86,48 @@ class BucketConfiguration {
     FvdiskProperties.S3 s3 = properties.storage().s3();
     return () -> {
       long started = System.nanoTime();
-      boolean answers = connection.store().answers(Duration.ofSeconds(2));
+      boolean answers = connection.client().answers(Duration.ofSeconds(2));
       return (answers ? Health.up() : Health.down())
           .withDetail("endpoint", String.valueOf(s3.endpoint()))
           .withDetail("bucket", String.valueOf(s3.bucket()))
           .withDetail("probeMillis", (System.nanoTime() - started) / 1_000_000)
           .build();
     };
+  }
+
+  /**
+   * {@code fvdisk.bucket.requests} (a timer per operation and outcome: count, total and longest
+   * time) and {@code fvdisk.bucket.bytes} (uploaded and downloaded).
+   */
+  private static MeasuredObjectStore.Meter requestMeters(MeterRegistry registry) {
+    Map<String, Timer> timers = new ConcurrentHashMap<>();
+    Counter uploaded = bytes(registry, "upload");
+    Counter downloaded = bytes(registry, "download");
+    return (operation, succeeded, bytes, nanos) -> {
+      String op = operation.name().toLowerCase(Locale.ROOT);
+      String outcome = succeeded ? "success" : "failure";
+      timers
+          .computeIfAbsent(
+              op + "/" + outcome,
+              k ->
+                  Timer.builder("fvdisk.bucket.requests")
+                      .description("Requests to the store that keeps the images")
+                      .tag("operation", op)
+                      .tag("outcome", outcome)
+                      .register(registry))
+          .record(nanos, TimeUnit.NANOSECONDS);
+      if (bytes > 0) {
+        (operation == MeasuredObjectStore.Operation.GET ? downloaded : uploaded).increment(bytes);
+      }
+    };
+  }
+
+  private static Counter bytes(MeterRegistry registry, String direction) {
+    return Counter.builder("fvdisk.bucket.bytes")
+        .description("Bytes moved to and from the store that keeps the images")
+        .baseUnit("bytes")
+        .tag("direction", direction)
+        .register(registry);
   }
 
   private static void require(String value, String name) {

@@ -16,15 +16,19 @@ import java.io.IOException;
 final class EngineErrors {
 
   private final String directoryPrefix;
+  private final boolean latchedImagesReopen;
 
   EngineErrors(ImageDirectory directory) {
     this.directoryPrefix = directory.root() + File.separator;
+    this.latchedImagesReopen = directory.reopensLatchedImages();
   }
 
   /** The service exception for a failure of image {@code name}. */
   ServiceException translate(String name, IOException e) {
     if (e instanceof ImageFailedException) {
-      return new ImageUnavailableException(name, e);
+      return latchedImagesReopen
+          ? ImageUnavailableException.untilReopened(name, e)
+          : new ImageUnavailableException(name, e);
     }
     if (e instanceof CorruptImageException || e instanceof CorruptObjectException) {
       return new ImageCorruptException(name, withoutDirectory(e), e);

@@ -22,6 +22,16 @@ public class ImageUnavailableException extends ServiceException {
     with("image", image);
   }
 
+  /** The image latched, and the service opens it again once its storage takes writes. */
+  public static ImageUnavailableException untilReopened(String image, Throwable cause) {
+    return new ImageUnavailableException(
+        image,
+        "image \""
+            + image
+            + "\" is unavailable after an I/O error; it is opened again once its store answers",
+        cause);
+  }
+
   /** The store that keeps the image did not answer; the image itself is fine. */
   public static ImageUnavailableException storeUnreachable(String image, Throwable cause) {
     return new ImageUnavailableException(

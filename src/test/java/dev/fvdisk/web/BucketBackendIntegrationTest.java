@@ -122,6 +122,15 @@ class BucketBackendIntegrationTest {
       assertThat(range(port, IMAGE + "/data", 5000, 3000)).isEqualTo(now);
       assertThat(range(port, IMAGE + "/data", 4 << 20, 3 << 20)).isEqualTo(large);
       assertThat(range(port, IMAGE + "/snapshots/before/data", 5000, 3000)).isEqualTo(small);
+      String metrics = given().port(port).get("/actuator/prometheus").then().extract().asString();
+      assertThat(counter(metrics, "fvdisk_bucket_bytes_total{direction=\"download\"}"))
+          .as("page bytes fetched to serve the reads on an empty cache")
+          .isGreaterThanOrEqualTo(3 << 20);
+      assertThat(
+              counter(
+                  metrics,
+                  "fvdisk_bucket_requests_seconds_count{operation=\"get\",outcome=\"success\"}"))
+          .isPositive();
       given().port(port).delete(IMAGE).then().statusCode(204);
     }
 
@@ -192,6 +201,16 @@ class BucketBackendIntegrationTest {
         .put(IMAGE + "/data")
         .then()
         .statusCode(204);
+  }
+
+  /** The value of one series in a Prometheus text answer; 0 when it is not there. */
+  private static double counter(String metrics, String series) {
+    for (String line : metrics.split("\n")) {
+      if (line.startsWith(series + " ")) {
+        return Double.parseDouble(line.substring(series.length() + 1).trim());
+      }
+    }
+    return 0;
   }
 
   private static byte[] range(int port, String path, long offset, int length) {
