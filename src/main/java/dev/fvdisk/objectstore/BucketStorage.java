@@ -86,6 +86,9 @@ public final class BucketStorage implements Storage {
 
   private static final SecureRandom TOKENS = new SecureRandom();
 
+  /** Read where a page was never written, so that such reads cache nothing. */
+  private static final ByteBuffer ZEROS = ByteBuffer.allocateDirect(65536).asReadOnlyBuffer();
+
   private final ObjectStore store;
   private final String prefix;
   private final String description;
@@ -96,6 +99,10 @@ public final class BucketStorage implements Storage {
   private final Path cacheFile;
   private final FileChannel cache;
   private final ConcurrentHashMap<Long, Page> pages = new ConcurrentHashMap<>();
+
+  /** The pages with dirty ranges, so that a force need not look at every page. */
+  private final java.util.Set<Page> dirtyPages = ConcurrentHashMap.newKeySet();
+
   private final AtomicLong sizeBytes = new AtomicLong();
 
   private final Object slots = new Object();
@@ -263,11 +270,6 @@ public final class BucketStorage implements Storage {
     }
   }
 
-  /** Whether {@code prefix} holds an image's log. */
-  public static boolean exists(ObjectStore store, String prefix) throws IOException {
-    return !store.list(prefix + "log/").isEmpty();
-  }
-
   // ---- reads and writes ------------------------------------------------------------------------
 
   @Override
@@ -292,7 +294,7 @@ public final class BucketStorage implements Storage {
       Page page = pages.get(index);
       if (page == null || isUncachedZeros(page)) {
         while (part.hasRemaining()) {
-          part.put(ChunkOfZeros.ZEROS.duplicate().limit(Math.min(part.remaining(), 65536)));
+          part.put(ZEROS.duplicate().limit(Math.min(part.remaining(), ZEROS.capacity())));
         }
       } else {
         readFully(cache, part, slotOffset(cached(page)) + inPage);
@@ -319,6 +321,7 @@ public final class BucketStorage implements Storage {
       synchronized (page) {
         writeFully(cache, src.slice(src.position(), n), slotOffset(slot) + inPage);
         markDirty(page.dirty, inPage, inPage + n);
+        dirtyPages.add(page);
       }
       src.position(src.position() + n);
       position += n;
@@ -342,6 +345,7 @@ public final class BucketStorage implements Storage {
                 freeSlot(page.slot);
               }
               page.slot = -1;
+              dirtyPages.remove(page);
             }
             droppedPages.add(page.index);
           }
@@ -354,6 +358,7 @@ public final class BucketStorage implements Storage {
         synchronized (last) {
           writeFully(cache, ByteBuffer.allocate(pageBytes - tail), slotOffset(slot) + tail);
           markDirty(last.dirty, tail, pageBytes);
+          dirtyPages.add(last);
         }
       }
     }
@@ -369,11 +374,6 @@ public final class BucketStorage implements Storage {
   @Override
   public String description() {
     return description;
-  }
-
-  /** The sequence number of the newest record this storage wrote or replayed. */
-  public synchronized long lastSeq() {
-    return lastSeq;
   }
 
   // ---- force: the commit -----------------------------------------------------------------------
@@ -394,8 +394,11 @@ public final class BucketStorage implements Storage {
 
   private void commit(boolean checkpointNow) throws IOException {
     List<Work> work = new ArrayList<>();
-    for (Page page : pages.values()) {
+    for (Page page : dirtyPages) {
       synchronized (page) {
+        // Under the page's lock, as writers add a page here: one that writes after this take
+        // puts the page back for the next force.
+        dirtyPages.remove(page);
         if (!page.dirty.isEmpty()) {
           TreeMap<Integer, Integer> taken = new TreeMap<>(page.dirty);
           page.dirty.clear();
@@ -919,10 +922,5 @@ public final class BucketStorage implements Storage {
     while (src.hasRemaining()) {
       at += channel.write(src, at);
     }
-  }
-
-  /** A shared buffer of zeros for reads of pages never written. */
-  private static final class ChunkOfZeros {
-    static final ByteBuffer ZEROS = ByteBuffer.allocateDirect(65536).asReadOnlyBuffer();
   }
 }

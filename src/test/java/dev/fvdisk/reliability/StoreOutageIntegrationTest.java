@@ -230,19 +230,14 @@ class StoreOutageIntegrationTest {
                     // A write that failed before this one was answered can land no later than
                     // this: the image that made this one durable was opened after it failed.
                     synchronized (failedAwaitingSuccess) {
-                      for (Write f : failedAwaitingSuccess) {
-                        if (f.endTick().get() == Long.MAX_VALUE - 1) {
-                          f.endTick().set(write.endTick().get());
-                        }
-                      }
-                      failedAwaitingSuccess.removeIf(f -> f.endTick().get() != Long.MAX_VALUE - 1);
+                      failedAwaitingSuccess.forEach(f -> f.endTick().set(write.end()));
+                      failedAwaitingSuccess.clear();
                     }
                     if (restarted.get()) {
                       successesAfterRestart.incrementAndGet();
                     }
                   } else {
-                    // Not acknowledged: it may still land until the image is reopened.
-                    write.endTick().set(Long.MAX_VALUE - 1);
+                    // Not acknowledged: it may land until a later write succeeds (end unbounded).
                     failedAwaitingSuccess.add(write);
                     Thread.sleep(200);
                   }

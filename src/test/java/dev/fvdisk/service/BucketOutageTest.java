@@ -60,10 +60,20 @@ class BucketOutageTest {
     }
   }
 
+  /** After a failed fsync only a restart reads what the disk holds, so nothing reopens a file. */
   @Test
   void images_in_files_stay_latched_until_a_restart(@TempDir Path dir) {
-    try (ImageService service = new ImageService(new ImageDirectory(dir), LIMITS)) {
+    FaultInjectingImageDirectory directory = new FaultInjectingImageDirectory(dir);
+    try (ImageService service = new ImageService(directory, LIMITS)) {
+      service.create(
+          new CreateImageCommand("faulty-vm", 1L << 20, null, 65536L, null, null, null, null));
+      directory.failFlushes();
+      assertThatThrownBy(() -> write(service, "faulty-vm", 0, filled(512, 1)))
+          .isInstanceOf(ImageUnavailableException.class);
       assertThat(service.reopenLatchedImages()).isZero();
+      assertThatThrownBy(() -> write(service, "faulty-vm", 0, filled(512, 2)))
+          .isInstanceOf(ImageUnavailableException.class)
+          .hasMessageContaining("recovers at the next restart");
     }
   }
 

@@ -9,7 +9,6 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.time.Duration;
 import java.util.Arrays;
-import java.util.Map;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -84,12 +83,7 @@ class SpaceReclamationIntegrationTest extends ApiTestSupport {
 
       // Freed at the end of the file: cut off when the image closes.
       zero(name, 2 * WRITTEN, WRITTEN);
-      api()
-          .contentType("application/merge-patch+json")
-          .body(Map.of("readOnly", true))
-          .patch(IMAGES + "/" + name)
-          .then()
-          .statusCode(200);
+      markReadOnly(name);
       JsonPath closed = storage(name);
       System.out.printf(
           "SpaceReclamationIntegrationTest: after zeroing all and closing, usedBytes %d, fileBytes"
