@@ -12,9 +12,19 @@ public final class InMemoryObjectStore implements ObjectStore {
 
   private final ConcurrentSkipListMap<String, byte[]> objects = new ConcurrentSkipListMap<>();
 
+  /**
+   * The tag of each object's current version. Tags come from one counter and so never repeat; the
+   * map and the objects change together under this store's monitor in {@link #putIfTag}, and every
+   * other change drops the tag, so the next look-up tags the new bytes afresh.
+   */
+  private final java.util.Map<String, String> tags = new java.util.HashMap<>();
+
+  private long nextTag;
+
   @Override
-  public void put(String key, ByteBuffer data) {
+  public synchronized void put(String key, ByteBuffer data) {
     objects.put(key, bytes(data));
+    tags.remove(key);
   }
 
   @Override
@@ -31,6 +41,34 @@ public final class InMemoryObjectStore implements ObjectStore {
   }
 
   @Override
+  public synchronized @Nullable Tagged getTagged(String key) {
+    byte[] bytes = objects.get(key);
+    if (bytes == null) {
+      return null;
+    }
+    return new Tagged(ByteBuffer.wrap(bytes.clone()).asReadOnlyBuffer(), tagOf(key));
+  }
+
+  @Override
+  public synchronized @Nullable String putIfTag(
+      String key, ByteBuffer data, @Nullable String expectedTag) {
+    byte[] mine = bytes(data);
+    byte[] there = objects.get(key);
+    boolean matches =
+        expectedTag == null ? there == null : there != null && expectedTag.equals(tagOf(key));
+    if (!matches) {
+      return there != null && Arrays.equals(there, mine) ? tagOf(key) : null;
+    }
+    objects.put(key, mine);
+    tags.remove(key);
+    return tagOf(key);
+  }
+
+  private String tagOf(String key) {
+    return tags.computeIfAbsent(key, k -> "t" + nextTag++);
+  }
+
+  @Override
   public List<String> list(String prefix) {
     List<String> keys = new ArrayList<>();
     for (String key : objects.tailMap(prefix, true).keySet()) {
@@ -43,8 +81,9 @@ public final class InMemoryObjectStore implements ObjectStore {
   }
 
   @Override
-  public void delete(String key) {
+  public synchronized void delete(String key) {
     objects.remove(key);
+    tags.remove(key);
   }
 
   private static byte[] bytes(ByteBuffer data) {

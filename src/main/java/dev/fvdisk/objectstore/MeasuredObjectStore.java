@@ -16,6 +16,7 @@ public final class MeasuredObjectStore implements ObjectStore {
   public enum Operation {
     PUT,
     PUT_IF_ABSENT,
+    PUT_IF_TAG,
     GET,
     LIST,
     DELETE
@@ -75,6 +76,39 @@ public final class MeasuredObjectStore implements ObjectStore {
     } finally {
       meter.requested(
           Operation.GET, ok, data == null ? 0 : data.remaining(), System.nanoTime() - started);
+    }
+  }
+
+  @Override
+  public @Nullable Tagged getTagged(String key) throws IOException {
+    long started = System.nanoTime();
+    Tagged tagged = null;
+    boolean ok = false;
+    try {
+      tagged = inner.getTagged(key);
+      ok = true;
+      return tagged;
+    } finally {
+      meter.requested(
+          Operation.GET,
+          ok,
+          tagged == null ? 0 : tagged.data().remaining(),
+          System.nanoTime() - started);
+    }
+  }
+
+  @Override
+  public @Nullable String putIfTag(String key, ByteBuffer data, @Nullable String expectedTag)
+      throws IOException {
+    long started = System.nanoTime();
+    boolean ok = false;
+    try {
+      String tag = inner.putIfTag(key, data, expectedTag);
+      ok = true;
+      return tag;
+    } finally {
+      meter.requested(
+          Operation.PUT_IF_TAG, ok, ok ? data.remaining() : 0, System.nanoTime() - started);
     }
   }
 

@@ -30,6 +30,26 @@ public interface ObjectStore {
   /** The keys that start with {@code prefix}, in ascending order. */
   List<String> list(String prefix) throws IOException;
 
+  /**
+   * The object's bytes, checked as {@link #get} checks them, with the store's tag for this version
+   * of it (its entity tag); null when there is none.
+   */
+  @Nullable Tagged getTagged(String key) throws IOException;
+
+  /**
+   * Stores {@code data} under {@code key} only if the object is still the version {@code
+   * expectedTag} names, or, for a null tag, only if there is none: a compare-and-set, for small
+   * objects that several processes take turns to replace (a lease). Returns the new version's tag,
+   * or null when the condition failed and nothing was stored. As with {@link #putIfAbsent}, a retry
+   * whose first attempt landed is recognised by equal bytes, so callers put something unique to
+   * each write in the data.
+   */
+  @Nullable String putIfTag(String key, ByteBuffer data, @Nullable String expectedTag)
+      throws IOException;
+
+  /** An object's bytes and the tag of that version of it. */
+  record Tagged(ByteBuffer data, String tag) {}
+
   /** Removes the object, if there is one. */
   void delete(String key) throws IOException;
 }

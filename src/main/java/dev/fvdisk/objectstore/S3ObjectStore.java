@@ -22,6 +22,7 @@ import software.amazon.awssdk.services.s3.S3Client;
 import software.amazon.awssdk.services.s3.model.GetObjectResponse;
 import software.amazon.awssdk.services.s3.model.NoSuchBucketException;
 import software.amazon.awssdk.services.s3.model.NoSuchKeyException;
+import software.amazon.awssdk.services.s3.model.PutObjectResponse;
 import software.amazon.awssdk.services.s3.model.S3Exception;
 import software.amazon.awssdk.services.s3.model.S3Object;
 
@@ -142,7 +143,68 @@ public final class S3ObjectStore implements ObjectStore, AutoCloseable {
   }
 
   @Override
+  public @Nullable String putIfTag(String key, ByteBuffer data, @Nullable String expectedTag)
+      throws IOException {
+    String crc = Crc32c.of(data);
+    try {
+      PutObjectResponse put =
+          s3.putObject(
+              b -> {
+                b.bucket(bucket).key(prefix + key).metadata(Map.of(CRC_METADATA, crc));
+                if (expectedTag == null) {
+                  b.ifNoneMatch("*");
+                } else {
+                  // RGW 16 compares If-Match with the bare tag: a quoted one never matches.
+                  b.ifMatch(expectedTag);
+                }
+              },
+              body(data));
+      return unquoted(put.eTag());
+    } catch (S3Exception e) {
+      // 412: another version is there. RGW answers If-Match on a missing key with 412 and S3 with
+      // 404; both mean the condition failed. As in putIfAbsent, equal bytes are this call's own
+      // earlier attempt.
+      if (e.statusCode() == 412 || e.statusCode() == 404) {
+        Tagged there = getTagged(key);
+        return there != null && there.data().equals(data.duplicate()) ? there.tag() : null;
+      }
+      if (e.statusCode() >= 500) {
+        // RGW 16 answers some of several conditional puts racing on one key with a 500 (its
+        // head-object update lost a race). What the key holds now tells who won.
+        return settleRace(key, data, expectedTag, e);
+      }
+      throw unavailable("put " + key, e);
+    } catch (SdkException e) {
+      throw unavailable("put " + key, e);
+    }
+  }
+
+  /**
+   * Decides a conditional put that failed without saying why: this call won if the key holds its
+   * bytes, lost if another version replaced the expected one, and failed if nothing changed.
+   */
+  private @Nullable String settleRace(
+      String key, ByteBuffer data, @Nullable String expectedTag, S3Exception failure)
+      throws IOException {
+    Tagged there = getTagged(key);
+    if (there != null && there.data().equals(data.duplicate())) {
+      return there.tag();
+    }
+    boolean unchanged = there == null ? expectedTag == null : there.tag().equals(expectedTag);
+    if (unchanged) {
+      throw unavailable("put " + key, failure);
+    }
+    return null;
+  }
+
+  @Override
   public @Nullable ByteBuffer get(String key) throws IOException {
+    Tagged tagged = getTagged(key);
+    return tagged == null ? null : tagged.data();
+  }
+
+  @Override
+  public @Nullable Tagged getTagged(String key) throws IOException {
     ResponseBytes<GetObjectResponse> bytes;
     try {
       bytes = s3.getObjectAsBytes(b -> b.bucket(bucket).key(prefix + key));
@@ -161,7 +223,14 @@ public final class S3ObjectStore implements ObjectStore, AutoCloseable {
       throw new CorruptObjectException(
           "object " + key + ": CRC-32C " + actual + ", stored with " + stored);
     }
-    return data;
+    return new Tagged(data, unquoted(bytes.response().eTag()));
+  }
+
+  /** An entity tag without the quotes S3 puts around it. */
+  private static String unquoted(String etag) {
+    return etag.length() >= 2 && etag.startsWith("\"") && etag.endsWith("\"")
+        ? etag.substring(1, etag.length() - 1)
+        : etag;
   }
 
   @Override

@@ -48,6 +48,19 @@ public final class FlakyObjectStore implements ObjectStore {
   }
 
   @Override
+  public @Nullable Tagged getTagged(String key) throws IOException {
+    answerOrFail();
+    return inner.getTagged(key);
+  }
+
+  @Override
+  public @Nullable String putIfTag(String key, ByteBuffer data, @Nullable String expectedTag)
+      throws IOException {
+    answerOrFail();
+    return inner.putIfTag(key, data, expectedTag);
+  }
+
+  @Override
   public List<String> list(String prefix) throws IOException {
     answerOrFail();
     return inner.list(prefix);

@@ -100,6 +100,65 @@ abstract class ObjectStoreContract {
   }
 
   @Test
+  void put_if_tag_replaces_only_the_version_it_names() throws Exception {
+    ObjectStore store = store();
+    assertThat(store.putIfTag("lease/a", bytes("ghost"), "no-such-tag")).isNull();
+    assertThat(store.get("lease/a")).isNull();
+    String first = store.putIfTag("lease/a", bytes("A until 10"), null);
+    assertThat(first).isNotNull();
+    assertThat(store.putIfTag("lease/a", bytes("B until 10"), null)).isNull();
+    ObjectStore.Tagged read = store.getTagged("lease/a");
+    assertThat(text(read.data())).isEqualTo("A until 10");
+    assertThat(read.tag()).isEqualTo(first);
+
+    String second = store.putIfTag("lease/a", bytes("A until 20"), first);
+    assertThat(second).isNotNull().isNotEqualTo(first);
+    // The old tag no longer matches: a process that slept through the renewal loses.
+    assertThat(store.putIfTag("lease/a", bytes("B until 30"), first)).isNull();
+    assertThat(text(store.get("lease/a"))).isEqualTo("A until 20");
+    // The same bytes again under a stale tag: taken for this caller's retry, as putIfAbsent does.
+    assertThat(store.putIfTag("lease/a", bytes("A until 20"), first)).isEqualTo(second);
+  }
+
+  @Test
+  void of_processes_racing_to_replace_one_version_exactly_one_wins() throws Exception {
+    ObjectStore store = store();
+    ExecutorService pool = Executors.newFixedThreadPool(8);
+    try {
+      String tag = store.putIfTag("lease/race", bytes("start"), null);
+      for (int round = 0; round < 20; round++) {
+        String expected = tag;
+        CountDownLatch start = new CountDownLatch(1);
+        List<Future<String>> results = new ArrayList<>();
+        for (int w = 0; w < 8; w++) {
+          String mine = "round " + round + " writer " + w;
+          results.add(
+              pool.submit(
+                  () -> {
+                    start.await();
+                    return store.putIfTag("lease/race", bytes(mine), expected);
+                  }));
+        }
+        start.countDown();
+        List<Integer> winners = new ArrayList<>();
+        for (int w = 0; w < 8; w++) {
+          String won = results.get(w).get();
+          if (won != null) {
+            winners.add(w);
+            tag = won;
+          }
+        }
+        assertThat(winners).as("round %d", round).hasSize(1);
+        ObjectStore.Tagged now = store.getTagged("lease/race");
+        assertThat(text(now.data())).isEqualTo("round " + round + " writer " + winners.get(0));
+        assertThat(now.tag()).isEqualTo(tag);
+      }
+    } finally {
+      pool.shutdownNow();
+    }
+  }
+
+  @Test
   void keys_are_listed_by_prefix_in_order() throws Exception {
     ObjectStore store = store();
     String p = "list-" + UUID.randomUUID() + "/";
