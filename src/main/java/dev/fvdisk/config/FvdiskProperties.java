@@ -34,6 +34,11 @@ import org.springframework.validation.annotation.Validated;
  * @param compaction background compaction, which gives the space of zeroed chunks back to the file
  *     system
  * @param storage where images are kept: local files (the default) or a bucket
+ * @param nodeId this instance's name among several sharing one bucket; setting it turns image
+ *     leases on (see docs/scale-out.md), and it must stay the same across restarts of the instance.
+ *     Unset (the default): the only instance on its bucket prefix. Ignored for local files
+ * @param advertisedUrl where other instances send clients for the images this one serves, such as
+ *     {@code http://10.0.0.2:8080}; required with {@code node-id}
  */
 @ConfigurationProperties("fvdisk")
 @Validated
@@ -49,7 +54,9 @@ public record FvdiskProperties(
     @Min(1) @DefaultValue("10000") int maxImages,
     @Nullable DataSize storageQuota,
     @NotNull @DefaultValue Compaction compaction,
-    @NotNull @DefaultValue Storage storage) {
+    @NotNull @DefaultValue Storage storage,
+    @Nullable String nodeId,
+    @Nullable String advertisedUrl) {
 
   /**
    * Under {@code fvdisk.compaction.*}.
@@ -100,6 +107,9 @@ public record FvdiskProperties(
    * @param transferThreads page uploads of forces in flight at once over all images, each holding
    *     one page (1 MiB) in memory; default 8 (a page a read needs is fetched on the reading
    *     thread)
+   * @param leaseSeconds how long an instance's lease on an image lasts unless renewed, when several
+   *     instances share the bucket ({@code fvdisk.node-id}); renewals come every third of it, and
+   *     another instance takes an image over this long after its owner stopped; default 10
    */
   public record S3(
       @Nullable String endpoint,
@@ -110,5 +120,6 @@ public record FvdiskProperties(
       @NotNull @DefaultValue("") String prefix,
       @NotNull @DefaultValue("30s") Duration requestTimeout,
       @NotNull @DefaultValue("10s") Duration attemptTimeout,
-      @Min(1) @DefaultValue("8") int transferThreads) {}
+      @Min(1) @DefaultValue("8") int transferThreads,
+      @Min(1) @DefaultValue("10") int leaseSeconds) {}
 }

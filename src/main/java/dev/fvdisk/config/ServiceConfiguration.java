@@ -54,8 +54,22 @@ class ServiceConfiguration {
       return new ImageDirectory(root);
     }
     try {
+      String nodeId = properties.nodeId();
+      String url = properties.advertisedUrl();
+      if (nodeId != null && (url == null || url.isBlank())) {
+        throw new IllegalStateException(
+            "fvdisk.node-id is set but fvdisk.advertised-url is not: other instances could not"
+                + " send clients to this one");
+      }
       return new BucketImageDirectory(
-          root, connection.store(), connection.transfers(), BucketStorage.Settings.DEFAULTS);
+          root,
+          connection.store(),
+          connection.transfers(),
+          BucketStorage.Settings.DEFAULTS,
+          nodeId == null || nodeId.isBlank() ? null : nodeId,
+          url == null ? null : url.replaceAll("/+$", ""),
+          Duration.ofSeconds(properties.storage().s3().leaseSeconds()),
+          System::currentTimeMillis);
     } catch (IOException e) {
       throw new UncheckedIOException("cannot read the image names in the bucket", e);
     }
@@ -91,6 +105,8 @@ class ServiceConfiguration {
     // On a bucket, an image that latched because its store stopped answering comes back once the
     // store does; on local files only a restart reopens it.
     service.startReopeningLatchedImages(Duration.ofSeconds(2));
+    // Where instances share the bucket, each keeps the images it serves leased to itself.
+    service.startRenewingLeases();
     FvdiskProperties.Compaction compaction = properties.compaction();
     if (compaction.enabled()) {
       service.startCompaction(

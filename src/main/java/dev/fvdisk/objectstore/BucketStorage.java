@@ -827,6 +827,17 @@ public final class BucketStorage implements Storage {
     }
   }
 
+  /**
+   * Fences this storage from outside: its writer learned another took the image (a lease it could
+   * not renew), so every later write and force fails at once rather than upload pages the log will
+   * refuse. Reads still answer from what is cached and committed.
+   */
+  public void fence(String why) {
+    if (failure == null) {
+      failure = new FencedException(description() + ": " + why);
+    }
+  }
+
   private void ensureWritable() throws IOException {
     ensureOpen();
     if (!writable) {

@@ -14,11 +14,13 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executor;
+import java.util.function.LongSupplier;
 import org.jspecify.annotations.Nullable;
 
 /**
@@ -32,9 +34,14 @@ import org.jspecify.annotations.Nullable;
  * (only if the name is free), so a crash leaves no name without an image; deleting removes the name
  * first, then the image's objects.
  *
- * <p><b>Thread safety.</b> The name-to-id map is concurrent; callers serialise lifecycle changes,
- * as for {@link ImageDirectory}. One service instance per bucket prefix (several instances, each
- * image with one writer, are for later).
+ * <p><b>Several instances.</b> Given a node (see {@link BucketLeases}), the directory shares the
+ * prefix with other instances: each image is served by the instance holding its lease, names are
+ * read from the bucket on every look-up rather than once at start, and an image created here is
+ * leased to this instance before its name appears. Without one, this is the only instance on the
+ * prefix.
+ *
+ * <p><b>Thread safety.</b> The maps are concurrent; callers serialise lifecycle changes, as for
+ * {@link ImageDirectory}.
  */
 public final class BucketImageDirectory extends ImageDirectory {
 
@@ -45,6 +52,8 @@ public final class BucketImageDirectory extends ImageDirectory {
   private final BucketStorage.Settings settings;
   private final Path cacheDirectory;
   private final ConcurrentHashMap<String, String> ids = new ConcurrentHashMap<>();
+  private final ConcurrentHashMap<String, BucketStorage> openStorages = new ConcurrentHashMap<>();
+  private final @Nullable BucketLeases leases;
 
   /**
    * Reads the names in the bucket.
@@ -55,8 +64,50 @@ public final class BucketImageDirectory extends ImageDirectory {
   public BucketImageDirectory(
       Path root, ObjectStore store, Executor transfers, BucketStorage.Settings settings)
       throws IOException {
+    this(root, store, transfers, settings, null, Duration.ZERO, System::currentTimeMillis);
+  }
+
+  /**
+   * Reads the names in the bucket, which this instance shares with others when {@code node} is
+   * given.
+   *
+   * @param node this instance, or null for the only one on the prefix
+   * @param lease how long a lease lasts unless renewed (renewals come every third of it)
+   * @param clock wall-clock milliseconds, for lease expiry
+   */
+  public BucketImageDirectory(
+      Path root,
+      ObjectStore store,
+      Executor transfers,
+      BucketStorage.Settings settings,
+      @Nullable String nodeId,
+      @Nullable String nodeUrl,
+      Duration lease,
+      LongSupplier clock)
+      throws IOException {
+    this(
+        root,
+        store,
+        transfers,
+        settings,
+        nodeId == null ? null : new BucketLeases.Node(nodeId, nodeUrl == null ? "" : nodeUrl),
+        lease,
+        clock);
+  }
+
+  private BucketImageDirectory(
+      Path root,
+      ObjectStore store,
+      Executor transfers,
+      BucketStorage.Settings settings,
+      BucketLeases.@Nullable Node node,
+      Duration lease,
+      LongSupplier clock)
+      throws IOException {
     super(root);
     this.store = store;
+    this.leases =
+        node == null ? null : new BucketLeases(store, node, lease, clock, this::leaseKeyOf);
     this.transfers = transfers;
     this.settings = settings;
     this.cacheDirectory = root.resolve("cache");
@@ -68,12 +119,49 @@ public final class BucketImageDirectory extends ImageDirectory {
         Files.deleteIfExists(file);
       }
     }
+    readNames();
+  }
+
+  /** Reads every name in the bucket into the map, dropping the ones that are gone. */
+  private void readNames() throws IOException {
+    java.util.Set<String> seen = new java.util.HashSet<>();
     for (String key : store.list(NAMES)) {
       String name = key.substring(NAMES.length());
-      ByteBuffer id = store.get(key);
-      if (id != null && isValidName(name)) {
-        ids.put(name, StandardCharsets.UTF_8.decode(id).toString());
+      if (isValidName(name)) {
+        seen.add(name);
+        if (!ids.containsKey(name)) {
+          readName(name);
+        }
       }
+    }
+    ids.keySet().retainAll(seen);
+  }
+
+  /** Reads one name from the bucket; false when the bucket has no such name (any more). */
+  private boolean readName(String name) throws IOException {
+    ByteBuffer id = store.get(NAMES + name);
+    if (id == null) {
+      ids.remove(name);
+      return false;
+    }
+    ids.put(name, StandardCharsets.UTF_8.decode(id).toString());
+    return true;
+  }
+
+  private String leaseKeyOf(String name) throws IOException {
+    return prefixOf(idOf(name)) + "lease";
+  }
+
+  @Override
+  ImageLeases leases() {
+    return leases == null ? ImageLeases.NONE : leases;
+  }
+
+  @Override
+  void fence(String name) {
+    BucketStorage storage = openStorages.get(name);
+    if (storage != null) {
+      storage.fence("another instance took the image over");
     }
   }
 
@@ -97,11 +185,22 @@ public final class BucketImageDirectory extends ImageDirectory {
 
   @Override
   boolean exists(String name) {
-    return ids.containsKey(name);
+    if (leases == null) {
+      return ids.containsKey(name);
+    }
+    // Another instance may have created or deleted it since.
+    try {
+      return readName(name);
+    } catch (IOException e) {
+      throw ImageUnavailableException.storeUnreachable(name, e);
+    }
   }
 
   @Override
-  List<String> names() {
+  List<String> names() throws IOException {
+    if (leases != null) {
+      readNames();
+    }
     List<String> names = new ArrayList<>(ids.keySet());
     names.sort(null);
     return names;
@@ -122,11 +221,18 @@ public final class BucketImageDirectory extends ImageDirectory {
     try {
       BucketStorage storage =
           BucketStorage.create(store, prefixOf(id), name, cacheFileOf(id), transfers, settings);
+      if (leases != null) {
+        // Leased before the name appears, so no other instance takes a fresh image.
+        leases.take(name, prefixOf(id) + "lease");
+      }
       Image.create(storage, options, base, baseName).close();
       if (!store.putIfAbsent(NAMES + name, ByteBuffer.wrap(id.getBytes(StandardCharsets.UTF_8)))) {
         throw new FileAlreadyExistsException(name);
       }
     } catch (IOException | RuntimeException e) {
+      if (leases != null && !ids.containsKey(name)) {
+        leases.forget(name);
+      }
       try {
         deleteObjects(id);
       } catch (IOException | RuntimeException cleanup) {
@@ -144,7 +250,9 @@ public final class BucketImageDirectory extends ImageDirectory {
     BucketStorage storage =
         BucketStorage.open(store, prefixOf(id), name, cacheFileOf(id), true, transfers, settings);
     try {
-      return Images.open(storage, bases, spaceBudget);
+      Image image = Images.open(storage, bases, spaceBudget);
+      openStorages.put(name, storage);
+      return image;
     } catch (IOException | RuntimeException e) {
       storage.close();
       throw e;
@@ -168,6 +276,10 @@ public final class BucketImageDirectory extends ImageDirectory {
     }
     store.delete(NAMES + name);
     ids.remove(name);
+    openStorages.remove(name);
+    if (leases != null) {
+      leases.forget(name);
+    }
     deleteObjects(id);
   }
 

@@ -124,6 +124,20 @@ public class ImageDirectory {
     return false;
   }
 
+  /**
+   * Which instance serves which image; {@link ImageLeases#NONE} (this one serves all) but for a
+   * bucket shared by several instances.
+   */
+  ImageLeases leases() {
+    return ImageLeases.NONE;
+  }
+
+  /**
+   * Makes the open image's storage refuse every further write and flush at once, because another
+   * instance took the image over; nothing to do for a file, which no other instance shares.
+   */
+  void fence(String name) {}
+
   /** Marks a closed image read-only or clears the mark; durable on return. */
   void setReadOnly(String name, boolean readOnly) throws IOException {
     Images.setReadOnly(pathOf(name), readOnly);

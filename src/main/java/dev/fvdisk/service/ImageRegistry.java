@@ -44,6 +44,7 @@ final class ImageRegistry implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(ImageRegistry.class);
 
   private final ImageDirectory directory;
+  private final ImageLeases leases;
   private final EngineErrors errors;
   private final ImageServiceObserver observer;
   private final SpaceBudget backgroundCopies;
@@ -88,6 +89,7 @@ final class ImageRegistry implements AutoCloseable {
       SpaceBudget backgroundCopies,
       long pinWaitNanos) {
     this.directory = directory;
+    this.leases = directory.leases();
     this.errors = errors;
     this.observer = observer;
     this.backgroundCopies = backgroundCopies;
@@ -99,7 +101,11 @@ final class ImageRegistry implements AutoCloseable {
     synchronized (lifecycleMonitor) {
       for (String name : names()) {
         if (!openImages.containsKey(name)) {
-          tryOpen(name);
+          try {
+            tryOpen(name);
+          } catch (ImageElsewhereException | ImageUnavailableException e) {
+            // Another instance serves it, or the store did not answer: opened on first use.
+          }
         }
       }
       log.info("Opened {} image(s) in {}", openImages.size(), directory.root());
@@ -115,11 +121,23 @@ final class ImageRegistry implements AutoCloseable {
     }
   }
 
-  /** Opens an image (and, through the resolver, its bases); the caller holds the monitor. */
+  /**
+   * Opens an image (and, through the resolver, its bases); the caller holds the monitor.
+   *
+   * @throws ImageElsewhereException when another instance serves it
+   * @throws ImageUnavailableException when the store did not answer whether one does
+   */
   private @Nullable OpenImage tryOpen(String name) {
     if (!directory.exists(name)) {
       // Listed a moment ago and deleted since: not a failure to remember.
       return null;
+    }
+    try {
+      leases.take(name);
+    } catch (java.io.FileNotFoundException e) {
+      return null; // deleted since, by another instance
+    } catch (IOException e) {
+      throw ImageUnavailableException.storeUnreachable(name, e);
     }
     if (!opening.add(name)) {
       // Only a damaged or hand-made file can name itself in its own chain of bases.
@@ -128,6 +146,12 @@ final class ImageRegistry implements AutoCloseable {
     }
     try {
       return register(name, directory.open(name, bases, backgroundCopies));
+    } catch (ImageElsewhereException | ImageUnavailableException e) {
+      // A base served by another instance, or a store that did not answer: not this image's fault.
+      throw e;
+    } catch (dev.fvdisk.engine.spi.FencedException e) {
+      // Another instance opened it at the same moment (their leases disagreed): try again later.
+      throw ImageUnavailableException.takenOver(name, e);
     } catch (IOException | RuntimeException e) {
       log.warn("Image {} cannot be opened: {}", name, e.getMessage());
       failedImages.put(name, e instanceof IOException io ? io : new IOException(e.getMessage(), e));
@@ -158,12 +182,12 @@ final class ImageRegistry implements AutoCloseable {
     }
     OpenImage open = openImages.get(name);
     if (open != null) {
-      return open;
+      return servedHere(open);
     }
     synchronized (lifecycleMonitor) {
       open = openImages.get(name);
       if (open != null) {
-        return open;
+        return servedHere(open);
       }
       IOException failure = failedImages.get(name);
       if (failure == null && directory.exists(name)) {
@@ -177,6 +201,77 @@ final class ImageRegistry implements AutoCloseable {
         throw new ImageCorruptException(name, errors.withoutDirectory(failure), failure);
       }
       throw new ImageNotFoundException(name);
+    }
+  }
+
+  /**
+   * The entry, once this instance is sure it still serves the image: its lease is fresh, or renewed
+   * now. An instance that finds another took the image over (it was paused past its lease) gives
+   * the image up and fails this request; the next ones are sent to the new owner.
+   */
+  private OpenImage servedHere(OpenImage open) {
+    String name = open.name();
+    if (leases.fresh(name)) {
+      return open;
+    }
+    boolean kept;
+    try {
+      kept = leases.renew(name, null);
+    } catch (IOException e) {
+      throw ImageUnavailableException.storeUnreachable(name, e);
+    }
+    if (!kept) {
+      surrender(open);
+      throw ImageUnavailableException.takenOver(
+          name, new IOException("the lease of image " + name + " is another instance's now"));
+    }
+    return open;
+  }
+
+  /**
+   * Renews the lease of every open image, publishing what {@code describe} says of it; an image
+   * whose lease another instance took is given up. A store that does not answer leaves the leases
+   * as they were, to be renewed at the next call (or taken by another instance once they run out:
+   * then the log fences this one).
+   */
+  void renewLeases(java.util.function.Function<OpenImage, ImageDescriptor> describe) {
+    for (OpenImage open : openImages.values()) {
+      ImageDescriptor descriptor;
+      try {
+        descriptor = describe.apply(open);
+      } catch (RuntimeException e) {
+        descriptor = null; // closed or latched meanwhile; the last descriptor stays published
+      }
+      try {
+        if (!leases.renew(open.name(), descriptor)) {
+          log.warn("Image {} was taken over by another instance; giving it up", open.name());
+          surrender(open);
+        }
+      } catch (IOException e) {
+        log.debug("The lease of image {} was not renewed: {}", open.name(), e.toString());
+      }
+    }
+  }
+
+  /**
+   * Gives up an image another instance took over: its storage refuses every further write at once,
+   * the entry leaves the registry (attachments find it retired), and the image is closed; what it
+   * had not flushed is lost, as the new owner's epoch already made sure.
+   */
+  void surrender(OpenImage open) {
+    String name = open.name();
+    directory.fence(name);
+    synchronized (lifecycleMonitor) {
+      if (!openImages.remove(name, open)) {
+        return;
+      }
+      open.retire();
+      observer.imageClosed(name);
+    }
+    try {
+      open.image().close();
+    } catch (IOException | RuntimeException e) {
+      log.debug("Closing image {} after it was taken over: {}", name, e.toString());
     }
   }
 
@@ -311,6 +406,12 @@ final class ImageRegistry implements AutoCloseable {
    * image's write lock.
    */
   void reopenLatched(OpenImage open) throws IOException {
+    try {
+      leases.take(open.name());
+    } catch (ImageElsewhereException e) {
+      surrender(open);
+      throw e;
+    }
     Image latched = open.image();
     open.replaceImage(directory.open(open.name(), bases, backgroundCopies));
     try {
@@ -459,6 +560,16 @@ final class ImageRegistry implements AutoCloseable {
     }
   }
 
+  /** Whether the failure, or one of its causes, is another writer's fence. */
+  private static boolean fenced(Throwable e) {
+    for (Throwable t = e; t != null; t = t.getCause()) {
+      if (t instanceof dev.fvdisk.engine.spi.FencedException) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   private void closeOne(OpenImage open) {
     int stayed = open.drainWriters(pinWaitNanos);
     if (stayed > 0) {
@@ -471,9 +582,16 @@ final class ImageRegistry implements AutoCloseable {
         open.retire();
         observer.imageClosed(open.name());
         open.image().close();
+        leases.release(open.name());
       }
     } catch (IOException | RuntimeException e) {
-      log.error("Closing image {} failed; it will be recovered at next open", open.name(), e);
+      if (fenced(e)) {
+        log.warn(
+            "Image {} was taken over by another instance; what this one had not flushed is dropped",
+            open.name());
+      } else {
+        log.error("Closing image {} failed; it will be recovered at next open", open.name(), e);
+      }
     } finally {
       lock.unlock();
       if (stayed == 0) {

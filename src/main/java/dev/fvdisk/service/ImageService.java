@@ -52,6 +52,7 @@ public class ImageService implements AutoCloseable {
   private final ImageSnapshots snapshots;
   private @Nullable Compactor compactor;
   private @Nullable ScheduledExecutorService reopener;
+  private @Nullable ScheduledExecutorService leaseKeeper;
 
   public ImageService(ImageDirectory directory, ServiceLimits limits) {
     this(directory, limits, ImageServiceObserver.NONE);
@@ -169,6 +170,38 @@ public class ImageService implements AutoCloseable {
     long millis = period.toMillis();
     reopener.scheduleWithFixedDelay(
         this::reopenLatchedImages, millis, millis, java.util.concurrent.TimeUnit.MILLISECONDS);
+  }
+
+  /**
+   * Renews, in the background until {@link #close}, the leases of the images this instance serves
+   * where several instances share a bucket, publishing each image's descriptor for the others'
+   * listings; does nothing for a single instance.
+   */
+  public synchronized void startRenewingLeases() {
+    Duration period = directory.leases().renewalPeriod();
+    if (period == null || leaseKeeper != null) {
+      return;
+    }
+    leaseKeeper =
+        java.util.concurrent.Executors.newSingleThreadScheduledExecutor(
+            r -> {
+              Thread t = new Thread(r, "renew-image-leases");
+              t.setDaemon(true);
+              return t;
+            });
+    long millis = Math.max(1, period.toMillis());
+    leaseKeeper.scheduleWithFixedDelay(
+        this::renewLeases, millis, millis, java.util.concurrent.TimeUnit.MILLISECONDS);
+  }
+
+  /** Renews the leases once; the background task's body, which tests call directly. */
+  void renewLeases() {
+    try {
+      registry.renewLeases(ImageService::describe);
+    } catch (RuntimeException e) {
+      // The task must survive anything, or the leases would run out silently.
+      log.warn("Renewing image leases failed: {}", e.toString());
+    }
   }
 
   /** Images that failed to open, with the reason; for monitoring. */
@@ -338,7 +371,18 @@ public class ImageService implements AutoCloseable {
   public List<ImageDescriptor> list() {
     List<ImageDescriptor> descriptors = new ArrayList<>();
     for (String name : registry.names()) {
-      OpenImage image = registry.lookupForListing(name);
+      OpenImage image;
+      try {
+        image = registry.lookupForListing(name);
+      } catch (ImageElsewhereException e) {
+        // Served by another instance: listed as it last published itself there.
+        if (e.descriptor() != null) {
+          descriptors.add(e.descriptor());
+        }
+        continue;
+      } catch (ImageUnavailableException e) {
+        continue; // the store did not answer for it; it is listed again once it does
+      }
       if (image != null) {
         try {
           descriptors.add(describe(image));
@@ -394,6 +438,17 @@ public class ImageService implements AutoCloseable {
   }
 
   public ImageDescriptor create(CreateImageCommand command) {
+    ImageDescriptor created = createImage(command);
+    try {
+      // Other instances list an image by what its lease says: say it at once.
+      directory.leases().renew(created.name(), created);
+    } catch (IOException e) {
+      log.debug("The new image {} is listed elsewhere after its first renewal", created.name());
+    }
+    return created;
+  }
+
+  private ImageDescriptor createImage(CreateImageCommand command) {
     String name = command.name();
     if (!ImageDirectory.isValidName(name)) {
       throw new InvalidRequestException(
@@ -560,8 +615,11 @@ public class ImageService implements AutoCloseable {
     if (!ImageDirectory.isValidName(name)) {
       throw new ImageNotFoundException(name);
     }
-    OpenImage open = registry.find(name);
-    if (open == null) {
+    OpenImage open;
+    try {
+      // Through the look-up, so an image another instance serves is deleted there.
+      open = registry.lookup(name);
+    } catch (ImageCorruptException failedToOpen) {
       if (registry.deleteUnopened(name, expected)) {
         return;
       }
@@ -626,6 +684,9 @@ public class ImageService implements AutoCloseable {
       }
       if (reopener != null) {
         reopener.shutdownNow();
+      }
+      if (leaseKeeper != null) {
+        leaseKeeper.shutdownNow();
       }
     }
     registry.close();

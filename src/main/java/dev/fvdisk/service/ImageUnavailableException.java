@@ -39,4 +39,19 @@ public class ImageUnavailableException extends ServiceException {
         "image \"" + image + "\" is unavailable: its object store does not answer; try again later",
         cause);
   }
+
+  /**
+   * This instance served the image until another took it over (it could not renew its lease in
+   * time, such as after a long pause): its writes not yet flushed are lost, and new requests go to
+   * the new owner.
+   */
+  public static ImageUnavailableException takenOver(String image, Throwable cause) {
+    return new ImageUnavailableException(
+        image,
+        "image \""
+            + image
+            + "\" was taken over by another instance; writes this one had not flushed are lost, and"
+            + " the image is now served there",
+        cause);
+  }
 }

@@ -1,5 +1,6 @@
 package dev.fvdisk.web;
 
+import dev.fvdisk.service.ImageElsewhereException;
 import dev.fvdisk.service.RangeOutsideDiskException;
 import dev.fvdisk.service.ServiceException;
 import dev.fvdisk.service.VersionMismatchException;
@@ -49,8 +50,29 @@ class ProblemAdvice extends ResponseEntityExceptionHandler {
   @ExceptionHandler(ServiceException.class)
   @Nullable ResponseEntity<Object> handleServiceException(
       ServiceException e, HttpServletRequest request, HttpServletResponse response) {
+    if (e instanceof ImageElsewhereException elsewhere) {
+      return redirect(elsewhere, request, response);
+    }
     Long sizeBytes = e instanceof RangeOutsideDiskException range ? range.sizeBytes() : null;
     return problem(e, ProblemType.of(e), e.properties(), sizeBytes, request, response);
+  }
+
+  /**
+   * Sends the client to the instance that serves the image: the same path and query there. A 307
+   * keeps the method and body, so a client that follows redirects repeats its write at the owner.
+   */
+  private @Nullable ResponseEntity<Object> redirect(
+      ImageElsewhereException e, HttpServletRequest request, HttpServletResponse response) {
+    ProblemType type = ProblemType.IMAGE_ELSEWHERE;
+    ProblemDetail problem = ProblemDetail.forStatus(type.status());
+    problem.setDetail(e.getMessage());
+    e.properties().forEach(problem::setProperty);
+    String query = request.getQueryString();
+    HttpHeaders headers = new HttpHeaders();
+    headers.set(
+        HttpHeaders.LOCATION,
+        e.ownerUrl() + request.getRequestURI() + (query == null ? "" : "?" + query));
+    return answer(e, problem, type, headers, request, response);
   }
 
   /** The service's version is the entity tag: a mismatch is answered as HTTP's failed If-Match. */

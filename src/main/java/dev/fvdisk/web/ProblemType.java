@@ -3,6 +3,7 @@ package dev.fvdisk.web;
 import dev.fvdisk.service.BaseNotReadOnlyException;
 import dev.fvdisk.service.ImageAttachedException;
 import dev.fvdisk.service.ImageCorruptException;
+import dev.fvdisk.service.ImageElsewhereException;
 import dev.fvdisk.service.ImageExistsException;
 import dev.fvdisk.service.ImageInUseException;
 import dev.fvdisk.service.ImageNotFoundException;
@@ -30,6 +31,7 @@ import org.jspecify.annotations.Nullable;
  * (Spring's own errors) onto them; the OpenAPI document lists the same types.
  */
 enum ProblemType {
+  IMAGE_ELSEWHERE("image-elsewhere", "Image served by another instance", 307),
   BAD_REQUEST("bad-request", "Bad request", 400),
   DIGEST_MISMATCH("digest-mismatch", "Content digest mismatch", 400),
   UNAUTHORIZED("unauthorized", "Unauthorized", 401),
@@ -69,6 +71,7 @@ enum ProblemType {
       Map.ofEntries(
           Map.entry(InvalidRequestException.class, BAD_REQUEST),
           Map.entry(ImageNotFoundException.class, IMAGE_NOT_FOUND),
+          Map.entry(ImageElsewhereException.class, IMAGE_ELSEWHERE),
           Map.entry(ImageExistsException.class, IMAGE_EXISTS),
           Map.entry(ImageReadOnlyException.class, IMAGE_READ_ONLY),
           Map.entry(ImageInUseException.class, IMAGE_IN_USE),

@@ -1,0 +1,239 @@
+package dev.fvdisk.service;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.fvdisk.objectstore.BucketStorage;
+import dev.fvdisk.objectstore.InMemoryObjectStore;
+import dev.fvdisk.objectstore.ObjectStore;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicLong;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Two service instances on one bucket, each image served by the instance that holds its lease. The
+ * instances share a hand-driven clock: a paused instance is one whose renewals are not run while
+ * the clock moves past its lease.
+ */
+class ImageLeaseTest {
+
+  private static final ServiceLimits LIMITS =
+      new ServiceLimits(1L << 40, null, 65536, 0, 4096, 1000, 16);
+  private static final Duration LEASE = Duration.ofSeconds(10);
+
+  private final ObjectStore store = new InMemoryObjectStore();
+  private final AtomicLong clock = new AtomicLong(1_000_000);
+  private final ExecutorService transfers = Executors.newFixedThreadPool(4);
+  private final List<ImageService> services = new ArrayList<>();
+
+  @TempDir Path dir;
+
+  @AfterEach
+  void closeAll() {
+    services.forEach(ImageService::close);
+    transfers.shutdownNow();
+  }
+
+  private ImageService instance(String node) throws Exception {
+    Path root = Files.createDirectories(dir.resolve(node + "-" + services.size())).toRealPath();
+    BucketImageDirectory directory =
+        new BucketImageDirectory(
+            root,
+            store,
+            transfers,
+            BucketStorage.Settings.DEFAULTS,
+            node,
+            "http://" + node + ":8080",
+            LEASE,
+            clock::get);
+    ImageService service = new ImageService(directory, LIMITS);
+    service.openAll();
+    services.add(service);
+    return service;
+  }
+
+  private void sleepThroughLease() {
+    clock.addAndGet(LEASE.toMillis() + 1);
+  }
+
+  @Test
+  void a_paused_owner_is_taken_over_fenced_and_then_sends_clients_to_the_new_one()
+      throws Exception {
+    ImageService a = instance("a");
+    ImageService b = instance("b");
+    a.create(new CreateImageCommand("vm", 4L << 20, null, 65536L, null, null, null, null));
+    byte[] acknowledged = filled(4096, 1);
+    byte[] unflushed = filled(4096, 2);
+    byte[] fromB = filled(4096, 3);
+    write(a, "vm", 0, acknowledged, Durability.DURABLE);
+    write(a, "vm", 4096, unflushed, Durability.BUFFERED);
+
+    assertThatThrownBy(() -> read(b, "vm", 0, 512))
+        .isInstanceOfSatisfying(
+            ImageElsewhereException.class,
+            e -> assertThat(e.ownerUrl()).isEqualTo("http://a:8080"));
+    assertThat(b.list()).extracting(ImageDescriptor::name).containsExactly("vm");
+    assertThatThrownBy(() -> b.delete("vm", null)).isInstanceOf(ImageElsewhereException.class);
+
+    // A stops (no renewals) past its lease; B takes the image over and writes.
+    sleepThroughLease();
+    write(b, "vm", 8192, fromB, Durability.DURABLE);
+
+    // A wakes: its next flush fails, and after it A sends clients to B.
+    assertThatThrownBy(() -> a.flush("vm", null))
+        .isInstanceOf(ImageUnavailableException.class)
+        .hasMessageContaining("taken over");
+    assertThatThrownBy(() -> write(a, "vm", 12288, filled(4096, 4), Durability.DURABLE))
+        .isInstanceOfSatisfying(
+            ImageElsewhereException.class,
+            e -> assertThat(e.ownerUrl()).isEqualTo("http://b:8080"));
+
+    assertThat(read(b, "vm", 0, 4096)).isEqualTo(acknowledged);
+    assertThat(read(b, "vm", 4096, 4096))
+        .as("A's write that no flush covered never becomes visible")
+        .isEqualTo(new byte[4096]);
+    assertThat(read(b, "vm", 8192, 4096)).isEqualTo(fromB);
+    assertThat(read(b, "vm", 12288, 4096)).isEqualTo(new byte[4096]);
+  }
+
+  @Test
+  void a_session_attached_across_a_takeover_cannot_write_any_more() throws Exception {
+    ImageService a = instance("a");
+    ImageService b = instance("b");
+    a.create(new CreateImageCommand("vm", 4L << 20, null, 65536L, null, null, null, null));
+    try (VirtualDisk session = a.attachSession("vm", Access.READ_WRITE)) {
+      session.write(0, ByteBuffer.wrap(filled(512, 1)), Durability.DURABLE);
+      sleepThroughLease();
+      write(b, "vm", 512, filled(512, 2), Durability.DURABLE);
+      // The session holds the image without a look-up: the log's epoch fences it.
+      assertThatThrownBy(
+              () -> session.write(1024, ByteBuffer.wrap(filled(512, 3)), Durability.DURABLE))
+          .isInstanceOf(ServiceException.class);
+    }
+    assertThat(read(b, "vm", 0, 512)).isEqualTo(filled(512, 1));
+    assertThat(read(b, "vm", 512, 512)).isEqualTo(filled(512, 2));
+    assertThat(read(b, "vm", 1024, 512)).isEqualTo(new byte[512]);
+  }
+
+  @Test
+  void an_owner_that_renews_keeps_its_images_and_a_restart_of_it_takes_them_back_at_once()
+      throws Exception {
+    ImageService a = instance("a");
+    ImageService b = instance("b");
+    a.create(new CreateImageCommand("vm", 1L << 20, null, 65536L, null, null, null, null));
+    for (int i = 0; i < 5; i++) {
+      clock.addAndGet(LEASE.toMillis() / 3);
+      a.renewLeases();
+      assertThatThrownBy(() -> read(b, "vm", 0, 512)).isInstanceOf(ImageElsewhereException.class);
+    }
+    write(a, "vm", 0, filled(512, 7), Durability.DURABLE);
+    // Killed (no release) and started again under the same node id: no wait for the lease.
+    ImageService again = instance("a");
+    assertThat(read(again, "vm", 0, 512)).isEqualTo(filled(512, 7));
+    // A clean shutdown gives the lease up: B takes the image without waiting.
+    again.close();
+    services.remove(again);
+    assertThat(read(b, "vm", 0, 512)).isEqualTo(filled(512, 7));
+  }
+
+  @Test
+  void images_created_and_deleted_on_one_instance_are_seen_by_the_other() throws Exception {
+    ImageService a = instance("a");
+    ImageService b = instance("b");
+    a.create(new CreateImageCommand("one", 1L << 20, null, 65536L, null, null, null, null));
+    b.create(new CreateImageCommand("two", 1L << 20, null, 65536L, null, null, null, null));
+    assertThat(a.list()).extracting(ImageDescriptor::name).containsExactly("one", "two");
+    assertThat(b.list()).extracting(ImageDescriptor::name).containsExactly("one", "two");
+    assertThat(b.list().get(0).sizeBytes()).isEqualTo(1L << 20);
+    assertThatThrownBy(
+            () ->
+                b.create(
+                    new CreateImageCommand("one", 1L << 20, null, 65536L, null, null, null, null)))
+        .isInstanceOf(ImageExistsException.class);
+    a.delete("one", null);
+    assertThat(b.list()).extracting(ImageDescriptor::name).containsExactly("two");
+    assertThatThrownBy(() -> read(b, "one", 0, 512)).isInstanceOf(ImageNotFoundException.class);
+  }
+
+  /**
+   * Both instances reach for the image at once after its lease ran out, round after round: each
+   * round exactly one of them writes, and the image ends up holding every round's winner.
+   */
+  @Test
+  void of_two_instances_racing_for_an_image_exactly_one_serves_it_each_round() throws Exception {
+    ImageService a = instance("a");
+    ImageService b = instance("b");
+    a.create(new CreateImageCommand("vm", 1L << 20, null, 65536L, null, null, null, null));
+    ExecutorService racers = Executors.newFixedThreadPool(2);
+    int[] winners = new int[40];
+    try {
+      for (int round = 0; round < winners.length; round++) {
+        sleepThroughLease();
+        CountDownLatch start = new CountDownLatch(1);
+        List<Future<Boolean>> tries = new ArrayList<>();
+        for (ImageService s : List.of(a, b)) {
+          int node = s == a ? 1 : 2;
+          long offset = round * 512L;
+          Callable<Boolean> attempt =
+              () -> {
+                start.await();
+                try {
+                  write(s, "vm", offset, filled(512, node), Durability.DURABLE);
+                  return true;
+                } catch (ImageElsewhereException | ImageUnavailableException e) {
+                  return false;
+                }
+              };
+          tries.add(racers.submit(attempt));
+        }
+        start.countDown();
+        boolean aWon = tries.get(0).get();
+        boolean bWon = tries.get(1).get();
+        assertThat(aWon ^ bWon).as("round %d: exactly one instance wrote", round).isTrue();
+        winners[round] = aWon ? 1 : 2;
+      }
+    } finally {
+      racers.shutdownNow();
+    }
+    sleepThroughLease();
+    for (int round = 0; round < winners.length; round++) {
+      assertThat(read(b, "vm", round * 512L, 512))
+          .as("round %d", round)
+          .isEqualTo(filled(512, winners[round]));
+    }
+  }
+
+  private static byte[] filled(int n, int value) {
+    byte[] b = new byte[n];
+    Arrays.fill(b, (byte) value);
+    return b;
+  }
+
+  private static void write(
+      ImageService service, String name, long offset, byte[] data, Durability durability) {
+    try (VirtualDisk disk = service.attach(name, Access.READ_WRITE)) {
+      disk.write(offset, ByteBuffer.wrap(data), durability);
+    }
+  }
+
+  private static byte[] read(ImageService service, String name, long offset, int length) {
+    ByteBuffer data = ByteBuffer.allocate(length);
+    try (VirtualDisk disk = service.attach(name, Access.READ_ONLY)) {
+      disk.read(offset, data);
+    }
+    return data.array();
+  }
+}
