@@ -61,6 +61,7 @@ public final class ServiceProcess implements AutoCloseable {
 
   private record Launch(Path jar, Path cdsArchive) {}
 
+  private final List<String> arguments;
   private final Path dataDir;
   private final Path logFile;
   private final HttpClient probe;
@@ -68,6 +69,15 @@ public final class ServiceProcess implements AutoCloseable {
   private volatile Incarnation current;
 
   public ServiceProcess(Path workDir) throws IOException {
+    this(workDir, List.of());
+  }
+
+  /**
+   * @param arguments more command-line properties for every start, such as {@code
+   *     --fvdisk.node-id=a}; {@code ${server.port}} in them is the port of that start
+   */
+  public ServiceProcess(Path workDir, List<String> arguments) throws IOException {
+    this.arguments = List.copyOf(arguments);
     this.dataDir = Files.createDirectories(workDir.resolve("data"));
     this.logFile = workDir.resolve("service.log");
     this.probe = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
@@ -103,6 +113,7 @@ public final class ServiceProcess implements AutoCloseable {
     command.add("--fvdisk.nbd.port=" + nbdPort);
     command.add("--fvdisk.data-dir=" + dataDir);
     command.add("--spring.main.banner-mode=off");
+    command.addAll(arguments);
     Files.writeString(
         logFile,
         "==== generation " + (incarnations.size() + 1) + " on port " + port + "\n",
@@ -181,11 +192,11 @@ public final class ServiceProcess implements AutoCloseable {
     inc.deathTick = Ticks.next();
   }
 
-  void pause() throws IOException, InterruptedException {
+  public void pause() throws IOException, InterruptedException {
     signal("STOP");
   }
 
-  void resume() throws IOException, InterruptedException {
+  public void resume() throws IOException, InterruptedException {
     signal("CONT");
   }
 
