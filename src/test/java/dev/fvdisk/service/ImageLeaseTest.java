@@ -168,6 +168,31 @@ class ImageLeaseTest {
     assertThatThrownBy(() -> read(b, "one", 0, 512)).isInstanceOf(ImageNotFoundException.class);
   }
 
+  /** A clone is served by the instance that serves its base, which reads through it. */
+  @Test
+  void a_clone_is_created_and_served_where_its_base_is() throws Exception {
+    ImageService a = instance("a");
+    ImageService b = instance("b");
+    a.create(new CreateImageCommand("golden", 1L << 20, null, 65536L, null, null, null, null));
+    write(a, "golden", 0, filled(512, 9), Durability.DURABLE);
+    a.update("golden", new ImageChanges(null, true, null, null, null), null);
+    CreateImageCommand clone =
+        new CreateImageCommand("vm", null, "golden", null, null, null, null, null);
+    assertThatThrownBy(() -> b.create(clone))
+        .isInstanceOfSatisfying(
+            ImageElsewhereException.class,
+            e -> assertThat(e.ownerUrl()).isEqualTo("http://a:8080"));
+    a.create(clone);
+    write(a, "vm", 512, filled(512, 8), Durability.DURABLE);
+    assertThatThrownBy(() -> read(b, "vm", 0, 512)).isInstanceOf(ImageElsewhereException.class);
+
+    // A stops; B takes the clone over, and its base with it.
+    sleepThroughLease();
+    assertThat(read(b, "vm", 0, 512)).isEqualTo(filled(512, 9));
+    assertThat(read(b, "vm", 512, 512)).isEqualTo(filled(512, 8));
+    assertThat(read(b, "golden", 0, 512)).isEqualTo(filled(512, 9));
+  }
+
   /**
    * Both instances reach for the image at once after its lease ran out, round after round: each
    * round exactly one of them writes, and the image ends up holding every round's winner.
