@@ -2,8 +2,11 @@ package dev.fvdisk.config;
 
 import dev.fvdisk.objectstore.MeasuredObjectStore;
 import dev.fvdisk.objectstore.ObjectStore;
+import dev.fvdisk.objectstore.PageCache;
 import dev.fvdisk.objectstore.S3ObjectStore;
 import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.FunctionCounter;
+import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
 import java.io.IOException;
@@ -73,7 +76,42 @@ class BucketConfiguration {
     MeterRegistry registry = meters.getIfAvailable();
     ObjectStore measured =
         registry == null ? store : new MeasuredObjectStore(store, requestMeters(registry));
-    return new BucketConnection(store, measured, transfers);
+    PageCache cache = PageCache.bounded(s3.cacheMaxBytes().toBytes());
+    if (registry != null) {
+      cacheMeters(registry, cache);
+    }
+    return new BucketConnection(store, measured, transfers, cache);
+  }
+
+  /**
+   * {@code fvdisk.bucket.cache.bytes} (cached and dirty, beside the bound), and the counts of cache
+   * hits, pages fetched from the bucket and pages evicted: the hit ratio is hits over hits plus
+   * fetches.
+   */
+  private static void cacheMeters(MeterRegistry registry, PageCache cache) {
+    Gauge.builder("fvdisk.bucket.cache.bytes", cache, PageCache::cachedBytes)
+        .description("Local disk the cached pages of the open images take")
+        .baseUnit("bytes")
+        .tag("state", "cached")
+        .register(registry);
+    Gauge.builder("fvdisk.bucket.cache.bytes", cache, PageCache::dirtyBytes)
+        .description("Local disk the cached pages of the open images take")
+        .baseUnit("bytes")
+        .tag("state", "dirty")
+        .register(registry);
+    Gauge.builder("fvdisk.bucket.cache.max", cache, PageCache::maxBytes)
+        .description("The bound of the local cache (fvdisk.storage.s3.cache-max-bytes)")
+        .baseUnit("bytes")
+        .register(registry);
+    FunctionCounter.builder("fvdisk.bucket.cache.hits", cache, PageCache::hits)
+        .description("Reads and writes of pages that were in the local cache")
+        .register(registry);
+    FunctionCounter.builder("fvdisk.bucket.cache.fetches", cache, PageCache::fetches)
+        .description("Pages fetched from the bucket because they were not in the local cache")
+        .register(registry);
+    FunctionCounter.builder("fvdisk.bucket.cache.evictions", cache, PageCache::evictions)
+        .description("Clean pages dropped from the local cache to stay under its bound")
+        .register(registry);
   }
 
   /**

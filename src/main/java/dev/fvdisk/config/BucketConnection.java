@@ -1,14 +1,16 @@
 package dev.fvdisk.config;
 
 import dev.fvdisk.objectstore.ObjectStore;
+import dev.fvdisk.objectstore.PageCache;
 import dev.fvdisk.objectstore.S3ObjectStore;
 import java.util.concurrent.ExecutorService;
 
 /**
- * The bucket's client, the store images use (the client, measured when monitoring runs) and the
- * pool that runs its transfers; closed together at shutdown.
+ * The bucket's client, the store images use (the client, measured when monitoring runs), the pool
+ * that runs its transfers and the local cache the open images share; closed together at shutdown.
  */
-record BucketConnection(S3ObjectStore client, ObjectStore store, ExecutorService transfers)
+record BucketConnection(
+    S3ObjectStore client, ObjectStore store, ExecutorService transfers, PageCache cache)
     implements AutoCloseable {
 
   @Override

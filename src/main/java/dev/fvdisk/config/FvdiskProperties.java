@@ -110,6 +110,9 @@ public record FvdiskProperties(
    * @param leaseSeconds how long an instance's lease on an image lasts unless renewed, when several
    *     instances share the bucket ({@code fvdisk.node-id}); renewals come every third of it, and
    *     another instance takes an image over this long after its owner stopped; default 10
+   * @param cacheMaxBytes the local disk the cache files of all open images may take together; clean
+   *     pages are evicted to stay under it, and writers force their image before the dirty pages of
+   *     all images pass half of it; default 8GB
    */
   public record S3(
       @Nullable String endpoint,
@@ -121,5 +124,6 @@ public record FvdiskProperties(
       @NotNull @DefaultValue("30s") Duration requestTimeout,
       @NotNull @DefaultValue("10s") Duration attemptTimeout,
       @Min(1) @DefaultValue("8") int transferThreads,
-      @Min(1) @DefaultValue("10") int leaseSeconds) {}
+      @Min(1) @DefaultValue("10") int leaseSeconds,
+      @NotNull @DefaultValue("8GB") DataSize cacheMaxBytes) {}
 }

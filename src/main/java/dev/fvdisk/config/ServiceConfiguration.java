@@ -65,7 +65,7 @@ class ServiceConfiguration {
           root,
           connection.store(),
           connection.transfers(),
-          BucketStorage.Settings.DEFAULTS,
+          BucketStorage.Settings.DEFAULTS.withCache(connection.cache()),
           nodeId == null || nodeId.isBlank() ? null : nodeId,
           url == null ? null : url.replaceAll("/+$", ""),
           Duration.ofSeconds(properties.storage().s3().leaseSeconds()),

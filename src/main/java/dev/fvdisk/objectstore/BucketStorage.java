@@ -25,7 +25,9 @@ import java.util.TreeSet;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.Executor;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import org.jspecify.annotations.Nullable;
 
@@ -68,13 +70,16 @@ public final class BucketStorage implements Storage {
    * @param inlineBytesPerRecord most bytes of small writes carried inline in one record
    * @param checkpointAfterRecords records after which the next force writes a checkpoint
    * @param checkpointAfterInlineBytes inline bytes after which the next force writes a checkpoint
+   * @param cache the local room this storage shares with the service's other storages
    */
   public record Settings(
       int pageBytes,
       int inlineBytesPerRecord,
       int checkpointAfterRecords,
-      long checkpointAfterInlineBytes) {
+      long checkpointAfterInlineBytes,
+      PageCache cache) {
 
+    /** The service's settings, with a cache of no bound: {@link #withCache} bounds it. */
     public static final Settings DEFAULTS = new Settings(1 << 20, 1 << 20, 256, 32L << 20);
 
     public Settings {
@@ -82,9 +87,36 @@ public final class BucketStorage implements Storage {
         throw new IllegalArgumentException("page size must be a power of two of 4 KiB or more");
       }
     }
+
+    /** Settings whose storages each have an unbounded cache of their own. */
+    public Settings(
+        int pageBytes,
+        int inlineBytesPerRecord,
+        int checkpointAfterRecords,
+        long checkpointAfterInlineBytes) {
+      this(
+          pageBytes,
+          inlineBytesPerRecord,
+          checkpointAfterRecords,
+          checkpointAfterInlineBytes,
+          PageCache.unbounded());
+    }
+
+    /** The same settings, with storages sharing {@code cache}. */
+    public Settings withCache(PageCache cache) {
+      return new Settings(
+          pageBytes,
+          inlineBytesPerRecord,
+          checkpointAfterRecords,
+          checkpointAfterInlineBytes,
+          cache);
+    }
   }
 
   private static final SecureRandom TOKENS = new SecureRandom();
+
+  /** Pages with inline bytes one force uploads whole when the cache is over its bound. */
+  private static final int FOLDS_PER_FORCE = 64;
 
   /** Read where a page was never written, so that such reads cache nothing. */
   private static final ByteBuffer ZEROS = ByteBuffer.allocateDirect(65536).asReadOnlyBuffer();
@@ -102,6 +134,23 @@ public final class BucketStorage implements Storage {
 
   /** The pages with dirty ranges, so that a force need not look at every page. */
   private final java.util.Set<Page> dirtyPages = ConcurrentHashMap.newKeySet();
+
+  /** The room this storage shares with the others, and its bounds. */
+  private final PageCache sharedCache;
+
+  /**
+   * The cached pages in a second-chance clock, for eviction: a page is in it from when it gets a
+   * slot; an evicted page leaves it, a dropped one is skipped and leaves when it comes round.
+   */
+  private final ConcurrentLinkedQueue<Page> clock = new ConcurrentLinkedQueue<>();
+
+  private final AtomicInteger cachedPages = new AtomicInteger();
+
+  /** Set while a force runs: it reads slots of pages it took as clean, so none is evicted. */
+  private volatile boolean forcing;
+
+  private final java.util.concurrent.atomic.AtomicBoolean unregistered =
+      new java.util.concurrent.atomic.AtomicBoolean();
 
   private final AtomicLong sizeBytes = new AtomicLong();
 
@@ -125,6 +174,12 @@ public final class BucketStorage implements Storage {
   private static final class Page {
     final long index;
     volatile int slot = -1; // in the cache file; -1 while not cached
+
+    /** Raised when the page loses its slot, so a read racing that knows to read again. */
+    volatile int generation;
+
+    /** Used since the clock last came round; cleared by the clock (second chance). */
+    volatile boolean referenced;
 
     // Guarded by this page.
     PageVersion version;
@@ -157,6 +212,7 @@ public final class BucketStorage implements Storage {
     this.uploads = uploads;
     this.cacheFile = cacheFile;
     this.writer = TOKENS.nextLong() & Long.MAX_VALUE;
+    this.sharedCache = settings.cache();
     Files.createDirectories(cacheFile.toAbsolutePath().getParent());
     this.cache =
         FileChannel.open(
@@ -165,6 +221,7 @@ public final class BucketStorage implements Storage {
             StandardOpenOption.TRUNCATE_EXISTING,
             StandardOpenOption.READ,
             StandardOpenOption.WRITE);
+    sharedCache.register(this);
   }
 
   /**
@@ -297,7 +354,14 @@ public final class BucketStorage implements Storage {
           part.put(ZEROS.duplicate().limit(Math.min(part.remaining(), ZEROS.capacity())));
         }
       } else {
-        readFully(cache, part, slotOffset(cached(page)) + inPage);
+        while (true) {
+          int generation = page.generation;
+          readFully(cache, part, slotOffset(cached(page)) + inPage);
+          if (page.generation == generation) {
+            break;
+          }
+          part.clear(); // evicted while read: its slot may hold another page now
+        }
       }
       dst.position(dst.position() + n);
       position += n;
@@ -316,18 +380,40 @@ public final class BucketStorage implements Storage {
       int inPage = (int) (position % pageBytes);
       int n = Math.min(src.remaining(), pageBytes - inPage);
       Page page = pages.computeIfAbsent(index, Page::new);
-      int slot = cached(page);
-      // Under the page's lock, so that a force reads each write to the page whole or not at all.
-      synchronized (page) {
-        writeFully(cache, src.slice(src.position(), n), slotOffset(slot) + inPage);
-        markDirty(page.dirty, inPage, inPage + n);
-        dirtyPages.add(page);
+      while (true) {
+        int slot = cached(page);
+        // Under the page's lock, so that a force reads each write to the page whole or not at
+        // all, and no eviction takes the slot: a clean page may lose it before the lock.
+        synchronized (page) {
+          if (page.slot != slot) {
+            continue;
+          }
+          writeFully(cache, src.slice(src.position(), n), slotOffset(slot) + inPage);
+          markDirty(page.dirty, inPage, inPage + n);
+          if (dirtyPages.add(page)) {
+            sharedCache.dirtied(pageBytes);
+          }
+        }
+        break;
       }
       src.position(src.position() + n);
       position += n;
     }
     long end = position;
     sizeBytes.accumulateAndGet(end, Math::max);
+    waitForRoom();
+  }
+
+  /**
+   * Backpressure: when the service's dirty pages are past their limit, a writer forces its own
+   * storage before it goes on, so writes never outrun uploads by more than the limit (and the
+   * writes of each writer in flight). A force too many only makes writes durable early, as a file's
+   * kernel may write any dirty page back at any time.
+   */
+  private void waitForRoom() throws IOException {
+    if (sharedCache.dirtyOverLimit() && !dirtyPages.isEmpty()) {
+      force();
+    }
   }
 
   @Override
@@ -342,10 +428,15 @@ public final class BucketStorage implements Storage {
           if (page != null) {
             synchronized (page) {
               if (page.slot >= 0) {
+                page.generation++;
                 freeSlot(page.slot);
+                cachedPages.decrementAndGet();
+                sharedCache.released(pageBytes);
               }
               page.slot = -1;
-              dirtyPages.remove(page);
+              if (dirtyPages.remove(page)) {
+                sharedCache.cleaned(pageBytes);
+              }
             }
             droppedPages.add(page.index);
           }
@@ -353,13 +444,19 @@ public final class BucketStorage implements Storage {
       }
       int tail = (int) (newSizeBytes % pageBytes);
       Page last = tail == 0 ? null : pages.get(newSizeBytes / pageBytes);
-      if (last != null) {
+      while (last != null) {
         int slot = cached(last);
         synchronized (last) {
+          if (last.slot != slot) {
+            continue; // evicted meanwhile
+          }
           writeFully(cache, ByteBuffer.allocate(pageBytes - tail), slotOffset(slot) + tail);
           markDirty(last.dirty, tail, pageBytes);
-          dirtyPages.add(last);
+          if (dirtyPages.add(last)) {
+            sharedCache.dirtied(pageBytes);
+          }
         }
+        break;
       }
     }
     sizeBytes.set(newSizeBytes);
@@ -381,12 +478,17 @@ public final class BucketStorage implements Storage {
   @Override
   public synchronized void force() throws IOException {
     ensureWritable();
+    forcing = true;
     try {
       commit(false);
     } catch (IOException | RuntimeException | Error e) {
       failure = e;
       throw e;
+    } finally {
+      forcing = false;
     }
+    // Pages this force cached (to fold them) could not be evicted while it ran; they are clean now.
+    sharedCache.trim();
   }
 
   /** A page one commit writes: whole, or the dirty ranges taken from it. */
@@ -398,7 +500,9 @@ public final class BucketStorage implements Storage {
       synchronized (page) {
         // Under the page's lock, as writers add a page here: one that writes after this take
         // puts the page back for the next force.
-        dirtyPages.remove(page);
+        if (dirtyPages.remove(page)) {
+          sharedCache.cleaned(pageBytes);
+        }
         if (!page.dirty.isEmpty()) {
           TreeMap<Integer, Integer> taken = new TreeMap<>(page.dirty);
           page.dirty.clear();
@@ -445,6 +549,24 @@ public final class BucketStorage implements Storage {
         } else {
           inline.add(w);
           inlineBudget -= w.dirtyBytes();
+        }
+      }
+      if (sharedCache.overBound()) {
+        // Pages with inline bytes on top of their object cannot be evicted: a fetch would bring
+        // back only the object. With the cache full, fold some into whole objects now.
+        int folds = 0;
+        for (Page page : pages.values()) {
+          if (folds >= FOLDS_PER_FORCE) {
+            break;
+          }
+          boolean overlaid;
+          synchronized (page) {
+            overlaid = page.overlayBytes > 0 && page.slot >= 0;
+          }
+          if (overlaid && work.stream().noneMatch(w -> w.page() == page)) {
+            whole.add(new Work(page, new TreeMap<>(), 0));
+            folds++;
+          }
         }
       }
     }
@@ -572,19 +694,46 @@ public final class BucketStorage implements Storage {
     }
   }
 
-  /** The page's slot in the cache file, fetching the page first if it is not cached. */
+  /**
+   * The page's slot in the cache file, fetching the page first if it is not cached. A clean page
+   * may lose its slot to eviction at any time after this returns: a reader checks the page's
+   * generation after it read, a writer the slot under the page's lock.
+   */
   private int cached(Page page) throws IOException {
     int slot = page.slot;
     if (slot >= 0) {
+      page.referenced = true;
+      sharedCache.hit();
       return slot;
     }
-    synchronized (page) {
-      if (page.slot >= 0) {
-        return page.slot;
+    // Room first, while this thread holds no page's lock: making room evicts other pages, each
+    // under its own lock, and this page, not cached yet, cannot be among them.
+    sharedCache.admitted(pageBytes);
+    boolean used = false;
+    try {
+      synchronized (page) {
+        if (page.slot >= 0) {
+          page.referenced = true;
+          return page.slot;
+        }
+        int s = fill(page);
+        used = true;
+        return s;
       }
-      int s = allocateSlot();
+    } finally {
+      if (!used) {
+        sharedCache.released(pageBytes);
+      }
+    }
+  }
+
+  /** Gives the page a slot and its content; the caller holds the page's lock. */
+  private int fill(Page page) throws IOException {
+    int s = allocateSlot();
+    try {
       ByteBuffer content = ByteBuffer.allocate(pageBytes);
       if (!page.version.isZeros()) {
+        sharedCache.fetched();
         content = fetch(page.version);
       }
       writeFully(cache, content, slotOffset(s));
@@ -595,9 +744,85 @@ public final class BucketStorage implements Storage {
         }
         page.pendingExtents = null;
       }
-      page.slot = s;
-      return s;
+    } catch (IOException | RuntimeException e) {
+      freeSlot(s);
+      throw e;
     }
+    page.referenced = true;
+    page.slot = s;
+    cachedPages.incrementAndGet();
+    clock.add(page);
+    return s;
+  }
+
+  /**
+   * Evicts one clean page, chosen by the clock: a page used since the clock last passed it gets a
+   * second chance. Never while a force runs, and never a page whose content the bucket does not
+   * hold as a whole object (dirty, or with inline bytes on top). Called by the {@link PageCache}
+   * from any thread that needs room, holding no page's lock.
+   *
+   * @return whether a page was evicted
+   */
+  boolean evictOne() {
+    if (forcing || closed) {
+      return false;
+    }
+    // Twice round the clock: the first pass may only clear the pages' marks.
+    int turns = 2 * cachedPages.get() + 1;
+    while (turns > 0) {
+      Page page = clock.poll();
+      if (page == null) {
+        return false;
+      }
+      if (page.slot < 0 || pages.get(page.index) != page) {
+        continue; // evicted or dropped: it leaves the clock, and costs no turn
+      }
+      turns--;
+      if (page.referenced) {
+        page.referenced = false;
+        clock.add(page);
+        continue;
+      }
+      if (evict(page)) {
+        return true;
+      }
+      clock.add(page);
+    }
+    return false;
+  }
+
+  /** Cached pages that cannot be evicted now (dirty, or with inline bytes on top); for tests. */
+  int pinnedPages() {
+    int pinned = 0;
+    for (Page page : pages.values()) {
+      synchronized (page) {
+        if (page.slot >= 0 && (!page.dirty.isEmpty() || page.overlayBytes > 0)) {
+          pinned++;
+        }
+      }
+    }
+    return pinned;
+  }
+
+  private boolean evict(Page page) {
+    synchronized (page) {
+      boolean clean =
+          page.slot >= 0
+              && page.dirty.isEmpty()
+              && page.overlayBytes == 0
+              && page.pendingExtents == null
+              && !dirtyPages.contains(page);
+      if (forcing || !clean) {
+        return false;
+      }
+      int slot = page.slot;
+      page.generation++;
+      page.slot = -1;
+      freeSlot(slot);
+      cachedPages.decrementAndGet();
+    }
+    sharedCache.released(pageBytes);
+    return true;
   }
 
   private ByteBuffer fetch(PageVersion version) throws IOException {
@@ -813,6 +1038,10 @@ public final class BucketStorage implements Storage {
   }
 
   private void closeQuietly() {
+    if (unregistered.compareAndSet(false, true)) {
+      sharedCache.unregister(
+          this, (long) cachedPages.get() * pageBytes, (long) dirtyPages.size() * pageBytes);
+    }
     try {
       cache.close();
       Files.deleteIfExists(cacheFile);

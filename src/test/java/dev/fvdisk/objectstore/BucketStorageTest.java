@@ -45,11 +45,20 @@ class BucketStorageTest {
   }
 
   private BucketStorage create(String prefix) throws IOException {
-    return BucketStorage.create(store, prefix, cache(), UPLOADS, SETTINGS);
+    return create(prefix, SETTINGS);
+  }
+
+  private BucketStorage create(String prefix, BucketStorage.Settings settings) throws IOException {
+    return BucketStorage.create(store, prefix, cache(), UPLOADS, settings);
   }
 
   private BucketStorage open(String prefix, boolean writable) throws IOException {
-    return BucketStorage.open(store, prefix, cache(), writable, UPLOADS, SETTINGS);
+    return open(prefix, writable, SETTINGS);
+  }
+
+  private BucketStorage open(String prefix, boolean writable, BucketStorage.Settings settings)
+      throws IOException {
+    return BucketStorage.open(store, prefix, cache(), writable, UPLOADS, settings);
   }
 
   private static byte[] read(BucketStorage s, long at, int n) throws IOException {
@@ -77,17 +86,37 @@ class BucketStorageTest {
   void after_any_crash_the_bucket_holds_the_content_of_the_last_force() throws IOException {
     int seeds = Integer.getInteger("fvdisk.bucket.seeds", 150);
     for (int seed = 0; seed < seeds; seed++) {
-      runModel(seed, 200);
+      runModel(seed, 200, SETTINGS);
     }
   }
 
-  private void runModel(int seed, int steps) throws IOException {
+  /**
+   * The model again with room for two pages of the twelve: clean pages are evicted and fetched
+   * again all the time, and only clean ones may go. No writer waits (the dirty limit is off), so
+   * the last force alone decides what a crash keeps; after every read or write the cache is within
+   * its bound, or holds only pages it may not evict (dirty, or with inline bytes on top).
+   */
+  @Test
+  void a_cache_of_two_pages_evicts_only_what_the_bucket_holds() throws IOException {
+    int seeds = Integer.getInteger("fvdisk.bucket.seeds", 150);
+    long evictions = 0;
+    for (int seed = 0; seed < seeds; seed++) {
+      PageCache cache = new PageCache(2 * PAGE, Long.MAX_VALUE);
+      runModel(seed, 200, SETTINGS.withCache(cache));
+      assertThat(cache.cachedBytes()).as("seed %d: everything closed", seed).isZero();
+      evictions += cache.evictions();
+    }
+    assertThat(evictions).isPositive();
+  }
+
+  private void runModel(int seed, int steps, BucketStorage.Settings settings) throws IOException {
     SplittableRandom random = new SplittableRandom(seed);
     String prefix = "model-" + seed + "/";
     int max = 12 * PAGE;
     byte[] current = new byte[0];
     byte[] durable = new byte[0];
-    BucketStorage s = create(prefix);
+    PageCache cache = settings.cache();
+    BucketStorage s = create(prefix, settings);
     try {
       for (int step = 0; step < steps; step++) {
         String where = "seed " + seed + ", step " + step;
@@ -105,6 +134,7 @@ class BucketStorageTest {
             current = Arrays.copyOf(current, at + n);
           }
           System.arraycopy(bytes, 0, current, at, n);
+          assertWithinBound(cache, s, where);
         } else if (op < 58) {
           int size = random.nextInt(max);
           s.resize(size);
@@ -114,11 +144,11 @@ class BucketStorageTest {
           durable = current.clone();
         } else if (op < 86) {
           s.abandon();
-          s = open(prefix, true);
+          s = open(prefix, true, settings);
           current = durable.clone();
         } else if (op < 90) {
           s.close();
-          s = open(prefix, true);
+          s = open(prefix, true, settings);
           durable = current.clone();
         } else {
           assertThat(s.sizeBytes()).as(where).isEqualTo(current.length);
@@ -126,11 +156,12 @@ class BucketStorageTest {
             int at = random.nextInt(current.length);
             int n = 1 + random.nextInt(current.length - at);
             assertThat(read(s, at, n)).as(where).isEqualTo(Arrays.copyOfRange(current, at, at + n));
+            assertWithinBound(cache, s, where);
           }
         }
       }
       s.abandon();
-      BucketStorage reopened = open(prefix, false);
+      BucketStorage reopened = open(prefix, false, settings);
       assertThat(reopened.sizeBytes()).as("seed %d at the end", seed).isEqualTo(durable.length);
       assertThat(read(reopened, 0, durable.length))
           .as("seed %d at the end", seed)
@@ -141,6 +172,79 @@ class BucketStorageTest {
     }
   }
 
+  private static void assertWithinBound(PageCache cache, BucketStorage s, String where) {
+    assertThat(cache.cachedBytes())
+        .as(where + ": cached bytes")
+        .isLessThanOrEqualTo(Math.max(cache.maxBytes(), (s.pinnedPages() + 1L) * PAGE));
+  }
+
+  /**
+   * Readers race eviction: with room for two pages of sixteen, every read makes room by evicting a
+   * page another reader may be reading at that moment. Every read returns the page's bytes.
+   */
+  @Test
+  void readers_racing_eviction_read_what_was_written() throws Exception {
+    PageCache cache = new PageCache(2 * PAGE, Long.MAX_VALUE);
+    BucketStorage s = create("evict-readers/", SETTINGS.withCache(cache));
+    int pages = 16;
+    for (int p = 0; p < pages; p++) {
+      write(s, (long) p * PAGE, filled(PAGE, p + 1));
+    }
+    s.close();
+    BucketStorage reader = open("evict-readers/", false, SETTINGS.withCache(cache));
+    ExecutorService pool = Executors.newFixedThreadPool(4);
+    try {
+      List<java.util.concurrent.Future<Integer>> readers = new java.util.ArrayList<>();
+      for (int r = 0; r < 4; r++) {
+        SplittableRandom random = new SplittableRandom(r);
+        readers.add(
+            pool.submit(
+                () -> {
+                  int wrong = 0;
+                  for (int i = 0; i < 3000; i++) {
+                    int p = random.nextInt(pages);
+                    int at = random.nextInt(PAGE - 512);
+                    byte[] got = read(reader, (long) p * PAGE + at, 512);
+                    if (!Arrays.equals(got, filled(512, p + 1))) {
+                      wrong++;
+                    }
+                  }
+                  return wrong;
+                }));
+      }
+      for (java.util.concurrent.Future<Integer> r : readers) {
+        assertThat(r.get()).as("reads that returned another page's bytes").isZero();
+      }
+    } finally {
+      pool.shutdownNow();
+      reader.close();
+    }
+    assertThat(cache.evictions()).isGreaterThan(1000);
+  }
+
+  /**
+   * Backpressure: with a dirty limit of two pages, a writer of many pages forces as it goes, so the
+   * dirty bytes stay within the limit plus the pages of one write, and what it forced is in the
+   * bucket before any force of its own.
+   */
+  @Test
+  void a_writer_past_the_dirty_limit_forces_before_it_goes_on() throws IOException {
+    PageCache cache = new PageCache(4 * PAGE, 2 * PAGE);
+    BucketStorage s = create("dirty-limit/", SETTINGS.withCache(cache));
+    for (int p = 0; p < 12; p++) {
+      write(s, (long) p * PAGE, filled(PAGE, p + 1));
+      assertThat(cache.dirtyBytes()).as("after page %d", p).isLessThanOrEqualTo(3L * PAGE);
+    }
+    s.abandon(); // no force of its own
+    BucketStorage reopened = open("dirty-limit/", false);
+    long kept = reopened.sizeBytes() / PAGE;
+    assertThat(kept).as("pages the writer forced as it went").isGreaterThanOrEqualTo(9);
+    for (int p = 0; p < kept; p++) {
+      assertThat(read(reopened, (long) p * PAGE, PAGE)).isEqualTo(filled(PAGE, p + 1));
+    }
+    reopened.close();
+  }
+
   /**
    * Writers stamp their own sectors with rising numbers while forces run. Whatever a writer had
    * finished writing when a force began must be in the bucket after a crash; nothing may read back
@@ -148,12 +252,24 @@ class BucketStorageTest {
    */
   @Test
   void forces_racing_writers_keep_every_write_finished_before_they_began() throws Exception {
-    int rounds = Integer.getInteger("fvdisk.bucket.race.rounds", 30);
+    raceWritersAndForces(Integer.getInteger("fvdisk.bucket.race.rounds", 30), SETTINGS);
+  }
+
+  /** The same race with room for two of the twelve pages: clean pages are evicted under it. */
+  @Test
+  void forces_racing_writers_and_eviction_keep_every_write_finished_before_they_began()
+      throws Exception {
+    raceWritersAndForces(
+        Integer.getInteger("fvdisk.bucket.race.rounds", 30) / 2,
+        SETTINGS.withCache(new PageCache(2 * PAGE, Long.MAX_VALUE)));
+  }
+
+  private void raceWritersAndForces(int rounds, BucketStorage.Settings settings) throws Exception {
     int writers = 4;
     int sectorsPerWriter = 24; // spread over pages, several writers per page
     for (int round = 0; round < rounds; round++) {
-      String prefix = "race-" + round + "/";
-      BucketStorage s = create(prefix);
+      String prefix = "race-" + round + "-" + System.identityHashCode(settings) + "/";
+      BucketStorage s = create(prefix, settings);
       s.resize((long) writers * sectorsPerWriter * 512);
       s.force();
       long[][] finished = new long[writers][sectorsPerWriter];
@@ -204,7 +320,7 @@ class BucketStorageTest {
       }
       pool.shutdown();
       s.abandon();
-      BucketStorage reopened = open(prefix, false);
+      BucketStorage reopened = open(prefix, false, settings);
       for (int w = 0; w < writers; w++) {
         for (int i = 0; i < sectorsPerWriter; i++) {
           long at = ((long) i * writers + w) * 512;

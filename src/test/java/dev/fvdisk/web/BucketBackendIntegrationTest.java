@@ -131,6 +131,13 @@ class BucketBackendIntegrationTest {
                   metrics,
                   "fvdisk_bucket_requests_seconds_count{operation=\"get\",outcome=\"success\"}"))
           .isPositive();
+      assertThat(counter(metrics, "fvdisk_bucket_cache_fetches_total"))
+          .as("pages the cold cache fetched")
+          .isGreaterThanOrEqualTo(3);
+      assertThat(counter(metrics, "fvdisk_bucket_cache_bytes{state=\"cached\"}"))
+          .as("the open image's cached pages")
+          .isGreaterThanOrEqualTo(3 << 20);
+      assertThat(counter(metrics, "fvdisk_bucket_cache_max_bytes")).isEqualTo(8L << 30);
       given().port(port).delete(IMAGE).then().statusCode(204);
     }
 
