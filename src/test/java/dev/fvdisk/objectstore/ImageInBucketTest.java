@@ -50,6 +50,28 @@ class ImageInBucketTest {
     }
   }
 
+  /**
+   * The same with a cache of four pages shared by the image's storages, half of which may be dirty:
+   * pages are evicted and fetched again all the time, and writers force when the dirty pages pass
+   * two (those forces are allowed by the oracle, as a file's kernel may write back early).
+   */
+  @Test
+  void the_engine_on_a_bucket_with_a_small_cache_keeps_every_flushed_write_across_crashes()
+      throws IOException {
+    int seeds = Integer.getInteger("fvdisk.bucket.image.seeds", 24) / 2;
+    long evictions = 0;
+    for (int seed = 0; seed < seeds; seed++) {
+      int pageBytes = new int[] {8192, 32768, 131072}[seed % 3];
+      PageCache cache = PageCache.bounded(4L * pageBytes);
+      run(
+          1000 + seed,
+          150,
+          new BucketStorage.Settings(pageBytes, 4 * pageBytes, 7, 1 << 20).withCache(cache));
+      evictions += cache.evictions();
+    }
+    assertThat(evictions).as("pages evicted over all seeds").isPositive();
+  }
+
   private BucketStorage open(String prefix, BucketStorage.Settings settings) throws IOException {
     return BucketStorage.open(
         store,
