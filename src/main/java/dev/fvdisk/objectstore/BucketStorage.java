@@ -71,13 +71,17 @@ public final class BucketStorage implements Storage {
    * @param checkpointAfterRecords records after which the next force writes a checkpoint
    * @param checkpointAfterInlineBytes inline bytes after which the next force writes a checkpoint
    * @param cache the local room this storage shares with the service's other storages
+   * @param collectAfterMillis how old one of its own checkpoints must be before a writer deletes
+   *     what that checkpoint made obsolete (older records, checkpoints and page objects): long
+   *     enough for an open that began before it to have read what it needs
    */
   public record Settings(
       int pageBytes,
       int inlineBytesPerRecord,
       int checkpointAfterRecords,
       long checkpointAfterInlineBytes,
-      PageCache cache) {
+      PageCache cache,
+      long collectAfterMillis) {
 
     /** The service's settings, with a cache of no bound: {@link #withCache} bounds it. */
     public static final Settings DEFAULTS = new Settings(1 << 20, 1 << 20, 256, 32L << 20);
@@ -99,7 +103,8 @@ public final class BucketStorage implements Storage {
           inlineBytesPerRecord,
           checkpointAfterRecords,
           checkpointAfterInlineBytes,
-          PageCache.unbounded());
+          PageCache.unbounded(),
+          60_000);
     }
 
     /** The same settings, with storages sharing {@code cache}. */
@@ -109,7 +114,19 @@ public final class BucketStorage implements Storage {
           inlineBytesPerRecord,
           checkpointAfterRecords,
           checkpointAfterInlineBytes,
-          cache);
+          cache,
+          collectAfterMillis);
+    }
+
+    /** The same settings, collecting garbage once a checkpoint is {@code millis} old. */
+    public Settings withCollectionAfter(long millis) {
+      return new Settings(
+          pageBytes,
+          inlineBytesPerRecord,
+          checkpointAfterRecords,
+          checkpointAfterInlineBytes,
+          cache,
+          millis);
     }
   }
 
@@ -169,6 +186,13 @@ public final class BucketStorage implements Storage {
 
   private volatile @Nullable Throwable failure;
   private volatile boolean closed;
+
+  // Garbage collection, changed under this storage's monitor (by force).
+  /** This writer's checkpoints not yet collected behind: seq and when (nanoTime) committed. */
+  private final ArrayDeque<long[]> ownCheckpoints = new ArrayDeque<>();
+
+  private long collectedBelow;
+  private CompletableFuture<Void> collection = CompletableFuture.completedFuture(null);
 
   /** One page of the storage: its committed version, its cached copy and what is dirty in it. */
   private static final class Page {
@@ -657,10 +681,88 @@ public final class BucketStorage implements Storage {
     if (checkpoint) {
       recordsSinceCheckpoint = 0;
       inlineBytesSinceCheckpoint = 0;
+      ownCheckpoints.add(new long[] {seq, System.nanoTime()});
     } else {
       recordsSinceCheckpoint++;
       inlineBytesSinceCheckpoint += inlineBytes;
     }
+    collectIfDue();
+  }
+
+  // ---- garbage collection ----------------------------------------------------------------------
+
+  /**
+   * Starts collecting, in the background, what the newest of this writer's checkpoints that is old
+   * enough made obsolete; one collection at a time. The caller holds this storage's monitor.
+   */
+  private void collectIfDue() {
+    if (!collection.isDone()) {
+      return;
+    }
+    long graceNanos = settings.collectAfterMillis() * 1_000_000L;
+    long now = System.nanoTime();
+    long below = 0;
+    while (!ownCheckpoints.isEmpty() && now - ownCheckpoints.peekFirst()[1] >= graceNanos) {
+      below = ownCheckpoints.pollFirst()[0];
+    }
+    if (below <= collectedBelow) {
+      return;
+    }
+    collectedBelow = below;
+    long checkpoint = below;
+    collection = CompletableFuture.runAsync(() -> collect(checkpoint), uploads);
+  }
+
+  /**
+   * Deletes every record and checkpoint before checkpoint {@code seq}, and every page object older
+   * than it that it does not list. Nothing an open needs goes: an open starts at the newest
+   * checkpoint whose record exists, which is this one or newer, and every page version in force at
+   * or after it is either listed by it or newer than it. Only an open that chose an older
+   * checkpoint before this one existed could miss something, which is what the grace period of
+   * {@link Settings#collectAfterMillis} is for. A failure leaves the garbage to the next
+   * collection.
+   */
+  private void collect(long seq) {
+    try {
+      String cpKey = checkpointKey(seq, writer);
+      ByteBuffer data = store.get(cpKey);
+      if (data == null) {
+        return;
+      }
+      java.util.Set<String> listed = new java.util.HashSet<>();
+      for (PageVersion v : LogRecord.Checkpoint.decode(cpKey, data).pages()) {
+        if (!v.isZeros()) {
+          listed.add(pageKey(v.index(), v.seq(), v.writer()));
+        }
+      }
+      deleteBefore(prefix + "log/", seq, null);
+      deleteBefore(prefix + "cp/", seq, null);
+      deleteBefore(prefix + "p/", seq, listed);
+    } catch (IOException | RuntimeException e) {
+      // The next checkpoint's collection deletes it all the same.
+    }
+  }
+
+  /** Deletes the keys under {@code dir} whose seq is below {@code seq} and that are not kept. */
+  private void deleteBefore(String dir, long seq, java.util.@Nullable Set<String> kept)
+      throws IOException {
+    for (String key : store.list(dir)) {
+      // log/<seq>, cp/<seq>-<writer>, p/<page>/<seq>-<writer>
+      String tail = key.substring(dir.length());
+      Long keySeq = LogRecord.seqOfKey(tail.substring(tail.indexOf('/') + 1), "");
+      if (keySeq != null && keySeq < seq && (kept == null || !kept.contains(key))) {
+        store.delete(key);
+      }
+    }
+  }
+
+  /** Waits for the collection under way, if any; for tests. */
+  void awaitCollection() {
+    CompletableFuture<Void> running;
+    synchronized (this) {
+      running = collection;
+    }
+    running.join();
   }
 
   /** Uploads a page's cached content as its version of record {@code seq}; zeros stay home. */

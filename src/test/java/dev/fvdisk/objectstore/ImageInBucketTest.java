@@ -66,7 +66,9 @@ class ImageInBucketTest {
       run(
           1000 + seed,
           150,
-          new BucketStorage.Settings(pageBytes, 4 * pageBytes, 7, 1 << 20).withCache(cache));
+          new BucketStorage.Settings(pageBytes, 4 * pageBytes, 7, 1 << 20)
+              .withCache(cache)
+              .withCollectionAfter(0));
       evictions += cache.evictions();
     }
     assertThat(evictions).as("pages evicted over all seeds").isPositive();
