@@ -30,17 +30,20 @@ final class FvdiskService implements AutoCloseable {
     this.port = port;
   }
 
-  static FvdiskService start(Path dataDir) {
-    ConfigurableApplicationContext context =
-        // Command-line arguments, because they take precedence over application.properties.
-        new SpringApplicationBuilder(FvdiskApplication.class)
-            .run(
+  static FvdiskService start(Path dataDir, String... more) {
+    java.util.List<String> args =
+        new java.util.ArrayList<>(
+            java.util.List.of(
                 "--server.port=0",
                 "--fvdisk.nbd.port=0",
                 "--server.address=127.0.0.1",
                 "--fvdisk.data-dir=" + dataDir.toAbsolutePath(),
                 "--spring.main.banner-mode=off",
-                "--logging.level.root=WARN");
+                "--logging.level.root=WARN"));
+    args.addAll(java.util.List.of(more));
+    ConfigurableApplicationContext context =
+        // Command-line arguments, because they take precedence over application.properties.
+        new SpringApplicationBuilder(FvdiskApplication.class).run(args.toArray(String[]::new));
     Integer port = context.getEnvironment().getProperty("local.server.port", Integer.class);
     if (port == null) {
       context.close();
@@ -138,6 +141,11 @@ final class FvdiskService implements AutoCloseable {
               + length);
     }
     return answer.body();
+  }
+
+  /** A ranged read of an image from this service. */
+  byte[] read(String image, long offsetBytes, int length) throws IOException, InterruptedException {
+    return readRange(port, dataPath(image), offsetBytes, length);
   }
 
   /** Checks that the service and nginx serve {@code expected} at {@code offsetBytes}. */
