@@ -1,14 +1,19 @@
 package dev.fvdisk.config;
 
+import dev.fvdisk.monitoring.StorageEndpoint;
+import dev.fvdisk.objectstore.GarbageCounters;
 import dev.fvdisk.objectstore.MeasuredObjectStore;
 import dev.fvdisk.objectstore.ObjectStore;
 import dev.fvdisk.objectstore.PageCache;
 import dev.fvdisk.objectstore.S3ObjectStore;
+import dev.fvdisk.service.BucketImageDirectory;
+import dev.fvdisk.service.ImageDirectory;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
+import io.micrometer.core.instrument.binder.MeterBinder;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.URI;
@@ -45,10 +50,7 @@ class BucketConfiguration {
     require(s3.bucket(), "bucket");
     require(s3.accessKey(), "access-key");
     require(s3.secretKey(), "secret-key");
-    String prefix = s3.prefix().replaceFirst("^/+", "");
-    if (!prefix.isEmpty() && !prefix.endsWith("/")) {
-      prefix += "/";
-    }
+    String prefix = prefixOf(s3);
     S3ObjectStore store;
     try {
       store =
@@ -77,10 +79,18 @@ class BucketConfiguration {
     ObjectStore measured =
         registry == null ? store : new MeasuredObjectStore(store, requestMeters(registry));
     PageCache cache = PageCache.bounded(s3.cacheMaxBytes().toBytes());
+    GarbageCounters garbage = new GarbageCounters();
     if (registry != null) {
       cacheMeters(registry, cache);
+      garbageMeters(registry, garbage);
     }
-    return new BucketConnection(store, measured, transfers, cache);
+    return new BucketConnection(store, measured, transfers, cache, garbage);
+  }
+
+  /** The prefix as the keys use it: no leading slash, a trailing one unless it is empty. */
+  private static String prefixOf(FvdiskProperties.S3 s3) {
+    String prefix = s3.prefix().replaceFirst("^/+", "");
+    return prefix.isEmpty() || prefix.endsWith("/") ? prefix : prefix + "/";
   }
 
   /**
@@ -112,6 +122,85 @@ class BucketConfiguration {
     FunctionCounter.builder("fvdisk.bucket.cache.evictions", cache, PageCache::evictions)
         .description("Clean pages dropped from the local cache to stay under its bound")
         .register(registry);
+  }
+
+  /**
+   * {@code fvdisk.bucket.gc.runs} and {@code fvdisk.bucket.gc.deleted.objects}: garbage collections
+   * behind the writers' checkpoints, over every image, and the objects they deleted. Registered
+   * with the cache meters, so they are there (at 0) before the first collection is due.
+   */
+  private static void garbageMeters(MeterRegistry registry, GarbageCounters garbage) {
+    FunctionCounter.builder("fvdisk.bucket.gc.runs", garbage, GarbageCounters::runs)
+        .description("Garbage collections started behind an image's checkpoint")
+        .register(registry);
+    FunctionCounter.builder(
+            "fvdisk.bucket.gc.deleted.objects", garbage, GarbageCounters::deletedObjects)
+        .description("Records, checkpoints and page objects garbage collection deleted")
+        .register(registry);
+  }
+
+  /**
+   * With {@code fvdisk.node-id} (leases on): {@code fvdisk.bucket.leases.held}, and the counts of
+   * leases taken from another instance and of images given up because another instance took their
+   * lease. Without it there are no leases, so, as the bucket meters without a bucket, none of these
+   * is registered.
+   */
+  @Bean
+  MeterBinder bucketLeaseMeters(ImageDirectory directory) {
+    return registry -> {
+      if (!(directory instanceof BucketImageDirectory bucket) || bucket.nodeId() == null) {
+        return;
+      }
+      Gauge.builder("fvdisk.bucket.leases.held", bucket, BucketImageDirectory::leasesHeld)
+          .description("Image leases this instance holds and has not let run out")
+          .register(registry);
+      FunctionCounter.builder(
+              "fvdisk.bucket.leases.taken.over", bucket, BucketImageDirectory::leasesTakenOver)
+          .description(
+              "Image leases this instance took that another instance held last (run out, or given"
+                  + " up at its shutdown)")
+          .register(registry);
+      FunctionCounter.builder("fvdisk.bucket.leases.lost", bucket, BucketImageDirectory::leasesLost)
+          .description("Images this instance gave up because another instance took their lease")
+          .register(registry);
+    };
+  }
+
+  /**
+   * The {@code bucket} section of {@code /actuator/storage}: where the bucket is (never its keys),
+   * the cache, garbage collection and, with leases on, this instance's leases.
+   */
+  @Bean
+  StorageEndpoint.BucketFigures bucketFigures(
+      BucketConnection connection, FvdiskProperties properties, ImageDirectory directory) {
+    FvdiskProperties.S3 s3 = properties.storage().s3();
+    String prefix = prefixOf(s3);
+    PageCache cache = connection.cache();
+    GarbageCounters garbage = connection.garbage();
+    return () -> {
+      StorageEndpoint.LeaseReport leases = null;
+      if (directory instanceof BucketImageDirectory bucket && bucket.nodeId() != null) {
+        leases =
+            new StorageEndpoint.LeaseReport(
+                bucket.nodeId(),
+                bucket.leasesHeld(),
+                bucket.leasesTakenOver(),
+                bucket.leasesLost());
+      }
+      return new StorageEndpoint.BucketReport(
+          String.valueOf(s3.endpoint()),
+          String.valueOf(s3.bucket()),
+          prefix,
+          cache.maxBytes(),
+          cache.cachedBytes(),
+          cache.dirtyBytes(),
+          cache.hits(),
+          cache.fetches(),
+          cache.evictions(),
+          garbage.runs(),
+          garbage.deletedObjects(),
+          leases);
+    };
   }
 
   /**

@@ -65,7 +65,9 @@ class ServiceConfiguration {
           root,
           connection.store(),
           connection.transfers(),
-          BucketStorage.Settings.DEFAULTS.withCache(connection.cache()),
+          BucketStorage.Settings.DEFAULTS
+              .withCache(connection.cache())
+              .withGarbageCounters(connection.garbage()),
           nodeId == null || nodeId.isBlank() ? null : nodeId,
           url == null ? null : url.replaceAll("/+$", ""),
           Duration.ofSeconds(properties.storage().s3().leaseSeconds()),

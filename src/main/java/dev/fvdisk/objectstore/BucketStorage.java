@@ -74,6 +74,7 @@ public final class BucketStorage implements Storage {
    * @param collectAfterMillis how old one of its own checkpoints must be before a writer deletes
    *     what that checkpoint made obsolete (older records, checkpoints and page objects): long
    *     enough for an open that began before it to have read what it needs
+   * @param garbage where collections count what they did, shared like the cache
    */
   public record Settings(
       int pageBytes,
@@ -81,9 +82,13 @@ public final class BucketStorage implements Storage {
       int checkpointAfterRecords,
       long checkpointAfterInlineBytes,
       PageCache cache,
-      long collectAfterMillis) {
+      long collectAfterMillis,
+      GarbageCounters garbage) {
 
-    /** The service's settings, with a cache of no bound: {@link #withCache} bounds it. */
+    /**
+     * The service's settings, with a cache of no bound: {@link #withCache} bounds it, and {@link
+     * #withGarbageCounters} gives the service counters of its own.
+     */
     public static final Settings DEFAULTS = new Settings(1 << 20, 1 << 20, 256, 32L << 20);
 
     public Settings {
@@ -92,7 +97,7 @@ public final class BucketStorage implements Storage {
       }
     }
 
-    /** Settings whose storages each have an unbounded cache of their own. */
+    /** Settings whose storages share an unbounded cache and counters of their own. */
     public Settings(
         int pageBytes,
         int inlineBytesPerRecord,
@@ -104,7 +109,8 @@ public final class BucketStorage implements Storage {
           checkpointAfterRecords,
           checkpointAfterInlineBytes,
           PageCache.unbounded(),
-          60_000);
+          60_000,
+          new GarbageCounters());
     }
 
     /** The same settings, with storages sharing {@code cache}. */
@@ -115,7 +121,8 @@ public final class BucketStorage implements Storage {
           checkpointAfterRecords,
           checkpointAfterInlineBytes,
           cache,
-          collectAfterMillis);
+          collectAfterMillis,
+          garbage);
     }
 
     /** The same settings, collecting garbage once a checkpoint is {@code millis} old. */
@@ -126,7 +133,20 @@ public final class BucketStorage implements Storage {
           checkpointAfterRecords,
           checkpointAfterInlineBytes,
           cache,
-          millis);
+          millis,
+          garbage);
+    }
+
+    /** The same settings, with storages counting their collections in {@code garbage}. */
+    public Settings withGarbageCounters(GarbageCounters garbage) {
+      return new Settings(
+          pageBytes,
+          inlineBytesPerRecord,
+          checkpointAfterRecords,
+          checkpointAfterInlineBytes,
+          cache,
+          collectAfterMillis,
+          garbage);
     }
   }
 
@@ -723,6 +743,7 @@ public final class BucketStorage implements Storage {
    * collection.
    */
   private void collect(long seq) {
+    settings.garbage().ran();
     try {
       String cpKey = checkpointKey(seq, writer);
       ByteBuffer data = store.get(cpKey);
@@ -752,6 +773,7 @@ public final class BucketStorage implements Storage {
       Long keySeq = LogRecord.seqOfKey(tail.substring(tail.indexOf('/') + 1), "");
       if (keySeq != null && keySeq < seq && (kept == null || !kept.contains(key))) {
         store.delete(key);
+        settings.garbage().deleted();
       }
     }
   }

@@ -157,6 +157,28 @@ public final class BucketImageDirectory extends ImageDirectory {
     return leases == null ? ImageLeases.NONE : leases;
   }
 
+  // ---- figures of the leases, for monitoring; 0 for the only instance on the prefix ----
+
+  /** This instance's node id among several on the prefix; null when it is the only one. */
+  public @Nullable String nodeId() {
+    return leases == null ? null : leases.self().id();
+  }
+
+  /** Image leases this instance holds and has not let run out. */
+  public int leasesHeld() {
+    return leases == null ? 0 : leases.heldCount();
+  }
+
+  /** Leases this instance took that another instance held last. */
+  public long leasesTakenOver() {
+    return leases == null ? 0 : leases.takenOverCount();
+  }
+
+  /** Images this instance gave up because another instance took their lease. */
+  public long leasesLost() {
+    return leases == null ? 0 : leases.lostCount();
+  }
+
   @Override
   void fence(String name) {
     BucketStorage storage = openStorages.get(name);

@@ -12,6 +12,7 @@ import java.time.Instant;
 import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.LongAdder;
 import java.util.function.LongSupplier;
 import org.jspecify.annotations.Nullable;
 
@@ -91,6 +92,8 @@ final class BucketLeases implements ImageLeases {
   private final LongSupplier clock;
   private final LeaseKeys keys;
   private final Map<String, Held> held = new ConcurrentHashMap<>();
+  private final LongAdder takenOver = new LongAdder();
+  private final LongAdder lost = new LongAdder();
 
   /**
    * @param clock wall-clock milliseconds since the epoch ({@link System#currentTimeMillis} but in
@@ -129,11 +132,13 @@ final class BucketLeases implements ImageLeases {
       long now = clock.getAsLong();
       Lease mine = new Lease(self.id(), self.url(), now + leaseMillis, null);
       String tag;
+      boolean another = false;
       if (there == null) {
         tag = store.putIfTag(key, mine.encode(), null);
       } else {
         Lease current = Lease.decode(there.data());
-        if (!current.node().equals(self.id()) && current.expiresAtMillis() > now) {
+        another = !current.node().equals(self.id());
+        if (another && current.expiresAtMillis() > now) {
           throw new ImageElsewhereException(
               name, current.node(), current.url(), current.descriptor());
         }
@@ -142,6 +147,9 @@ final class BucketLeases implements ImageLeases {
       }
       if (tag != null) {
         held.put(name, new Held(key, tag, mine.expiresAtMillis(), mine.descriptor()));
+        if (another) {
+          takenOver.increment();
+        }
         return;
       }
       if (round == 1) {
@@ -195,6 +203,41 @@ final class BucketLeases implements ImageLeases {
   @Override
   public void forget(String name) {
     held.remove(name);
+  }
+
+  @Override
+  public void surrendered(String name) {
+    held.remove(name);
+    lost.increment();
+  }
+
+  /**
+   * Leases this instance holds that have not run out by its clock; for monitoring. One it stopped
+   * renewing (an image that failed to open, a store that does not answer) stops counting once it
+   * runs out, as another instance may take it then.
+   */
+  int heldCount() {
+    long now = clock.getAsLong();
+    int count = 0;
+    for (Held h : held.values()) {
+      if (h.expiresAtMillis() > now) {
+        count++;
+      }
+    }
+    return count;
+  }
+
+  /**
+   * Leases this instance took that another instance held last: run out (a takeover) or given up at
+   * its shutdown; for monitoring.
+   */
+  long takenOverCount() {
+    return takenOver.sum();
+  }
+
+  /** Images this instance gave up because another instance took their lease; for monitoring. */
+  long lostCount() {
+    return lost.sum();
   }
 
   /** Whether this instance holds the image's lease, fresh or not; for tests and figures. */

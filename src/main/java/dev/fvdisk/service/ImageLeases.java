@@ -45,6 +45,12 @@ interface ImageLeases {
   /** Forgets the lease of a deleted image, whose objects (the lease's included) are gone. */
   void forget(String name);
 
+  /**
+   * Forgets the lease of an image this instance gave up because another instance took it over, and
+   * counts it lost.
+   */
+  void surrendered(String name);
+
   /** How often the service renews the leases it holds; null when there is nothing to renew. */
   @Nullable Duration renewalPeriod();
 
@@ -69,6 +75,9 @@ interface ImageLeases {
 
         @Override
         public void forget(String name) {}
+
+        @Override
+        public void surrendered(String name) {}
 
         @Override
         public @Nullable Duration renewalPeriod() {

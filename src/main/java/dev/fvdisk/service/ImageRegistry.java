@@ -263,10 +263,11 @@ final class ImageRegistry implements AutoCloseable {
     directory.fence(name);
     synchronized (lifecycleMonitor) {
       if (!openImages.remove(name, open)) {
-        return;
+        return; // given up already, by a request or renewal that learned it first
       }
       open.retire();
       observer.imageClosed(name);
+      leases.surrendered(name);
     }
     try {
       open.image().close();

@@ -10,6 +10,9 @@ import static org.hamcrest.Matchers.not;
 
 import io.restassured.path.json.JsonPath;
 import java.nio.file.Files;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -17,15 +20,22 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The storage endpoint, the meters, info and what is exposed, against one running service that owns
- * its data directory, so its totals are this class's images alone.
+ * its data directory, so its totals are this class's images alone. On local files, or on a bucket
+ * when the environment says so ({@code FVDISK_STORAGE_BACKEND=s3} and the bucket's settings).
  */
 class StorageEndpointIntegrationTest {
+
+  private static final boolean ON_BUCKET =
+      "s3".equalsIgnoreCase(System.getenv("FVDISK_STORAGE_BACKEND"));
 
   private static Monitoring service;
 
   @BeforeAll
   static void start() {
-    service = Monitoring.start(Monitoring.newDataDir("monitoring"));
+    // A cache bound other than the default, to see it reported; ignored on local files.
+    service =
+        Monitoring.start(
+            Monitoring.newDataDir("monitoring"), "--fvdisk.storage.s3.cache-max-bytes=1GB");
   }
 
   @AfterAll
@@ -44,9 +54,13 @@ class StorageEndpointIntegrationTest {
         .containsEntry("leakedChunks", 0)
         .containsKeys("fileBytes", "journalUsedRatio")
         .hasSize(6);
-    assertThat(before.getMap("$").keySet())
-        .containsExactlyInAnyOrder(
-            "usedBytes", "availableBytes", "provisionedBytes", "leakedChunks", "images");
+    List<String> keys =
+        new ArrayList<>(
+            List.of("usedBytes", "availableBytes", "provisionedBytes", "leakedChunks", "images"));
+    if (ON_BUCKET) {
+      keys.add("bucket");
+    }
+    assertThat(before.getMap("$").keySet()).containsExactlyInAnyOrderElementsOf(keys);
 
     // 3 MiB starting half-way into chunk 0 touches chunks 0 to 3: four chunks.
     service.write("grow", MIB / 2, pattern((int) (3 * MIB), 1));
@@ -162,6 +176,45 @@ class StorageEndpointIntegrationTest {
     String scrape = service.prometheus();
     assertThat(sample(scrape, "fvdisk_image_prefetch_progress{image=\"clone\"}")).isPresent();
     assertThat(sample(scrape, "fvdisk_image_prefetch_progress{image=\"base\"}")).isEmpty();
+  }
+
+  /**
+   * On a bucket, {@code /actuator/storage} says where it is and how the cache and garbage
+   * collection fare, never with its keys; without {@code fvdisk.node-id} there are no leases to
+   * report. On local files there is no such section.
+   */
+  @Test
+  void the_bucket_section_is_there_only_on_a_bucket_and_holds_no_keys() {
+    String body =
+        service.http().get("/actuator/storage").then().statusCode(200).extract().asString();
+    Map<String, Object> bucket = service.storage().getMap("bucket");
+    if (!ON_BUCKET) {
+      assertThat(bucket).as("bucket section on local files").isNull();
+      return;
+    }
+    assertThat(bucket)
+        .containsOnlyKeys(
+            "endpoint",
+            "bucket",
+            "prefix",
+            "cacheMaxBytes",
+            "cachedBytes",
+            "dirtyBytes",
+            "cacheHits",
+            "cacheFetches",
+            "cacheEvictions",
+            "gcRuns",
+            "gcDeletedObjects")
+        .containsEntry("endpoint", System.getenv("FVDISK_STORAGE_S3_ENDPOINT"))
+        .containsEntry("bucket", System.getenv("FVDISK_STORAGE_S3_BUCKET"));
+    assertThat(((Number) bucket.get("cacheMaxBytes")).longValue()).isEqualTo(1L << 30);
+    assertThat((String) bucket.get("prefix")).endsWith("/").doesNotStartWith("/");
+    assertThat(bucket.keySet())
+        .noneMatch(key -> key.toLowerCase(Locale.ROOT).contains("secret"))
+        .noneMatch(key -> key.toLowerCase(Locale.ROOT).contains("access"));
+    assertThat(body)
+        .doesNotContain(System.getenv("FVDISK_STORAGE_S3_SECRET_KEY"))
+        .doesNotContain(System.getenv("FVDISK_STORAGE_S3_ACCESS_KEY"));
   }
 
   @Test

@@ -124,13 +124,29 @@ class BucketStorageTest {
   /**
    * Pages rewritten again and again leave one object per live page and a few since the last
    * collected checkpoint; records and checkpoints before it go too; the image opens as it was. With
-   * a grace period not yet over, nothing is deleted.
+   * a grace period not yet over, nothing is deleted. The counters count every deletion.
    */
   @Test
   void garbage_behind_a_checkpoint_old_enough_is_deleted() throws IOException {
     for (long grace : new long[] {0, 3_600_000}) {
       String prefix = "gc-" + grace + "/";
-      BucketStorage s = create(prefix, SETTINGS.withCollectionAfter(grace));
+      GarbageCounters garbage = new GarbageCounters();
+      AtomicInteger deletes = new AtomicInteger();
+      ObjectStore counted =
+          new MeasuredObjectStore(
+              store,
+              (operation, succeeded, bytes, nanos) -> {
+                if (operation == MeasuredObjectStore.Operation.DELETE && succeeded) {
+                  deletes.incrementAndGet();
+                }
+              });
+      BucketStorage s =
+          BucketStorage.create(
+              counted,
+              prefix,
+              cache(),
+              UPLOADS,
+              SETTINGS.withCollectionAfter(grace).withGarbageCounters(garbage));
       for (int round = 0; round < 40; round++) {
         write(s, (long) (round % 3) * PAGE, filled(PAGE, round + 1));
         s.force();
@@ -139,13 +155,20 @@ class BucketStorageTest {
       int pageObjects = store.list(prefix + "p/").size();
       int records = store.list(prefix + "log/").size();
       int checkpoints = store.list(prefix + "cp/").size();
+      assertThat(garbage.deletedObjects()).as("objects counted deleted").isEqualTo(deletes.get());
       if (grace == 0) {
         assertThat(pageObjects).as("page objects").isLessThanOrEqualTo(3 + 5);
         assertThat(records).as("records").isLessThanOrEqualTo(5);
         assertThat(checkpoints).as("checkpoints").isEqualTo(1);
+        assertThat(garbage.runs()).as("collections").isPositive();
+        // 40 page objects, 41 records and some checkpoints were written; all but these went.
+        assertThat(garbage.deletedObjects())
+            .as("objects collections deleted")
+            .isGreaterThanOrEqualTo(40 + 41 - pageObjects - records);
       } else {
         assertThat(pageObjects).as("page objects within the grace period").isEqualTo(40);
         assertThat(records).as("records within the grace period").isEqualTo(41);
+        assertThat(garbage.runs()).as("collections within the grace period").isZero();
       }
       s.abandon();
       BucketStorage reopened = open(prefix, false);

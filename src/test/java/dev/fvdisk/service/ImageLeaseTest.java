@@ -12,7 +12,9 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
@@ -38,6 +40,7 @@ class ImageLeaseTest {
   private final AtomicLong clock = new AtomicLong(1_000_000);
   private final ExecutorService transfers = Executors.newFixedThreadPool(4);
   private final List<ImageService> services = new ArrayList<>();
+  private final Map<ImageService, BucketImageDirectory> directories = new IdentityHashMap<>();
 
   @TempDir Path dir;
 
@@ -62,7 +65,14 @@ class ImageLeaseTest {
     ImageService service = new ImageService(directory, LIMITS);
     service.openAll();
     services.add(service);
+    directories.put(service, directory);
     return service;
+  }
+
+  /** An instance's lease figures: held, taken over, lost. */
+  private List<Long> leases(ImageService service) {
+    BucketImageDirectory d = directories.get(service);
+    return List.of((long) d.leasesHeld(), d.leasesTakenOver(), d.leasesLost());
   }
 
   private void sleepThroughLease() {
@@ -87,10 +97,14 @@ class ImageLeaseTest {
             e -> assertThat(e.ownerUrl()).isEqualTo("http://a:8080"));
     assertThat(b.list()).extracting(ImageDescriptor::name).containsExactly("vm");
     assertThatThrownBy(() -> b.delete("vm", null)).isInstanceOf(ImageElsewhereException.class);
+    assertThat(leases(a)).as("A: held, taken over, lost").containsExactly(1L, 0L, 0L);
+    assertThat(leases(b)).as("B: held, taken over, lost").containsExactly(0L, 0L, 0L);
 
     // A stops (no renewals) past its lease; B takes the image over and writes.
     sleepThroughLease();
+    assertThat(leases(a)).as("A's lease ran out by its clock").containsExactly(0L, 0L, 0L);
     write(b, "vm", 8192, fromB, Durability.DURABLE);
+    assertThat(leases(b)).as("B took A's lease").containsExactly(1L, 1L, 0L);
 
     // A wakes: its next flush fails, and after it A sends clients to B.
     assertThatThrownBy(() -> a.flush("vm", null))
@@ -100,6 +114,7 @@ class ImageLeaseTest {
         .isInstanceOfSatisfying(
             ImageElsewhereException.class,
             e -> assertThat(e.ownerUrl()).isEqualTo("http://b:8080"));
+    assertThat(leases(a)).as("A gave the image up once").containsExactly(0L, 0L, 1L);
 
     assertThat(read(b, "vm", 0, 4096)).isEqualTo(acknowledged);
     assertThat(read(b, "vm", 4096, 4096))
@@ -143,10 +158,12 @@ class ImageLeaseTest {
     // Killed (no release) and started again under the same node id: no wait for the lease.
     ImageService again = instance("a");
     assertThat(read(again, "vm", 0, 512)).isEqualTo(filled(512, 7));
+    assertThat(leases(again)).as("its own lease is not taken over").containsExactly(1L, 0L, 0L);
     // A clean shutdown gives the lease up: B takes the image without waiting.
     again.close();
     services.remove(again);
     assertThat(read(b, "vm", 0, 512)).isEqualTo(filled(512, 7));
+    assertThat(leases(b)).as("B took the lease A gave up").containsExactly(1L, 1L, 0L);
   }
 
   @Test

@@ -42,19 +42,22 @@ class BucketBackendIntegrationTest {
     assumeTrue(endpoint != null, "no S3 store (S3_ENDPOINT unset)");
   }
 
-  private ConfigurableApplicationContext start(Path dataDir) {
-    return new SpringApplicationBuilder(FvdiskApplication.class)
-        .run(
-            "--server.port=0",
-            "--fvdisk.data-dir=" + dataDir,
-            "--fvdisk.storage.backend=s3",
-            "--fvdisk.storage.s3.endpoint=" + endpoint,
-            "--fvdisk.storage.s3.bucket=" + BUCKET,
-            "--fvdisk.storage.s3.access-key=" + System.getenv("S3_ACCESS_KEY"),
-            "--fvdisk.storage.s3.secret-key=" + System.getenv("S3_SECRET_KEY"),
-            "--fvdisk.storage.s3.prefix=" + prefix,
-            // Compaction would move chunks around in the bucket; this test is about durability.
-            "--fvdisk.compaction.enabled=false");
+  private ConfigurableApplicationContext start(Path dataDir, String... more) {
+    List<String> args =
+        new ArrayList<>(
+            List.of(
+                "--server.port=0",
+                "--fvdisk.data-dir=" + dataDir,
+                "--fvdisk.storage.backend=s3",
+                "--fvdisk.storage.s3.endpoint=" + endpoint,
+                "--fvdisk.storage.s3.bucket=" + BUCKET,
+                "--fvdisk.storage.s3.access-key=" + System.getenv("S3_ACCESS_KEY"),
+                "--fvdisk.storage.s3.secret-key=" + System.getenv("S3_SECRET_KEY"),
+                "--fvdisk.storage.s3.prefix=" + prefix,
+                // Compaction would move chunks around in the bucket; this test is about durability.
+                "--fvdisk.compaction.enabled=false"));
+    args.addAll(List.of(more));
+    return new SpringApplicationBuilder(FvdiskApplication.class).run(args.toArray(String[]::new));
   }
 
   private static int port(ConfigurableApplicationContext context) {
@@ -138,12 +141,72 @@ class BucketBackendIntegrationTest {
           .as("the open image's cached pages")
           .isGreaterThanOrEqualTo(3 << 20);
       assertThat(counter(metrics, "fvdisk_bucket_cache_max_bytes")).isEqualTo(8L << 30);
+      // Collection waits a minute behind a checkpoint, so it may not have run yet: the counters
+      // are there all the same, and nothing is deleted without a run.
+      assertThat(present(metrics, "fvdisk_bucket_gc_runs_total")).isTrue();
+      assertThat(present(metrics, "fvdisk_bucket_gc_deleted_objects_total")).isTrue();
+      if (counter(metrics, "fvdisk_bucket_gc_runs_total") == 0) {
+        assertThat(counter(metrics, "fvdisk_bucket_gc_deleted_objects_total")).isZero();
+      }
+      assertThat(metrics)
+          .as("no leases without fvdisk.node-id, so no lease meters")
+          .doesNotContain("fvdisk_bucket_leases");
+      Map<String, Object> section =
+          given()
+              .port(port)
+              .get("/actuator/storage")
+              .then()
+              .statusCode(200)
+              .extract()
+              .jsonPath()
+              .getMap("bucket");
+      assertThat(section)
+          .containsEntry("endpoint", endpoint)
+          .containsEntry("bucket", BUCKET)
+          .containsEntry("prefix", prefix)
+          .doesNotContainKey("leases");
+      assertThat(((Number) section.get("cacheFetches")).longValue()).isGreaterThanOrEqualTo(3);
       given().port(port).delete(IMAGE).then().statusCode(204);
     }
 
     try (S3ObjectStore store = store()) {
       List<String> left = new ArrayList<>(store.list(""));
       assertThat(left).as("objects left after the image was deleted").isEmpty();
+    }
+  }
+
+  /**
+   * With a node id, an instance reports the leases it holds: one for the image it created, none
+   * once it deleted it; nothing was taken over or lost.
+   */
+  @Test
+  void an_instance_with_a_node_id_reports_its_leases() throws Exception {
+    try (ConfigurableApplicationContext context =
+        start(
+            emptyDataDir(),
+            "--fvdisk.node-id=it-node",
+            "--fvdisk.advertised-url=http://127.0.0.1:1")) {
+      int port = port(context);
+      create(port, 4 << 20);
+      String metrics = given().port(port).get("/actuator/prometheus").then().extract().asString();
+      assertThat(counter(metrics, "fvdisk_bucket_leases_held")).isEqualTo(1);
+      assertThat(present(metrics, "fvdisk_bucket_leases_taken_over_total")).isTrue();
+      assertThat(counter(metrics, "fvdisk_bucket_leases_taken_over_total")).isZero();
+      assertThat(present(metrics, "fvdisk_bucket_leases_lost_total")).isTrue();
+      assertThat(counter(metrics, "fvdisk_bucket_leases_lost_total")).isZero();
+      given()
+          .port(port)
+          .get("/actuator/storage")
+          .then()
+          .statusCode(200)
+          .body("bucket.leases.nodeId", org.hamcrest.Matchers.equalTo("it-node"))
+          .body("bucket.leases.held", org.hamcrest.Matchers.equalTo(1))
+          .body("bucket.leases.takenOver", org.hamcrest.Matchers.equalTo(0))
+          .body("bucket.leases.lost", org.hamcrest.Matchers.equalTo(0));
+      given().port(port).delete(IMAGE).then().statusCode(204);
+      metrics = given().port(port).get("/actuator/prometheus").then().extract().asString();
+      assertThat(present(metrics, "fvdisk_bucket_leases_held")).isTrue();
+      assertThat(counter(metrics, "fvdisk_bucket_leases_held")).isZero();
     }
   }
 
@@ -208,6 +271,11 @@ class BucketBackendIntegrationTest {
         .put(IMAGE + "/data")
         .then()
         .statusCode(204);
+  }
+
+  /** Whether a Prometheus text answer has the series. */
+  private static boolean present(String metrics, String series) {
+    return metrics.lines().anyMatch(line -> line.startsWith(series + " "));
   }
 
   /** The value of one series in a Prometheus text answer; 0 when it is not there. */
