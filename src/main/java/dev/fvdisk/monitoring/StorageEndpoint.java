@@ -13,8 +13,8 @@ import org.springframework.stereotype.Component;
 
 /**
  * {@code /actuator/storage}: used, available and provisioned bytes and leaked chunks in total and
- * per image, and a {@code bucket} section when the images are kept in a bucket. The field names are
- * the contract's; nothing else is added, so clients can rely on the shape.
+ * per image, and a {@code bucket} section when the images are kept in a bucket. The other field
+ * names are the contract's, and nothing else is added, so clients can rely on the shape.
  */
 @Component
 @Endpoint(id = "storage")
