@@ -22,9 +22,9 @@ import org.springframework.web.filter.ServerHttpObservationFilter;
  *
  * <p>Why: a 4 KiB read spent some 90 µs of CPU in the servlet stack, a third of it in Spring MVC's
  * handler lookup, argument resolution and wrappers, and 6% in fvdisk. Answering here brings it to
- * about 60 µs (docs/performance.md, "The HTTP level"). It runs after Spring Security's filter chain
- * and the metrics filter, so authentication, authorization, security headers and {@code
- * http.server.requests} apply as to any request.
+ * about 60 µs (docs/performance.md, "The HTTP level"). It runs after Spring Security's filter
+ * chain, so authentication, authorization and security headers apply as to any request, and {@code
+ * http.server.requests} records it through {@link DataReadTimingFilter}.
  *
  * <p>The answer is the controller's, byte for byte: both parse the range with {@link ByteRanges}
  * and answer through {@link DataAnswer}. When the image is missing or failed, the range is bad, the
@@ -34,7 +34,7 @@ import org.springframework.web.filter.ServerHttpObservationFilter;
  */
 class RangeReadFilter extends HttpFilter {
 
-  private static final String PATTERN = "/api/v1/images/{name}/data";
+  static final String PATTERN = "/api/v1/images/{name}/data";
   private static final String PREFIX = "/api/v1/images/";
   private static final String SUFFIX = "/data";
 
@@ -50,13 +50,31 @@ class RangeReadFilter extends HttpFilter {
   protected void doFilter(
       HttpServletRequest request, HttpServletResponse response, FilterChain chain)
       throws IOException, ServletException {
-    String range = request.getHeader(HttpHeaders.RANGE);
-    // A read that wants a digest is left to the controller, so this path stays as lean as it is.
-    boolean plain = range != null && request.getHeader(ContentDigests.WANT_CONTENT_DIGEST) == null;
-    String name = plain ? plainImageName(request) : null;
-    if (name == null || !answer(name, range, request, response)) {
+    String name = nameIfTaken(request);
+    if (name == null
+        || !answer(
+            name,
+            Objects.requireNonNull(request.getHeader(HttpHeaders.RANGE), "taken for its range"),
+            request,
+            response)) {
       chain.doFilter(request, response);
     }
+  }
+
+  /** Whether this filter tries to answer the request: a plain ranged {@code GET} of image data. */
+  static boolean takes(HttpServletRequest request) {
+    return nameIfTaken(request) != null;
+  }
+
+  /**
+   * The image of a request this filter tries to answer, or null. A read that wants a digest is left
+   * to the controller, so this path stays as lean as it is.
+   */
+  private static @Nullable String nameIfTaken(HttpServletRequest request) {
+    return request.getHeader(HttpHeaders.RANGE) != null
+            && request.getHeader(ContentDigests.WANT_CONTENT_DIGEST) == null
+        ? plainImageName(request)
+        : null;
   }
 
   /**
