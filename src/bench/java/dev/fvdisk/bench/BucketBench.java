@@ -4,10 +4,8 @@ import dev.fvdisk.objectstore.S3ObjectStore;
 import java.io.IOException;
 import java.net.URI;
 import java.nio.ByteBuffer;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.ZoneOffset;
@@ -171,13 +169,7 @@ public final class BucketBench {
     }
     facts.finish();
     String report = render(options, started, NbdBench.secondsSince(startNanos), facts, rows);
-    Files.createDirectories(options.out.toAbsolutePath().getParent());
-    if (Files.exists(options.out)) {
-      Files.writeString(
-          options.out, "\n" + report, StandardCharsets.UTF_8, StandardOpenOption.APPEND);
-    } else {
-      Files.writeString(options.out, report, StandardCharsets.UTF_8);
-    }
+    Report.writeOrAppend(options.out, report);
     System.out.println();
     System.out.println(report);
     EngineBench.log("wrote %s (%.0f s in all)", options.out, NbdBench.secondsSince(startNanos));
@@ -485,15 +477,15 @@ public final class BucketBench {
   private record Figures(double median, double min, double max) {
     Figures(double[] values) {
       this(
-          medianOf(values),
+          Report.median(sorted(values)),
           Arrays.stream(values).min().orElse(0),
           Arrays.stream(values).max().orElse(0));
     }
 
-    private static double medianOf(double[] values) {
+    private static double[] sorted(double[] values) {
       double[] sorted = values.clone();
       Arrays.sort(sorted);
-      return sorted[sorted.length / 2];
+      return sorted;
     }
 
     @Override

@@ -4,7 +4,6 @@ import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -227,14 +226,7 @@ public final class NbdBench {
             qemuNbdVersion,
             scenarios,
             measurements);
-    Path parent = options.out.toAbsolutePath().getParent();
-    Files.createDirectories(parent);
-    if (Files.exists(options.out)) {
-      Files.writeString(
-          options.out, "\n" + report, StandardCharsets.UTF_8, StandardOpenOption.APPEND);
-    } else {
-      Files.writeString(options.out, report, StandardCharsets.UTF_8);
-    }
+    Report.writeOrAppend(options.out, report);
     System.out.println();
     System.out.println(report);
     EngineBench.log("wrote %s (%.0f s in all)", options.out, secondsSince(startNanos));

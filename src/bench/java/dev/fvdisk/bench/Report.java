@@ -1,5 +1,10 @@
 package dev.fvdisk.bench;
 
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.time.Instant;
 import java.time.ZoneOffset;
 import java.time.format.DateTimeFormatter;
@@ -316,6 +321,19 @@ final class Report {
     }
     java.util.Arrays.sort(ratios);
     return Optional.of(ratios);
+  }
+
+  /**
+   * Writes a part's report to {@code out}, or appends it after a blank line when an earlier part of
+   * the same run wrote there first ({@code bench/run} gives every part one file).
+   */
+  static void writeOrAppend(Path out, String report) throws IOException {
+    Files.createDirectories(out.toAbsolutePath().getParent());
+    if (Files.exists(out)) {
+      Files.writeString(out, "\n" + report, StandardCharsets.UTF_8, StandardOpenOption.APPEND);
+    } else {
+      Files.writeString(out, report, StandardCharsets.UTF_8);
+    }
   }
 
   static double median(double[] sorted) {

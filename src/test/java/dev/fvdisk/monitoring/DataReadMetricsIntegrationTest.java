@@ -39,12 +39,7 @@ class DataReadMetricsIntegrationTest {
     // Five reads the filter answers, and one it leaves to the controller (a digest is wanted),
     // which Spring observes as before: all six in one series.
     for (int i = 0; i < 5; i++) {
-      service
-          .http()
-          .header("Range", "bytes=0-4095")
-          .get("/api/v1/images/timed/data")
-          .then()
-          .statusCode(206);
+      rangedGet("timed", "bytes=0-4095", 206);
     }
     service
         .http()
@@ -54,18 +49,8 @@ class DataReadMetricsIntegrationTest {
         .then()
         .statusCode(206);
     // Two the filter passes on, each answered with a problem by the controller.
-    service
-        .http()
-        .header("Range", "bytes=0-4095")
-        .get("/api/v1/images/absent/data")
-        .then()
-        .statusCode(404);
-    service
-        .http()
-        .header("Range", "bytes=99999999-")
-        .get("/api/v1/images/timed/data")
-        .then()
-        .statusCode(416);
+    rangedGet("absent", "bytes=0-4095", 404);
+    rangedGet("timed", "bytes=99999999-", 416);
     // One Spring observes: no Range header. Its body is read to the end, so that the server is not
     // left writing to a connection the client closed.
     service.http().get("/api/v1/images/timed/data").then().statusCode(200).extract().asByteArray();
@@ -108,6 +93,15 @@ class DataReadMetricsIntegrationTest {
                     && line.contains("status=\"206\"")
                     && line.contains(DATA)
                     && line.contains("le=\"1.0E-4\""));
+  }
+
+  private static void rangedGet(String image, String range, int expectedStatus) {
+    service
+        .http()
+        .header("Range", range)
+        .get("/api/v1/images/" + image + "/data")
+        .then()
+        .statusCode(expectedStatus);
   }
 
   private static String scrapeOnce(java.util.function.Predicate<String> ready)
