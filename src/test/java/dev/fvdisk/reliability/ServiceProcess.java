@@ -98,8 +98,9 @@ public final class ServiceProcess implements AutoCloseable {
   /** Starts a new incarnation and returns without waiting for it. */
   synchronized Incarnation launch() throws IOException {
     Launch how = prepare();
-    int port = freePort();
-    int nbdPort = freePort();
+    int[] ports = freePorts(2);
+    int port = ports[0];
+    int nbdPort = ports[1];
     List<String> command = new ArrayList<>();
     command.add(javaExecutable());
     command.addAll(JVM_FLAGS);
@@ -135,9 +136,25 @@ public final class ServiceProcess implements AutoCloseable {
     return next;
   }
 
-  private static int freePort() throws IOException {
-    try (ServerSocket socket = new ServerSocket(0)) {
-      return socket.getLocalPort();
+  /**
+   * Distinct free ports: every socket stays bound until all are picked, so two calls can never hand
+   * out the same port (which once made a generation's web server and NBD listener collide).
+   */
+  private static int[] freePorts(int count) throws IOException {
+    ServerSocket[] sockets = new ServerSocket[count];
+    try {
+      int[] ports = new int[count];
+      for (int i = 0; i < count; i++) {
+        sockets[i] = new ServerSocket(0);
+        ports[i] = sockets[i].getLocalPort();
+      }
+      return ports;
+    } finally {
+      for (ServerSocket socket : sockets) {
+        if (socket != null) {
+          socket.close();
+        }
+      }
     }
   }
 
