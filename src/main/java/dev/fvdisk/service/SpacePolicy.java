@@ -12,8 +12,8 @@ import org.jspecify.annotations.Nullable;
  * storage quota when one is set, and the limit on the number of images.
  *
  * <p>The one place these figures are combined, so client writes, background copies from a base and
- * monitoring agree. Asks the file system only when a write would allocate, once per check.
- * Stateless apart from its configuration; safe to share between threads.
+ * monitoring agree. Write admission asks the file system only when a write would allocate, and then
+ * through {@link FreeSpaceEstimate}. Safe to share between threads.
  */
 final class SpacePolicy {
 
@@ -27,13 +27,10 @@ final class SpacePolicy {
    * allocate, so background work never takes a clone past the storage quota or the free space the
    * file system must keep.
    */
-  private final SpaceBudget backgroundCopies =
-      bytes -> {
-        Allocatable allocatable = allocatable();
-        return bytes <= allocatable.bytes()
-            ? null
-            : allocatable.limit() + ", and a copy needs " + bytes;
-      };
+  private final SpaceBudget backgroundCopies = this::refusalOfCopy;
+
+  /** The file system's free space as admission sees it: see {@link FreeSpaceEstimate}. */
+  private final FreeSpaceEstimate freeSpace;
 
   /**
    * @param usedBytesOfAllImages what the chunks of all open images take together, for the quota
@@ -47,6 +44,16 @@ final class SpacePolicy {
     this.limits = limits;
     this.usedBytesOfAllImages = usedBytesOfAllImages;
     this.errors = errors;
+    this.freeSpace = new FreeSpaceEstimate(directory::usableBytes);
+  }
+
+  private @Nullable String refusalOfCopy(long bytes) {
+    Allocatable allocatable = allocatable();
+    if (bytes > allocatable.bytes()) {
+      return allocatable.limit() + ", and a copy needs " + bytes;
+    }
+    freeSpace.admitted(bytes);
+    return null;
   }
 
   /** The budget the engine asks before it copies blocks from a base. */
@@ -78,13 +85,14 @@ final class SpacePolicy {
   }
 
   /**
-   * What writes may allocate now; asks the file system once, and sums what every image uses only
-   * when there is a quota to hold it to.
+   * What writes may allocate now, with the file system's free space from {@link #freeSpace}, so
+   * that an allocating write costs no {@code statvfs} while the file system is far from its
+   * threshold; sums what every image uses only when there is a quota to hold it to.
    */
-  Allocatable allocatable() {
+  private Allocatable allocatable() {
     long usable;
     try {
-      usable = directory.usableBytes();
+      usable = freeSpace.usableBytes(limits.minFreeBytes());
     } catch (IOException e) {
       throw errors.directoryFailed(errors.withoutDirectory(e), e);
     }
@@ -105,9 +113,10 @@ final class SpacePolicy {
 
   /**
    * Refuses a write of {@code [offsetBytes, offsetBytes + lengthBytes)} that would allocate more
-   * than is available. A write that allocates nothing costs no file system query. Concurrent writes
-   * are not counted until they have allocated, so together they can overshoot by their own size:
-   * the quota bounds growth, it is not an exact reservation.
+   * than is available. A write that allocates nothing costs no file system query, and one that
+   * allocates far from the threshold usually none either ({@link FreeSpaceEstimate}). Concurrent
+   * writes are not counted against the quota until they have allocated, so together they can
+   * overshoot it by their own size: the quota bounds growth, it is not an exact reservation.
    *
    * @throws InsufficientStorageException when the space is not there
    */
@@ -120,6 +129,7 @@ final class SpacePolicy {
     if (needed > available) {
       throw new InsufficientStorageException(needed, available);
     }
+    freeSpace.admitted(needed);
   }
 
   /**
