@@ -221,6 +221,9 @@ public final class EngineBench {
   static List<Scenario> scenarios(Options options) {
     List<Scenario> all = new ArrayList<>();
     for (Pattern pattern : Pattern.values()) {
+      if (pattern == Pattern.RAND_WRITE_4K_FRESH) {
+        continue; // the HTTP level's tail-latency pattern
+      }
       for (boolean durable : pattern.write ? new boolean[] {false, true} : new boolean[] {false}) {
         for (int callers : new int[] {1, 16}) {
           long count =
@@ -245,7 +248,7 @@ public final class EngineBench {
     return switch (pattern) {
       case RAND_READ_4K -> 80_000;
       case SEQ_READ_1M -> 1_024;
-      case RAND_WRITE_4K -> durable ? (one ? 400 : 3_000) : 20_000;
+      case RAND_WRITE_4K, RAND_WRITE_4K_FRESH -> durable ? (one ? 400 : 3_000) : 20_000;
       case SEQ_WRITE_1M_FRESH -> durable ? (one ? 48 : 256) : 512;
       case CLONE_WRITE_4K -> durable ? (one ? 150 : 1_000) : 4_096;
     };

@@ -46,6 +46,10 @@ public final class HttpBench {
     double seconds = 3;
     int[] connections = {1, 8, 64};
     String only = ".*";
+
+    /** CPU-bound processes ({@code sha256sum /dev/zero}) running beside every measured run. */
+    int neighbours;
+
     String command = "./mvnw -B -Pbench test -Dbench.main=dev.fvdisk.bench.HttpBench";
   }
 
@@ -98,6 +102,14 @@ public final class HttpBench {
       t0 = System.nanoTime();
       warmUp(service, serviceContender.filledImage, options);
       EngineBench.log("warmed up the service's JIT in %.1f s", secondsSince(t0));
+      for (int n = 0; n < options.neighbours; n++) {
+        Process neighbour =
+            new ProcessBuilder("sha256sum", "/dev/zero")
+                .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+                .redirectError(ProcessBuilder.Redirect.DISCARD)
+                .start();
+        closeables.add(() -> neighbour.destroyForcibly().waitFor());
+      }
       for (int i = 0; i < scenarios.size(); ) {
         Scenario first = scenarios.get(i);
         List<Scenario> group = new ArrayList<>();
@@ -146,7 +158,11 @@ public final class HttpBench {
   static List<Scenario> scenarios(Options options) {
     List<Scenario> all = new ArrayList<>();
     Pattern[] patterns = {
-      Pattern.RAND_READ_4K, Pattern.SEQ_READ_1M, Pattern.RAND_WRITE_4K, Pattern.SEQ_WRITE_1M_FRESH
+      Pattern.RAND_READ_4K,
+      Pattern.SEQ_READ_1M,
+      Pattern.RAND_WRITE_4K,
+      Pattern.RAND_WRITE_4K_FRESH,
+      Pattern.SEQ_WRITE_1M_FRESH
     };
     for (Pattern pattern : patterns) {
       for (boolean durable : pattern.write ? new boolean[] {false, true} : new boolean[] {false}) {
@@ -296,9 +312,11 @@ public final class HttpBench {
 
     @Override
     public String imageFor(Scenario scenario) {
-      return scenario.pattern().freshImagePerRepetition
-          ? "new 64 GiB image per repetition, 1 MiB chunks"
-          : "every 1 MiB chunk allocated and written";
+      return scenario.pattern() == Pattern.RAND_WRITE_4K_FRESH
+          ? "new 64 GiB image per repetition, every write into a new 1 MiB chunk"
+          : scenario.pattern().freshImagePerRepetition
+              ? "new 64 GiB image per repetition, 1 MiB chunks"
+              : "every 1 MiB chunk allocated and written";
     }
 
     @Override
@@ -322,6 +340,7 @@ public final class HttpBench {
                   service.dataPath(image) + query,
                   true,
                   Offsets.of(scenario.pattern(), size),
+                  scenario.pattern().ioBytes,
                   scenario.callers(),
                   options.seconds)
               .run(options.directory, service::cpuNanos);
@@ -455,6 +474,7 @@ public final class HttpBench {
             o.connections =
                 java.util.Arrays.stream(args[++i].split(",")).mapToInt(Integer::parseInt).toArray();
         case "--only" -> o.only = args[++i];
+        case "--neighbours" -> o.neighbours = Integer.parseInt(args[++i]);
         case "--command" -> o.command = args[++i];
         case "--help" -> {
           System.out.println(usage());
@@ -485,6 +505,8 @@ public final class HttpBench {
         "  --seconds S          length of one timed wrk run (default 3)",
         "  --connections LIST   wrk connection counts (default 1,8,64)",
         "  --only REGEX         run only scenarios whose label matches, e.g. 'rand-read-4k.*'",
+        "  --neighbours N       run N CPU-bound processes (sha256sum /dev/zero) beside every",
+        "                       measured run, for tail latency under load (default 0)",
         "  --command TEXT       the command line to print in the report (bench/run passes its own)");
   }
 }

@@ -23,7 +23,12 @@ final class Offsets {
      * Scattered over the disk in units of the clone block size, one I/O at the start of each block,
      * so every operation of a run writes into a block no earlier operation touched.
      */
-    BLOCK_STRIDED
+    BLOCK_STRIDED,
+    /**
+     * Scattered over the disk in units of a chunk ({@link Pattern#CHUNK_BYTES}), one I/O at the
+     * start of each, so in a fresh image every operation of a run allocates a chunk.
+     */
+    CHUNK_STRIDED
   }
 
   private static final double GOLDEN_FRACTION = 0.6180339887;
@@ -40,7 +45,11 @@ final class Offsets {
 
   static Offsets of(Pattern pattern, long diskBytes) {
     long unitBytes =
-        pattern.offsets == Kind.BLOCK_STRIDED ? Pattern.CLONE_BLOCK_BYTES : pattern.ioBytes;
+        switch (pattern.offsets) {
+          case BLOCK_STRIDED -> Pattern.CLONE_BLOCK_BYTES;
+          case CHUNK_STRIDED -> Pattern.CHUNK_BYTES;
+          default -> pattern.ioBytes;
+        };
     return of(pattern.offsets, unitBytes, diskBytes);
   }
 

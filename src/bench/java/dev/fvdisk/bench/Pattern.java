@@ -5,6 +5,9 @@ enum Pattern {
   RAND_READ_4K("4 KiB random reads", false, 4096, Offsets.Kind.STRIDED, false),
   SEQ_READ_1M("1 MiB sequential reads", false, 1 << 20, Offsets.Kind.SEQUENTIAL, false),
   RAND_WRITE_4K("4 KiB random writes, allocated", true, 4096, Offsets.Kind.STRIDED, false),
+  /** HTTP level only: every write lands in a chunk no earlier write of the run touched. */
+  RAND_WRITE_4K_FRESH(
+      "4 KiB random writes, allocating, fresh image", true, 4096, Offsets.Kind.CHUNK_STRIDED, true),
   SEQ_WRITE_1M_FRESH(
       "1 MiB sequential writes, fresh image", true, 1 << 20, Offsets.Kind.SEQUENTIAL, true),
   CLONE_WRITE_4K(
@@ -12,6 +15,9 @@ enum Pattern {
 
   /** The copy-on-write unit of clone images, for fvdisk and for the matching qcow2 overlay. */
   static final int CLONE_BLOCK_BYTES = 64 << 10;
+
+  /** The service's default chunk, the unit in which a fresh image allocates. */
+  static final int CHUNK_BYTES = 1 << 20;
 
   final String label;
   final boolean write;

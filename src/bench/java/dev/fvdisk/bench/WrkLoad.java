@@ -23,9 +23,21 @@ import java.util.function.LongSupplier;
  *
  * @param path request path with any query, e.g. {@code /api/v1/images/bench/data?flush=false}
  * @param put a {@code PUT} with {@code Content-Range}; otherwise a {@code GET} with {@code Range}
+ * @param requestBytes bytes per request, from the start of each unit; at most the unit
  */
 record WrkLoad(
-    int port, String path, boolean put, Offsets offsets, int connections, double seconds) {
+    int port,
+    String path,
+    boolean put,
+    Offsets offsets,
+    long requestBytes,
+    int connections,
+    double seconds) {
+
+  /** Requests of a whole unit each. */
+  WrkLoad(int port, String path, boolean put, Offsets offsets, int connections, double seconds) {
+    this(port, path, put, offsets, offsets.unitBytes, connections, seconds);
+  }
 
   static boolean available() {
     try {
@@ -64,12 +76,13 @@ record WrkLoad(
   String describe() {
     return String.format(
         Locale.ROOT,
-        "wrk -t%d -c%d -d%ss -s <%s %s, %d-byte units, stride %d>",
+        "wrk -t%d -c%d -d%ss -s <%s %s, %d bytes at %d-byte units, stride %d>",
         threads(),
         connections,
         seconds,
         put ? "PUT" : "GET",
         path,
+        requestBytes,
         offsets.unitBytes,
         offsets.strideUnits);
   }
@@ -137,7 +150,7 @@ record WrkLoad(
     long elapsedNanos = values.get("duration_us") * 1000;
     return new RunResult(
         requests,
-        requests * offsets.unitBytes,
+        requests * requestBytes,
         elapsedNanos,
         values.get("p50_us") * 1000,
         values.get("p99_us") * 1000,
@@ -172,6 +185,7 @@ record WrkLoad(
     s.append("local unit = ").append(offsets.unitBytes).append('\n');
     s.append("local units = ").append(offsets.units).append('\n');
     s.append("local stride = ").append(offsets.strideUnits).append('\n');
+    s.append("local size = ").append(requestBytes).append('\n');
     s.append("local threads = ").append(threads()).append('\n');
     s.append(
         """
@@ -194,7 +208,7 @@ record WrkLoad(
             local parts = {}
             for i = 1, 4096 do parts[i] = string.char(math.random(0, 255)) end
             local block = table.concat(parts)
-            body = string.rep(block, unit / 4096)
+            body = string.rep(block, size / 4096)
           """);
     }
     s.append("end\n\n");
@@ -202,7 +216,7 @@ record WrkLoad(
         """
         function request()
           local first = (index % units) * stride % units * unit
-          local last = first + unit - 1
+          local last = first + size - 1
           index = index + threads
         """);
     if (put) {
