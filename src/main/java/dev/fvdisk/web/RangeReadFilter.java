@@ -73,7 +73,8 @@ class RangeReadFilter extends HttpFilter {
   private static @Nullable String nameIfTaken(HttpServletRequest request) {
     return request.getHeader(HttpHeaders.RANGE) != null
             && request.getHeader(ContentDigests.WANT_CONTENT_DIGEST) == null
-        ? plainImageName(request)
+            && request.getQueryString() == null
+        ? plainImageName(request, "GET")
         : null;
   }
 
@@ -119,16 +120,16 @@ class RangeReadFilter extends HttpFilter {
   }
 
   /**
-   * The image named by a plain {@code GET} of {@code /api/v1/images/{name}/data}: no query, no
-   * body, no encoded or dot segments, no path parameters, nothing Spring MVC could read
-   * differently.
+   * The image named by a plain {@code method} request of {@code /api/v1/images/{name}/data}: no
+   * encoded or dot segments, no path parameters, nothing Spring MVC could read differently. A
+   * {@code GET} has no body; other methods are checked for what their filter takes.
    */
-  private static @Nullable String plainImageName(HttpServletRequest request) {
+  static @Nullable String plainImageName(HttpServletRequest request, String method) {
     if (request.getDispatcherType() != DispatcherType.REQUEST
-        || !"GET".equals(request.getMethod())
-        || request.getQueryString() != null
-        || request.getContentLengthLong() > 0
-        || request.getHeader(HttpHeaders.TRANSFER_ENCODING) != null) {
+        || !method.equals(request.getMethod())
+        || (method.equals("GET")
+            && (request.getContentLengthLong() > 0
+                || request.getHeader(HttpHeaders.TRANSFER_ENCODING) != null))) {
       return null;
     }
     String uri = request.getRequestURI();

@@ -124,6 +124,22 @@ class WebConfiguration implements WebMvcConfigurer {
   }
 
   /**
+   * Ranged writes of image data, answered ahead of Spring MVC, in the same place as {@link
+   * #rangeReadFilter}.
+   */
+  @Bean
+  FilterRegistrationBean<RangeWriteFilter> rangeWriteFilter(
+      ImageService images,
+      DiskStreams streams,
+      @Qualifier("handlerExceptionResolver") HandlerExceptionResolver problems) {
+    FilterRegistrationBean<RangeWriteFilter> registration =
+        new FilterRegistrationBean<>(new RangeWriteFilter(images, streams, problems));
+    registration.addUrlPatterns("/api/v1/images/*");
+    registration.setOrder(0);
+    return registration;
+  }
+
+  /**
    * {@code http.server.requests} for the reads {@link RangeReadFilter} takes, at a fraction of the
    * cost of Spring's observation ({@link DataReadTimingFilter}). Right after Spring's observation
    * filter and the query-string check, before Spring Security's chain (-100), so that refused reads

@@ -8,10 +8,10 @@
  * lifecycle, or attach to an image and stream through its {@link dev.fvdisk.service.VirtualDisk}
  * ({@link dev.fvdisk.web.DiskStreams}); they never touch engine types or compute file offsets. An
  * entity tag is an image's version, quoted; {@code If-Match} becomes the version a change expects.
- * Plain ranged reads of image data take a shortcut past Spring MVC, {@link
- * dev.fvdisk.web.RangeReadFilter}, which answers exactly as {@code DataController} would and leaves
- * every other request to it. The contract they implement is the committed {@code
- * openapi/openapi.yaml}, which is also what Swagger UI shows.
+ * Plain ranged reads and writes of image data take a shortcut past Spring MVC, {@link
+ * dev.fvdisk.web.RangeReadFilter} and {@link dev.fvdisk.web.RangeWriteFilter}, which answer exactly
+ * as {@code DataController} would and leave every other request to it. The contract they implement
+ * is the committed {@code openapi/openapi.yaml}, which is also what Swagger UI shows.
  */
 @NullMarked
 package dev.fvdisk.web;

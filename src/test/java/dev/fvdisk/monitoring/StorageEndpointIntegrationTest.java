@@ -141,6 +141,19 @@ class StorageEndpointIntegrationTest {
                     && line.contains("method=\"GET\"")
                     && line.contains("status=\"206\"")
                     && line.contains("uri=\"/api/v1/images/{name}/data\""));
+    // So is the ranged write, answered ahead of Spring MVC by RangeWriteFilter.
+    assertThat(scrape.lines())
+        .anyMatch(
+            line ->
+                line.startsWith("http_server_requests_seconds_count{")
+                    && line.contains("method=\"PUT\"")
+                    && line.contains("status=\"204\"")
+                    && line.contains("uri=\"/api/v1/images/{name}/data\""));
+    assertThat(scrape.lines())
+        .noneMatch(
+            line ->
+                line.startsWith("http_server_requests_seconds_count{")
+                    && line.contains("uri=\"UNKNOWN\""));
     assertThat(sample(scrape, "fvdisk_io_read_seconds_count").getAsDouble()).isPositive();
     assertThat(sample(scrape, "fvdisk_io_read_bytes_sum").getAsDouble())
         .isGreaterThanOrEqualTo(5000);
