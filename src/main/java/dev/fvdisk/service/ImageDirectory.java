@@ -60,8 +60,8 @@ public class ImageDirectory {
 
   /**
    * Whether {@code name} can name an image: it follows {@link #NAME} (which already rules out
-   * {@code .} and {@code ..}). Checked by hand because every request asks; {@code
-   * ImageDirectoryTest} holds it to the pattern.
+   * {@code .} and {@code ..}). Checked by hand because every request asks; {@code ImageNameTest}
+   * holds it to the pattern.
    */
   public static boolean isValidName(String name) {
     int length = name.length();

@@ -38,7 +38,8 @@ import org.springframework.web.bind.annotation.RestController;
  *
  * <p>Most ranged {@code GET}s of {@code /data} never get here: {@link RangeReadFilter} answers them
  * ahead of Spring MVC with the same {@link DataAnswer}, and passes on the ones it is unsure of,
- * which {@link #read} answers.
+ * which {@link #read} answers. Likewise most ranged {@code PUT}s are written by {@link
+ * RangeWriteFilter}, and {@link #write} takes the rest.
  *
  * <p>Digests (RFC 9530): a read that sends {@code Want-Content-Digest} gets a {@code
  * Content-Digest} of its body (see {@link DataReads} and {@link DiskStreams#read(VirtualDisk,

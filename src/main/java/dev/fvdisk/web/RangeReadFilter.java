@@ -74,6 +74,8 @@ class RangeReadFilter extends HttpFilter {
     return request.getHeader(HttpHeaders.RANGE) != null
             && request.getHeader(ContentDigests.WANT_CONTENT_DIGEST) == null
             && request.getQueryString() == null
+            && request.getContentLengthLong() <= 0
+            && request.getHeader(HttpHeaders.TRANSFER_ENCODING) == null
         ? plainImageName(request, "GET")
         : null;
   }
@@ -121,15 +123,12 @@ class RangeReadFilter extends HttpFilter {
 
   /**
    * The image named by a plain {@code method} request of {@code /api/v1/images/{name}/data}: no
-   * encoded or dot segments, no path parameters, nothing Spring MVC could read differently. A
-   * {@code GET} has no body; other methods are checked for what their filter takes.
+   * encoded or dot segments, no path parameters, nothing Spring MVC could read differently. Each
+   * filter checks the headers and body of what it takes itself.
    */
   static @Nullable String plainImageName(HttpServletRequest request, String method) {
     if (request.getDispatcherType() != DispatcherType.REQUEST
-        || !method.equals(request.getMethod())
-        || (method.equals("GET")
-            && (request.getContentLengthLong() > 0
-                || request.getHeader(HttpHeaders.TRANSFER_ENCODING) != null))) {
+        || !method.equals(request.getMethod())) {
       return null;
     }
     String uri = request.getRequestURI();
