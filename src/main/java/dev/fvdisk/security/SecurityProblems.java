@@ -24,9 +24,6 @@ import org.springframework.web.servlet.ModelAndView;
  */
 final class SecurityProblems implements AuthenticationEntryPoint, AccessDeniedHandler {
 
-  /** Both schemes the service takes; QEMU's curl driver answers the Basic challenge. */
-  static final String CHALLENGE = "Basic realm=\"fvdisk\", Bearer";
-
   private final HandlerExceptionResolver resolver;
 
   SecurityProblems(HandlerExceptionResolver resolver) {
@@ -37,14 +34,11 @@ final class SecurityProblems implements AuthenticationEntryPoint, AccessDeniedHa
   public void commence(
       HttpServletRequest request, HttpServletResponse response, AuthenticationException e)
       throws IOException {
-    response.setHeader(HttpHeaders.WWW_AUTHENTICATE, CHALLENGE);
+    response.setHeader(HttpHeaders.WWW_AUTHENTICATE, TokenRegistry.CHALLENGE);
     AuthenticationException answer =
         e instanceof BadCredentialsException
             ? e
-            : new InsufficientAuthenticationException(
-                "this request needs an access token: send Authorization: Bearer <token>, or HTTP"
-                    + " Basic with the token as password",
-                e);
+            : new InsufficientAuthenticationException(TokenRegistry.TOKEN_NEEDED, e);
     resolve(request, response, answer, HttpServletResponse.SC_UNAUTHORIZED);
   }
 

@@ -131,6 +131,75 @@ public final class TokenRegistry {
     return Optional.ofNullable(byCertificateSubject.get(subject));
   }
 
+  /** The challenge of a 401: both schemes the service takes; QEMU's curl driver answers Basic. */
+  public static final String CHALLENGE = "Basic realm=\"fvdisk\", Bearer";
+
+  /** What a 401 says when no token was presented. */
+  public static final String TOKEN_NEEDED =
+      "this request needs an access token: send Authorization: Bearer <token>, or HTTP Basic with"
+          + " the token as password";
+
+  private static final String BASIC = "basic ";
+  private static final String BEARER = "bearer ";
+
+  /**
+   * The caller an {@code Authorization} header names, for a front door outside Spring Security (the
+   * data port); the HTTP filter chain decides the same way. Without configured tokens every caller
+   * is the trusted local client, whatever it sends, as {@link TrustedLoopbackFilter} makes it.
+   *
+   * @param authorization the header's value, or null when the request has none
+   * @throws IllegalArgumentException saying why the caller is not authenticated (answer 401)
+   */
+  public AccessToken authenticate(@Nullable String authorization) {
+    if (tokens.isEmpty()) {
+      return TrustedLoopbackFilter.TRUSTED;
+    }
+    if (authorization == null) {
+      throw new IllegalArgumentException(TOKEN_NEEDED);
+    }
+    return find(secretOf(authorization))
+        .orElseThrow(() -> new IllegalArgumentException("unknown token"));
+  }
+
+  /**
+   * The secret an {@code Authorization} header presents: {@code Bearer <secret>}, or HTTP Basic
+   * with the secret as password and any user name (QEMU's HTTP driver can send only Basic).
+   *
+   * @throws IllegalArgumentException for another scheme, undecodable Basic credentials or an empty
+   *     secret
+   */
+  static String secretOf(String authorization) {
+    String value = authorization.trim();
+    // Scheme names are case-insensitive (RFC 9110, section 11.1).
+    String secret;
+    if (value.regionMatches(true, 0, BEARER, 0, BEARER.length())) {
+      secret = value.substring(BEARER.length()).trim();
+    } else if (value.regionMatches(true, 0, BASIC, 0, BASIC.length())) {
+      secret = basicPassword(value.substring(BASIC.length()).trim());
+    } else {
+      throw new IllegalArgumentException("Authorization must use the Basic or Bearer scheme");
+    }
+    if (secret.isEmpty()) {
+      throw new IllegalArgumentException("the token is empty");
+    }
+    return secret;
+  }
+
+  private static String basicPassword(String encoded) {
+    String decoded;
+    try {
+      decoded = new String(java.util.Base64.getDecoder().decode(encoded), StandardCharsets.UTF_8);
+    } catch (IllegalArgumentException e) {
+      throw new IllegalArgumentException("Basic credentials are not valid Base64", e);
+    }
+    // user-id ":" password (RFC 7617); the user id cannot hold a colon, the password can.
+    int colon = decoded.indexOf(':');
+    if (colon < 0) {
+      throw new IllegalArgumentException("Basic credentials need user:password");
+    }
+    return decoded.substring(colon + 1);
+  }
+
   /** Whether no tokens are configured: then nothing is authenticated. */
   public boolean isEmpty() {
     return tokens.isEmpty();

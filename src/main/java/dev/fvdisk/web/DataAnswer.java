@@ -17,7 +17,7 @@ import org.springframework.http.MediaType;
  * The status and headers are set with the first bytes, so a read that fails before it has any
  * leaves the response untouched for a problem answer.
  */
-final class DataAnswer {
+final class DataAnswer implements DataSink {
 
   /** Whether a stream class inherits the servlet API's copying {@code write(ByteBuffer)}. */
   private static final ClassValue<Boolean> COPIES_BYTE_BUFFERS =
@@ -72,10 +72,8 @@ final class DataAnswer {
     response.setHeader(HttpHeaders.ETAG, EntityTags.quote(image.etag()));
   }
 
-  /**
-   * Adds a {@code Content-Digest} header (RFC 9530) of the whole body; before the answer starts.
-   */
-  void contentDigest(String field) {
+  @Override
+  public void contentDigest(String field) {
     if (body != null) {
       throw new IllegalStateException("the answer has started; its headers are out");
     }
@@ -87,12 +85,8 @@ final class DataAnswer {
     return body != null;
   }
 
-  /**
-   * Sends all remaining bytes of {@code data}, starting the answer with the first ones.
-   *
-   * @throws IOException when the client went away
-   */
-  void write(ByteBuffer data) throws IOException {
+  @Override
+  public void write(ByteBuffer data) throws IOException {
     ServletOutputStream out = body;
     if (out == null) {
       out = start();
@@ -106,7 +100,8 @@ final class DataAnswer {
    * closed: the container closes only connections whose answer is committed ({@link
    * CutShortAnswerFilter}), and would otherwise complete a short answer as if it were whole.
    */
-  void flush() throws IOException {
+  @Override
+  public void flush() throws IOException {
     ServletOutputStream out = body;
     if (out == null) {
       out = start();

@@ -42,7 +42,7 @@ final class DiskStreams {
    *
    * @throws IOException only when the client went away
    */
-  void read(VirtualDisk disk, ByteRanges.Span span, DataAnswer answer) throws IOException {
+  void read(VirtualDisk disk, ByteRanges.Span span, DataSink answer) throws IOException {
     ByteBuffer buffer = buffers.acquire(span.lengthBytes());
     int bufferBytes = buffer.limit();
     long position = span.offsetBytes();
@@ -73,7 +73,7 @@ final class DiskStreams {
    *     short of its length, and the caller must have the connection closed
    * @throws IOException only when the client went away
    */
-  boolean read(VirtualDisk disk, ByteRanges.Span span, DataAnswer answer, DigestAlgorithm algorithm)
+  boolean read(VirtualDisk disk, ByteRanges.Span span, DataSink answer, DigestAlgorithm algorithm)
       throws IOException {
     ByteBuffer buffer = buffers.acquire(span.lengthBytes());
     int bufferBytes = buffer.limit();

@@ -1,0 +1,35 @@
+package dev.fvdisk.web;
+
+import dev.fvdisk.security.TokenRegistry;
+import dev.fvdisk.service.ImageService;
+import io.micrometer.core.instrument.MeterRegistry;
+import org.springframework.beans.factory.ObjectProvider;
+import org.springframework.boot.autoconfigure.condition.ConditionalOnBooleanProperty;
+import org.springframework.boot.context.properties.EnableConfigurationProperties;
+import org.springframework.context.annotation.Bean;
+import org.springframework.context.annotation.Configuration;
+import org.springframework.core.env.Environment;
+
+/** The data port ({@link DataPortServer}), when {@code fvdisk.http-data.enabled=true}. */
+@Configuration(proxyBeanMethods = false)
+@EnableConfigurationProperties(DataPortProperties.class)
+@ConditionalOnBooleanProperty(name = "fvdisk.http-data.enabled")
+class DataPortConfiguration {
+
+  @Bean
+  DataPort dataPort(
+      ImageService images,
+      TokenRegistry tokens,
+      DiskStreams streams,
+      DataPortProperties properties,
+      Environment environment,
+      ObjectProvider<MeterRegistry> meters) {
+    return new DataPort(
+        images,
+        tokens,
+        streams,
+        properties,
+        environment.getProperty("fvdisk.security.allow-unauthenticated", Boolean.class, false),
+        meters.getIfAvailable());
+  }
+}

@@ -1,0 +1,577 @@
+package dev.fvdisk.web;
+
+import dev.fvdisk.security.AccessPolicy;
+import dev.fvdisk.security.AccessToken;
+import dev.fvdisk.security.Role;
+import dev.fvdisk.security.TokenRegistry;
+import dev.fvdisk.service.Access;
+import dev.fvdisk.service.ImageElsewhereException;
+import dev.fvdisk.service.ImageNotFoundException;
+import dev.fvdisk.service.ServiceException;
+import dev.fvdisk.service.VirtualDisk;
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.InetAddress;
+import java.net.Socket;
+import java.net.SocketTimeoutException;
+import java.nio.ByteBuffer;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Objects;
+import org.jspecify.annotations.Nullable;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One client of the data port: reads request heads one after another on its own thread, answers
+ * each, and keeps the connection while the client does. What it answers, and how, is described on
+ * {@link DataPortServer}; the bytes of a read go through the same {@link DiskStreams} and {@link
+ * ByteRanges} as on the main port, and problems carry the same types, titles and details.
+ */
+final class DataPortConnection implements Runnable {
+
+  private static final Logger log = LoggerFactory.getLogger(DataPortConnection.class);
+
+  private static final String PREFIX = "/api/v1/images/";
+  private static final String SUFFIX = "/data";
+
+  /** The headers Spring Security writes on every answer of the main port, written here alike. */
+  private static final byte[] SECURITY_HEADERS =
+      ascii(
+          "X-Content-Type-Options: nosniff\r\n"
+              + "X-XSS-Protection: 0\r\n"
+              + "Cache-Control: no-cache, no-store, max-age=0, must-revalidate\r\n"
+              + "Pragma: no-cache\r\n"
+              + "Expires: 0\r\n"
+              + "X-Frame-Options: DENY\r\n");
+
+  private final Socket socket;
+  private final SocketChannel channel;
+  private final DataPortServer server;
+  private final String name;
+  private final byte[] input = new byte[DataPortRequest.MAX_HEAD_BYTES];
+  private int filled;
+  private int consumed;
+
+  /** The status line and headers of an answer, and the whole of a problem answer. */
+  private final ByteBuffer head = ByteBuffer.allocateDirect(DataPortRequest.MAX_HEAD_BYTES * 2);
+
+  /** When the thread began to write to the socket, or 0; the watchdog reads it. */
+  private volatile long writingSinceNanos;
+
+  /** Whether a request is being answered; an idle connection is closed at once on stop. */
+  private volatile boolean answering;
+
+  DataPortConnection(Socket socket, String name, DataPortServer server) {
+    this.socket = socket;
+    this.channel = Objects.requireNonNull(socket.getChannel(), "accepted through a channel");
+    this.name = name;
+    this.server = server;
+  }
+
+  String name() {
+    return name;
+  }
+
+  InetAddress peer() {
+    return socket.getInetAddress();
+  }
+
+  boolean answering() {
+    return answering;
+  }
+
+  /** Whether a write to the client has been blocked for longer than {@code limitNanos}. */
+  boolean stalled(long nowNanos, long limitNanos) {
+    long since = writingSinceNanos;
+    return since != 0 && nowNanos - since > limitNanos;
+  }
+
+  void close() {
+    try {
+      socket.close();
+    } catch (IOException e) {
+      // closing is all that is left to do
+    }
+  }
+
+  @Override
+  public void run() {
+    try {
+      socket.setTcpNoDelay(true);
+      socket.setSoTimeout((int) server.limits().idleTimeout().toMillis());
+      InputStream in = socket.getInputStream();
+      while (!server.stopping()) {
+        DataPortRequest request = readHead(in);
+        if (request == null) {
+          return;
+        }
+        answering = true;
+        boolean keep;
+        try {
+          keep = answer(request) && request.keepAlive();
+        } finally {
+          answering = false;
+        }
+        if (!keep) {
+          return;
+        }
+      }
+    } catch (IOException e) {
+      log.debug("data port connection {} ended: {}", name, e.toString());
+    } finally {
+      close();
+      server.forget(this);
+    }
+  }
+
+  /**
+   * The next request's head, or null when the connection is to end: the client closed it or was
+   * idle past the timeout, or the head was refused (answered here).
+   */
+  private @Nullable DataPortRequest readHead(InputStream in) throws IOException {
+    System.arraycopy(input, consumed, input, 0, filled - consumed);
+    filled -= consumed;
+    consumed = 0;
+    long startedNanos = System.nanoTime();
+    int scanned = 0;
+    while (true) {
+      int end = DataPortRequest.headEnd(input, scanned, filled);
+      if (end > 0) {
+        consumed = end;
+        try {
+          return DataPortRequest.parse(input, 0, end);
+        } catch (DataPortRequest.Malformed e) {
+          problem("-", "/", ProblemType.BAD_REQUEST, e.getMessage(), Map.of(), null, false);
+          return null;
+        }
+      }
+      if (filled == input.length) {
+        problem(
+            "-",
+            "/",
+            ProblemType.HEADERS_TOO_LARGE,
+            "the request head is longer than " + input.length + " bytes",
+            Map.of(),
+            null,
+            false);
+        return null;
+      }
+      scanned = Math.max(0, filled - 3);
+      int n;
+      try {
+        n = in.read(input, filled, input.length - filled);
+      } catch (SocketTimeoutException idle) {
+        return null;
+      }
+      if (n < 0) {
+        return null;
+      }
+      filled += n;
+      if (filled > 0
+          && System.nanoTime() - startedNanos > server.limits().idleTimeout().toNanos()) {
+        // A head trickling in a byte at a time holds a thread; it gets one timeout in all.
+        return null;
+      }
+    }
+  }
+
+  /** Answers one request; false when the connection must close after it. */
+  private boolean answer(DataPortRequest request) throws IOException {
+    long start = System.nanoTime();
+    String path = request.target;
+    int query = path.indexOf('?');
+    if (query >= 0) {
+      path = path.substring(0, query);
+    }
+    String image = imageName(path);
+    String uri = image == null ? "NOT_FOUND" : RangeReadFilter.PATTERN;
+    Outcome outcome = Outcome.NONE;
+    try {
+      outcome = route(request, path, image);
+      return outcome.keepAlive;
+    } finally {
+      server.record(
+          request.method, outcome.status, uri, outcome.exception, System.nanoTime() - start);
+    }
+  }
+
+  /** What an answer was, for the connection and for {@code http.server.requests}. */
+  private record Outcome(int status, boolean keepAlive, String exception) {
+    static final Outcome NONE = new Outcome(500, false, "none");
+  }
+
+  private Outcome route(DataPortRequest request, String path, @Nullable String image)
+      throws IOException {
+    String method = request.method;
+    if (request.hasBody()) {
+      // The body is never read, so the next head could not be found: answer and close.
+      return problem(
+          method,
+          path,
+          ProblemType.BAD_REQUEST,
+          "the data port takes no request body; send writes to the main port",
+          Map.of(),
+          null,
+          false);
+    }
+    if (image == null) {
+      return problem(
+          method, path, ProblemType.NOT_FOUND, "no resource at " + path, Map.of(), null, true);
+    }
+    boolean isHead = method.equals("HEAD");
+    if (!isHead && !method.equals("GET")) {
+      return problem(
+          method,
+          path,
+          ProblemType.METHOD_NOT_ALLOWED,
+          "method " + method + " is not allowed on the data port; it answers GET and HEAD",
+          Map.of(),
+          "Allow: GET, HEAD\r\n",
+          true);
+    }
+    if (path.length() != request.target.length()) {
+      return problem(
+          method,
+          path,
+          ProblemType.BAD_REQUEST,
+          "the data port takes no query string",
+          Map.of(),
+          null,
+          true);
+    }
+    AccessToken token;
+    try {
+      token = server.tokens().authenticate(request.authorization);
+    } catch (IllegalArgumentException e) {
+      return problem(
+          method,
+          path,
+          ProblemType.UNAUTHORIZED,
+          e.getMessage(),
+          Map.of(),
+          "WWW-Authenticate: " + TokenRegistry.CHALLENGE + "\r\n",
+          true);
+    }
+    switch (AccessPolicy.decide(token, Role.READER, image)) {
+      case GRANTED -> {
+        // carry on
+      }
+      case DENIED -> {
+        return problem(
+            method,
+            path,
+            ProblemType.FORBIDDEN,
+            "token \""
+                + token.name()
+                + "\" (role "
+                + token.role().name().toLowerCase(java.util.Locale.ROOT)
+                + ") may not "
+                + method
+                + " "
+                + path,
+            Map.of(),
+            null,
+            true);
+      }
+      case HIDDEN -> {
+        return serviceProblem(method, path, new ImageNotFoundException(image));
+      }
+    }
+    try (VirtualDisk disk = server.images().attach(image, Access.READ_ONLY)) {
+      DataState state = DataState.of(disk);
+      if (isHead) {
+        startAnswer(200, state, null, state.sizeBytes());
+        put("\r\n");
+        send(head.flip(), null);
+        return new Outcome(200, true, "none");
+      }
+      ByteRanges.Span span;
+      try {
+        span = ByteRanges.parseRange(request.range, state.sizeBytes());
+      } catch (HttpProblemException e) {
+        return httpProblem(method, path, e);
+      }
+      return read(request, disk, state, span);
+    } catch (ServiceException e) {
+      return serviceProblem(method, path, e);
+    } catch (RuntimeException e) {
+      log.error("{} {} on the data port answered 500", method, path, e);
+      return problem(
+          method,
+          path,
+          ProblemType.INTERNAL_ERROR,
+          "the request failed unexpectedly; the server log has the details",
+          Map.of(),
+          null,
+          false,
+          e.getClass().getSimpleName());
+    }
+  }
+
+  /** Sends the whole disk (200) or one range of it (206). */
+  private Outcome read(
+      DataPortRequest request, VirtualDisk disk, DataState state, ByteRanges.@Nullable Span range)
+      throws IOException {
+    ByteRanges.Span span = range == null ? new ByteRanges.Span(0, state.sizeBytes()) : range;
+    int status = range == null ? 200 : 206;
+    String contentRange =
+        range == null
+            ? null
+            : "bytes " + span.offsetBytes() + "-" + span.lastByte() + "/" + state.sizeBytes();
+    Sink sink = new Sink(status, state, contentRange, span.lengthBytes());
+    DigestAlgorithm digest =
+        request.wantContentDigest == null
+            ? null
+            : ContentDigests.preferred(request.wantContentDigest);
+    try {
+      if (digest == null) {
+        server.streams().read(disk, span, sink);
+      } else if (!server.streams().read(disk, span, sink, digest)) {
+        // The span changed between the digest's read and the body's: the body stops short of its
+        // length, and closing the connection tells the client so.
+        return new Outcome(status, false, "none");
+      }
+      sink.flush();
+      return new Outcome(status, true, "none");
+    } catch (RuntimeException e) {
+      if (!sink.started) {
+        throw e;
+      }
+      log.info(
+          "{} {} on the data port failed after its first bytes ({}); the connection is closed",
+          request.method,
+          request.target,
+          e.getMessage());
+      return new Outcome(status, false, e.getClass().getSimpleName());
+    }
+  }
+
+  /** The answer to a read: status and headers go out with the first bytes, in one write. */
+  private final class Sink implements DataSink {
+    private final int status;
+    private final DataState state;
+    private final @Nullable String contentRange;
+    private final long lengthBytes;
+    private @Nullable String contentDigest;
+    boolean started;
+
+    Sink(int status, DataState state, @Nullable String contentRange, long lengthBytes) {
+      this.status = status;
+      this.state = state;
+      this.contentRange = contentRange;
+      this.lengthBytes = lengthBytes;
+    }
+
+    @Override
+    public void contentDigest(String field) {
+      contentDigest = field;
+    }
+
+    @Override
+    public void write(ByteBuffer data) throws IOException {
+      if (started) {
+        send(null, data);
+      } else {
+        start();
+        send(head.flip(), data);
+      }
+    }
+
+    @Override
+    public void flush() throws IOException {
+      if (!started) {
+        start();
+        send(head.flip(), null);
+      }
+    }
+
+    private void start() {
+      started = true;
+      startAnswer(status, state, contentRange, lengthBytes);
+      if (contentDigest != null) {
+        put(ContentDigests.CONTENT_DIGEST + ": " + contentDigest + "\r\n");
+      }
+      put("\r\n");
+    }
+  }
+
+  /**
+   * Puts the status line and the data headers into {@link #head}; the caller ends the head. HEAD's
+   * answer is ended here, as it has nothing to add.
+   */
+  private void startAnswer(
+      int status, DataState state, @Nullable String contentRange, long lengthBytes) {
+    head.clear();
+    put(status == 206 ? "HTTP/1.1 206 \r\n" : "HTTP/1.1 200 \r\n");
+    head.put(SECURITY_HEADERS);
+    put("Accept-Ranges: bytes\r\nETag: ");
+    put(EntityTags.quote(state.etag()));
+    if (contentRange != null) {
+      put("\r\nContent-Range: ");
+      put(contentRange);
+    }
+    put("\r\nContent-Type: application/octet-stream\r\nContent-Length: ");
+    put(Long.toString(lengthBytes));
+    put("\r\nDate: ");
+    head.put(server.date());
+    put("\r\n");
+    if (server.stopping()) {
+      put("Connection: close\r\n");
+    }
+  }
+
+  private Outcome serviceProblem(String method, String path, ServiceException e) {
+    if (e instanceof ImageElsewhereException elsewhere) {
+      return problemOrClose(
+          method,
+          path,
+          ProblemType.IMAGE_ELSEWHERE,
+          e.getMessage(),
+          e.properties(),
+          "Location: " + elsewhere.ownerUrl() + path + "\r\n",
+          true);
+    }
+    ProblemType type = ProblemType.of(e);
+    if (type.status() == 503) {
+      log.warn("{} {} on the data port answered 503: {}", method, path, e.getMessage());
+    } else if (type.status() >= 500) {
+      log.error("{} {} on the data port answered {}", method, path, type.status(), e);
+    }
+    return problemOrClose(method, path, type, e.getMessage(), e.properties(), null, true);
+  }
+
+  private Outcome httpProblem(String method, String path, HttpProblemException e) {
+    String extra =
+        e instanceof RangeNotSatisfiableException range
+            ? "Content-Range: bytes */" + range.sizeBytes() + "\r\n"
+            : null;
+    return problemOrClose(
+        method, path, ProblemType.of(e), e.getMessage(), e.properties(), extra, true);
+  }
+
+  private Outcome problemOrClose(
+      String method,
+      String path,
+      ProblemType type,
+      @Nullable String detail,
+      Map<String, Object> properties,
+      @Nullable String extraHeaders,
+      boolean keepAlive) {
+    try {
+      return problem(method, path, type, detail, properties, extraHeaders, keepAlive);
+    } catch (IOException e) {
+      return new Outcome(type.status(), false, "none");
+    }
+  }
+
+  private Outcome problem(
+      String method,
+      String path,
+      ProblemType type,
+      @Nullable String detail,
+      Map<String, Object> properties,
+      @Nullable String extraHeaders,
+      boolean keepAlive)
+      throws IOException {
+    return problem(method, path, type, detail, properties, extraHeaders, keepAlive, "none");
+  }
+
+  /**
+   * Sends an RFC 9457 problem, shaped as the main port's: type, title, status, detail, instance and
+   * the extension members.
+   */
+  private Outcome problem(
+      String method,
+      String path,
+      ProblemType type,
+      @Nullable String detail,
+      Map<String, Object> properties,
+      @Nullable String extraHeaders,
+      boolean keepAlive,
+      String exception)
+      throws IOException {
+    Map<String, Object> body = new LinkedHashMap<>();
+    body.put("type", type.type().toString());
+    body.put("title", type.title());
+    body.put("status", type.status());
+    if (detail != null) {
+      body.put("detail", detail);
+    }
+    body.put("instance", path);
+    body.putAll(properties);
+    byte[] json = DataPortServer.JSON.writeValueAsBytes(body);
+    boolean close = !keepAlive || server.stopping();
+    head.clear();
+    put("HTTP/1.1 " + type.status() + " \r\n");
+    head.put(SECURITY_HEADERS);
+    if (extraHeaders != null) {
+      put(extraHeaders);
+    }
+    put("Content-Type: application/problem+json\r\nContent-Length: " + json.length + "\r\n");
+    put("Date: ");
+    head.put(server.date());
+    put(close ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n");
+    send(head.flip(), method.equals("HEAD") ? null : ByteBuffer.wrap(json));
+    if (log.isDebugEnabled()) {
+      log.debug("{} {} on the data port answered {}: {}", method, path, type.status(), detail);
+    }
+    return new Outcome(type.status(), !close, exception);
+  }
+
+  /** Writes {@code first} then {@code second} to the socket, as one gathering write when both. */
+  private void send(@Nullable ByteBuffer first, @Nullable ByteBuffer second) throws IOException {
+    writingSinceNanos = System.nanoTime();
+    try {
+      if (first != null && second != null) {
+        ByteBuffer[] both = {first, second};
+        while (second.hasRemaining()) {
+          channel.write(both);
+        }
+      } else {
+        ByteBuffer only = first != null ? first : Objects.requireNonNull(second);
+        while (only.hasRemaining()) {
+          channel.write(only);
+        }
+      }
+    } finally {
+      writingSinceNanos = 0;
+    }
+  }
+
+  private void put(String ascii) {
+    for (int i = 0; i < ascii.length(); i++) {
+      char c = ascii.charAt(i);
+      // Header values here are made by the service (names, numbers, tags, URLs): ASCII only.
+      head.put(c < 0x80 ? (byte) c : (byte) '?');
+    }
+  }
+
+  /**
+   * The image named by a plain {@code /api/v1/images/{name}/data}: no encoded or dot segments, no
+   * path parameters (the rule {@link RangeReadFilter#plainImageName} applies on the main port).
+   */
+  static @Nullable String imageName(String path) {
+    if (!path.startsWith(PREFIX) || !path.endsWith(SUFFIX)) {
+      return null;
+    }
+    int end = path.length() - SUFFIX.length();
+    if (end <= PREFIX.length()) {
+      return null;
+    }
+    String name = path.substring(PREFIX.length(), end);
+    for (int i = 0; i < name.length(); i++) {
+      char c = name.charAt(i);
+      if (c == '/' || c == '%' || c == ';') {
+        return null;
+      }
+    }
+    return name.equals(".") || name.equals("..") ? null : name;
+  }
+
+  private static byte[] ascii(String text) {
+    return text.getBytes(StandardCharsets.US_ASCII);
+  }
+}

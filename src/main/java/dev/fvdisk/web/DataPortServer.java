@@ -1,0 +1,345 @@
+package dev.fvdisk.web;
+
+import dev.fvdisk.security.TokenRegistry;
+import dev.fvdisk.service.ImageService;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Tags;
+import io.micrometer.core.instrument.Timer;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.time.ZoneOffset;
+import java.time.ZonedDateTime;
+import java.time.format.DateTimeFormatter;
+import java.util.HashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.jspecify.annotations.Nullable;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import tools.jackson.databind.json.JsonMapper;
+
+/**
+ * The data port: a second, lean HTTP/1.1 listener that answers only {@code GET} and {@code HEAD} of
+ * {@code /api/v1/images/{name}/data}, the requests QEMU's curl driver and image importers send by
+ * the thousand, without the servlet container, Spring MVC or the security filter chain.
+ *
+ * <p>Why: on the main port a 4 KiB ranged read costs 80–100 µs of CPU, most of it in Tomcat and the
+ * filter chains; nginx answers the same read for about 25 µs (docs/performance.md). Here a request
+ * is parsed from one buffer, authenticated and authorized by the same {@link TokenRegistry} and
+ * {@link dev.fvdisk.security.AccessPolicy} as the main port, and answered with one gathering write
+ * of head and data from the same {@link DiskStreams}.
+ *
+ * <p>What it answers: 200 (whole disk, or {@code HEAD}), 206 (one range), and the main port's
+ * problems for the same faults (400, 401, 403, 404, 416, 5xx, and 307 to the instance that holds
+ * the image). Any other method on the data path is 405, any other path 404, a request with a body
+ * or a query 400; writes and everything else go to the main port. Requests on one connection are
+ * answered in order (pipelining is allowed); a malformed head is answered 400 and the connection
+ * closed.
+ *
+ * <p>Limits: connections at once, over all and per client address; an idle connection, or one whose
+ * head has not arrived whole, is closed after the idle timeout; a client that takes no bytes for
+ * the stall timeout is cut off by a watchdog. Threads: one accepting, one per connection (platform
+ * threads, blocking sockets), one watchdog.
+ */
+final class DataPortServer {
+
+  private static final Logger log = LoggerFactory.getLogger(DataPortServer.class);
+
+  static final JsonMapper JSON = JsonMapper.builder().build();
+
+  /** RFC 9110's IMF-fixdate: a two-digit day, unlike {@code RFC_1123_DATE_TIME}. */
+  private static final DateTimeFormatter HTTP_DATE =
+      DateTimeFormatter.ofPattern("EEE, dd MMM yyyy HH:mm:ss 'GMT'", java.util.Locale.US);
+
+  /** The limits of the port ({@code fvdisk.http-data.*}). */
+  record Limits(
+      int maxConnections, int maxConnectionsPerPeer, Duration idleTimeout, Duration stallTimeout) {}
+
+  private final ImageService images;
+  private final TokenRegistry tokens;
+  private final DiskStreams streams;
+  private final InetSocketAddress address;
+  private final Limits limits;
+  private final @Nullable MeterRegistry meters;
+  private final Map<String, Timer> timers = new ConcurrentHashMap<>();
+  private final ScheduledExecutorService watchdog;
+
+  private final Object connectionsLock = new Object();
+  private final Set<DataPortConnection> connections = new LinkedHashSet<>();
+  private final Map<InetAddress, Integer> perPeer = new HashMap<>();
+  private final AtomicInteger connectionNumbers = new AtomicInteger();
+
+  private volatile boolean stopping;
+  private volatile @Nullable ServerSocket listener;
+  private volatile long dateSecond = -1;
+  private volatile byte[] date = new byte[0];
+
+  DataPortServer(
+      ImageService images,
+      TokenRegistry tokens,
+      DiskStreams streams,
+      InetSocketAddress address,
+      Limits limits,
+      @Nullable MeterRegistry meters) {
+    this.images = images;
+    this.tokens = tokens;
+    this.streams = streams;
+    this.address = address;
+    this.limits = limits;
+    this.meters = meters;
+    this.watchdog =
+        Executors.newSingleThreadScheduledExecutor(
+            r -> {
+              Thread t = new Thread(r, "data-port-watchdog");
+              t.setDaemon(true);
+              return t;
+            });
+  }
+
+  /** Binds the port and starts accepting; the port is known on return. */
+  synchronized void start() throws IOException {
+    // Opened through a channel, so accepted sockets have channels for gathering writes.
+    ServerSocket socket = ServerSocketChannel.open().socket();
+    try {
+      socket.setReuseAddress(true);
+      socket.bind(address, 128);
+    } catch (IOException e) {
+      socket.close();
+      throw e;
+    }
+    listener = socket;
+    Thread acceptor = new Thread(() -> acceptLoop(socket), "data-port-accept");
+    acceptor.setDaemon(true);
+    acceptor.start();
+    watchdog.scheduleWithFixedDelay(this::cutStalled, 1, 1, TimeUnit.SECONDS);
+    log.info(
+        "Data port listening on {}:{} (GET and HEAD of /api/v1/images/{name}/data)",
+        socket.getInetAddress().getHostAddress(),
+        socket.getLocalPort());
+  }
+
+  /** The port listened on. */
+  int port() {
+    ServerSocket socket = listener;
+    if (socket == null) {
+      throw new IllegalStateException("the data port is not started");
+    }
+    return socket.getLocalPort();
+  }
+
+  /** Connections open now. */
+  int connections() {
+    synchronized (connectionsLock) {
+      return connections.size();
+    }
+  }
+
+  ImageService images() {
+    return images;
+  }
+
+  TokenRegistry tokens() {
+    return tokens;
+  }
+
+  DiskStreams streams() {
+    return streams;
+  }
+
+  Limits limits() {
+    return limits;
+  }
+
+  boolean stopping() {
+    return stopping;
+  }
+
+  /** The {@code Date} field's value, formatted once a second. */
+  byte[] date() {
+    long now = System.currentTimeMillis() / 1000;
+    if (now != dateSecond) {
+      date =
+          HTTP_DATE
+              .format(ZonedDateTime.ofInstant(java.time.Instant.ofEpochSecond(now), ZoneOffset.UTC))
+              .getBytes(StandardCharsets.US_ASCII);
+      dateSecond = now;
+    }
+    return date;
+  }
+
+  /**
+   * Records an answer in {@code http.server.requests} with the tags Spring's observation gives the
+   * main port's, so one dashboard shows both ports.
+   */
+  void record(String method, int status, String uri, String exception, long nanos) {
+    MeterRegistry registry = meters;
+    if (registry == null) {
+      return;
+    }
+    String key = method + ' ' + status + ' ' + uri + ' ' + exception;
+    Timer timer = timers.get(key);
+    if (timer == null) {
+      if (timers.size() > 1000) {
+        // Methods are the client's words: past a thousand series, only known ones are kept apart.
+        method = "GET".equals(method) || "HEAD".equals(method) ? method : "UNKNOWN";
+        key = method + ' ' + status + ' ' + uri + ' ' + exception;
+      }
+      String tagMethod = method;
+      timer =
+          timers.computeIfAbsent(
+              key,
+              k ->
+                  Timer.builder("http.server.requests")
+                      .tags(
+                          Tags.of(
+                              "error", exception,
+                              "exception", exception,
+                              "method", tagMethod,
+                              "outcome", outcome(status),
+                              "status", Integer.toString(status),
+                              "uri", uri))
+                      .register(registry));
+    }
+    timer.record(nanos, TimeUnit.NANOSECONDS);
+  }
+
+  private static String outcome(int status) {
+    return switch (status / 100) {
+      case 1 -> "INFORMATIONAL";
+      case 2 -> "SUCCESS";
+      case 3 -> "REDIRECTION";
+      case 4 -> "CLIENT_ERROR";
+      case 5 -> "SERVER_ERROR";
+      default -> "UNKNOWN";
+    };
+  }
+
+  private void acceptLoop(ServerSocket socket) {
+    while (!stopping) {
+      Socket client;
+      try {
+        client = socket.accept();
+      } catch (IOException e) {
+        if (!stopping) {
+          log.warn("Data port listener failed; no further connections are taken: {}", e.toString());
+        }
+        return;
+      }
+      admit(client);
+    }
+  }
+
+  private void admit(Socket client) {
+    InetAddress peer = client.getInetAddress();
+    String refusal = null;
+    DataPortConnection connection = null;
+    synchronized (connectionsLock) {
+      int fromPeer = perPeer.getOrDefault(peer, 0);
+      if (stopping) {
+        refusal = "the server is shutting down";
+      } else if (connections.size() >= limits.maxConnections()) {
+        refusal = "already " + connections.size() + " connections, the limit";
+      } else if (fromPeer >= limits.maxConnectionsPerPeer()) {
+        refusal = "already " + fromPeer + " connections from this address, the limit";
+      } else {
+        connection =
+            new DataPortConnection(
+                client, "data-port-" + connectionNumbers.incrementAndGet(), this);
+        connections.add(connection);
+        perPeer.merge(peer, 1, Integer::sum);
+      }
+    }
+    if (connection == null) {
+      // One line per refusal would let a client flood the log; the count is in the debug log.
+      log.debug(
+          "Data port connection from {} refused: {}", client.getRemoteSocketAddress(), refusal);
+      try {
+        client.close();
+      } catch (IOException e) {
+        // closing is all that is left to do
+      }
+      return;
+    }
+    Thread thread = new Thread(connection, connection.name());
+    thread.setDaemon(true);
+    thread.start();
+  }
+
+  void forget(DataPortConnection connection) {
+    synchronized (connectionsLock) {
+      if (connections.remove(connection)) {
+        perPeer.computeIfPresent(connection.peer(), (peer, n) -> n > 1 ? n - 1 : null);
+      }
+    }
+  }
+
+  private void cutStalled() {
+    long now = System.nanoTime();
+    long limit = limits.stallTimeout().toNanos();
+    for (DataPortConnection connection : open()) {
+      if (connection.stalled(now, limit)) {
+        log.info(
+            "Data port connection {} from {} took no bytes for {}; it is closed",
+            connection.name(),
+            connection.peer().getHostAddress(),
+            limits.stallTimeout());
+        connection.close();
+      }
+    }
+  }
+
+  private List<DataPortConnection> open() {
+    synchronized (connectionsLock) {
+      return List.copyOf(connections);
+    }
+  }
+
+  /**
+   * Stops: no new connections, idle ones closed at once, answers in progress given until {@code
+   * timeout} to finish (each closes its connection after), then every connection closed.
+   */
+  void stop(Duration timeout) {
+    long deadline = System.nanoTime() + timeout.toNanos();
+    stopping = true;
+    ServerSocket socket = listener;
+    if (socket != null) {
+      try {
+        socket.close();
+      } catch (IOException e) {
+        // closing is all that is left to do
+      }
+    }
+    watchdog.shutdownNow();
+    List<DataPortConnection> left = open();
+    while (!left.isEmpty() && System.nanoTime() < deadline) {
+      for (DataPortConnection connection : left) {
+        if (!connection.answering()) {
+          connection.close();
+        }
+      }
+      try {
+        Thread.sleep(10);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        break;
+      }
+      left = open();
+    }
+    for (DataPortConnection connection : open()) {
+      connection.close();
+    }
+  }
+}
