@@ -2,6 +2,10 @@ package dev.fvdisk.bench;
 
 import dev.fvdisk.FvdiskApplication;
 import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -17,6 +21,9 @@ import org.springframework.context.ConfigurableApplicationContext;
  * The fvdisk service started in the harness's JVM on a free loopback port, with its embedded
  * defaults and a scratch data directory, plus the few REST calls the harness needs to lay out its
  * images. Everything the benchmark measures goes through wrk or NBD, not through this client.
+ *
+ * <p>On request it also opens the service's data port ({@code fvdisk.http-data.*}), its second HTTP
+ * listener outside Tomcat that answers only {@code GET} and {@code HEAD} of an image's data.
  */
 final class FvdiskService implements AutoCloseable {
 
@@ -25,12 +32,25 @@ final class FvdiskService implements AutoCloseable {
       HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
   final int port;
 
-  private FvdiskService(ConfigurableApplicationContext context, int port) {
+  /** The loopback port of the service's data port, or -1 when it was started without one. */
+  final int dataPort;
+
+  private FvdiskService(ConfigurableApplicationContext context, int port, int dataPort) {
     this.context = context;
     this.port = port;
+    this.dataPort = dataPort;
   }
 
+  /** The service without its data port. */
   static FvdiskService start(Path dataDir, String... more) {
+    return start(dataDir, false, more);
+  }
+
+  /**
+   * The service, with {@code withDataPort} also its data port, on a loopback port that was free
+   * just before.
+   */
+  static FvdiskService start(Path dataDir, boolean withDataPort, String... more) {
     java.util.List<String> args =
         new java.util.ArrayList<>(
             java.util.List.of(
@@ -40,6 +60,13 @@ final class FvdiskService implements AutoCloseable {
                 "--fvdisk.data-dir=" + dataDir.toAbsolutePath(),
                 "--spring.main.banner-mode=off",
                 "--logging.level.root=WARN"));
+    // The harness chooses the data port rather than letting the listener take any free one, so
+    // that it needs nothing from the service to learn which port that is.
+    int dataPort = withDataPort ? freeLoopbackPort() : -1;
+    if (withDataPort) {
+      args.add("--fvdisk.http-data.enabled=true");
+      args.add("--fvdisk.http-data.port=" + dataPort);
+    }
     args.addAll(java.util.List.of(more));
     ConfigurableApplicationContext context =
         // Command-line arguments, because they take precedence over application.properties.
@@ -49,7 +76,38 @@ final class FvdiskService implements AutoCloseable {
       context.close();
       throw new IllegalStateException("the service did not report its port");
     }
-    return new FvdiskService(context, port);
+    if (withDataPort && !accepts(dataPort)) {
+      // Said here, rather than as refused connections in the first run against it.
+      context.close();
+      throw new IllegalStateException(
+          "the service started but does not listen on its data port "
+              + dataPort
+              + " (fvdisk.http-data.enabled=true)");
+    }
+    return new FvdiskService(context, port, dataPort);
+  }
+
+  /**
+   * A port nothing listened on at 127.0.0.1 a moment ago, the data port's default address. Another
+   * process may take it before the service binds it; then the service fails to start and says so.
+   */
+  private static int freeLoopbackPort() {
+    try (ServerSocket socket = new ServerSocket()) {
+      socket.bind(new InetSocketAddress("127.0.0.1", 0));
+      return socket.getLocalPort();
+    } catch (IOException e) {
+      throw new UncheckedIOException("no free loopback port for the data port", e);
+    }
+  }
+
+  /** Whether something accepts connections on {@code port} of 127.0.0.1. */
+  private static boolean accepts(int port) {
+    try (Socket socket = new Socket()) {
+      socket.connect(new InetSocketAddress("127.0.0.1", port), 5_000);
+      return true;
+    } catch (IOException e) {
+      return false;
+    }
   }
 
   /**
@@ -148,13 +206,26 @@ final class FvdiskService implements AutoCloseable {
     return readRange(port, dataPath(image), offsetBytes, length);
   }
 
-  /** Checks that the service and nginx serve {@code expected} at {@code offsetBytes}. */
-  void verifySame(int nginxPort, String nginxPath, String image, long offsetBytes, byte[] expected)
+  /**
+   * Checks that the service, on {@code servicePort} (its main port or its data port), and nginx
+   * serve {@code expected} at {@code offsetBytes}.
+   */
+  void verifySame(
+      int servicePort,
+      int nginxPort,
+      String nginxPath,
+      String image,
+      long offsetBytes,
+      byte[] expected)
       throws IOException, InterruptedException {
-    byte[] fromService = readRange(port, dataPath(image), offsetBytes, expected.length);
+    byte[] fromService = readRange(servicePort, dataPath(image), offsetBytes, expected.length);
     byte[] fromNginx = readRange(nginxPort, nginxPath, offsetBytes, expected.length);
     if (!Arrays.equals(fromService, expected) || !Arrays.equals(fromNginx, expected)) {
-      throw new IOException("the service and nginx do not serve the same bytes at " + offsetBytes);
+      throw new IOException(
+          "the service on port "
+              + servicePort
+              + " and nginx do not serve the same bytes at "
+              + offsetBytes);
     }
   }
 

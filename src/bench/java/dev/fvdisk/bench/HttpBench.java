@@ -18,6 +18,11 @@ import java.util.Random;
  * reads, and against the engine in process for the 1 MiB writes. Everything runs on loopback on the
  * same machine in one run; nginx is started and stopped by the harness.
  *
+ * <p>The reads also go to the service's data port, its second HTTP listener outside Tomcat that
+ * answers only {@code GET} and {@code HEAD} of an image's data: the same process and the same
+ * image, so the two ports' figures differ only by the listener. {@code --no-data-port} leaves it
+ * off.
+ *
  * <p>The report section it writes (appended to {@code --out} when that file exists, so {@code
  * bench/run} produces one report) gives each figure with its spread, p50/p99 latency per request,
  * and the ratios the issue's targets are stated in. Options are listed by {@code --help}.
@@ -26,6 +31,7 @@ public final class HttpBench {
 
   private static final long MIB = 1 << 20;
   static final String SERVICE = "fvdisk HTTP";
+  static final String DATA_PORT = "fvdisk-data-port";
   static final String NGINX = "nginx";
   static final String ENGINE = "fvdisk engine";
 
@@ -49,6 +55,9 @@ public final class HttpBench {
 
     /** CPU-bound processes ({@code sha256sum /dev/zero}) running beside every measured run. */
     int neighbours;
+
+    /** Start the service with its data port and measure the reads through it too. */
+    boolean dataPort = true;
 
     String command = "./mvnw -B -Pbench test -Dbench.main=dev.fvdisk.bench.HttpBench";
   }
@@ -74,7 +83,8 @@ public final class HttpBench {
     Path www = options.directory.resolve("www");
     Files.createDirectories(www);
     String requestThreads;
-    try (FvdiskService service = FvdiskService.start(options.directory.resolve("data"));
+    try (FvdiskService service =
+            FvdiskService.start(options.directory.resolve("data"), options.dataPort);
         Closeables closeables = new Closeables()) {
       requestThreads = service.requestThreads();
       ServiceContender serviceContender = new ServiceContender(service, options);
@@ -83,10 +93,17 @@ public final class HttpBench {
       EngineBench.log("filled the service's image and nginx's file in %.1f s", secondsSince(t0));
       List<Contender> contenders = new ArrayList<>();
       contenders.add(serviceContender);
+      if (options.dataPort) {
+        contenders.add(new DataPortContender(service, serviceContender.filledImage, options));
+      }
       if (NginxServer.available()) {
         NginxServer nginx =
             closeables.add(NginxServer.start(options.directory.resolve("nginx"), www));
-        verifySameBytes(service, serviceContender.filledImage, nginx.port, options);
+        verifySameBytes(service, service.port, serviceContender.filledImage, nginx.port, options);
+        if (options.dataPort) {
+          verifySameBytes(
+              service, service.dataPort, serviceContender.filledImage, nginx.port, options);
+        }
         contenders.add(new NginxContender(nginx, options));
       } else {
         EngineBench.log("nginx is not installed: the nginx columns stay empty");
@@ -212,7 +229,8 @@ public final class HttpBench {
    * Gives the JIT the service's request paths before the first repetition, so that no scenario is
    * measured while C2 still compiles them: with 1 MiB writes alone, the compiler threads still took
    * a quarter of the process's CPU time after 20 s of load and a fifth after 30 s. nginx needs
-   * none.
+   * none. The data port's reads take their own code path from the socket to the engine, so they get
+   * their own warm-up.
    */
   private static void warmUp(FvdiskService service, String image, Options options)
       throws IOException, InterruptedException {
@@ -229,6 +247,18 @@ public final class HttpBench {
               WARM_UP_SECONDS)
           .run(options.directory, service::cpuNanos);
     }
+    if (service.dataPort >= 0) {
+      for (Pattern pattern : List.of(Pattern.RAND_READ_4K, Pattern.SEQ_READ_1M)) {
+        new WrkLoad(
+                service.dataPort,
+                path,
+                false,
+                Offsets.of(pattern, options.diskBytes),
+                8,
+                WARM_UP_SECONDS)
+            .run(options.directory, service::cpuNanos);
+      }
+    }
     // 1 MiB writes, over the filled image rather than into new chunks: the same request path.
     new WrkLoad(
             service.port,
@@ -241,9 +271,12 @@ public final class HttpBench {
     service.flush(image);
   }
 
-  /** Before anything is measured: both servers answer ranges with 206 and the same bytes. */
+  /**
+   * Before anything is measured: the service on {@code servicePort} (its main port or its data
+   * port) and nginx answer ranges with 206 and the same bytes.
+   */
   private static void verifySameBytes(
-      FvdiskService service, String image, int nginxPort, Options options)
+      FvdiskService service, int servicePort, String image, int nginxPort, Options options)
       throws IOException, InterruptedException {
     Path raw = options.directory.resolve("www").resolve(NginxContender.FILE);
     try (RandomAccessFile file = new RandomAccessFile(raw.toFile(), "r")) {
@@ -254,7 +287,8 @@ public final class HttpBench {
           byte[] expected = new byte[pattern.ioBytes];
           file.seek(at);
           file.readFully(expected);
-          service.verifySame(nginxPort, "/" + NginxContender.FILE, image, at, expected);
+          service.verifySame(
+              servicePort, nginxPort, "/" + NginxContender.FILE, image, at, expected);
         }
       }
     }
@@ -356,6 +390,60 @@ public final class HttpBench {
               service.port,
               service.dataPath(filledImage) + query,
               scenario.pattern().write,
+              Offsets.of(scenario.pattern(), options.diskBytes),
+              scenario.callers(),
+              options.seconds)
+          .run(options.directory, service::cpuNanos);
+    }
+
+    @Override
+    public void close() {}
+  }
+
+  /**
+   * The service's data port, driven by wrk with the same reads of the same filled image as {@link
+   * ServiceContender}. It runs in the same process, so the process's CPU time is its server CPU as
+   * it is the main port's.
+   */
+  private static final class DataPortContender implements Contender {
+    private final FvdiskService service;
+    private final String filledImage;
+    private final Options options;
+
+    DataPortContender(FvdiskService service, String filledImage, Options options) {
+      if (service.dataPort < 0) {
+        throw new IllegalArgumentException("the service was started without its data port");
+      }
+      this.service = service;
+      this.filledImage = filledImage;
+      this.options = options;
+    }
+
+    @Override
+    public String name() {
+      return DATA_PORT;
+    }
+
+    @Override
+    public String imageFor(Scenario scenario) {
+      return "the main port's image: every 1 MiB chunk allocated and written";
+    }
+
+    /** The data port answers only reads. */
+    @Override
+    public boolean supports(Scenario scenario) {
+      return !scenario.pattern().write;
+    }
+
+    @Override
+    public void prepare() {}
+
+    @Override
+    public RunResult runOnce(Scenario scenario) throws Exception {
+      return new WrkLoad(
+              service.dataPort,
+              service.dataPath(filledImage),
+              false,
               Offsets.of(scenario.pattern(), options.diskBytes),
               scenario.callers(),
               options.seconds)
@@ -475,6 +563,7 @@ public final class HttpBench {
                 java.util.Arrays.stream(args[++i].split(",")).mapToInt(Integer::parseInt).toArray();
         case "--only" -> o.only = args[++i];
         case "--neighbours" -> o.neighbours = Integer.parseInt(args[++i]);
+        case "--no-data-port" -> o.dataPort = false;
         case "--command" -> o.command = args[++i];
         case "--help" -> {
           System.out.println(usage());
@@ -507,6 +596,8 @@ public final class HttpBench {
         "  --only REGEX         run only scenarios whose label matches, e.g. 'rand-read-4k.*'",
         "  --neighbours N       run N CPU-bound processes (sha256sum /dev/zero) beside every",
         "                       measured run, for tail latency under load (default 0)",
+        "  --no-data-port       start the service without its data port and leave out the",
+        "                       reads through it (default: reads through both ports)",
         "  --command TEXT       the command line to print in the report (bench/run passes its own)");
   }
 }

@@ -14,9 +14,16 @@ final class HttpReport {
   private final List<Measurement> measurements;
   private final StringBuilder out = new StringBuilder();
 
+  /**
+   * Whether the reads went to the service's data port too: its columns and target lines appear only
+   * then, so that a run with {@code --no-data-port} reads as before it existed.
+   */
+  private final boolean dataPort;
+
   private HttpReport(List<Scenario> scenarios, List<Measurement> measurements) {
     this.scenarios = scenarios;
     this.measurements = measurements;
+    this.dataPort = measurements.stream().anyMatch(m -> m.contender.equals(HttpBench.DATA_PORT));
   }
 
   static String render(
@@ -89,6 +96,17 @@ final class HttpReport {
             + " (ms) is wrk's per request, from first byte sent to last byte received; for the"
             + " engine it is per write call.");
     line("");
+    if (dataPort) {
+      line(
+          "The reads also go to the service's data port (the \"data port\" columns and target"
+              + " lines): its second HTTP listener, outside Tomcat, in the same process and on the"
+              + " same image, so its server CPU is that process's too. \"fvdisk HTTP\" and"
+              + " \"fvdisk ÷ nginx\" are the main port's.");
+      line("");
+    } else if (!options.dataPort) {
+      line("The service's data port was off (`--no-data-port`).");
+      line("");
+    }
     line(
         options.neighbours == 0
             ? "No neighbour: nothing else was started beside the runs."
@@ -100,11 +118,19 @@ final class HttpReport {
   }
 
   private void table() {
+    // The data port's figures beside the main port's, its ratio beside the main port's ratio.
     line(
         "| pattern | conns | mode | fvdisk HTTP MB/s (min–max) | req/s | p50 ms | p99 ms"
+            + (dataPort ? " | data port MB/s (min–max) | req/s | p50 ms | p99 ms" : "")
             + " | nginx MB/s (min–max) | req/s | p50 ms | p99 ms | fvdisk ÷ nginx"
+            + (dataPort ? " | data port ÷ nginx" : "")
             + " | engine MB/s | HTTP ÷ engine |");
-    line("|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    line(
+        "|---|--:|---|--:|--:|--:|--:|"
+            + (dataPort ? "--:|--:|--:|--:|" : "")
+            + "--:|--:|--:|--:|--:|"
+            + (dataPort ? "--:|" : "")
+            + "--:|--:|");
     for (Scenario s : scenarios) {
       Optional<Measurement> service = find(s, HttpBench.SERVICE);
       Optional<Measurement> nginx = find(s, HttpBench.NGINX);
@@ -117,13 +143,8 @@ final class HttpReport {
               + " | "
               + s.modeLabel()
               + " | "
-              + service.map(HttpReport::mbpsWithSpread).orElse("–")
-              + " | "
-              + service.map(m -> Report.ops(m.medianOpsPerSecond())).orElse("–")
-              + " | "
-              + service.map(m -> millis(m.median().p50LatencyNanos())).orElse("–")
-              + " | "
-              + service.map(m -> millis(m.median().p99LatencyNanos())).orElse("–")
+              + figures(service)
+              + (dataPort ? " | " + figures(find(s, HttpBench.DATA_PORT)) : "")
               + " | "
               + nginx
                   .map(HttpReport::mbpsWithSpread)
@@ -137,6 +158,7 @@ final class HttpReport {
               + nginx.map(m -> millis(m.median().p99LatencyNanos())).orElse("–")
               + " | "
               + ratio(s, HttpBench.SERVICE, HttpBench.NGINX)
+              + (dataPort ? " | " + ratio(s, HttpBench.DATA_PORT, HttpBench.NGINX) : "")
               + " | "
               + engine.map(HttpReport::mbpsWithSpread).orElse("–")
               + " | "
@@ -162,11 +184,13 @@ final class HttpReport {
             + " deliver; the engine column is the CPU of its writing threads per 1 MiB write.");
     line("");
     line(
-        "| pattern | conns | mode | fvdisk server | wrk → fvdisk | nginx server | wrk → nginx"
-            + " | engine |");
-    line("|---|--:|---|--:|--:|--:|--:|--:|");
+        "| pattern | conns | mode | fvdisk server | wrk → fvdisk"
+            + (dataPort ? " | data port server | wrk → data port" : "")
+            + " | nginx server | wrk → nginx | engine |");
+    line("|---|--:|---|--:|--:|" + (dataPort ? "--:|--:|" : "") + "--:|--:|--:|");
     for (Scenario s : scenarios) {
       Optional<Measurement> service = find(s, HttpBench.SERVICE);
+      Optional<Measurement> dataPortRun = find(s, HttpBench.DATA_PORT);
       Optional<Measurement> nginx = find(s, HttpBench.NGINX);
       Optional<Measurement> engine = find(s, HttpBench.ENGINE);
       line(
@@ -180,6 +204,12 @@ final class HttpReport {
               + service.map(m -> perOp(m, m.median().serverCpuNanos())).orElse("–")
               + " | "
               + service.map(m -> perOp(m, m.median().callerCpuNanos())).orElse("–")
+              + (dataPort
+                  ? " | "
+                      + dataPortRun.map(m -> perOp(m, m.median().serverCpuNanos())).orElse("–")
+                      + " | "
+                      + dataPortRun.map(m -> perOp(m, m.median().callerCpuNanos())).orElse("–")
+                  : "")
               + " | "
               + nginx.map(m -> perOp(m, m.median().serverCpuNanos())).orElse("–")
               + " | "
@@ -198,23 +228,40 @@ final class HttpReport {
 
   /**
    * The HTTP-performance targets. Each line is printed for the scenarios the run measured; a target
-   * whose scenarios were left out (by {@code --only} or {@code --connections}) is absent.
+   * whose scenarios were left out (by {@code --only} or {@code --connections}) is absent. The read
+   * targets are given for the main port and, when it was measured, for the data port as well.
    */
   private void targets() {
     line("Targets (issue 22), per connection count:");
     line("");
     for (Scenario s : scenarios) {
       switch (s.pattern()) {
-        case SEQ_READ_1M ->
+        case SEQ_READ_1M -> {
+          verdict(
+              "GET 1 MiB, " + s.callers() + " conns, throughput ÷ nginx",
+              ratioValue(s, HttpBench.SERVICE, HttpBench.NGINX),
+              0.9);
+          if (dataPort) {
             verdict(
-                "GET 1 MiB, " + s.callers() + " conns, throughput ÷ nginx",
-                ratioValue(s, HttpBench.SERVICE, HttpBench.NGINX),
+                "GET 1 MiB through the data port, " + s.callers() + " conns, throughput ÷ nginx",
+                ratioValue(s, HttpBench.DATA_PORT, HttpBench.NGINX),
                 0.9);
-        case RAND_READ_4K ->
+          }
+        }
+        case RAND_READ_4K -> {
+          verdict(
+              "GET 4 KiB, " + s.callers() + " conns, requests per second ÷ nginx",
+              ratioValue(s, HttpBench.SERVICE, HttpBench.NGINX),
+              0.8);
+          if (dataPort) {
             verdict(
-                "GET 4 KiB, " + s.callers() + " conns, requests per second ÷ nginx",
-                ratioValue(s, HttpBench.SERVICE, HttpBench.NGINX),
+                "GET 4 KiB through the data port, "
+                    + s.callers()
+                    + " conns, requests per second ÷ nginx",
+                ratioValue(s, HttpBench.DATA_PORT, HttpBench.NGINX),
                 0.8);
+          }
+        }
         case SEQ_WRITE_1M_FRESH -> {
           if (!s.durable()) {
             verdict(
@@ -300,6 +347,17 @@ final class HttpReport {
 
   private String ratio(Scenario s, String a, String b) {
     return ratioValue(s, a, b).map(v -> Report.fmt("%.2f", v) + "×").orElse("–");
+  }
+
+  /** Throughput with its spread, requests per second, p50 and p99: four cells. */
+  private static String figures(Optional<Measurement> m) {
+    return m.map(HttpReport::mbpsWithSpread).orElse("–")
+        + " | "
+        + m.map(x -> Report.ops(x.medianOpsPerSecond())).orElse("–")
+        + " | "
+        + m.map(x -> millis(x.median().p50LatencyNanos())).orElse("–")
+        + " | "
+        + m.map(x -> millis(x.median().p99LatencyNanos())).orElse("–");
   }
 
   private static String mbpsWithSpread(Measurement m) {
