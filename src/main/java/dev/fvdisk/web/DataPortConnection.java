@@ -137,7 +137,23 @@ final class DataPortConnection implements Runnable {
     consumed = 0;
     long startedNanos = System.nanoTime();
     int scanned = 0;
+    int emptyLines = 0;
     while (true) {
+      // Empty lines before a request line are ignored (RFC 9112, section 2.2), a head's worth at
+      // most; dropped here, so that the blank line ending the head is the first CRLFCRLF found.
+      int skip = 0;
+      while (skip + 1 < filled && input[skip] == '\r' && input[skip + 1] == '\n') {
+        skip += 2;
+      }
+      if (skip > 0) {
+        emptyLines += skip / 2;
+        if (emptyLines > DataPortRequest.MAX_HEAD_BYTES / 2) {
+          return null;
+        }
+        System.arraycopy(input, skip, input, 0, filled - skip);
+        filled -= skip;
+        scanned = 0;
+      }
       int end = DataPortRequest.headEnd(input, scanned, filled);
       if (end > 0) {
         consumed = end;
