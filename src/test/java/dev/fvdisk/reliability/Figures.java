@@ -64,6 +64,7 @@ final class Figures {
   long reclaimedChunks;
   long repairs;
   long historyReads;
+  long historyDataPortReads;
   long historySectorsChecked;
   long historyViolations;
   long historyTornSectors;
@@ -197,6 +198,7 @@ final class Figures {
     }
     if (history) {
       row(b, "reads checked against the history", historyReads);
+      row(b, "of them through the data port", historyDataPortReads);
       row(b, "sectors checked against the history", historySectorsChecked);
       row(b, "history violations (must be 0)", historyViolations);
       row(b, "torn sectors under a concurrent overlapping write", historyTornSectors);

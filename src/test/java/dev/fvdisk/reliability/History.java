@@ -44,6 +44,7 @@ final class History {
   private final List<Write> writes = new ArrayList<>();
   private final List<Read> reads = new ArrayList<>();
   private volatile boolean running;
+  private long dataPortReads;
 
   History(ServiceProcess service, HttpClient http, Figures figures) {
     this.service = service;
@@ -76,6 +77,8 @@ final class History {
     for (int i = 0; i < writers + readers; i++) {
       Random random = new Random(seed * 17 + i);
       boolean writer = i < writers;
+      // Every second reader goes through the data port, the lean listener beside Tomcat.
+      boolean viaDataPort = !writer && (i - writers) % 2 == 1;
       Thread t =
           new Thread(
               () -> {
@@ -84,7 +87,7 @@ final class History {
                     if (writer) {
                       write(random);
                     } else {
-                      read(random);
+                      read(random, viaDataPort);
                     }
                   }
                 } catch (Throwable e) {
@@ -167,7 +170,7 @@ final class History {
     }
   }
 
-  private void read(Random random) throws IOException, InterruptedException {
+  private void read(Random random, boolean viaDataPort) throws IOException, InterruptedException {
     int[] r = range(random, 512 << 10);
     long offset = (long) r[0] * SectorStamp.SECTOR_BYTES;
     long length = (long) (r[1] - r[0]) * SectorStamp.SECTOR_BYTES;
@@ -175,7 +178,8 @@ final class History {
     HttpResponse<InputStream> answer =
         http.send(
             HttpRequest.newBuilder(
-                    service.current().base.resolve("api/v1/images/" + IMAGE + "/data"))
+                    (viaDataPort ? service.current().dataBase : service.current().base)
+                        .resolve("api/v1/images/" + IMAGE + "/data"))
                 .timeout(Duration.ofSeconds(120))
                 .header("Range", "bytes=" + offset + "-" + (offset + length - 1))
                 .GET()
@@ -196,6 +200,9 @@ final class History {
     }
     synchronized (reads) {
       reads.add(new Read(r[0], found, start, stop));
+      if (viaDataPort) {
+        dataPortReads++;
+      }
     }
   }
 
@@ -309,6 +316,7 @@ final class History {
     }
     synchronized (figures) {
       figures.historyReads += reads.size();
+      figures.historyDataPortReads += dataPortReads;
       figures.historySectorsChecked += sectors;
       figures.historyViolations += violations;
       figures.historyTornSectors += torn;

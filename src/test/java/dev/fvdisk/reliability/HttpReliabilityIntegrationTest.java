@@ -191,7 +191,7 @@ class HttpReliabilityIntegrationTest {
     try (ServiceProcess service = new ServiceProcess(dir)) {
       service.start();
       Workload workload = new Workload(service, f, Duration.ofSeconds(60));
-      new History(service, workload.http(), f).run(3, 2, HISTORY_SECONDS * 1000L, SEED ^ 0x4157);
+      new History(service, workload.http(), f).run(3, 3, HISTORY_SECONDS * 1000L, SEED ^ 0x4157);
       if (!f.failures.isEmpty()) {
         f.failures.add("the first error the service logged: " + service.firstLoggedError());
       }
@@ -206,6 +206,7 @@ class HttpReliabilityIntegrationTest {
     // I/O locks around every file read and write.
     assertEquals(0, f.historyTornSectors, "torn sectors under concurrent writes");
     assertTrue(f.historyReads > 0, "reads checked");
+    assertTrue(f.historyDataPortReads > 0, "reads through the data port checked");
     ServiceProcess.deleteRecursively(dir);
   }
 

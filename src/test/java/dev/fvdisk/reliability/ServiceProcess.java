@@ -36,14 +36,19 @@ public final class ServiceProcess implements AutoCloseable {
     public final int generation;
     public final URI base;
     public final int nbdPort;
+
+    /** The data port's base URI: the lean listener for reads (fvdisk.http-data). */
+    public final URI dataBase;
+
     public final Process process;
     volatile boolean ready;
     volatile long deathTick = Long.MAX_VALUE;
 
-    Incarnation(int generation, URI base, int nbdPort, Process process) {
+    Incarnation(int generation, URI base, int nbdPort, URI dataBase, Process process) {
       this.generation = generation;
       this.base = base;
       this.nbdPort = nbdPort;
+      this.dataBase = dataBase;
       this.process = process;
     }
 
@@ -98,9 +103,10 @@ public final class ServiceProcess implements AutoCloseable {
   /** Starts a new incarnation and returns without waiting for it. */
   synchronized Incarnation launch() throws IOException {
     Launch how = prepare();
-    int[] ports = freePorts(2);
+    int[] ports = freePorts(3);
     int port = ports[0];
     int nbdPort = ports[1];
+    int dataPort = ports[2];
     List<String> command = new ArrayList<>();
     command.add(javaExecutable());
     command.addAll(JVM_FLAGS);
@@ -112,6 +118,8 @@ public final class ServiceProcess implements AutoCloseable {
     command.add(how.jar().toString());
     command.add("--server.port=" + port);
     command.add("--fvdisk.nbd.port=" + nbdPort);
+    command.add("--fvdisk.http-data.enabled=true");
+    command.add("--fvdisk.http-data.port=" + dataPort);
     command.add("--fvdisk.data-dir=" + dataDir);
     command.add("--spring.main.banner-mode=off");
     command.addAll(arguments);
@@ -130,6 +138,7 @@ public final class ServiceProcess implements AutoCloseable {
             incarnations.size() + 1,
             URI.create("http://127.0.0.1:" + port + "/"),
             nbdPort,
+            URI.create("http://127.0.0.1:" + dataPort + "/"),
             process);
     incarnations.add(next);
     current = next;
