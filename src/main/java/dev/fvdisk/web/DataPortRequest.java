@@ -62,8 +62,8 @@ final class DataPortRequest {
 
   /**
    * The index just past the blank line that ends the head in {@code bytes[0, length)}, or -1 while
-   * it is incomplete; the search starts with a terminator ending at {@code from}. Empty lines before
-   * the request line must be dropped first, or they would look like the end.
+   * it is incomplete; the search starts with a terminator ending at {@code from}. Empty lines
+   * before the request line must be dropped first, or they would look like the end.
    */
   static int headEnd(byte[] bytes, int from, int length) {
     for (int i = Math.max(3, from); i < length; i++) {
