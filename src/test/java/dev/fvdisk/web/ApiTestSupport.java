@@ -19,6 +19,7 @@ import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicInteger;
+import org.springframework.beans.factory.annotation.Autowired;
 import org.springframework.boot.test.context.SpringBootTest;
 import org.springframework.boot.test.web.server.LocalServerPort;
 import org.springframework.test.context.DynamicPropertyRegistry;
@@ -55,7 +56,12 @@ abstract class ApiTestSupport {
   static void dataDir(DynamicPropertyRegistry registry) {
     // A test class with its own server names its own directory in fvdisk.test.data-dir.
     registry.add("fvdisk.data-dir", () -> "${fvdisk.test.data-dir:" + DATA_DIR + "}");
+    // The data port listens too, on a free port, so tests can read through either door.
+    registry.add("fvdisk.http-data.enabled", () -> "true");
+    registry.add("fvdisk.http-data.port", () -> "0");
   }
+
+  @Autowired DataPort dataPort;
 
   private static Path newDataDir() {
     try {

@@ -10,9 +10,9 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * QEMU as a real client: its HTTP block driver opens with HEAD and reads with single Range
- * requests. Needs qemu-img with the curl block driver (Debian: qemu-utils and qemu-block-extra);
- * skipped where it is missing. Every run is under a timeout, and with {@code -m 1}, because QEMU
- * 7.2's driver can stall with several reads in flight.
+ * requests, on the main port and on the data port alike. Needs qemu-img with the curl block driver
+ * (Debian: qemu-utils and qemu-block-extra); skipped where it is missing. Every run is under a
+ * timeout, and with {@code -m 1}, because QEMU 7.2's driver can stall with several reads in flight.
  */
 class QemuInteropIntegrationTest extends ApiTestSupport {
 
@@ -31,15 +31,18 @@ class QemuInteropIntegrationTest extends ApiTestSupport {
       write(name, offsets[i], clipped);
       System.arraycopy(clipped, 0, expected, (int) offsets[i], length);
     }
-    String url = "http://localhost:" + port + IMAGES + "/" + name + "/data";
+    // The main port, and the data port beside it: QEMU must get the same disk from both.
+    for (int listening : new int[] {port, dataPort.port()}) {
+      String url = "http://localhost:" + listening + IMAGES + "/" + name + "/data";
 
-    String info = QemuImg.run(work, "qemu-img", "info", "--output=json", url);
-    assertThat(info).contains("\"virtual-size\": " + size);
+      String info = QemuImg.run(work, "qemu-img", "info", "--output=json", url);
+      assertThat(info).as(url).contains("\"virtual-size\": " + size);
 
-    Path out = work.resolve("out.raw");
-    QemuImg.run(
-        work, "qemu-img", "convert", "-m", "1", "-f", "raw", "-O", "raw", url, out.toString());
-    assertThat(Files.size(out)).isEqualTo(size);
-    assertThat(Files.readAllBytes(out)).isEqualTo(expected);
+      Path out = work.resolve("out-" + listening + ".raw");
+      QemuImg.run(
+          work, "qemu-img", "convert", "-m", "1", "-f", "raw", "-O", "raw", url, out.toString());
+      assertThat(Files.size(out)).as(url).isEqualTo(size);
+      assertThat(Files.readAllBytes(out)).as(url).isEqualTo(expected);
+    }
   }
 }
