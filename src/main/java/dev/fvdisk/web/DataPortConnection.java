@@ -61,6 +61,12 @@ final class DataPortConnection implements Runnable {
   /** When the thread began to write to the socket, or 0; the watchdog reads it. */
   private volatile long writingSinceNanos;
 
+  /** Whether the request being answered asked to close the connection after its answer. */
+  private boolean closeAfter;
+
+  /** Whether the request being answered is HTTP/1.0 keeping its connection, which must be said. */
+  private boolean sayKeepAlive;
+
   /** Whether a request is being answered; an idle connection is closed at once on stop. */
   private volatile boolean answering;
 
@@ -135,7 +141,8 @@ final class DataPortConnection implements Runnable {
     System.arraycopy(input, consumed, input, 0, filled - consumed);
     filled -= consumed;
     consumed = 0;
-    long startedNanos = System.nanoTime();
+    // The head's clock starts with its first byte, so an idle wait before it is not counted.
+    long startedNanos = filled > 0 ? System.nanoTime() : 0;
     int scanned = 0;
     int emptyLines = 0;
     while (true) {
@@ -186,8 +193,10 @@ final class DataPortConnection implements Runnable {
         return null;
       }
       filled += n;
-      if (filled > 0
-          && System.nanoTime() - startedNanos > server.limits().idleTimeout().toNanos()) {
+      long now = System.nanoTime();
+      if (startedNanos == 0) {
+        startedNanos = now;
+      } else if (now - startedNanos > server.limits().idleTimeout().toNanos()) {
         // A head trickling in a byte at a time holds a thread; it gets one timeout in all.
         return null;
       }
@@ -197,6 +206,8 @@ final class DataPortConnection implements Runnable {
   /** Answers one request; false when the connection must close after it. */
   private boolean answer(DataPortRequest request) throws IOException {
     long start = System.nanoTime();
+    closeAfter = !request.keepAlive();
+    sayKeepAlive = !request.http11 && request.keepAlive();
     String path = request.target;
     int query = path.indexOf('?');
     if (query >= 0) {
@@ -434,8 +445,15 @@ final class DataPortConnection implements Runnable {
     put("\r\nDate: ");
     head.put(server.date());
     put("\r\n");
-    if (server.stopping()) {
+    connectionHeader(closeAfter || server.stopping());
+  }
+
+  /** Says that the connection closes after this answer, or, to HTTP/1.0, that it stays. */
+  private void connectionHeader(boolean close) {
+    if (close) {
       put("Connection: close\r\n");
+    } else if (sayKeepAlive) {
+      put("Connection: keep-alive\r\n");
     }
   }
 
@@ -519,7 +537,7 @@ final class DataPortConnection implements Runnable {
     body.put("instance", path);
     body.putAll(properties);
     byte[] json = DataPortServer.JSON.writeValueAsBytes(body);
-    boolean close = !keepAlive || server.stopping();
+    boolean close = !keepAlive || closeAfter || server.stopping();
     head.clear();
     put("HTTP/1.1 " + type.status() + " \r\n");
     head.put(SECURITY_HEADERS);
@@ -529,7 +547,9 @@ final class DataPortConnection implements Runnable {
     put("Content-Type: application/problem+json\r\nContent-Length: " + json.length + "\r\n");
     put("Date: ");
     head.put(server.date());
-    put(close ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n");
+    put("\r\n");
+    connectionHeader(close);
+    put("\r\n");
     send(head.flip(), method.equals("HEAD") ? null : ByteBuffer.wrap(json));
     if (log.isDebugEnabled()) {
       log.debug("{} {} on the data port answered {}: {}", method, path, type.status(), detail);

@@ -14,7 +14,6 @@ import java.net.Socket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
-import org.springframework.beans.factory.annotation.Autowired;
 import org.springframework.test.context.DynamicPropertyRegistry;
 import org.springframework.test.context.DynamicPropertySource;
 
@@ -28,16 +27,12 @@ class DataPortIdleTimeoutIntegrationTest extends ApiTestSupport {
   /** Far past the one-second idle timeout: a read that waits this long finds the server asleep. */
   private static final int READ_TIMEOUT_MILLIS = 20_000;
 
-  @Autowired DataPort dataPort;
-
   @DynamicPropertySource
   static void dataPortOn(DynamicPropertyRegistry registry) throws IOException {
     Path dir =
         Files.createTempDirectory(
             Files.createDirectories(Path.of("target", "it-data")), "data-port-idle-");
     registry.add("fvdisk.test.data-dir", dir::toString);
-    registry.add("fvdisk.http-data.enabled", () -> "true");
-    registry.add("fvdisk.http-data.port", () -> "0");
     registry.add("fvdisk.http-data.idle-timeout", () -> "1s");
   }
 

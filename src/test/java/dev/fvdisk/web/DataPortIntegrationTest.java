@@ -14,8 +14,6 @@ import java.io.BufferedInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.Socket;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.Arrays;
@@ -25,9 +23,6 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
-import org.springframework.beans.factory.annotation.Autowired;
-import org.springframework.test.context.DynamicPropertyRegistry;
-import org.springframework.test.context.DynamicPropertySource;
 
 /**
  * The data port ({@code fvdisk.http-data.*}) beside the main port, without tokens: the same reads
@@ -40,22 +35,10 @@ class DataPortIntegrationTest extends ApiTestSupport {
   private static final long CHUNK = 64 << 10;
   private static final String PROBLEMS = "https://fvdisk.dev/problems/";
 
-  @Autowired DataPort dataPort;
-
   /** The image of each test, and what its bytes are. */
   private String image;
 
   private byte[] model;
-
-  @DynamicPropertySource
-  static void dataPortOn(DynamicPropertyRegistry registry) throws IOException {
-    Path dir =
-        Files.createTempDirectory(
-            Files.createDirectories(Path.of("target", "it-data")), "data-port-");
-    registry.add("fvdisk.test.data-dir", dir::toString);
-    registry.add("fvdisk.http-data.enabled", () -> "true");
-    registry.add("fvdisk.http-data.port", () -> "0");
-  }
 
   /** A small disk with three written areas (start, middle, end) and zeros between. */
   @BeforeEach
@@ -401,6 +384,7 @@ class DataPortIntegrationTest extends ApiTestSupport {
       RawHttp.Response answer = readOne(in, false);
       assertThat(answer.status()).isEqualTo(206);
       assertThat(answer.body()).isEqualTo(slice(70000, 70009));
+      assertThat(answer.header("Connection")).isEqualTo("close");
       assertClosedByServer(in);
     }
   }
@@ -426,6 +410,8 @@ class DataPortIntegrationTest extends ApiTestSupport {
         RawHttp.Response answer = readOne(in, false);
         assertThat(answer.status()).isEqualTo(206);
         assertThat(answer.body()).isEqualTo(slice(0, 9));
+        // An HTTP/1.0 client closes unless the answer says the connection stays.
+        assertThat(answer.header("Connection")).isEqualTo("keep-alive");
       }
     }
   }

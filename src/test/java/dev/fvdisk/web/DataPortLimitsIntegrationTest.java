@@ -16,7 +16,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import org.junit.jupiter.api.Test;
-import org.springframework.beans.factory.annotation.Autowired;
 import org.springframework.test.context.DynamicPropertyRegistry;
 import org.springframework.test.context.DynamicPropertySource;
 
@@ -29,16 +28,12 @@ class DataPortLimitsIntegrationTest extends ApiTestSupport {
 
   private static final int PER_PEER = 2;
 
-  @Autowired DataPort dataPort;
-
   @DynamicPropertySource
   static void dataPortOn(DynamicPropertyRegistry registry) throws IOException {
     Path dir =
         Files.createTempDirectory(
             Files.createDirectories(Path.of("target", "it-data")), "data-port-limits-");
     registry.add("fvdisk.test.data-dir", dir::toString);
-    registry.add("fvdisk.http-data.enabled", () -> "true");
-    registry.add("fvdisk.http-data.port", () -> "0");
     registry.add("fvdisk.http-data.max-connections-per-peer", () -> "" + PER_PEER);
   }
 
