@@ -1,18 +1,13 @@
 package dev.fvdisk.nbd;
 
+import dev.fvdisk.net.ConnectionLimits;
 import dev.fvdisk.service.ImageService;
 import java.io.IOException;
-import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
 import java.nio.channels.ServerSocketChannel;
 import java.time.Duration;
-import java.util.HashMap;
-import java.util.LinkedHashSet;
-import java.util.List;
-import java.util.Map;
-import java.util.Set;
 import java.util.concurrent.Executors;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.ScheduledExecutorService;
@@ -55,9 +50,7 @@ public final class NbdServer implements AutoCloseable {
   private final ThreadPoolExecutor workers;
   private final ScheduledExecutorService deadlines;
 
-  private final Object connectionsLock = new Object();
-  private final Set<NbdConnection> connections = new LinkedHashSet<>();
-  private final Map<InetAddress, Integer> perPeer = new HashMap<>();
+  private final ConnectionLimits<NbdConnection> connections;
   private final AtomicInteger connectionNumbers = new AtomicInteger();
 
   private volatile boolean stopping;
@@ -78,6 +71,8 @@ public final class NbdServer implements AutoCloseable {
     this.address = address;
     this.limits = limits;
     this.observer = observer;
+    this.connections =
+        new ConnectionLimits<>(limits.maxConnections(), limits.maxConnectionsPerPeer());
     this.serverBytes = new Semaphore((int) limits.maxInFlightBytes(), true);
     this.buffers =
         new PayloadBuffers(
@@ -132,9 +127,7 @@ public final class NbdServer implements AutoCloseable {
 
   /** Connections open now, in the handshake or in a session. */
   public int connections() {
-    synchronized (connectionsLock) {
-      return connections.size();
-    }
+    return connections.size();
   }
 
   /** Requests read and not yet answered, over all connections. */
@@ -158,37 +151,22 @@ public final class NbdServer implements AutoCloseable {
   }
 
   private void admit(Socket client) {
-    InetAddress peer = client.getInetAddress();
-    String refusal = null;
-    NbdConnection connection = null;
-    synchronized (connectionsLock) {
-      int fromPeer = perPeer.getOrDefault(peer, 0);
-      if (stopping) {
-        refusal = "the server is shutting down";
-      } else if (connections.size() >= limits.maxConnections()) {
-        refusal = "already " + connections.size() + " connections, the limit";
-      } else if (fromPeer >= limits.maxConnectionsPerPeer()) {
-        refusal = "already " + fromPeer + " connections from this address, the limit";
-      } else {
-        connection =
-            new NbdConnection(
-                client,
-                "nbd-" + connectionNumbers.incrementAndGet(),
-                images,
-                tls,
-                limits,
-                serverBytes,
-                buffers,
-                workers,
-                deadlines,
-                observer,
-                () -> stopping,
-                this::forget);
-        connections.add(connection);
-        perPeer.merge(peer, 1, Integer::sum);
-      }
-    }
-    if (connection == null) {
+    NbdConnection connection =
+        new NbdConnection(
+            client,
+            "nbd-" + connectionNumbers.incrementAndGet(),
+            images,
+            tls,
+            limits,
+            serverBytes,
+            buffers,
+            workers,
+            deadlines,
+            observer,
+            () -> stopping,
+            this::forget);
+    String refusal = connections.admit(connection, client.getInetAddress());
+    if (refusal != null) {
       log.warn("NBD connection from {} refused: {}", client.getRemoteSocketAddress(), refusal);
       observer.connectionDropped("limit");
       closeQuietly(client);
@@ -200,11 +178,7 @@ public final class NbdServer implements AutoCloseable {
   }
 
   private void forget(NbdConnection connection) {
-    synchronized (connectionsLock) {
-      if (connections.remove(connection)) {
-        perPeer.computeIfPresent(connection.peer(), (peer, n) -> n > 1 ? n - 1 : null);
-      }
-    }
+    connections.forget(connection, connection.peer());
   }
 
   /**
@@ -220,11 +194,7 @@ public final class NbdServer implements AutoCloseable {
         closeQuietly(listener);
       }
     }
-    List<NbdConnection> open;
-    synchronized (connectionsLock) {
-      open = List.copyOf(connections);
-    }
-    for (NbdConnection connection : open) {
+    for (NbdConnection connection : connections.close()) {
       connection.finish(Math.max(0, deadline - System.nanoTime()));
     }
     workers.shutdown();

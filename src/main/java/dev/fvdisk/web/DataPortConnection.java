@@ -55,8 +55,11 @@ final class DataPortConnection implements Runnable {
   private int filled;
   private int consumed;
 
-  /** The status line and headers of an answer, and the whole of a problem answer. */
-  private final ByteBuffer head = ByteBuffer.allocateDirect(DataPortRequest.MAX_HEAD_BYTES * 2);
+  /**
+   * The status line and headers of an answer. Direct, so a gathering write sends it with the data
+   * without a copy; made when the connection starts, not for one refused at the limit.
+   */
+  private ByteBuffer head = ByteBuffer.allocate(0);
 
   /** When the thread began to write to the socket, or 0; the watchdog reads it. */
   private volatile long writingSinceNanos;
@@ -106,6 +109,7 @@ final class DataPortConnection implements Runnable {
   @Override
   public void run() {
     try {
+      head = ByteBuffer.allocateDirect(DataPortRequest.MAX_HEAD_BYTES * 2);
       socket.setTcpNoDelay(true);
       socket.setSoTimeout((int) server.limits().idleTimeout().toMillis());
       InputStream in = socket.getInputStream();
@@ -326,15 +330,16 @@ final class DataPortConnection implements Runnable {
       return serviceProblem(method, path, e);
     } catch (RuntimeException e) {
       log.error("{} {} on the data port answered 500", method, path, e);
-      return problem(
-          method,
-          path,
-          ProblemType.INTERNAL_ERROR,
-          "the request failed unexpectedly; the server log has the details",
-          Map.of(),
-          null,
-          false,
-          e.getClass().getSimpleName());
+      Outcome answered =
+          problem(
+              method,
+              path,
+              ProblemType.INTERNAL_ERROR,
+              "the request failed unexpectedly; the server log has the details",
+              Map.of(),
+              null,
+              false);
+      return new Outcome(answered.status(), false, e.getClass().getSimpleName());
     }
   }
 
@@ -501,18 +506,6 @@ final class DataPortConnection implements Runnable {
     }
   }
 
-  private Outcome problem(
-      String method,
-      String path,
-      ProblemType type,
-      @Nullable String detail,
-      Map<String, Object> properties,
-      @Nullable String extraHeaders,
-      boolean keepAlive)
-      throws IOException {
-    return problem(method, path, type, detail, properties, extraHeaders, keepAlive, "none");
-  }
-
   /**
    * Sends an RFC 9457 problem, shaped as the main port's: type, title, status, detail, instance and
    * the extension members.
@@ -524,8 +517,7 @@ final class DataPortConnection implements Runnable {
       @Nullable String detail,
       Map<String, Object> properties,
       @Nullable String extraHeaders,
-      boolean keepAlive,
-      String exception)
+      boolean keepAlive)
       throws IOException {
     Map<String, Object> body = new LinkedHashMap<>();
     body.put("type", type.type().toString());
@@ -554,7 +546,7 @@ final class DataPortConnection implements Runnable {
     if (log.isDebugEnabled()) {
       log.debug("{} {} on the data port answered {}: {}", method, path, type.status(), detail);
     }
-    return new Outcome(type.status(), !close, exception);
+    return new Outcome(type.status(), !close, "none");
   }
 
   /** Writes {@code first} then {@code second} to the socket, as one gathering write when both. */

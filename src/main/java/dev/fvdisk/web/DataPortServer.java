@@ -1,12 +1,12 @@
 package dev.fvdisk.web;
 
+import dev.fvdisk.net.ConnectionLimits;
 import dev.fvdisk.security.TokenRegistry;
 import dev.fvdisk.service.ImageService;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Tags;
 import io.micrometer.core.instrument.Timer;
 import java.io.IOException;
-import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
@@ -16,11 +16,8 @@ import java.time.Duration;
 import java.time.ZoneOffset;
 import java.time.ZonedDateTime;
 import java.time.format.DateTimeFormatter;
-import java.util.HashMap;
-import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -77,9 +74,7 @@ final class DataPortServer {
   private final Map<String, Timer> timers = new ConcurrentHashMap<>();
   private final ScheduledExecutorService watchdog;
 
-  private final Object connectionsLock = new Object();
-  private final Set<DataPortConnection> connections = new LinkedHashSet<>();
-  private final Map<InetAddress, Integer> perPeer = new HashMap<>();
+  private final ConnectionLimits<DataPortConnection> connections;
   private final AtomicInteger connectionNumbers = new AtomicInteger();
 
   private volatile boolean stopping;
@@ -100,6 +95,8 @@ final class DataPortServer {
     this.address = address;
     this.limits = limits;
     this.meters = meters;
+    this.connections =
+        new ConnectionLimits<>(limits.maxConnections(), limits.maxConnectionsPerPeer());
     this.watchdog =
         Executors.newSingleThreadScheduledExecutor(
             r -> {
@@ -142,9 +139,7 @@ final class DataPortServer {
 
   /** Connections open now. */
   int connections() {
-    synchronized (connectionsLock) {
-      return connections.size();
-    }
+    return connections.size();
   }
 
   ImageService images() {
@@ -243,34 +238,14 @@ final class DataPortServer {
   }
 
   private void admit(Socket client) {
-    InetAddress peer = client.getInetAddress();
-    String refusal = null;
-    DataPortConnection connection = null;
-    synchronized (connectionsLock) {
-      int fromPeer = perPeer.getOrDefault(peer, 0);
-      if (stopping) {
-        refusal = "the server is shutting down";
-      } else if (connections.size() >= limits.maxConnections()) {
-        refusal = "already " + connections.size() + " connections, the limit";
-      } else if (fromPeer >= limits.maxConnectionsPerPeer()) {
-        refusal = "already " + fromPeer + " connections from this address, the limit";
-      } else {
-        connection =
-            new DataPortConnection(
-                client, "data-port-" + connectionNumbers.incrementAndGet(), this);
-        connections.add(connection);
-        perPeer.merge(peer, 1, Integer::sum);
-      }
-    }
-    if (connection == null) {
-      // One line per refusal would let a client flood the log; the count is in the debug log.
+    DataPortConnection connection =
+        new DataPortConnection(client, "data-port-" + connectionNumbers.incrementAndGet(), this);
+    String refusal = connections.admit(connection, client.getInetAddress());
+    if (refusal != null) {
+      // One line per refusal would let a client flood the log.
       log.debug(
           "Data port connection from {} refused: {}", client.getRemoteSocketAddress(), refusal);
-      try {
-        client.close();
-      } catch (IOException e) {
-        // closing is all that is left to do
-      }
+      connection.close();
       return;
     }
     Thread thread = new Thread(connection, connection.name());
@@ -279,17 +254,13 @@ final class DataPortServer {
   }
 
   void forget(DataPortConnection connection) {
-    synchronized (connectionsLock) {
-      if (connections.remove(connection)) {
-        perPeer.computeIfPresent(connection.peer(), (peer, n) -> n > 1 ? n - 1 : null);
-      }
-    }
+    connections.forget(connection, connection.peer());
   }
 
   private void cutStalled() {
     long now = System.nanoTime();
     long limit = limits.stallTimeout().toNanos();
-    for (DataPortConnection connection : open()) {
+    for (DataPortConnection connection : connections.open()) {
       if (connection.stalled(now, limit)) {
         log.info(
             "Data port connection {} from {} took no bytes for {}; it is closed",
@@ -298,12 +269,6 @@ final class DataPortServer {
             limits.stallTimeout());
         connection.close();
       }
-    }
-  }
-
-  private List<DataPortConnection> open() {
-    synchronized (connectionsLock) {
-      return List.copyOf(connections);
     }
   }
 
@@ -323,7 +288,7 @@ final class DataPortServer {
       }
     }
     watchdog.shutdownNow();
-    List<DataPortConnection> left = open();
+    List<DataPortConnection> left = connections.close();
     while (!left.isEmpty() && System.nanoTime() < deadline) {
       for (DataPortConnection connection : left) {
         if (!connection.answering()) {
@@ -336,9 +301,9 @@ final class DataPortServer {
         Thread.currentThread().interrupt();
         break;
       }
-      left = open();
+      left = connections.open();
     }
-    for (DataPortConnection connection : open()) {
+    for (DataPortConnection connection : connections.open()) {
       connection.close();
     }
   }
