@@ -16,18 +16,24 @@ import org.springframework.core.env.Environment;
 @ConditionalOnBooleanProperty(name = "fvdisk.http-data.enabled")
 class DataPortConfiguration {
 
+  /**
+   * Reads streaming at once on the data port; more wait for one to finish. The port has buffers of
+   * its own, so that clients holding its reads (a slow reader keeps its buffer until the stall
+   * timeout) can never take the main port's, whose writes need them too.
+   */
+  static final int BUFFERS = 64;
+
   @Bean
   DataPort dataPort(
       ImageService images,
       TokenRegistry tokens,
-      DiskStreams streams,
       DataPortProperties properties,
       Environment environment,
       ObjectProvider<MeterRegistry> meters) {
     return new DataPort(
         images,
         tokens,
-        streams,
+        new DiskStreams(images.limits().ioBufferBytes(), BUFFERS),
         properties,
         environment.getProperty("fvdisk.security.allow-unauthenticated", Boolean.class, false),
         meters.getIfAvailable());

@@ -553,15 +553,21 @@ final class DataPortConnection implements Runnable {
   private void send(@Nullable ByteBuffer first, @Nullable ByteBuffer second) throws IOException {
     writingSinceNanos = System.nanoTime();
     try {
+      // The stall clock restarts with every write that moved bytes: a slow reader that keeps
+      // taking them is not cut off, only one that takes none for the stall timeout.
       if (first != null && second != null) {
         ByteBuffer[] both = {first, second};
         while (second.hasRemaining()) {
-          channel.write(both);
+          if (channel.write(both) > 0) {
+            writingSinceNanos = System.nanoTime();
+          }
         }
       } else {
         ByteBuffer only = first != null ? first : Objects.requireNonNull(second);
         while (only.hasRemaining()) {
-          channel.write(only);
+          if (channel.write(only) > 0) {
+            writingSinceNanos = System.nanoTime();
+          }
         }
       }
     } finally {

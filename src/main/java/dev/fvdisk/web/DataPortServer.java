@@ -228,10 +228,17 @@ final class DataPortServer {
       try {
         client = socket.accept();
       } catch (IOException e) {
-        if (!stopping) {
-          log.warn("Data port listener failed; no further connections are taken: {}", e.toString());
+        if (stopping || socket.isClosed()) {
+          return;
         }
-        return;
+        // Out of file descriptors, say: the port must come back when they are freed.
+        log.warn("Data port could not accept a connection; trying again shortly: {}", e.toString());
+        try {
+          Thread.sleep(100);
+        } catch (InterruptedException interrupted) {
+          return;
+        }
+        continue;
       }
       admit(client);
     }

@@ -15,9 +15,9 @@ import org.jspecify.annotations.Nullable;
 /**
  * Streams between HTTP bodies and a {@link VirtualDisk}, one pooled direct buffer per request, so
  * no body is held in memory or copied through a heap array. Shared by {@link DataController} and
- * {@link RangeReadFilter}, so both draw on one buffer budget. Reads with a {@code Content-Digest}
- * and writes checked against one ({@link StagedWrite}) use the same buffer. Safe to share between
- * threads.
+ * {@link RangeReadFilter}, so both draw on one buffer budget; the data port has an instance of its
+ * own. Reads with a {@code Content-Digest} and writes checked against one ({@link StagedWrite}) use
+ * the same buffer. Safe to share between threads.
  */
 final class DiskStreams {
 
@@ -33,7 +33,15 @@ final class DiskStreams {
    * @param bufferBytes what one request moves at a time ({@code fvdisk.io-buffer-size})
    */
   DiskStreams(int bufferBytes) {
-    this.buffers = new IoBuffers(bufferBytes, RETAINED_BUFFERS, MAX_BUFFERS_IN_USE);
+    this(bufferBytes, MAX_BUFFERS_IN_USE);
+  }
+
+  /**
+   * @param bufferBytes what one request moves at a time ({@code fvdisk.io-buffer-size})
+   * @param maxInUse requests streaming at once; a further one waits for a buffer
+   */
+  DiskStreams(int bufferBytes, int maxInUse) {
+    this.buffers = new IoBuffers(bufferBytes, Math.min(RETAINED_BUFFERS, maxInUse), maxInUse);
   }
 
   /**
