@@ -171,10 +171,11 @@ public final class TokenRegistry {
   static String secretOf(String authorization) {
     String value = authorization.trim();
     // Scheme names are case-insensitive (RFC 9110, section 11.1).
+    String lower = value.toLowerCase(java.util.Locale.ROOT);
     String secret;
-    if (value.regionMatches(true, 0, BEARER, 0, BEARER.length())) {
+    if (lower.startsWith(BEARER)) {
       secret = value.substring(BEARER.length()).trim();
-    } else if (value.regionMatches(true, 0, BASIC, 0, BASIC.length())) {
+    } else if (lower.startsWith(BASIC)) {
       secret = basicPassword(value.substring(BASIC.length()).trim());
     } else {
       throw new IllegalArgumentException("Authorization must use the Basic or Bearer scheme");

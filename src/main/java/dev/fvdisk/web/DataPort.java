@@ -67,11 +67,7 @@ public final class DataPort implements SmartLifecycle {
             tokens,
             streams,
             new InetSocketAddress(address, properties.port()),
-            new DataPortServer.Limits(
-                properties.maxConnections(),
-                properties.maxConnectionsPerPeer(),
-                properties.idleTimeout(),
-                properties.stallTimeout()),
+            properties,
             meters);
     try {
       started.start();

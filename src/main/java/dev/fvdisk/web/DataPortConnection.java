@@ -585,24 +585,16 @@ final class DataPortConnection implements Runnable {
 
   /**
    * The image named by a plain {@code /api/v1/images/{name}/data}: no encoded or dot segments, no
-   * path parameters (the rule {@link RangeReadFilter#plainImageName} applies on the main port).
+   * path parameters ({@link RangeReadFilter#plainName}, the main port's rule).
    */
   static @Nullable String imageName(String path) {
     if (!path.startsWith(PREFIX) || !path.endsWith(SUFFIX)) {
       return null;
     }
     int end = path.length() - SUFFIX.length();
-    if (end <= PREFIX.length()) {
-      return null;
-    }
-    String name = path.substring(PREFIX.length(), end);
-    for (int i = 0; i < name.length(); i++) {
-      char c = name.charAt(i);
-      if (c == '/' || c == '%' || c == ';') {
-        return null;
-      }
-    }
-    return name.equals(".") || name.equals("..") ? null : name;
+    return end < PREFIX.length()
+        ? null
+        : RangeReadFilter.plainName(path.substring(PREFIX.length(), end));
   }
 
   private static byte[] ascii(String text) {

@@ -164,7 +164,7 @@ final class DataPortRequest {
       case "authorization" -> authorization = once(authorization, name, bytes, from, to);
       case "content-length" -> {
         contentLength = once(contentLength, name, bytes, from, to);
-        if (contentLength.isEmpty() || !contentLength.chars().allMatch(Character::isDigit)) {
+        if (contentLength.isEmpty() || !contentLength.chars().allMatch(c -> c >= '0' && c <= '9')) {
           throw new Malformed("Content-Length is not a number");
         }
       }

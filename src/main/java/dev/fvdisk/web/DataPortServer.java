@@ -61,15 +61,11 @@ final class DataPortServer {
   private static final DateTimeFormatter HTTP_DATE =
       DateTimeFormatter.ofPattern("EEE, dd MMM yyyy HH:mm:ss 'GMT'", java.util.Locale.US);
 
-  /** The limits of the port ({@code fvdisk.http-data.*}). */
-  record Limits(
-      int maxConnections, int maxConnectionsPerPeer, Duration idleTimeout, Duration stallTimeout) {}
-
   private final ImageService images;
   private final TokenRegistry tokens;
   private final DiskStreams streams;
   private final InetSocketAddress address;
-  private final Limits limits;
+  private final DataPortProperties limits;
   private final @Nullable MeterRegistry meters;
   private final Map<String, Timer> timers = new ConcurrentHashMap<>();
   private final ScheduledExecutorService watchdog;
@@ -87,7 +83,7 @@ final class DataPortServer {
       TokenRegistry tokens,
       DiskStreams streams,
       InetSocketAddress address,
-      Limits limits,
+      DataPortProperties limits,
       @Nullable MeterRegistry meters) {
     this.images = images;
     this.tokens = tokens;
@@ -154,7 +150,8 @@ final class DataPortServer {
     return streams;
   }
 
-  Limits limits() {
+  /** The port's limits: connections, idle and stall timeouts. */
+  DataPortProperties limits() {
     return limits;
   }
 

@@ -137,13 +137,20 @@ class RangeReadFilter extends HttpFilter {
     if (start > end || !uri.startsWith(PREFIX, start - PREFIX.length()) || !uri.endsWith(SUFFIX)) {
       return null;
     }
-    String name = uri.substring(start, end);
-    for (int i = 0; i < name.length(); i++) {
-      char c = name.charAt(i);
+    return plainName(uri.substring(start, end));
+  }
+
+  /**
+   * {@code segment} when it is a plain image name segment: not empty, no slash, no encoding, no
+   * path parameter, not a dot segment; else null. The data port applies the same rule.
+   */
+  static @Nullable String plainName(String segment) {
+    for (int i = 0; i < segment.length(); i++) {
+      char c = segment.charAt(i);
       if (c == '/' || c == '%' || c == ';') {
         return null;
       }
     }
-    return name.isEmpty() || name.equals(".") || name.equals("..") ? null : name;
+    return segment.isEmpty() || segment.equals(".") || segment.equals("..") ? null : segment;
   }
 }
