@@ -211,6 +211,12 @@ public final class BucketStorage implements Storage {
   /** This writer's checkpoints not yet collected behind: seq and when (nanoTime) committed. */
   private final ArrayDeque<long[]> ownCheckpoints = new ArrayDeque<>();
 
+  /**
+   * Guards the two fields below. Not this storage's monitor: a collection ending on a transfer
+   * thread takes it, and a force holds the monitor while it waits for transfer threads.
+   */
+  private final Object collectionLock = new Object();
+
   private long collectedBelow;
   private CompletableFuture<Void> collection = CompletableFuture.completedFuture(null);
 
@@ -712,25 +718,43 @@ public final class BucketStorage implements Storage {
   // ---- garbage collection ----------------------------------------------------------------------
 
   /**
-   * Starts collecting, in the background, what the newest of this writer's checkpoints that is old
-   * enough made obsolete; one collection at a time. The caller holds this storage's monitor.
+   * Collects, in the background, what the newest of this writer's checkpoints that is old enough
+   * made obsolete; one collection at a time. A checkpoint that comes due while one runs is not
+   * dropped: the running collection starts the next when it ends, so the garbage left behind is
+   * bounded by the checkpoint interval, not by how slow the store was. The caller holds this
+   * storage's monitor.
    */
   private void collectIfDue() {
-    if (!collection.isDone()) {
-      return;
-    }
     long graceNanos = settings.collectAfterMillis() * 1_000_000L;
     long now = System.nanoTime();
     long below = 0;
     while (!ownCheckpoints.isEmpty() && now - ownCheckpoints.peekFirst()[1] >= graceNanos) {
       below = ownCheckpoints.pollFirst()[0];
     }
-    if (below <= collectedBelow) {
-      return;
+    synchronized (collectionLock) {
+      if (below <= collectedBelow) {
+        return;
+      }
+      collectedBelow = below;
+      if (collection.isDone()) {
+        startCollection();
+      }
     }
-    collectedBelow = below;
-    long checkpoint = below;
-    collection = CompletableFuture.runAsync(() -> collect(checkpoint), uploads);
+  }
+
+  /** Starts collecting behind {@link #collectedBelow}; the caller holds {@link #collectionLock}. */
+  private void startCollection() {
+    long checkpoint = collectedBelow;
+    collection =
+        CompletableFuture.runAsync(() -> collect(checkpoint), uploads)
+            .thenRun(
+                () -> {
+                  synchronized (collectionLock) {
+                    if (collectedBelow > checkpoint) {
+                      startCollection();
+                    }
+                  }
+                });
   }
 
   /**
@@ -778,13 +802,20 @@ public final class BucketStorage implements Storage {
     }
   }
 
-  /** Waits for the collection under way, if any; for tests. */
+  /** Waits for the collections under way and those they start, if any; for tests. */
   void awaitCollection() {
-    CompletableFuture<Void> running;
-    synchronized (this) {
-      running = collection;
+    while (true) {
+      CompletableFuture<Void> running;
+      synchronized (collectionLock) {
+        running = collection;
+      }
+      running.join();
+      synchronized (collectionLock) {
+        if (collection == running) {
+          return;
+        }
+      }
     }
-    running.join();
   }
 
   /** Uploads a page's cached content as its version of record {@code seq}; zeros stay home. */
