@@ -9,6 +9,7 @@ import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.ConcurrentHashMap;
@@ -42,11 +43,19 @@ final class BucketLeases implements ImageLeases {
   }
 
   /** This instance: its stable id and the base URL other instances send clients to. */
-  record Node(String id, String url) {}
+  record Node(String id, String url) {
+    Node {
+      checkUrl(url);
+    }
+  }
 
   /** A lease as the bucket holds it. */
   record Lease(
       String node, String url, long expiresAtMillis, @Nullable ImageDescriptor descriptor) {
+
+    Lease {
+      checkUrl(url);
+    }
 
     ByteBuffer encode() {
       Properties p = new Properties();
@@ -79,6 +88,35 @@ final class BucketLeases implements ImageLeases {
       } catch (RuntimeException e) {
         throw new IOException("a lease object cannot be read: " + e.getMessage(), e);
       }
+    }
+  }
+
+  /**
+   * Refuses a base URL that could not go into a {@code Location} field as it is: another instance's
+   * URL comes from a lease object anyone with the bucket's keys can write, and a line break in it
+   * would let that object add header fields to this instance's answers.
+   *
+   * @throws IllegalArgumentException unless {@code url} is empty or an {@code http} or {@code
+   *     https} URL of visible ASCII characters
+   */
+  static void checkUrl(String url) {
+    if (url.isEmpty()) {
+      return;
+    }
+    for (int i = 0; i < url.length(); i++) {
+      char c = url.charAt(i);
+      if (c <= ' ' || c >= 0x7f) {
+        // Not quoted back: the character may be a line break meant for a log or a header.
+        throw new IllegalArgumentException(
+            "an instance's URL may hold only visible ASCII characters; character "
+                + i
+                + " is not one");
+      }
+    }
+    String scheme = url.substring(0, Math.max(0, url.indexOf("://"))).toLowerCase(Locale.ROOT);
+    if (!scheme.equals("http") && !scheme.equals("https")) {
+      throw new IllegalArgumentException(
+          "an instance's URL must start with http:// or https://: " + url);
     }
   }
 

@@ -73,6 +73,9 @@ final class DataPortConnection implements Runnable {
   /** Whether a request is being answered; an idle connection is closed at once on stop. */
   private volatile boolean answering;
 
+  /** The status of the answer being sent, for the record when the client leaves during it. */
+  private int statusSent;
+
   DataPortConnection(Socket socket, String name, DataPortServer server) {
     this.socket = socket;
     this.channel = Objects.requireNonNull(socket.getChannel(), "accepted through a channel");
@@ -220,9 +223,15 @@ final class DataPortConnection implements Runnable {
     String image = imageName(path);
     String uri = image == null ? "NOT_FOUND" : RangeReadFilter.PATTERN;
     Outcome outcome = Outcome.NONE;
+    statusSent = Outcome.NONE.status;
     try {
       outcome = route(request, path, image);
       return outcome.keepAlive;
+    } catch (IOException e) {
+      // The client went away during its answer: recorded with the status it was being sent, as
+      // Spring records a client that leaves the main port, not as a failure of the server.
+      outcome = new Outcome(statusSent, false, e.getClass().getSimpleName());
+      throw e;
     } finally {
       server.record(
           request.method, outcome.status, uri, outcome.exception, System.nanoTime() - start);
@@ -437,6 +446,7 @@ final class DataPortConnection implements Runnable {
   private void startAnswer(
       int status, DataState state, @Nullable String contentRange, long lengthBytes) {
     head.clear();
+    statusSent = status;
     put(status == 206 ? "HTTP/1.1 206 \r\n" : "HTTP/1.1 200 \r\n");
     head.put(SECURITY_HEADERS);
     put("Accept-Ranges: bytes\r\nETag: ");
@@ -531,6 +541,7 @@ final class DataPortConnection implements Runnable {
     byte[] json = DataPortServer.JSON.writeValueAsBytes(body);
     boolean close = !keepAlive || closeAfter || server.stopping();
     head.clear();
+    statusSent = type.status();
     put("HTTP/1.1 " + type.status() + " \r\n");
     head.put(SECURITY_HEADERS);
     if (extraHeaders != null) {

@@ -3,6 +3,9 @@ package dev.fvdisk.web;
 import dev.fvdisk.net.ConnectionLimits;
 import dev.fvdisk.security.TokenRegistry;
 import dev.fvdisk.service.ImageService;
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.Meter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Tags;
 import io.micrometer.core.instrument.Timer;
@@ -55,6 +58,9 @@ final class DataPortServer {
 
   private static final Logger log = LoggerFactory.getLogger(DataPortServer.class);
 
+  /** How long {@link #stop} waits, past its deadline, for threads finishing a disk read. */
+  private static final Duration LAST_WAIT = Duration.ofSeconds(2);
+
   static final JsonMapper JSON = JsonMapper.builder().build();
 
   /** RFC 9110's IMF-fixdate: a two-digit day, unlike {@code RFC_1123_DATE_TIME}. */
@@ -69,6 +75,9 @@ final class DataPortServer {
   private final @Nullable MeterRegistry meters;
   private final Map<String, Timer> timers = new ConcurrentHashMap<>();
   private final ScheduledExecutorService watchdog;
+  private final List<Meter.Id> meterIds = new java.util.ArrayList<>();
+  private final @Nullable Counter refusedAtLimit;
+  private final @Nullable Counter cutStalled;
 
   private final ConnectionLimits<DataPortConnection> connections;
   private final AtomicInteger connectionNumbers = new AtomicInteger();
@@ -93,6 +102,8 @@ final class DataPortServer {
     this.meters = meters;
     this.connections =
         new ConnectionLimits<>(limits.maxConnections(), limits.maxConnectionsPerPeer());
+    this.refusedAtLimit = meters == null ? null : dropped(meters, "limit");
+    this.cutStalled = meters == null ? null : dropped(meters, "stalled");
     this.watchdog =
         Executors.newSingleThreadScheduledExecutor(
             r -> {
@@ -100,6 +111,16 @@ final class DataPortServer {
               t.setDaemon(true);
               return t;
             });
+  }
+
+  private Counter dropped(MeterRegistry registry, String reason) {
+    Counter counter =
+        Counter.builder("fvdisk.data.port.connections.dropped")
+            .description("Data port connections refused or cut off by a limit")
+            .tag("reason", reason)
+            .register(registry);
+    meterIds.add(counter.getId());
+    return counter;
   }
 
   /** Binds the port and starts accepting; the port is known on return. */
@@ -118,6 +139,13 @@ final class DataPortServer {
     acceptor.setDaemon(true);
     acceptor.start();
     watchdog.scheduleWithFixedDelay(this::cutStalled, 1, 1, TimeUnit.SECONDS);
+    if (meters != null) {
+      meterIds.add(
+          Gauge.builder("fvdisk.data.port.connections", connections, ConnectionLimits::size)
+              .description("Data port connections open")
+              .register(meters)
+              .getId());
+    }
     log.info(
         "Data port listening on {}:{} (GET and HEAD of /api/v1/images/{name}/data)",
         socket.getInetAddress().getHostAddress(),
@@ -249,6 +277,9 @@ final class DataPortServer {
       // One line per refusal would let a client flood the log.
       log.debug(
           "Data port connection from {} refused: {}", client.getRemoteSocketAddress(), refusal);
+      if (refusedAtLimit != null && !stopping) {
+        refusedAtLimit.increment();
+      }
       connection.close();
       return;
     }
@@ -271,6 +302,9 @@ final class DataPortServer {
             connection.name(),
             connection.peer().getHostAddress(),
             limits.stallTimeout());
+        if (cutStalled != null) {
+          cutStalled.increment();
+        }
         connection.close();
       }
     }
@@ -309,6 +343,25 @@ final class DataPortServer {
     }
     for (DataPortConnection connection : connections.open()) {
       connection.close();
+    }
+    // A thread still inside a disk read when its socket closed finishes that read before it sees
+    // the close; it is waited for, a little past the deadline, so that no read runs on after the
+    // port stopped and while the images are being closed.
+    long lastWait = Math.max(deadline, System.nanoTime()) + LAST_WAIT.toNanos();
+    while (!connections.open().isEmpty() && System.nanoTime() < lastWait) {
+      try {
+        Thread.sleep(10);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        break;
+      }
+    }
+    if (!connections.open().isEmpty()) {
+      log.warn(
+          "Data port stopped with {} connection threads still running", connections.open().size());
+    }
+    if (meters != null) {
+      meterIds.forEach(meters::remove);
     }
   }
 }

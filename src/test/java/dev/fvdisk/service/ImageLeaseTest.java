@@ -124,6 +124,44 @@ class ImageLeaseTest {
     assertThat(read(b, "vm", 12288, 4096)).isEqualTo(new byte[4096]);
   }
 
+  /**
+   * Another instance's URL reaches this one's answers as a {@code Location} field, from an object
+   * anyone with the bucket's keys can write: one with a line break in it is refused as unreadable,
+   * never passed on, and not quoted in the error either.
+   */
+  @Test
+  void a_lease_whose_url_could_add_header_fields_is_refused() throws Exception {
+    ImageService a = instance("a");
+    ImageService b = instance("b");
+    a.create(new CreateImageCommand("vm", 4L << 20, null, 65536L, null, null, null, null));
+    List<String> leaseKeys = store.list("").stream().filter(key -> key.endsWith("/lease")).toList();
+    assertThat(leaseKeys).hasSize(1);
+    String key = leaseKeys.get(0);
+    String text = java.nio.charset.StandardCharsets.ISO_8859_1.decode(store.get(key)).toString();
+    java.util.Properties lease = new java.util.Properties();
+    lease.load(new java.io.StringReader(text));
+    lease.setProperty("url", "http://a:8080\r\nSet-Cookie: session=stolen");
+    java.io.StringWriter rewritten = new java.io.StringWriter();
+    lease.store(rewritten, null);
+    store.put(
+        key,
+        ByteBuffer.wrap(
+            rewritten.toString().getBytes(java.nio.charset.StandardCharsets.ISO_8859_1)));
+
+    assertThatThrownBy(() -> read(b, "vm", 0, 512))
+        .isInstanceOf(ImageUnavailableException.class)
+        .hasRootCauseMessage(
+            "an instance's URL may hold only visible ASCII characters; character 13 is not one")
+        .hasMessageNotContaining("Set-Cookie");
+
+    assertThatThrownBy(() -> new BucketLeases.Node("n", "http://a:8080\n"))
+        .isInstanceOf(IllegalArgumentException.class);
+    assertThatThrownBy(() -> new BucketLeases.Node("n", "ftp://a"))
+        .isInstanceOf(IllegalArgumentException.class);
+    assertThat(new BucketLeases.Node("n", "https://a.example:8443/fvdisk").url())
+        .isEqualTo("https://a.example:8443/fvdisk");
+  }
+
   @Test
   void a_session_attached_across_a_takeover_cannot_write_any_more() throws Exception {
     ImageService a = instance("a");

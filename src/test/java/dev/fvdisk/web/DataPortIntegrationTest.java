@@ -19,6 +19,7 @@ import java.security.NoSuchAlgorithmException;
 import java.util.Arrays;
 import java.util.Base64;
 import java.util.Map;
+import org.jspecify.annotations.Nullable;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -501,8 +502,46 @@ class DataPortIntegrationTest extends ApiTestSupport {
     assertThat(count206() - before).isGreaterThanOrEqualTo(reads);
   }
 
+  /**
+   * A client that closes its connection while its answer is being sent is recorded with the status
+   * it was sent and the exception that ended the answer, as the main port records one, not as a
+   * failure of the server (500).
+   */
+  @Test
+  void a_client_that_leaves_during_its_answer_is_not_recorded_as_a_500() throws Exception {
+    // Larger than what the socket buffers hold, so the server is still writing when it goes.
+    String large = createImage("dp-large", 64L << 20, CHUNK);
+    double errorsBefore = countData("500", null);
+    double leftBefore = countData("200", "IOException");
+    try (Socket socket = new Socket()) {
+      socket.setReceiveBufferSize(4096);
+      socket.connect(new java.net.InetSocketAddress("127.0.0.1", dataPort.port()));
+      socket.setSoTimeout(30_000);
+      send(socket, get(large, null));
+      assertThat(socket.getInputStream().read(new byte[64])).as("the answer began").isPositive();
+      // Closing with unread bytes sends a reset: the server's next write fails.
+      socket.setSoLinger(true, 0);
+    }
+    long deadline = System.nanoTime() + 30_000_000_000L;
+    while (countData("200", "IOException") == leftBefore && System.nanoTime() < deadline) {
+      Thread.sleep(50);
+    }
+    assertThat(countData("200", "IOException") - leftBefore)
+        .as("one GET recorded as 200 with the exception that ended it")
+        .isEqualTo(1);
+    assertThat(countData("500", null)).as("no 500 recorded").isEqualTo(errorsBefore);
+  }
+
   /** The count of 206 answers to GET of the data path, summed over every other tag. */
   private double count206() {
+    return countData("206", null);
+  }
+
+  /**
+   * The count of answers with {@code status} to GET of the data path, and with {@code exception}
+   * when given, summed over every other tag.
+   */
+  private double countData(String status, @Nullable String exception) {
     String scrape = raw().get("/actuator/prometheus").then().statusCode(200).extract().asString();
     return scrape
         .lines()
@@ -510,7 +549,8 @@ class DataPortIntegrationTest extends ApiTestSupport {
             line ->
                 line.startsWith("http_server_requests_seconds_count{")
                     && line.contains("method=\"GET\"")
-                    && line.contains("status=\"206\"")
+                    && line.contains("status=\"" + status + "\"")
+                    && (exception == null || line.contains("exception=\"" + exception + "\""))
                     && line.contains("uri=\"/api/v1/images/{name}/data\""))
         .mapToDouble(line -> Double.parseDouble(line.substring(line.lastIndexOf(' ') + 1)))
         .sum();

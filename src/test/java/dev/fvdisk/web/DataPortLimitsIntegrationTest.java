@@ -43,6 +43,23 @@ class DataPortLimitsIntegrationTest extends ApiTestSupport {
     return socket;
   }
 
+  /**
+   * The value of the series in the Prometheus scrape that is {@code series}: a name alone, or a
+   * name and the start of its labels.
+   */
+  private double meter(String series) {
+    String scrape = raw().get("/actuator/prometheus").then().statusCode(200).extract().asString();
+    return scrape
+        .lines()
+        .filter(
+            line ->
+                line.startsWith(series + " ")
+                    || line.startsWith(series + (series.contains("{") ? "" : "{")))
+        .mapToDouble(line -> Double.parseDouble(line.substring(line.lastIndexOf(' ') + 1)))
+        .findFirst()
+        .orElseThrow(() -> new AssertionError("no series " + series + " in the scrape"));
+  }
+
   @Test
   void a_connection_past_the_per_peer_limit_is_closed_unanswered() throws Exception {
     String image = createImage("limits", 1 << 20);
@@ -59,6 +76,10 @@ class DataPortLimitsIntegrationTest extends ApiTestSupport {
         send(held[i], get(image, "bytes=0-99"));
         assertThat(readOne(in[i], false).body()).isEqualTo(expected);
       }
+      assertThat(meter("fvdisk_data_port_connections"))
+          .as("connections open, as the gauge says")
+          .isGreaterThanOrEqualTo(PER_PEER);
+      double refusedBefore = meter("fvdisk_data_port_connections_dropped_total{reason=\"limit\"");
       try (Socket extra = connect()) {
         InputStream extraIn = new BufferedInputStream(extra.getInputStream());
         try {
@@ -68,6 +89,9 @@ class DataPortLimitsIntegrationTest extends ApiTestSupport {
         }
         assertClosedByServer(extraIn);
       }
+      assertThat(meter("fvdisk_data_port_connections_dropped_total{reason=\"limit\""))
+          .as("refusals at the limit counted")
+          .isEqualTo(refusedBefore + 1);
       for (int i = 0; i < PER_PEER; i++) {
         send(held[i], get(image, "bytes=0-99"));
         RawHttp.Response answer = readOne(in[i], false);
