@@ -38,6 +38,9 @@ class RangeReadFilter extends HttpFilter {
   private static final String PREFIX = "/api/v1/images/";
   private static final String SUFFIX = "/data";
 
+  /** The request attribute that holds {@link #nameIfTaken}'s answer once it is known. */
+  private static final String TAKEN = RangeReadFilter.class.getName() + ".taken";
+
   private final transient ImageService images;
   private final transient DiskStreams streams;
 
@@ -71,13 +74,21 @@ class RangeReadFilter extends HttpFilter {
    * to the controller, so this path stays as lean as it is.
    */
   private static @Nullable String nameIfTaken(HttpServletRequest request) {
-    return request.getHeader(HttpHeaders.RANGE) != null
-            && request.getHeader(ContentDigests.WANT_CONTENT_DIGEST) == null
-            && request.getQueryString() == null
-            && request.getContentLengthLong() <= 0
-            && request.getHeader(HttpHeaders.TRANSFER_ENCODING) == null
-        ? plainImageName(request, "GET")
-        : null;
+    // Asked three times per read (observation predicate, timing filter, this filter): the answer
+    // is kept on the request, the empty string meaning "not taken" (no image has an empty name).
+    if (request.getAttribute(TAKEN) instanceof String known) {
+      return known.isEmpty() ? null : known;
+    }
+    String name =
+        request.getHeader(HttpHeaders.RANGE) != null
+                && request.getHeader(ContentDigests.WANT_CONTENT_DIGEST) == null
+                && request.getQueryString() == null
+                && request.getContentLengthLong() <= 0
+                && request.getHeader(HttpHeaders.TRANSFER_ENCODING) == null
+            ? plainImageName(request, "GET")
+            : null;
+    request.setAttribute(TAKEN, name == null ? "" : name);
+    return name;
   }
 
   /**
