@@ -139,7 +139,9 @@ final class DiskStreams {
    * Writes the body of {@code in} into {@code span}, then flushes unless told not to. Every check
    * (the expected version, read-only, range, space) runs before the first byte is taken, so a
    * refused write leaves the image as it was. A body that ends early or holds more than the span is
-   * a write cut short: what arrived is written, and the request is answered as invalid.
+   * answered as invalid. A body of up to a buffer ({@code fvdisk.io-buffer-size}) is then not
+   * written at all; of a longer one, the pieces of a buffer each that arrived before the fault was
+   * seen are written (a write cut short).
    *
    * @param expected the version an {@code If-Match} asks for; the image is then held exclusively
    *     until the caller closes {@code disk}
@@ -200,36 +202,47 @@ final class DiskStreams {
     long length = span.lengthBytes();
     long position = offset;
     long end = offset + length;
-    while (position < end) {
+    // One byte past the announced length tells a body that is too long; it is looked for before
+    // the last piece is written, so a body of up to a buffer that is refused writes nothing.
+    ByteBuffer past = ByteBuffer.allocate(1);
+    do {
       buffer.clear().limit((int) Math.min(bufferBytes, end - position));
       boolean ended;
+      boolean tooLong;
       try {
         ended = fill(in, buffer);
+        tooLong = !ended && position + buffer.position() == end && read(in, past) > 0;
       } catch (IOException e) {
         throw bodyCutShort(
             disk, length, position - offset + buffer.position(), position - offset, e);
+      }
+      if (ended) {
+        // What arrived of this piece is not written: only whole pieces are.
+        throw bodyCutShort(
+            disk, length, position - offset + buffer.position(), position - offset, null);
+      }
+      if (tooLong) {
+        throw new InvalidRequestException(
+            "the body is longer than the "
+                + length
+                + " bytes announced"
+                + (position == offset
+                    ? "; nothing was written"
+                    : "; the first " + (position - offset) + " bytes were written"));
       }
       int n = buffer.flip().remaining();
       if (n > 0) {
         disk.write(position, buffer, Durability.BUFFERED);
         position += n;
       }
-      if (ended) {
-        long received = position - offset;
-        throw bodyCutShort(disk, length, received, received, null);
-      }
-    }
-    buffer.clear().limit(1);
-    if (read(in, buffer) > 0) {
-      throw new InvalidRequestException(
-          "the body is longer than the " + length + " bytes announced");
-    }
+    } while (position < end);
   }
 
   /**
    * A write whose body ended before its announced length: the client closed the connection, or the
-   * body was shorter than its {@code Content-Range}. What arrived in whole buffers was written
-   * (each sector holds its old or its new content).
+   * body was shorter than its {@code Content-Range}. Only the pieces that arrived whole, a buffer
+   * each, were written (each sector holds its old or its new content); a body of up to a buffer
+   * that ends early writes nothing.
    */
   private static InvalidRequestException bodyCutShort(
       VirtualDisk disk, long announced, long received, long written, @Nullable IOException cause) {

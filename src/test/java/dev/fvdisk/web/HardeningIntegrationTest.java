@@ -216,6 +216,42 @@ class HardeningIntegrationTest extends ApiTestSupport {
     api().post(IMAGES + "/" + name + "/check").then().statusCode(200);
   }
 
+  /**
+   * A chunked body gives no length before it arrives, so a body longer or shorter than its {@code
+   * Content-Range} is only seen while it is read. Within one buffer nothing is written: the refusal
+   * changes nothing, with or without {@code If-Match}. Found by the fuzz test.
+   */
+  @Test
+  void a_chunked_body_that_does_not_fit_its_range_is_refused_and_writes_nothing() throws Exception {
+    String name = createImage("chunked-misfit", MIB);
+    byte[] before = pattern(8192, 4);
+    write(name, 0, before);
+    String etag = api().head(IMAGES + "/" + name + "/data").then().extract().header("ETag");
+    Object[][] cases = {
+      // range, body length, If-Match, what the detail says
+      {"bytes 0-3/*", 50, null, "longer than the 4 bytes announced; nothing was written"},
+      {"bytes 0-3/*", 50, "*", "longer than the 4 bytes announced; nothing was written"},
+      {"bytes 100-4195/*", 4097, etag, "longer than the 4096 bytes announced"},
+      {"bytes 0-8191/*", 3000, null, "the body ended after 3000 of the 8192 bytes"},
+      {"bytes 0-8191/*", 3000, "*", "the first 0 bytes were written"},
+    };
+    for (Object[] c : cases) {
+      Map<String, String> headers = new LinkedHashMap<>();
+      headers.put("Content-Type", "application/octet-stream");
+      headers.put("Content-Range", (String) c[0]);
+      if (c[2] != null) {
+        headers.put("If-Match", (String) c[2]);
+      }
+      headers.put("Transfer-Encoding", "chunked");
+      byte[] body = RawHttp.chunked(pattern((Integer) c[1], 9), 1000);
+      RawHttp.Response answer =
+          RawHttp.exchange(port, "PUT", IMAGES + "/" + name + "/data", headers, body);
+      assertProblem(answer, 400);
+      assertThat(answer.text()).as(c[0] + " with " + c[1] + " bytes").contains((String) c[3]);
+      assertThat(read(name, 0, 8192)).as(c[0] + " with " + c[1] + " bytes").isEqualTo(before);
+    }
+  }
+
   @Test
   void a_delete_during_a_whole_disk_read_closes_the_connection_at_once() throws Exception {
     String name = createImage("long-read", 256 * MIB);
