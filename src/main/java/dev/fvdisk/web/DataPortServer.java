@@ -76,8 +76,9 @@ final class DataPortServer {
   private final Map<String, Timer> timers = new ConcurrentHashMap<>();
   private final ScheduledExecutorService watchdog;
   private final List<Meter.Id> meterIds = new java.util.ArrayList<>();
-  private final @Nullable Counter refusedAtLimit;
-  private final @Nullable Counter cutStalled;
+  // Registered by start, before the threads that count in them begin.
+  private @Nullable Counter refusedAtLimit;
+  private @Nullable Counter cutStalled;
 
   private final ConnectionLimits<DataPortConnection> connections;
   private final AtomicInteger connectionNumbers = new AtomicInteger();
@@ -102,8 +103,6 @@ final class DataPortServer {
     this.meters = meters;
     this.connections =
         new ConnectionLimits<>(limits.maxConnections(), limits.maxConnectionsPerPeer());
-    this.refusedAtLimit = meters == null ? null : dropped(meters, "limit");
-    this.cutStalled = meters == null ? null : dropped(meters, "stalled");
     this.watchdog =
         Executors.newSingleThreadScheduledExecutor(
             r -> {
@@ -135,17 +134,19 @@ final class DataPortServer {
       throw e;
     }
     listener = socket;
-    Thread acceptor = new Thread(() -> acceptLoop(socket), "data-port-accept");
-    acceptor.setDaemon(true);
-    acceptor.start();
-    watchdog.scheduleWithFixedDelay(this::cutStalled, 1, 1, TimeUnit.SECONDS);
     if (meters != null) {
+      refusedAtLimit = dropped(meters, "limit");
+      cutStalled = dropped(meters, "stalled");
       meterIds.add(
           Gauge.builder("fvdisk.data.port.connections", connections, ConnectionLimits::size)
               .description("Data port connections open")
               .register(meters)
               .getId());
     }
+    Thread acceptor = new Thread(() -> acceptLoop(socket), "data-port-accept");
+    acceptor.setDaemon(true);
+    acceptor.start();
+    watchdog.scheduleWithFixedDelay(this::cutStalled, 1, 1, TimeUnit.SECONDS);
     log.info(
         "Data port listening on {}:{} (GET and HEAD of /api/v1/images/{name}/data)",
         socket.getInetAddress().getHostAddress(),

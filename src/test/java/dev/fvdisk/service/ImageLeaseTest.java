@@ -6,7 +6,10 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import dev.fvdisk.objectstore.BucketStorage;
 import dev.fvdisk.objectstore.InMemoryObjectStore;
 import dev.fvdisk.objectstore.ObjectStore;
+import java.io.StringReader;
+import java.io.StringWriter;
 import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -15,6 +18,7 @@ import java.util.Arrays;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Properties;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
@@ -137,16 +141,13 @@ class ImageLeaseTest {
     List<String> leaseKeys = store.list("").stream().filter(key -> key.endsWith("/lease")).toList();
     assertThat(leaseKeys).hasSize(1);
     String key = leaseKeys.get(0);
-    String text = java.nio.charset.StandardCharsets.ISO_8859_1.decode(store.get(key)).toString();
-    java.util.Properties lease = new java.util.Properties();
-    lease.load(new java.io.StringReader(text));
+    String text = StandardCharsets.ISO_8859_1.decode(store.get(key)).toString();
+    Properties lease = new Properties();
+    lease.load(new StringReader(text));
     lease.setProperty("url", "http://a:8080\r\nSet-Cookie: session=stolen");
-    java.io.StringWriter rewritten = new java.io.StringWriter();
+    StringWriter rewritten = new StringWriter();
     lease.store(rewritten, null);
-    store.put(
-        key,
-        ByteBuffer.wrap(
-            rewritten.toString().getBytes(java.nio.charset.StandardCharsets.ISO_8859_1)));
+    store.put(key, ByteBuffer.wrap(rewritten.toString().getBytes(StandardCharsets.ISO_8859_1)));
 
     assertThatThrownBy(() -> read(b, "vm", 0, 512))
         .isInstanceOf(ImageUnavailableException.class)
@@ -160,6 +161,19 @@ class ImageLeaseTest {
         .isInstanceOf(IllegalArgumentException.class);
     assertThat(new BucketLeases.Node("n", "https://a.example:8443/fvdisk").url())
         .isEqualTo("https://a.example:8443/fvdisk");
+    // An instance's own URL is checked where its bucket directory is made, at start.
+    assertThatThrownBy(
+            () ->
+                new BucketImageDirectory(
+                    Files.createDirectories(dir.resolve("c")).toRealPath(),
+                    store,
+                    transfers,
+                    BucketStorage.Settings.DEFAULTS,
+                    "c",
+                    "http://c:8080\r\nX: y",
+                    LEASE,
+                    clock::get))
+        .isInstanceOf(IllegalArgumentException.class);
   }
 
   @Test
