@@ -18,10 +18,10 @@ import java.util.Random;
  * reads, and against the engine in process for the 1 MiB writes. Everything runs on loopback on the
  * same machine in one run; nginx is started and stopped by the harness.
  *
- * <p>The reads also go to the service's data port, its second HTTP listener outside Tomcat that
- * answers only {@code GET} and {@code HEAD} of an image's data: the same process and the same
- * image, so the two ports' figures differ only by the listener. {@code --no-data-port} leaves it
- * off.
+ * <p>Every scenario also goes to the service's data port, its second HTTP listener outside Tomcat
+ * that answers {@code GET}, {@code HEAD} and {@code PUT} of an image's data: the same process and
+ * the same images, so the two ports' figures differ only by the listener. {@code --no-data-port}
+ * leaves it off.
  *
  * <p>The report section it writes (appended to {@code --out} when that file exists, so {@code
  * bench/run} produces one report) gives each figure with its spread, p50/p99 latency per request,
@@ -87,14 +87,15 @@ public final class HttpBench {
             FvdiskService.start(options.directory.resolve("data"), options.dataPort);
         Closeables closeables = new Closeables()) {
       requestThreads = service.requestThreads();
-      ServiceContender serviceContender = new ServiceContender(service, options);
+      ServiceContender serviceContender =
+          new ServiceContender(service, options, SERVICE, service.port);
       long t0 = System.nanoTime();
       fill(service, serviceContender.filledImage, www.resolve(NginxContender.FILE), options);
       EngineBench.log("filled the service's image and nginx's file in %.1f s", secondsSince(t0));
       List<Contender> contenders = new ArrayList<>();
       contenders.add(serviceContender);
       if (options.dataPort) {
-        contenders.add(new DataPortContender(service, serviceContender.filledImage, options));
+        contenders.add(new ServiceContender(service, options, DATA_PORT, service.dataPort));
       }
       if (NginxServer.available()) {
         NginxServer nginx =
@@ -229,8 +230,8 @@ public final class HttpBench {
    * Gives the JIT the service's request paths before the first repetition, so that no scenario is
    * measured while C2 still compiles them: with 1 MiB writes alone, the compiler threads still took
    * a quarter of the process's CPU time after 20 s of load and a fifth after 30 s. nginx needs
-   * none. The data port's reads take their own code path from the socket to the engine, so they get
-   * their own warm-up.
+   * none. The data port's requests take their own code path from the socket to the engine, so they
+   * get their own warm-up.
    */
   private static void warmUp(FvdiskService service, String image, Options options)
       throws IOException, InterruptedException {
@@ -248,16 +249,26 @@ public final class HttpBench {
           .run(options.directory, service::cpuNanos);
     }
     if (service.dataPort >= 0) {
-      for (Pattern pattern : List.of(Pattern.RAND_READ_4K, Pattern.SEQ_READ_1M)) {
+      for (Pattern pattern :
+          List.of(Pattern.RAND_READ_4K, Pattern.SEQ_READ_1M, Pattern.RAND_WRITE_4K)) {
+        boolean write = pattern.write;
         new WrkLoad(
                 service.dataPort,
-                path,
-                false,
+                path + (write ? "?flush=false" : ""),
+                write,
                 Offsets.of(pattern, options.diskBytes),
                 8,
                 WARM_UP_SECONDS)
             .run(options.directory, service::cpuNanos);
       }
+      new WrkLoad(
+              service.dataPort,
+              path + "?flush=false",
+              true,
+              Offsets.of(Pattern.SEQ_READ_1M, options.diskBytes),
+              8,
+              WARM_UP_SECONDS)
+          .run(options.directory, service::cpuNanos);
     }
     // 1 MiB writes, over the filled image rather than into new chunks: the same request path.
     new WrkLoad(
@@ -326,22 +337,37 @@ public final class HttpBench {
     }
   }
 
-  /** The service over HTTP, driven by wrk. */
+  /**
+   * The service over HTTP on one of its ports (the main port, or the data port outside Tomcat),
+   * driven by wrk. Both ports' contenders read and write the same filled image, which the main
+   * port's creates; each makes its own fresh images. They run in the same process, so the process's
+   * CPU time is the server CPU of either.
+   */
   private static final class ServiceContender implements Contender {
     private final FvdiskService service;
     private final Options options;
+    private final String name;
+    private final int port;
     final String filledImage = "bench";
     private int freshCounter;
 
-    ServiceContender(FvdiskService service, Options options) throws Exception {
+    ServiceContender(FvdiskService service, Options options, String name, int port)
+        throws Exception {
+      if (port < 0) {
+        throw new IllegalArgumentException("the service was started without that port");
+      }
       this.service = service;
       this.options = options;
-      service.create(filledImage, options.diskBytes);
+      this.name = name;
+      this.port = port;
+      if (port == service.port) {
+        service.create(filledImage, options.diskBytes);
+      }
     }
 
     @Override
     public String name() {
-      return SERVICE;
+      return name;
     }
 
     @Override
@@ -365,12 +391,12 @@ public final class HttpBench {
     public RunResult runOnce(Scenario scenario) throws Exception {
       String query = scenario.pattern().write && !scenario.durable() ? "?flush=false" : "";
       if (scenario.pattern().freshImagePerRepetition) {
-        String image = "fresh-" + freshCounter++;
+        String image = "fresh-" + port + "-" + freshCounter++;
         long size = FRESH_IMAGE_BYTES;
         service.create(image, size);
         try {
           return new WrkLoad(
-                  service.port,
+                  port,
                   service.dataPath(image) + query,
                   true,
                   Offsets.of(scenario.pattern(), size),
@@ -387,63 +413,9 @@ public final class HttpBench {
         service.flush(filledImage);
       }
       return new WrkLoad(
-              service.port,
+              port,
               service.dataPath(filledImage) + query,
               scenario.pattern().write,
-              Offsets.of(scenario.pattern(), options.diskBytes),
-              scenario.callers(),
-              options.seconds)
-          .run(options.directory, service::cpuNanos);
-    }
-
-    @Override
-    public void close() {}
-  }
-
-  /**
-   * The service's data port, driven by wrk with the same reads of the same filled image as {@link
-   * ServiceContender}. It runs in the same process, so the process's CPU time is its server CPU as
-   * it is the main port's.
-   */
-  private static final class DataPortContender implements Contender {
-    private final FvdiskService service;
-    private final String filledImage;
-    private final Options options;
-
-    DataPortContender(FvdiskService service, String filledImage, Options options) {
-      if (service.dataPort < 0) {
-        throw new IllegalArgumentException("the service was started without its data port");
-      }
-      this.service = service;
-      this.filledImage = filledImage;
-      this.options = options;
-    }
-
-    @Override
-    public String name() {
-      return DATA_PORT;
-    }
-
-    @Override
-    public String imageFor(Scenario scenario) {
-      return "the main port's image: every 1 MiB chunk allocated and written";
-    }
-
-    /** The data port answers only reads. */
-    @Override
-    public boolean supports(Scenario scenario) {
-      return !scenario.pattern().write;
-    }
-
-    @Override
-    public void prepare() {}
-
-    @Override
-    public RunResult runOnce(Scenario scenario) throws Exception {
-      return new WrkLoad(
-              service.dataPort,
-              service.dataPath(filledImage),
-              false,
               Offsets.of(scenario.pattern(), options.diskBytes),
               scenario.callers(),
               options.seconds)

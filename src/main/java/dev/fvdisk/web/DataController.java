@@ -265,10 +265,16 @@ class DataController {
       throw new PayloadTooLargeException(span.lengthBytes(), maxWriteBytes);
     }
     if (digests == null) {
-      streams.write(disk, span, request.getInputStream(), expected, flush);
+      streams.write(disk, span, new ServletBody(request.getInputStream()), expected, flush);
     } else {
       streams.write(
-          disk, span, request.getInputStream(), expected, flush, digests, images.staging());
+          disk,
+          span,
+          new ServletBody(request.getInputStream()),
+          expected,
+          flush,
+          digests,
+          images.staging());
     }
     return noContentWithEtag(disk);
   }

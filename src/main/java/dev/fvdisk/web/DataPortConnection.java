@@ -5,6 +5,7 @@ import dev.fvdisk.security.AccessToken;
 import dev.fvdisk.security.Role;
 import dev.fvdisk.security.TokenRegistry;
 import dev.fvdisk.service.Access;
+import dev.fvdisk.service.ExpectedVersion;
 import dev.fvdisk.service.ImageElsewhereException;
 import dev.fvdisk.service.ImageNotFoundException;
 import dev.fvdisk.service.ServiceException;
@@ -15,6 +16,7 @@ import java.net.InetAddress;
 import java.net.Socket;
 import java.net.SocketTimeoutException;
 import java.nio.ByteBuffer;
+import java.nio.channels.ReadableByteChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.util.LinkedHashMap;
@@ -61,8 +63,11 @@ final class DataPortConnection implements Runnable {
    */
   private ByteBuffer head = ByteBuffer.allocate(0);
 
-  /** When the thread began to write to the socket, or 0; the watchdog reads it. */
-  private volatile long writingSinceNanos;
+  /**
+   * When the thread began to wait on the socket, writing an answer or reading a body, or 0; the
+   * watchdog reads it.
+   */
+  private volatile long blockedSinceNanos;
 
   /** Whether the request being answered asked to close the connection after its answer. */
   private boolean closeAfter;
@@ -75,6 +80,12 @@ final class DataPortConnection implements Runnable {
 
   /** The status of the answer being sent, for the record when the client leaves during it. */
   private int statusSent;
+
+  /**
+   * Whether the request being answered has body bytes not yet read: the next head cannot be found,
+   * so the connection closes after the answer.
+   */
+  private boolean bodyUnread;
 
   DataPortConnection(Socket socket, String name, DataPortServer server) {
     this.socket = socket;
@@ -95,9 +106,12 @@ final class DataPortConnection implements Runnable {
     return answering;
   }
 
-  /** Whether a write to the client has been blocked for longer than {@code limitNanos}. */
+  /**
+   * Whether the client has taken no bytes of an answer, or sent none of a body, for longer than
+   * {@code limitNanos}.
+   */
   boolean stalled(long nowNanos, long limitNanos) {
-    long since = writingSinceNanos;
+    long since = blockedSinceNanos;
     return since != 0 && nowNanos - since > limitNanos;
   }
 
@@ -214,6 +228,7 @@ final class DataPortConnection implements Runnable {
   private boolean answer(DataPortRequest request) throws IOException {
     long start = System.nanoTime();
     closeAfter = !request.keepAlive();
+    bodyUnread = request.hasBody();
     sayKeepAlive = !request.http11 && request.keepAlive();
     String path = request.target;
     int query = path.indexOf('?');
@@ -226,7 +241,7 @@ final class DataPortConnection implements Runnable {
     statusSent = Outcome.NONE.status;
     try {
       outcome = route(request, path, image);
-      return outcome.keepAlive;
+      return outcome.keepAlive && !bodyUnread;
     } catch (IOException e) {
       // The client went away during its answer: recorded with the status it was being sent, as
       // Spring records a client that leaves the main port, not as a failure of the server.
@@ -246,13 +261,14 @@ final class DataPortConnection implements Runnable {
   private Outcome route(DataPortRequest request, String path, @Nullable String image)
       throws IOException {
     String method = request.method;
-    if (request.hasBody()) {
-      // The body is never read, so the next head could not be found: answer and close.
+    boolean isPut = method.equals("PUT");
+    if (request.hasBody() && !isPut) {
+      // The body is never read, so the answer closes the connection.
       return problem(
           method,
           path,
           ProblemType.BAD_REQUEST,
-          "the data port takes no request body; send writes to the main port",
+          "a " + method + " on the data port takes no request body",
           Map.of(),
           null,
           false);
@@ -262,22 +278,29 @@ final class DataPortConnection implements Runnable {
           method, path, ProblemType.NOT_FOUND, "no resource at " + path, Map.of(), null, true);
     }
     boolean isHead = method.equals("HEAD");
-    if (!isHead && !method.equals("GET")) {
+    if (!isHead && !isPut && !method.equals("GET")) {
       return problem(
           method,
           path,
           ProblemType.METHOD_NOT_ALLOWED,
-          "method " + method + " is not allowed on the data port; it answers GET and HEAD",
+          "method " + method + " is not allowed on the data port; it answers GET, HEAD and PUT",
           Map.of(),
-          "Allow: GET, HEAD\r\n",
+          "Allow: GET, HEAD, PUT\r\n",
           true);
     }
-    if (path.length() != request.target.length()) {
+    String query =
+        path.length() == request.target.length()
+            ? null
+            : request.target.substring(path.length() + 1);
+    Boolean flush = isPut ? RangeWriteFilter.flushOf(query) : (query == null ? Boolean.TRUE : null);
+    if (flush == null) {
       return problem(
           method,
           path,
           ProblemType.BAD_REQUEST,
-          "the data port takes no query string",
+          isPut
+              ? "the only query a write on the data port takes is flush=true or flush=false"
+              : "a read on the data port takes no query string",
           Map.of(),
           null,
           true);
@@ -295,7 +318,7 @@ final class DataPortConnection implements Runnable {
           "WWW-Authenticate: " + TokenRegistry.CHALLENGE + "\r\n",
           true);
     }
-    switch (AccessPolicy.decide(token, Role.READER, image)) {
+    switch (AccessPolicy.decide(token, isPut ? Role.WRITER : Role.READER, image)) {
       case GRANTED -> {
         // carry on
       }
@@ -320,6 +343,9 @@ final class DataPortConnection implements Runnable {
         return serviceProblem(method, path, new ImageNotFoundException(image));
       }
     }
+    if (isPut) {
+      return write(request, path, image, flush);
+    }
     try (VirtualDisk disk = server.images().attach(image, Access.READ_ONLY)) {
       DataState state = DataState.of(disk);
       if (isHead) {
@@ -338,18 +364,163 @@ final class DataPortConnection implements Runnable {
     } catch (ServiceException e) {
       return serviceProblem(method, path, e);
     } catch (RuntimeException e) {
-      log.error("{} {} on the data port answered 500", method, path, e);
-      Outcome answered =
-          problem(
-              method,
-              path,
-              ProblemType.INTERNAL_ERROR,
-              "the request failed unexpectedly; the server log has the details",
-              Map.of(),
-              null,
-              false);
-      return new Outcome(answered.status(), false, e.getClass().getSimpleName());
+      return unexpected(method, path, e);
     }
+  }
+
+  private Outcome unexpected(String method, String path, RuntimeException e) throws IOException {
+    log.error("{} {} on the data port answered 500", method, path, e);
+    Outcome answered =
+        problem(
+            method,
+            path,
+            ProblemType.INTERNAL_ERROR,
+            "the request failed unexpectedly; the server log has the details",
+            Map.of(),
+            null,
+            false);
+    return new Outcome(answered.status(), false, e.getClass().getSimpleName());
+  }
+
+  /**
+   * Writes the body into the image and answers 204 with its new entity tag, as the main port's
+   * {@code PUT} does: the same parsing, limits, {@code If-Match}, {@code Content-Digest} staging
+   * and flush ({@link DiskStreams}). The body goes from the socket into the request's direct buffer
+   * and from there to the disk, with no copy through the heap. A body needs a {@code
+   * Content-Length}; a chunked one is sent to the main port.
+   */
+  private Outcome write(DataPortRequest request, String path, String image, boolean flush)
+      throws IOException {
+    String method = request.method;
+    if (request.transferCoded() || request.contentLengthBytes() < 0) {
+      return problem(
+          method,
+          path,
+          ProblemType.LENGTH_REQUIRED,
+          "a write on the data port needs Content-Length; send chunked bodies to the main port",
+          Map.of(),
+          null,
+          true);
+    }
+    if (!isDataMediaType(request.contentType)) {
+      return problem(
+          method,
+          path,
+          ProblemType.UNSUPPORTED_MEDIA_TYPE,
+          "Content-Type \""
+              + request.contentType
+              + "\" is not supported; a data write takes application/octet-stream",
+          Map.of(),
+          null,
+          true);
+    }
+    try (VirtualDisk disk = server.images().attach(image, Access.READ_WRITE)) {
+      ByteRanges.Span span =
+          ByteRanges.parseWrite(
+              request.contentRange, request.contentLengthBytes(), disk.sizeBytes());
+      ExpectedVersion expected = EntityTags.parseIfMatch(request.ifMatch);
+      ExpectedDigests digests =
+          request.contentDigest == null ? null : ExpectedDigests.parse(request.contentDigest);
+      Long maxWriteBytes = server.images().limits().maxWriteBytes();
+      if (maxWriteBytes != null && span.lengthBytes() > maxWriteBytes) {
+        throw new PayloadTooLargeException(span.lengthBytes(), maxWriteBytes);
+      }
+      Body body = new Body(request.contentLengthBytes(), request.expectContinue, request.http11);
+      if (digests == null) {
+        server.streams().write(disk, span, body, expected, flush);
+      } else {
+        server
+            .streams()
+            .write(disk, span, body, expected, flush, digests, server.images().staging());
+      }
+      head.clear();
+      statusSent = 204;
+      put("HTTP/1.1 204 \r\n");
+      head.put(SECURITY_HEADERS);
+      put("ETag: ");
+      put(EntityTags.quote(disk.version()));
+      put("\r\nDate: ");
+      head.put(server.date());
+      put("\r\n");
+      connectionHeader(closeAfter || server.stopping());
+      put("\r\n");
+      send(head.flip(), null);
+      return new Outcome(204, true, "none");
+    } catch (HttpProblemException e) {
+      return httpProblem(method, path, e);
+    } catch (ServiceException e) {
+      return serviceProblem(method, path, e);
+    } catch (RuntimeException e) {
+      return unexpected(method, path, e);
+    }
+  }
+
+  /**
+   * The body of a write: first the bytes that came in with the head, then the socket, never past
+   * {@code Content-Length}, so the next request's head stays unread. A client that sends no byte
+   * for the stall timeout is cut off by the watchdog, which ends the read with an exception.
+   */
+  private final class Body implements ReadableByteChannel {
+    private long remaining;
+    private boolean continueOwed;
+
+    Body(long lengthBytes, boolean expectContinue, boolean http11) {
+      this.remaining = lengthBytes;
+      // Not to HTTP/1.0 (RFC 9110, section 10.1.1), nor when the body has begun to arrive.
+      this.continueOwed = expectContinue && http11 && lengthBytes > 0 && consumed == filled;
+    }
+
+    @Override
+    public int read(ByteBuffer into) throws IOException {
+      if (remaining == 0) {
+        return -1;
+      }
+      int wanted = (int) Math.min(into.remaining(), remaining);
+      int n;
+      if (consumed < filled) {
+        n = Math.min(wanted, filled - consumed);
+        into.put(input, consumed, n);
+        consumed += n;
+      } else {
+        if (continueOwed) {
+          // Sent only when the body is wanted: a write refused before it never asks for it.
+          continueOwed = false;
+          send(ByteBuffer.wrap(CONTINUE), null);
+        }
+        int limit = into.limit();
+        into.limit(into.position() + wanted);
+        blockedSinceNanos = System.nanoTime();
+        try {
+          n = channel.read(into);
+        } finally {
+          blockedSinceNanos = 0;
+          into.limit(limit);
+        }
+        if (n < 0) {
+          return -1;
+        }
+      }
+      remaining -= n;
+      bodyUnread = remaining > 0;
+      return n;
+    }
+
+    @Override
+    public boolean isOpen() {
+      return channel.isOpen();
+    }
+
+    @Override
+    public void close() {
+      // The connection outlives its requests.
+    }
+  }
+
+  /** Whether a write's {@code Content-Type} is one the main port's write takes, or absent. */
+  private static boolean isDataMediaType(@Nullable String contentType) {
+    return contentType == null
+        || RangeWriteFilter.isMediaType(contentType, "application/octet-stream")
+        || RangeWriteFilter.isMediaType(contentType, "application/x-www-form-urlencoded");
   }
 
   /** Sends the whole disk (200) or one range of it (206). */
@@ -539,7 +710,7 @@ final class DataPortConnection implements Runnable {
     body.put("instance", path);
     body.putAll(properties);
     byte[] json = DataPortServer.JSON.writeValueAsBytes(body);
-    boolean close = !keepAlive || closeAfter || server.stopping();
+    boolean close = !keepAlive || closeAfter || bodyUnread || server.stopping();
     head.clear();
     statusSent = type.status();
     put("HTTP/1.1 " + type.status() + " \r\n");
@@ -562,7 +733,7 @@ final class DataPortConnection implements Runnable {
 
   /** Writes {@code first} then {@code second} to the socket, as one gathering write when both. */
   private void send(@Nullable ByteBuffer first, @Nullable ByteBuffer second) throws IOException {
-    writingSinceNanos = System.nanoTime();
+    blockedSinceNanos = System.nanoTime();
     try {
       // The stall clock restarts with every write that moved bytes: a slow reader that keeps
       // taking them is not cut off, only one that takes none for the stall timeout.
@@ -570,19 +741,19 @@ final class DataPortConnection implements Runnable {
         ByteBuffer[] both = {first, second};
         while (second.hasRemaining()) {
           if (channel.write(both) > 0) {
-            writingSinceNanos = System.nanoTime();
+            blockedSinceNanos = System.nanoTime();
           }
         }
       } else {
         ByteBuffer only = first != null ? first : Objects.requireNonNull(second);
         while (only.hasRemaining()) {
           if (channel.write(only) > 0) {
-            writingSinceNanos = System.nanoTime();
+            blockedSinceNanos = System.nanoTime();
           }
         }
       }
     } finally {
-      writingSinceNanos = 0;
+      blockedSinceNanos = 0;
     }
   }
 
@@ -607,6 +778,8 @@ final class DataPortConnection implements Runnable {
         ? null
         : RangeReadFilter.plainName(path.substring(PREFIX.length(), end));
   }
+
+  private static final byte[] CONTINUE = ascii("HTTP/1.1 100 Continue\r\n\r\n");
 
   private static byte[] ascii(String text) {
     return text.getBytes(StandardCharsets.US_ASCII);

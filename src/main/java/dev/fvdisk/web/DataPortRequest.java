@@ -11,9 +11,10 @@ import org.jspecify.annotations.Nullable;
  *
  * <p>Refused: a line ending in a bare LF, whitespace before a field's colon or in a method,
  * obsolete line folding, control characters, a request target that is not a plain path, an HTTP
- * version other than 1.0 and 1.1, a second {@code Host}, {@code Range}, {@code Authorization} or
- * {@code Content-Length}, and HTTP/1.1 without {@code Host}. A body is never read: {@link
- * #hasBody()} says when the head announces one.
+ * version other than 1.0 and 1.1, a second {@code Host}, {@code Range}, {@code Authorization},
+ * {@code Content-Length}, {@code Content-Range} or {@code Content-Type}, a {@code Content-Length}
+ * of more than 18 digits, and HTTP/1.1 without {@code Host}. The body is not read here: {@link
+ * #hasBody()} says when the head announces one, and a write reads it after the head.
  */
 final class DataPortRequest {
 
@@ -29,6 +30,14 @@ final class DataPortRequest {
   @Nullable String range;
   @Nullable String authorization;
   @Nullable String wantContentDigest;
+  @Nullable String contentRange;
+  @Nullable String contentType;
+  @Nullable String ifMatch;
+  @Nullable String contentDigest;
+
+  /** Whether the client waits for {@code 100 Continue} before it sends the body. */
+  boolean expectContinue;
+
   private @Nullable String host;
   private @Nullable String contentLength;
   private boolean transferEncoding;
@@ -44,6 +53,16 @@ final class DataPortRequest {
   /** Whether the head announces a body: a {@code Content-Length} above 0, or any coding. */
   boolean hasBody() {
     return transferEncoding || (contentLength != null && !contentLength.equals("0"));
+  }
+
+  /** Whether the body has a transfer coding (chunked): its length is not known up front. */
+  boolean transferCoded() {
+    return transferEncoding;
+  }
+
+  /** The body's {@code Content-Length}, or -1 when the head has none. */
+  long contentLengthBytes() {
+    return contentLength == null ? -1 : Long.parseLong(contentLength);
   }
 
   /** Whether the connection stays open after the answer, by HTTP/1.1's and 1.0's defaults. */
@@ -167,12 +186,18 @@ final class DataPortRequest {
         if (contentLength.isEmpty() || !contentLength.chars().allMatch(c -> c >= '0' && c <= '9')) {
           throw new Malformed("Content-Length is not a number");
         }
+        if (contentLength.length() > 18) {
+          // Past any disk, and past what a long holds.
+          throw new Malformed("Content-Length is too large");
+        }
       }
       case "transfer-encoding" -> transferEncoding = true;
-      case "want-content-digest" -> {
-        String value = text(bytes, from, to);
-        wantContentDigest = wantContentDigest == null ? value : wantContentDigest + ", " + value;
-      }
+      case "content-range" -> contentRange = once(contentRange, name, bytes, from, to);
+      case "content-type" -> contentType = once(contentType, name, bytes, from, to);
+      case "if-match" -> ifMatch = joined(ifMatch, bytes, from, to);
+      case "content-digest" -> contentDigest = joined(contentDigest, bytes, from, to);
+      case "expect" -> expectContinue |= ascii(bytes, from, to).equalsIgnoreCase("100-continue");
+      case "want-content-digest" -> wantContentDigest = joined(wantContentDigest, bytes, from, to);
       case "connection" -> {
         for (String option : ascii(bytes, from, to).split(",")) {
           String o = option.trim();
@@ -184,6 +209,12 @@ final class DataPortRequest {
         // Not acted on.
       }
     }
+  }
+
+  /** A list field given on several lines, joined with commas as one (RFC 9110, section 5.3). */
+  private static String joined(@Nullable String earlier, byte[] bytes, int from, int to) {
+    String value = text(bytes, from, to);
+    return earlier == null ? value : earlier + ", " + value;
   }
 
   private static String once(@Nullable String earlier, String name, byte[] bytes, int from, int to)

@@ -299,7 +299,7 @@ final class DataPortServer {
     for (DataPortConnection connection : connections.open()) {
       if (connection.stalled(now, limit)) {
         log.info(
-            "Data port connection {} from {} took no bytes for {}; it is closed",
+            "Data port connection {} from {} moved no bytes for {}; it is closed",
             connection.name(),
             connection.peer().getHostAddress(),
             limits.stallTimeout());

@@ -6,9 +6,9 @@ import dev.fvdisk.service.InvalidRequestException;
 import dev.fvdisk.service.IoBuffers;
 import dev.fvdisk.service.StagingArea;
 import dev.fvdisk.service.VirtualDisk;
-import jakarta.servlet.ServletInputStream;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.channels.ReadableByteChannel;
 import java.security.MessageDigest;
 import org.jspecify.annotations.Nullable;
 
@@ -136,8 +136,8 @@ final class DiskStreams {
   }
 
   /**
-   * Writes the body of {@code in} into {@code span}, then flushes unless told not to. Every check
-   * (the expected version, read-only, range, space) runs before the first byte is taken, so a
+   * Writes the body read from {@code in} into {@code span}, then flushes unless told not to. Every
+   * check (the expected version, read-only, range, space) runs before the first byte is taken, so a
    * refused write leaves the image as it was. A body that ends early or holds more than the span is
    * answered as invalid. A body of up to a buffer ({@code fvdisk.io-buffer-size}) is then not
    * written at all; of a longer one, the pieces of a buffer each that arrived before the fault was
@@ -150,7 +150,7 @@ final class DiskStreams {
   void write(
       VirtualDisk disk,
       ByteRanges.Span span,
-      ServletInputStream in,
+      ReadableByteChannel in,
       @Nullable ExpectedVersion expected,
       boolean flush)
       throws IOException {
@@ -171,17 +171,17 @@ final class DiskStreams {
   }
 
   /**
-   * Writes the body of {@code in} into {@code span} as {@link #write(VirtualDisk, ByteRanges.Span,
-   * ServletInputStream, ExpectedVersion, boolean)} does, but only once the whole body is known to
-   * match {@code digests}: it is staged first (see {@link StagedWrite}), and a body that does not
-   * match, or ends early, leaves the image as it was.
+   * Writes the body read from {@code in} into {@code span} as {@link #write(VirtualDisk,
+   * ByteRanges.Span, ReadableByteChannel, ExpectedVersion, boolean)} does, but only once the whole
+   * body is known to match {@code digests}: it is staged first (see {@link StagedWrite}), and a
+   * body that does not match, or ends early, leaves the image as it was.
    *
    * @throws DigestMismatchException when the body does not match its digests
    */
   void write(
       VirtualDisk disk,
       ByteRanges.Span span,
-      ServletInputStream in,
+      ReadableByteChannel in,
       @Nullable ExpectedVersion expected,
       boolean flush,
       ExpectedDigests digests,
@@ -195,7 +195,7 @@ final class DiskStreams {
   }
 
   private static void copy(
-      ServletInputStream in, ByteBuffer buffer, VirtualDisk disk, ByteRanges.Span span)
+      ReadableByteChannel in, ByteBuffer buffer, VirtualDisk disk, ByteRanges.Span span)
       throws IOException {
     int bufferBytes = buffer.limit();
     long offset = span.offsetBytes();
@@ -211,7 +211,7 @@ final class DiskStreams {
       boolean tooLong;
       try {
         ended = fill(in, buffer);
-        tooLong = !ended && position + buffer.position() == end && read(in, past) > 0;
+        tooLong = !ended && position + buffer.position() == end && in.read(past) > 0;
       } catch (IOException e) {
         throw bodyCutShort(
             disk, length, position - offset + buffer.position(), position - offset, e);
@@ -261,28 +261,12 @@ final class DiskStreams {
   }
 
   /** Reads from {@code in} until {@code buffer} is full; true when the body ended first. */
-  static boolean fill(ServletInputStream in, ByteBuffer buffer) throws IOException {
+  static boolean fill(ReadableByteChannel in, ByteBuffer buffer) throws IOException {
     while (buffer.hasRemaining()) {
-      if (read(in, buffer) < 0) {
+      if (in.read(buffer) < 0) {
         return true;
       }
     }
     return false;
-  }
-
-  /**
-   * Reads body bytes into {@code into} with channel semantics: they land at the buffer's position,
-   * which then advances past them. Servlet 6.1's {@code read(ByteBuffer)} in Tomcat instead leaves
-   * the position where it was and sets the limit after the new bytes; this restores channel
-   * semantics, and is harmless for a container that already follows them.
-   *
-   * @return the number of bytes read, or -1 at the end of the body
-   */
-  static int read(ServletInputStream in, ByteBuffer into) throws IOException {
-    int start = into.position();
-    int limit = into.limit();
-    int n = in.read(into);
-    into.limit(limit).position(start + Math.max(n, 0));
-    return n;
   }
 }

@@ -78,8 +78,13 @@ class RangeWriteFilter extends HttpFilter {
    * as REST Assured add a charset), as the controller's {@code consumes} takes it.
    */
   private static boolean isOctetStream(@Nullable String contentType) {
-    String type = MediaType.APPLICATION_OCTET_STREAM_VALUE;
-    if (contentType == null || !contentType.regionMatches(true, 0, type, 0, type.length())) {
+    return contentType != null
+        && isMediaType(contentType, MediaType.APPLICATION_OCTET_STREAM_VALUE);
+  }
+
+  /** Whether {@code contentType} is {@code type}, in any case, with or without parameters. */
+  static boolean isMediaType(String contentType, String type) {
+    if (!contentType.regionMatches(true, 0, type, 0, type.length())) {
       return false;
     }
     if (contentType.length() == type.length()) {
@@ -90,7 +95,7 @@ class RangeWriteFilter extends HttpFilter {
   }
 
   /** The {@code flush} of a query this filter takes; null for any other query. */
-  private static @Nullable Boolean flushOf(@Nullable String query) {
+  static @Nullable Boolean flushOf(@Nullable String query) {
     if (query == null || query.equals("flush=true")) {
       return Boolean.TRUE;
     }
@@ -129,7 +134,7 @@ class RangeWriteFilter extends HttpFilter {
       ServerHttpObservationFilter.findObservationContext(request)
           .ifPresent(context -> context.setPathPattern(RangeReadFilter.PATTERN));
       try {
-        streams.write(disk, span, request.getInputStream(), null, flush);
+        streams.write(disk, span, new ServletBody(request.getInputStream()), null, flush);
       } catch (RuntimeException | IOException failure) {
         if (problems.resolveException(request, response, null, failure) == null) {
           throw new ServletException("unanswered failure of a write to " + name, failure);

@@ -6,9 +6,9 @@ import dev.fvdisk.service.InvalidRequestException;
 import dev.fvdisk.service.StagingArea;
 import dev.fvdisk.service.StagingFile;
 import dev.fvdisk.service.VirtualDisk;
-import jakarta.servlet.ServletInputStream;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.channels.ReadableByteChannel;
 import org.jspecify.annotations.Nullable;
 
 /**
@@ -43,7 +43,7 @@ final class StagedWrite {
   }
 
   void write(
-      ServletInputStream in,
+      ReadableByteChannel in,
       StagingArea staging,
       @Nullable ExpectedVersion expected,
       boolean flush) {
@@ -84,7 +84,7 @@ final class StagedWrite {
    * Fills the buffer with the next {@code lengthBytes} of the body, hashes them and leaves them
    * ready to be drained.
    */
-  private void receive(ServletInputStream in, long receivedBytes, int lengthBytes) {
+  private void receive(ReadableByteChannel in, long receivedBytes, int lengthBytes) {
     buffer.clear().limit(lengthBytes);
     boolean ended;
     try {
@@ -98,14 +98,14 @@ final class StagedWrite {
     digests.update(buffer.flip());
   }
 
-  private void expectEnd(ServletInputStream in) {
+  private void expectEnd(ReadableByteChannel in) {
     int next;
     try {
-      next = in.read();
+      next = in.read(ByteBuffer.allocate(1));
     } catch (IOException e) {
       throw cutShort(span.lengthBytes(), e);
     }
-    if (next >= 0) {
+    if (next > 0) {
       throw new InvalidRequestException(
           "the body is longer than the "
               + span.lengthBytes()

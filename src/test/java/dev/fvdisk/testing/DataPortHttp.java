@@ -19,8 +19,9 @@ import tools.jackson.databind.json.JsonMapper;
 
 /**
  * Helpers for tests of the data port ({@code fvdisk.http-data.*}), the second HTTP listener that
- * answers GET and HEAD of image data: the same request sent to the main port and to the data port
- * with their answers compared, and answers read one at a time off a connection that stays open.
+ * answers GET, HEAD and PUT of image data: the same request sent to the main port and to the data
+ * port with their answers compared, and answers read one at a time off a connection that stays
+ * open.
  */
 public final class DataPortHttp {
 
