@@ -242,6 +242,106 @@ class DataPortSecurityIntegrationTest {
     }
   }
 
+  /** The headers of a write of {@code body} at offset 0, with {@code authorization} if any. */
+  private static Map<String, String> writing(byte[] body, String authorization) {
+    Map<String, String> headers = new LinkedHashMap<>();
+    headers.put("Content-Type", "application/octet-stream");
+    headers.put("Content-Range", "bytes 0-" + (body.length - 1) + "/*");
+    headers.put("Content-Length", String.valueOf(body.length));
+    if (authorization != null) {
+      headers.put("Authorization", authorization);
+    }
+    return headers;
+  }
+
+  /** The image's first 4 KiB, read by the admin through the main port. */
+  private byte[] first4KiB(String image) throws IOException {
+    RawHttp.Response answer =
+        RawHttp.exchange(
+            port,
+            "GET",
+            data(image),
+            Map.of("Range", "bytes=0-4095", "Authorization", bearer(SecurityIntegrationTest.ADMIN)),
+            new byte[0]);
+    assertThat(answer.status()).isEqualTo(206);
+    return answer.body();
+  }
+
+  private static byte[] other() {
+    byte[] b = new byte[100];
+    Arrays.fill(b, (byte) 0x5a);
+    return b;
+  }
+
+  @Test
+  void a_reader_or_monitor_token_may_not_write_on_either_port_and_nothing_is_written()
+      throws IOException {
+    String image = create("db");
+    for (String token :
+        List.of(
+            SecurityIntegrationTest.DB_READER,
+            SecurityIntegrationTest.READER,
+            SecurityIntegrationTest.MONITOR)) {
+      RawHttp.Response data =
+          assertSameOnBothPorts(
+                  port,
+                  dataPort.port(),
+                  "PUT",
+                  data(image),
+                  writing(other(), bearer(token)),
+                  other(),
+                  true)
+              .data();
+      assertThat(data.status()).as(token).isEqualTo(403);
+      assertThat(problem(data)).as(token).containsEntry("type", PROBLEMS + "forbidden");
+    }
+    assertThat(first4KiB(image)).isEqualTo(content());
+  }
+
+  @Test
+  void a_write_without_a_token_is_401_on_both_ports_and_nothing_is_written() throws IOException {
+    String image = create("vm");
+    RawHttp.Response data =
+        assertSameOnBothPorts(
+                port, dataPort.port(), "PUT", data(image), writing(other(), null), other(), true)
+            .data();
+    assertThat(data.status()).isEqualTo(401);
+    assertThat(data.header("WWW-Authenticate")).isEqualTo("Basic realm=\"fvdisk\", Bearer");
+    assertThat(first4KiB(image)).isEqualTo(content());
+  }
+
+  @Test
+  void a_writer_token_writes_in_its_pattern_on_the_data_port_and_finds_nothing_outside()
+      throws IOException {
+    String vm = create("vm");
+    String db = create("db");
+    RawHttp.Response hidden =
+        assertSameOnBothPorts(
+                port,
+                dataPort.port(),
+                "PUT",
+                data(db),
+                writing(other(), bearer(SecurityIntegrationTest.VM_WRITER)),
+                other(),
+                true)
+            .data();
+    assertThat(hidden.status()).isEqualTo(404);
+    assertThat(problem(hidden)).containsEntry("type", PROBLEMS + "image-not-found");
+    assertThat(first4KiB(db)).isEqualTo(content());
+
+    RawHttp.Response written =
+        RawHttp.exchange(
+            dataPort.port(),
+            "PUT",
+            data(vm),
+            writing(other(), bearer(SecurityIntegrationTest.VM_WRITER)),
+            other());
+    assertThat(written.status()).as(written.toString()).isEqualTo(204);
+    byte[] expected = content();
+    System.arraycopy(other(), 0, expected, 0, other().length);
+    assertThat(first4KiB(vm)).isEqualTo(expected);
+  }
+
   @Test
   void a_writer_token_reads_in_its_pattern_and_nothing_outside() throws IOException {
     String vm = create("vm");

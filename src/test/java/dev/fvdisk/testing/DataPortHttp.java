@@ -57,8 +57,25 @@ public final class DataPortHttp {
       Map<String, String> headers,
       boolean compareDetail)
       throws IOException {
-    RawHttp.Response main = RawHttp.exchange(mainPort, method, target, headers, new byte[0]);
-    RawHttp.Response data = RawHttp.exchange(dataPort, method, target, headers, new byte[0]);
+    return assertSameOnBothPorts(
+        mainPort, dataPort, method, target, headers, new byte[0], compareDetail);
+  }
+
+  /**
+   * As {@link #assertSameOnBothPorts(int, int, String, String, Map, boolean)}, with a request body
+   * sent right after the head; {@code headers} must frame it (a {@code Content-Length}).
+   */
+  public static Pair assertSameOnBothPorts(
+      int mainPort,
+      int dataPort,
+      String method,
+      String target,
+      Map<String, String> headers,
+      byte[] body,
+      boolean compareDetail)
+      throws IOException {
+    RawHttp.Response main = RawHttp.exchange(mainPort, method, target, headers, body);
+    RawHttp.Response data = RawHttp.exchange(dataPort, method, target, headers, body);
     assertSameAnswer(method + " " + target + " " + headers, main, data, compareDetail);
     return new Pair(main, data);
   }
@@ -111,8 +128,9 @@ public final class DataPortHttp {
 
   /**
    * Reads one answer off a connection that may carry more, framed by its {@code Content-Length}
-   * (the data port always sends one); the body is empty for an answer to HEAD. Pass the same
-   * (buffered) stream to every call on one connection.
+   * (the data port sends one with every answer that may have a body); the body is empty for an
+   * answer to HEAD, for an interim answer ({@code 100 Continue}) and for {@code 204}, which have
+   * none. Pass the same (buffered) stream to every call on one connection.
    *
    * @throws EOFException when the connection ends before the answer is whole
    */
@@ -142,6 +160,10 @@ public final class DataPortHttp {
           lines[i].substring(0, colon).trim().toLowerCase(Locale.ROOT),
           lines[i].substring(colon + 1).trim(),
           (a, b) -> a + ", " + b);
+    }
+    if (status / 100 == 1 || status == 204 || status == 304) {
+      // No body by definition (RFC 9110, sections 15.2, 15.3.5 and 15.4.5).
+      return new RawHttp.Response(status, headers, new byte[0]);
     }
     String length = headers.get("content-length");
     assertThat(length).as("Content-Length of " + lines[0] + " " + headers).isNotNull();

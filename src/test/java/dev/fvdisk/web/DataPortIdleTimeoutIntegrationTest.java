@@ -18,9 +18,10 @@ import org.springframework.test.context.DynamicPropertyRegistry;
 import org.springframework.test.context.DynamicPropertySource;
 
 /**
- * The data port's idle timeout ({@code fvdisk.http-data.idle-timeout}): a connection that sends no
- * request, or only part of a head, is closed by the server. The only timing here is a read timeout
- * far longer than the idle timeout.
+ * The data port's idle and stall timeouts ({@code fvdisk.http-data.idle-timeout}, {@code
+ * stall-timeout}): a connection that sends no request, only part of a head, or only part of a
+ * write's body, is closed by the server. The only timing here is a read timeout far longer than
+ * both.
  */
 class DataPortIdleTimeoutIntegrationTest extends ApiTestSupport {
 
@@ -34,6 +35,7 @@ class DataPortIdleTimeoutIntegrationTest extends ApiTestSupport {
             Files.createDirectories(Path.of("target", "it-data")), "data-port-idle-");
     registry.add("fvdisk.test.data-dir", dir::toString);
     registry.add("fvdisk.http-data.idle-timeout", () -> "1s");
+    registry.add("fvdisk.http-data.stall-timeout", () -> "1s");
   }
 
   private Socket connect() throws IOException {
@@ -69,5 +71,25 @@ class DataPortIdleTimeoutIntegrationTest extends ApiTestSupport {
       send(socket, "GET /api/v1/images/any/data HTTP/1.1\r\nHost: localhost\r\n");
       assertClosedByServer(new BufferedInputStream(socket.getInputStream()));
     }
+  }
+
+  @Test
+  void a_write_whose_body_stops_coming_is_cut_off_and_writes_nothing() throws IOException {
+    String image = createImage("stall", 1 << 20);
+    write(image, 0, pattern(100, 2));
+    try (Socket socket = connect()) {
+      // 10 of the 100 bytes announced, then nothing: the server waits in the body, where the idle
+      // timeout does not reach, so only the stall watchdog can end the wait.
+      send(
+          socket,
+          "PUT /api/v1/images/"
+              + image
+              + "/data HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/octet-stream\r\n"
+              + "Content-Range: bytes 0-99/*\r\nContent-Length: 100\r\n\r\n"
+              + "0123456789");
+      assertClosedByServer(new BufferedInputStream(socket.getInputStream()));
+    }
+    // A body of up to a buffer that ends early is not written at all.
+    assertThat(read(image, 0, 100)).isEqualTo(pattern(100, 2));
   }
 }
