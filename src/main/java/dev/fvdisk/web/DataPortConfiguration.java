@@ -17,9 +17,9 @@ import org.springframework.core.env.Environment;
 class DataPortConfiguration {
 
   /**
-   * Reads streaming at once on the data port; more wait for one to finish. The port has buffers of
-   * its own, so that clients holding its reads (a slow reader keeps its buffer until the stall
-   * timeout) can never take the main port's, whose writes need them too.
+   * Reads and writes streaming at once on the data port; more wait for one to finish. The port has
+   * buffers of its own, so that clients holding its requests (a slow reader or writer keeps its
+   * buffer until the stall timeout) can never take the main port's.
    */
   static final int BUFFERS = 64;
 

@@ -8,7 +8,9 @@ import dev.fvdisk.service.Access;
 import dev.fvdisk.service.ExpectedVersion;
 import dev.fvdisk.service.ImageElsewhereException;
 import dev.fvdisk.service.ImageNotFoundException;
+import dev.fvdisk.service.RangeOutsideDiskException;
 import dev.fvdisk.service.ServiceException;
+import dev.fvdisk.service.VersionMismatchException;
 import dev.fvdisk.service.VirtualDisk;
 import java.io.IOException;
 import java.io.InputStream;
@@ -35,6 +37,12 @@ import org.slf4j.LoggerFactory;
 final class DataPortConnection implements Runnable {
 
   private static final Logger log = LoggerFactory.getLogger(DataPortConnection.class);
+
+  /** The most a closing connection reads and drops of what its client still sends. */
+  private static final long LINGER_BYTES = 2L << 20;
+
+  /** How long a closing connection waits, in all, for its client to stop sending. */
+  private static final int LINGER_MILLIS = 2000;
 
   private static final String PREFIX = "/api/v1/images/";
   private static final String SUFFIX = "/data";
@@ -143,6 +151,7 @@ final class DataPortConnection implements Runnable {
           answering = false;
         }
         if (!keep) {
+          lingerBeforeClose(in);
           return;
         }
       }
@@ -189,6 +198,7 @@ final class DataPortConnection implements Runnable {
           return DataPortRequest.parse(input, 0, end);
         } catch (DataPortRequest.Malformed e) {
           problem("-", "/", ProblemType.BAD_REQUEST, e.getMessage(), Map.of(), null, false);
+          lingerBeforeClose(in);
           return null;
         }
       }
@@ -201,6 +211,7 @@ final class DataPortConnection implements Runnable {
             Map.of(),
             null,
             false);
+        lingerBeforeClose(in);
         return null;
       }
       scanned = Math.max(0, filled - 3);
@@ -221,6 +232,32 @@ final class DataPortConnection implements Runnable {
         // A head trickling in a byte at a time holds a thread; it gets one timeout in all.
         return null;
       }
+    }
+  }
+
+  /**
+   * Ends the connection after an answer that closes it. Closing a socket whose client is still
+   * sending (a refused write's body, the rest of a malformed request) makes the kernel answer with
+   * a reset, which can destroy the answer before the client has read it. So the answer is followed
+   * by a FIN, and what the client still sends is read and dropped, at most {@link #LINGER_BYTES}
+   * and {@link #LINGER_MILLIS}, as Tomcat swallows a refused body and nginx lingers on close; the
+   * caller then closes the socket.
+   */
+  private void lingerBeforeClose(InputStream in) {
+    try {
+      socket.shutdownOutput();
+      socket.setSoTimeout(LINGER_MILLIS);
+      long deadline = System.nanoTime() + LINGER_MILLIS * 1_000_000L;
+      long dropped = 0;
+      while (dropped < LINGER_BYTES && System.nanoTime() < deadline) {
+        int n = in.read(input);
+        if (n < 0) {
+          return;
+        }
+        dropped += n;
+      }
+    } catch (IOException e) {
+      // The client is gone or slow; the socket is closed either way.
     }
   }
 
@@ -448,6 +485,9 @@ final class DataPortConnection implements Runnable {
       return new Outcome(204, true, "none");
     } catch (HttpProblemException e) {
       return httpProblem(method, path, e);
+    } catch (VersionMismatchException e) {
+      // As the main port words it (ProblemAdvice): in terms of the If-Match the client sent.
+      return httpProblem(method, path, PreconditionFailedException.of(e));
     } catch (ServiceException e) {
       return serviceProblem(method, path, e);
     } catch (RuntimeException e) {
@@ -660,7 +700,12 @@ final class DataPortConnection implements Runnable {
     } else if (type.status() >= 500) {
       log.error("{} {} on the data port answered {}", method, path, type.status(), e);
     }
-    return problemOrClose(method, path, type, e.getMessage(), e.properties(), null, true);
+    // A range past the disk says the disk's size, as the main port's 416 does (RFC 9110, 15.5.17).
+    String extra =
+        e instanceof RangeOutsideDiskException range
+            ? "Content-Range: bytes */" + range.sizeBytes() + "\r\n"
+            : null;
+    return problemOrClose(method, path, type, e.getMessage(), e.properties(), extra, true);
   }
 
   private Outcome httpProblem(String method, String path, HttpProblemException e) {

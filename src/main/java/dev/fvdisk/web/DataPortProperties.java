@@ -6,7 +6,7 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
 
 /**
  * Everything under {@code fvdisk.http-data.*}: the data port ({@link DataPortServer}), a lean
- * listener for ranged reads beside the main port.
+ * listener for image data's reads and writes beside the main port.
  *
  * @param enabled whether the data port listens at all; default false
  * @param address the address to listen on; default loopback. Without access tokens only a loopback
@@ -18,7 +18,8 @@ import org.springframework.boot.context.properties.bind.DefaultValue;
  * @param maxConnectionsPerPeer connections at once from one address
  * @param idleTimeout how long a connection may wait between requests, and how long a request head
  *     may take to arrive whole, before the connection is closed
- * @param stallTimeout how long a client may take no bytes of an answer before it is cut off
+ * @param stallTimeout how long a client may take no bytes of an answer, or send no bytes of a body,
+ *     before it is cut off
  */
 @ConfigurationProperties("fvdisk.http-data")
 public record DataPortProperties(

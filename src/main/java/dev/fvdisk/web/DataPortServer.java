@@ -32,27 +32,30 @@ import org.slf4j.LoggerFactory;
 import tools.jackson.databind.json.JsonMapper;
 
 /**
- * The data port: a second, lean HTTP/1.1 listener that answers only {@code GET} and {@code HEAD} of
- * {@code /api/v1/images/{name}/data}, the requests QEMU's curl driver and image importers send by
- * the thousand, without the servlet container, Spring MVC or the security filter chain.
+ * The data port: a second, lean HTTP/1.1 listener that answers only {@code GET}, {@code HEAD} and
+ * {@code PUT} of {@code /api/v1/images/{name}/data}, the requests QEMU's curl driver, image
+ * importers and disk uploads send by the thousand, without the servlet container, Spring MVC or the
+ * security filter chain.
  *
  * <p>Why: on the main port a 4 KiB ranged read costs 80–100 µs of CPU, most of it in Tomcat and the
- * filter chains; nginx answers the same read for about 25 µs (docs/performance.md). Here a request
- * is parsed from one buffer, authenticated and authorized by the same {@link TokenRegistry} and
- * {@link dev.fvdisk.security.AccessPolicy} as the main port, and answered with one gathering write
- * of head and data from the same {@link DiskStreams}.
+ * filter chains; nginx answers the same read for about 25 µs (docs/performance.md). A 1 MiB write's
+ * body is copied four times there on its way to the file. Here a request is parsed from one buffer,
+ * authenticated and authorized by the same {@link TokenRegistry} and {@link
+ * dev.fvdisk.security.AccessPolicy} as the main port, and answered from the same {@link
+ * DiskStreams}: a read with one gathering write of head and data, a write with its body read from
+ * the socket straight into the request's direct buffer.
  *
- * <p>What it answers: 200 (whole disk, or {@code HEAD}), 206 (one range), and the main port's
- * problems for the same faults (400, 401, 403, 404, 416, 5xx, and 307 to the instance that holds
- * the image). Any other method on the data path is 405, any other path 404, a request with a body
- * or a query 400; writes and everything else go to the main port. Requests on one connection are
- * answered in order (pipelining is allowed); a malformed head is answered 400 and the connection
- * closed.
+ * <p>What it answers: 200 (whole disk, or {@code HEAD}), 206 (one range), 204 (a write), and the
+ * main port's problems for the same faults (400, 401, 403, 404, 411, 412, 413, 415, 416, 5xx, and
+ * 307 to the instance that holds the image). Any other method on the data path is 405, any other
+ * path 404, a read with a body or a query 400; everything else goes to the main port. Requests on
+ * one connection are answered in order (pipelining is allowed); a malformed head is answered 400
+ * and the connection closed, as is any request refused before its body was read.
  *
  * <p>Limits: connections at once, over all and per client address; an idle connection, or one whose
- * head has not arrived whole, is closed after the idle timeout; a client that takes no bytes for
- * the stall timeout is cut off by a watchdog. Threads: one accepting, one per connection (platform
- * threads, blocking sockets), one watchdog.
+ * head has not arrived whole, is closed after the idle timeout; a client that takes no bytes of an
+ * answer, or sends none of a body, for the stall timeout is cut off by a watchdog. Threads: one
+ * accepting, one per connection (platform threads, blocking sockets), one watchdog.
  */
 final class DataPortServer {
 
@@ -148,7 +151,7 @@ final class DataPortServer {
     acceptor.start();
     watchdog.scheduleWithFixedDelay(this::cutStalled, 1, 1, TimeUnit.SECONDS);
     log.info(
-        "Data port listening on {}:{} (GET and HEAD of /api/v1/images/{name}/data)",
+        "Data port listening on {}:{} (GET, HEAD and PUT of /api/v1/images/{name}/data)",
         socket.getInetAddress().getHostAddress(),
         socket.getLocalPort());
   }

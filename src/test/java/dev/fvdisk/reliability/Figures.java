@@ -16,6 +16,10 @@ final class Figures {
   long imagesRecreated;
   long writesIssued;
   long writesAcked;
+
+  /** Acknowledged writes that went through the data port rather than the main port. */
+  long writesAckedViaDataPort;
+
   long writesAckedNotFlushed;
   long writesUnknown;
   long writesFailed;
@@ -152,6 +156,7 @@ final class Figures {
     row(b, "writes issued", writesIssued);
     row(b, "  acknowledged (2xx)", writesAcked);
     row(b, "  of them acknowledged with ?flush=false", writesAckedNotFlushed);
+    row(b, "  of them acknowledged by the data port", writesAckedViaDataPort);
     row(b, "  outcome unknown (in flight at a kill, timeout, connection lost)", writesUnknown);
     row(b, "  answered with an error status", writesFailed);
     if (!history) {

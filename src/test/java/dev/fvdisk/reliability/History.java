@@ -77,15 +77,15 @@ final class History {
     for (int i = 0; i < writers + readers; i++) {
       Random random = new Random(seed * 17 + i);
       boolean writer = i < writers;
-      // Every second reader goes through the data port, the lean listener beside Tomcat.
-      boolean viaDataPort = !writer && (i - writers) % 2 == 1;
+      // Every second writer and reader goes through the data port, the lean listener beside Tomcat.
+      boolean viaDataPort = (writer ? i : i - writers) % 2 == 1;
       Thread t =
           new Thread(
               () -> {
                 try {
                   while (running) {
                     if (writer) {
-                      write(random);
+                      write(random, viaDataPort);
                     } else {
                       read(random, viaDataPort);
                     }
@@ -127,7 +127,7 @@ final class History {
     return new int[] {first, first + sectors};
   }
 
-  private void write(Random random) throws IOException, InterruptedException {
+  private void write(Random random, boolean viaDataPort) throws IOException, InterruptedException {
     int[] r = range(random, 256 << 10);
     long id = ids.incrementAndGet();
     byte[] data = new byte[(r[1] - r[0]) * SectorStamp.SECTOR_BYTES];
@@ -138,9 +138,7 @@ final class History {
     HttpResponse<String> answer =
         http.send(
             HttpRequest.newBuilder(
-                    service
-                        .current()
-                        .base
+                    (viaDataPort ? service.current().dataBase : service.current().base)
                         .resolve(
                             "api/v1/images/" + IMAGE + "/data" + (flush ? "" : "?flush=false")))
                 .timeout(Duration.ofSeconds(120))
@@ -161,6 +159,9 @@ final class History {
         figures.writesAcked++;
         if (!flush) {
           figures.writesAckedNotFlushed++;
+        }
+        if (viaDataPort) {
+          figures.writesAckedViaDataPort++;
         }
       } else {
         figures.writesFailed++;

@@ -124,6 +124,7 @@ class HttpReliabilityIntegrationTest {
     assertEquals(KILLS, f.iterations, "iterations");
     assertTrue(f.kills >= KILLS, "kills");
     assertEquals(f.kills, f.killsSurvived, "kills survived");
+    assertTrue(f.writesAckedViaDataPort > 0, "writes through the data port verified");
     ServiceProcess.deleteRecursively(dir);
   }
 
@@ -207,6 +208,7 @@ class HttpReliabilityIntegrationTest {
     assertEquals(0, f.historyTornSectors, "torn sectors under concurrent writes");
     assertTrue(f.historyReads > 0, "reads checked");
     assertTrue(f.historyDataPortReads > 0, "reads through the data port checked");
+    assertTrue(f.writesAckedViaDataPort > 0, "writes through the data port in the history");
     ServiceProcess.deleteRecursively(dir);
   }
 

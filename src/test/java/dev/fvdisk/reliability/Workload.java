@@ -325,6 +325,8 @@ final class Workload {
     boolean flush = random.nextInt(100) >= 30;
     long offset = first * SectorStamp.SECTOR_BYTES;
     long id = writeIds.incrementAndGet();
+    // Every second write goes through the data port, the lean listener beside Tomcat.
+    boolean viaDataPort = id % 2 == 0;
     byte[] data = new byte[length];
     SectorStamp.fill(data, image.tag, id, first);
     ImageModel.Write w = new ImageModel.Write(id, offset, length, flush, inc);
@@ -333,7 +335,7 @@ final class Workload {
     boolean overBase = offset < image.baseSizeBytes;
     ImageModel.Outcome outcome;
     try {
-      HttpResponse<String> r = put(inc, image.name, offset, data, flush);
+      HttpResponse<String> r = put(inc, image.name, offset, data, flush, viaDataPort);
       if (r.statusCode() == 204) {
         outcome = ImageModel.Outcome.ACKED;
       } else {
@@ -352,6 +354,9 @@ final class Workload {
           figures.writesAcked++;
           if (!flush) {
             figures.writesAckedNotFlushed++;
+          }
+          if (viaDataPort) {
+            figures.writesAckedViaDataPort++;
           }
         }
         case FAILED -> figures.writesFailed++;
@@ -570,13 +575,20 @@ final class Workload {
 
   private HttpResponse<String> put(String image, long offset, byte[] data, boolean flush)
       throws IOException, InterruptedException {
-    return put(service.current(), image, offset, data, flush);
+    return put(service.current(), image, offset, data, flush, false);
   }
 
   private HttpResponse<String> put(
-      ServiceProcess.Incarnation inc, String image, long offset, byte[] data, boolean flush)
+      ServiceProcess.Incarnation inc,
+      String image,
+      long offset,
+      byte[] data,
+      boolean flush,
+      boolean viaDataPort)
       throws IOException, InterruptedException {
-    URI uri = inc.base.resolve("api/v1/images/" + image + "/data" + (flush ? "" : "?flush=false"));
+    URI uri =
+        (viaDataPort ? inc.dataBase : inc.base)
+            .resolve("api/v1/images/" + image + "/data" + (flush ? "" : "?flush=false"));
     return http.send(
         HttpRequest.newBuilder(uri)
             .timeout(requestTimeout)

@@ -68,6 +68,7 @@ class HttpFuzzIntegrationTest {
 
   private static ConfigurableApplicationContext server;
   private static int port;
+  private static int dataPort;
   private static final ListAppender<ILoggingEvent> LOG = new ListAppender<>();
 
   @BeforeContainer
@@ -80,8 +81,11 @@ class HttpFuzzIntegrationTest {
             "--server.port=0",
             "--server.address=127.0.0.1",
             "--fvdisk.data-dir=" + dir,
+            "--fvdisk.http-data.enabled=true",
+            "--fvdisk.http-data.port=0",
             "--spring.main.banner-mode=off");
     port = ((WebServerApplicationContext) server).getWebServer().getPort();
+    dataPort = server.getBean(DataPort.class).port();
     Logger root = (Logger) LoggerFactory.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME);
     LOG.start();
     root.addAppender(LOG);
@@ -96,12 +100,25 @@ class HttpFuzzIntegrationTest {
     }
   }
 
-  /** One request as sent: the fuzzer's choices, printed when a try fails. */
-  record Request(String method, String target, Map<String, String> headers, byte[] body) {
+  /**
+   * One request as sent: the fuzzer's choices, printed when a try fails. One in three goes to the
+   * data port, the lean listener beside Tomcat, which must keep the same promises.
+   */
+  record Request(
+      boolean toDataPort, String method, String target, Map<String, String> headers, byte[] body) {
     @Override
     public String toString() {
       String shown = new String(body, 0, Math.min(body.length, 300), StandardCharsets.ISO_8859_1);
-      return method + " " + target + " " + headers + " body(" + body.length + ")=" + shown;
+      return (toDataPort ? "(data port) " : "")
+          + method
+          + " "
+          + target
+          + " "
+          + headers
+          + " body("
+          + body.length
+          + ")="
+          + shown;
     }
   }
 
@@ -112,10 +129,16 @@ class HttpFuzzIntegrationTest {
     int logged = LOG.list.size();
     RawHttp.Response answer =
         RawHttp.exchange(
-            port, request.method(), request.target(), request.headers(), request.body());
+            request.toDataPort() ? dataPort : port,
+            request.method(),
+            request.target(),
+            request.headers(),
+            request.body());
     String context = request + "\n  answered " + answer;
     // The report shows the mix, so a run that only ever got refusals would be seen for what it is.
-    Statistics.collect(answer.status() == 501 ? "501 (CONNECT)" : answer.status() / 100 + "xx");
+    Statistics.collect(
+        (request.toDataPort() ? "data port " : "main port ")
+            + (answer.status() == 501 ? "501 (CONNECT)" : answer.status() / 100 + "xx"));
 
     // CONNECT is the one exception: Tomcat refuses it itself with 501 Not Implemented, the status
     // HTTP prescribes for a method the server does not implement at all (still as a problem).
@@ -233,9 +256,10 @@ class HttpFuzzIntegrationTest {
     Arbitrary<Map<String, String>> headers = headers();
     Arbitrary<byte[]> body = body();
     Arbitrary<Boolean> chunked = Arbitraries.of(true, false, false, false);
-    return Combinators.combine(method, target, headers, body, chunked)
+    Arbitrary<Boolean> toDataPort = Arbitraries.of(true, false, false);
+    return Combinators.combine(toDataPort, method, target, headers, body, chunked)
         .as(
-            (m, t, h, b, c) -> {
+            (d, m, t, h, b, c) -> {
               Map<String, String> all = new LinkedHashMap<>(h);
               byte[] sent = b;
               if (c) {
@@ -244,7 +268,7 @@ class HttpFuzzIntegrationTest {
               } else if (b.length > 0 || m.equals("PUT") || m.equals("POST")) {
                 all.putIfAbsent("Content-Length", String.valueOf(b.length));
               }
-              return new Request(m, t, all, sent);
+              return new Request(d, m, t, all, sent);
             });
   }
 
