@@ -236,24 +236,14 @@ public final class HttpBench {
   private static void warmUp(FvdiskService service, String image, Options options)
       throws IOException, InterruptedException {
     String path = service.dataPath(image);
-    for (Pattern pattern :
-        List.of(Pattern.RAND_READ_4K, Pattern.SEQ_READ_1M, Pattern.RAND_WRITE_4K)) {
-      boolean write = pattern.write;
-      new WrkLoad(
-              service.port,
-              path + (write ? "?flush=false" : ""),
-              write,
-              Offsets.of(pattern, options.diskBytes),
-              8,
-              WARM_UP_SECONDS)
-          .run(options.directory, service::cpuNanos);
-    }
-    if (service.dataPort >= 0) {
+    List<Integer> ports =
+        service.dataPort >= 0 ? List.of(service.port, service.dataPort) : List.of(service.port);
+    for (int port : ports) {
       for (Pattern pattern :
           List.of(Pattern.RAND_READ_4K, Pattern.SEQ_READ_1M, Pattern.RAND_WRITE_4K)) {
         boolean write = pattern.write;
         new WrkLoad(
-                service.dataPort,
+                port,
                 path + (write ? "?flush=false" : ""),
                 write,
                 Offsets.of(pattern, options.diskBytes),
@@ -261,8 +251,9 @@ public final class HttpBench {
                 WARM_UP_SECONDS)
             .run(options.directory, service::cpuNanos);
       }
+      // 1 MiB writes, over the filled image rather than into new chunks: the same request path.
       new WrkLoad(
-              service.dataPort,
+              port,
               path + "?flush=false",
               true,
               Offsets.of(Pattern.SEQ_READ_1M, options.diskBytes),
@@ -270,15 +261,6 @@ public final class HttpBench {
               WARM_UP_SECONDS)
           .run(options.directory, service::cpuNanos);
     }
-    // 1 MiB writes, over the filled image rather than into new chunks: the same request path.
-    new WrkLoad(
-            service.port,
-            path + "?flush=false",
-            true,
-            Offsets.of(Pattern.SEQ_READ_1M, options.diskBytes),
-            8,
-            WARM_UP_SECONDS)
-        .run(options.directory, service::cpuNanos);
     service.flush(image);
   }
 

@@ -66,6 +66,8 @@ class DataPortRequestTest {
     SECOND_CONTENT_LENGTH,
     SECOND_RANGE,
     SECOND_HOST,
+    SECOND_CONTENT_RANGE,
+    SECOND_CONTENT_TYPE,
     CONTROL_CHARACTER,
     NAME_WITH_SLASH
   }
@@ -86,6 +88,14 @@ class DataPortRequestTest {
       }
       case SECOND_RANGE -> lines.add(at, "range: bytes=5-6");
       case SECOND_HOST -> lines.add(at, "HOST: other");
+      case SECOND_CONTENT_RANGE -> {
+        lines.add(at, "Content-Range: bytes 0-0/*");
+        lines.add("content-range: bytes 1-1/*");
+      }
+      case SECOND_CONTENT_TYPE -> {
+        lines.add(at, "Content-Type: application/octet-stream");
+        lines.add("CONTENT-TYPE: text/plain");
+      }
       case CONTROL_CHARACTER -> lines.add(at, "X-Control: a\u0000b");
       case NAME_WITH_SLASH -> lines.add(at, "X/Name: a");
     }
@@ -153,6 +163,31 @@ class DataPortRequestTest {
     DataPortRequest request = DataPortRequest.parse(bytes, 0, bytes.length);
     assertThat(request.target).isEqualTo("/x");
     assertThat(request.wantContentDigest).isEqualTo("sha-256=1, sha-512=3");
+  }
+
+  @Example
+  void a_write_head_gives_what_the_write_needs() throws Exception {
+    byte[] bytes =
+        ("PUT /x?flush=false HTTP/1.1\r\nHost: h\r\nContent-Length: 4096\r\n"
+                + "Content-Range: bytes 0-4095/*\r\nContent-Type: application/octet-stream\r\n"
+                + "If-Match: \"a\"\r\nif-match: \"b\"\r\nContent-Digest: sha-256=:AA==:\r\n"
+                + "Expect: 100-Continue\r\n\r\n")
+            .getBytes(StandardCharsets.US_ASCII);
+    DataPortRequest request = DataPortRequest.parse(bytes, 0, bytes.length);
+    assertThat(request.contentLengthBytes()).isEqualTo(4096);
+    assertThat(request.contentRange).isEqualTo("bytes 0-4095/*");
+    assertThat(request.contentType).isEqualTo("application/octet-stream");
+    assertThat(request.ifMatch).isEqualTo("\"a\", \"b\"");
+    assertThat(request.contentDigest).isEqualTo("sha-256=:AA==:");
+    assertThat(request.expectContinue).isTrue();
+    assertThat(request.transferCoded()).isFalse();
+    assertThat(parse("Expect: something-else").expectContinue).isFalse();
+    assertThat(parse("Host2: x").contentLengthBytes()).isEqualTo(-1);
+    assertThat(parse("Content-Length: 999999999999999999").contentLengthBytes())
+        .isEqualTo(999_999_999_999_999_999L);
+    // Past what a long holds: refused as a head, not a NumberFormatException later.
+    assertThatThrownBy(() -> parse("Content-Length: 9999999999999999999"))
+        .isInstanceOf(DataPortRequest.Malformed.class);
   }
 
   private static DataPortRequest parse(String field) throws DataPortRequest.Malformed {
