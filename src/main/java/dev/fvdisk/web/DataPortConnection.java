@@ -77,6 +77,9 @@ final class DataPortConnection implements Runnable {
    */
   private volatile long blockedSinceNanos;
 
+  /** The request target being answered, query included, for the {@code Location} of a 307. */
+  private String target = "/";
+
   /** Whether the request being answered asked to close the connection after its answer. */
   private boolean closeAfter;
 
@@ -246,10 +249,14 @@ final class DataPortConnection implements Runnable {
   private void lingerBeforeClose(InputStream in) {
     try {
       socket.shutdownOutput();
-      socket.setSoTimeout(LINGER_MILLIS);
       long deadline = System.nanoTime() + LINGER_MILLIS * 1_000_000L;
       long dropped = 0;
-      while (dropped < LINGER_BYTES && System.nanoTime() < deadline) {
+      while (dropped < LINGER_BYTES) {
+        long leftMillis = (deadline - System.nanoTime()) / 1_000_000L;
+        if (leftMillis <= 0) {
+          return;
+        }
+        socket.setSoTimeout((int) leftMillis);
         int n = in.read(input);
         if (n < 0) {
           return;
@@ -266,6 +273,7 @@ final class DataPortConnection implements Runnable {
     long start = System.nanoTime();
     closeAfter = !request.keepAlive();
     bodyUnread = request.hasBody();
+    target = request.target;
     sayKeepAlive = !request.http11 && request.keepAlive();
     String path = request.target;
     int query = path.indexOf('?');
@@ -429,16 +437,6 @@ final class DataPortConnection implements Runnable {
   private Outcome write(DataPortRequest request, String path, String image, boolean flush)
       throws IOException {
     String method = request.method;
-    if (request.transferCoded() || request.contentLengthBytes() < 0) {
-      return problem(
-          method,
-          path,
-          ProblemType.LENGTH_REQUIRED,
-          "a write on the data port needs Content-Length; send chunked bodies to the main port",
-          Map.of(),
-          null,
-          true);
-    }
     if (!isDataMediaType(request.contentType)) {
       return problem(
           method,
@@ -452,6 +450,17 @@ final class DataPortConnection implements Runnable {
           true);
     }
     try (VirtualDisk disk = server.images().attach(image, Access.READ_WRITE)) {
+      // After the image, as the main port checks it (404, 307) before it looks at the body.
+      if (request.transferCoded() || request.contentLengthBytes() < 0) {
+        return problem(
+            method,
+            path,
+            ProblemType.LENGTH_REQUIRED,
+            "a write on the data port needs Content-Length; send chunked bodies to the main port",
+            Map.of(),
+            null,
+            true);
+      }
       ByteRanges.Span span =
           ByteRanges.parseWrite(
               request.contentRange, request.contentLengthBytes(), disk.sizeBytes());
@@ -691,7 +700,8 @@ final class DataPortConnection implements Runnable {
           ProblemType.IMAGE_ELSEWHERE,
           e.getMessage(),
           e.properties(),
-          "Location: " + elsewhere.ownerUrl() + path + "\r\n",
+          // The whole target, so a write's ?flush=false is repeated at the owner as sent here.
+          "Location: " + elsewhere.ownerUrl() + target + "\r\n",
           true);
     }
     ProblemType type = ProblemType.of(e);

@@ -13,8 +13,9 @@ import org.jspecify.annotations.Nullable;
  * obsolete line folding, control characters, a request target that is not a plain path, an HTTP
  * version other than 1.0 and 1.1, a second {@code Host}, {@code Range}, {@code Authorization},
  * {@code Content-Length}, {@code Content-Range} or {@code Content-Type}, a {@code Content-Length}
- * of more than 18 digits, and HTTP/1.1 without {@code Host}. The body is not read here: {@link
- * #hasBody()} says when the head announces one, and a write reads it after the head.
+ * of more than 18 digits after its leading zeros, and HTTP/1.1 without {@code Host}. The body is
+ * not read here: {@link #hasBody()} says when the head announces one, and a write reads it after
+ * the head.
  */
 final class DataPortRequest {
 
@@ -40,6 +41,10 @@ final class DataPortRequest {
 
   private @Nullable String host;
   private @Nullable String contentLength;
+
+  /** The value of {@code Content-Length}, or -1 without one. */
+  private long contentLengthBytes = -1;
+
   private boolean transferEncoding;
   private boolean connectionClose;
   private boolean connectionKeepAlive;
@@ -52,7 +57,7 @@ final class DataPortRequest {
 
   /** Whether the head announces a body: a {@code Content-Length} above 0, or any coding. */
   boolean hasBody() {
-    return transferEncoding || (contentLength != null && !contentLength.equals("0"));
+    return transferEncoding || contentLengthBytes > 0;
   }
 
   /** Whether the body has a transfer coding (chunked): its length is not known up front. */
@@ -62,7 +67,7 @@ final class DataPortRequest {
 
   /** The body's {@code Content-Length}, or -1 when the head has none. */
   long contentLengthBytes() {
-    return contentLength == null ? -1 : Long.parseLong(contentLength);
+    return contentLengthBytes;
   }
 
   /** Whether the connection stays open after the answer, by HTTP/1.1's and 1.0's defaults. */
@@ -186,10 +191,13 @@ final class DataPortRequest {
         if (contentLength.isEmpty() || !contentLength.chars().allMatch(c -> c >= '0' && c <= '9')) {
           throw new Malformed("Content-Length is not a number");
         }
-        if (contentLength.length() > 18) {
-          // Past any disk, and past what a long holds.
+        // Leading zeros change nothing, as in any number; more than 18 digits after them are past
+        // any disk, and past what a long holds.
+        String digits = contentLength.replaceFirst("^0+", "");
+        if (digits.length() > 18) {
           throw new Malformed("Content-Length is too large");
         }
+        contentLengthBytes = digits.isEmpty() ? 0 : Long.parseLong(digits);
       }
       case "transfer-encoding" -> transferEncoding = true;
       case "content-range" -> contentRange = once(contentRange, name, bytes, from, to);

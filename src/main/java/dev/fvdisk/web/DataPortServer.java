@@ -218,7 +218,10 @@ final class DataPortServer {
     if (timer == null) {
       if (timers.size() > 1000) {
         // Methods are the client's words: past a thousand series, only known ones are kept apart.
-        method = "GET".equals(method) || "HEAD".equals(method) ? method : "UNKNOWN";
+        method =
+            "GET".equals(method) || "HEAD".equals(method) || "PUT".equals(method)
+                ? method
+                : "UNKNOWN";
         key = method + ' ' + status + ' ' + uri + ' ' + exception;
       }
       String tagMethod = method;

@@ -188,6 +188,11 @@ class DataPortRequestTest {
     // Past what a long holds: refused as a head, not a NumberFormatException later.
     assertThatThrownBy(() -> parse("Content-Length: 9999999999999999999"))
         .isInstanceOf(DataPortRequest.Malformed.class);
+    // Leading zeros are the number's, as Tomcat reads them: no body, or a body of 5.
+    assertThat(parse("Content-Length: 00").hasBody()).isFalse();
+    assertThat(parse("Content-Length: 00").contentLengthBytes()).isZero();
+    assertThat(parse("Content-Length: 0000000000000000000000005").contentLengthBytes())
+        .isEqualTo(5);
   }
 
   private static DataPortRequest parse(String field) throws DataPortRequest.Malformed {

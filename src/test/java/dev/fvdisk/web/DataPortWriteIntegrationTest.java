@@ -326,6 +326,32 @@ class DataPortWriteIntegrationTest extends ApiTestSupport {
 
   // ---- Expect: 100-continue ----
 
+  /**
+   * A body longer than the head buffer is read from the socket, not from the bytes that came in
+   * with the head: the read must stop at its length, so the GET sent right behind it is found.
+   */
+  @Test
+  void a_get_pipelined_behind_a_body_read_from_the_socket_is_answered() throws IOException {
+    byte[] body = random(40_000, 33);
+    try (Socket socket = connect()) {
+      InputStream in = new BufferedInputStream(socket.getInputStream());
+      send(
+          socket,
+          put(data(image), ranged(3000, body.length)),
+          body,
+          get(image, "bytes=3000-42999"),
+          get(image, "bytes=0-9"));
+      RawHttp.Response written = readOne(in, false);
+      assertThat(written.status()).as(written.toString()).isEqualTo(204);
+      applied(3000, body);
+      RawHttp.Response read = readOne(in, false);
+      assertThat(read.status()).isEqualTo(206);
+      assertThat(read.body()).isEqualTo(body);
+      assertThat(readOne(in, false).body()).isEqualTo(slice(0, 9));
+    }
+    assertDiskIsModel();
+  }
+
   @Test
   void expect_100_continue_is_answered_before_the_body_is_sent_then_204() throws IOException {
     byte[] body = random(2000, 41);
