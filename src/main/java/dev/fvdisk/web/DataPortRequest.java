@@ -193,11 +193,14 @@ final class DataPortRequest {
         }
         // Leading zeros change nothing, as in any number; more than 18 digits after them are past
         // any disk, and past what a long holds.
-        String digits = contentLength.replaceFirst("^0+", "");
-        if (digits.length() > 18) {
+        int zeros = 0;
+        while (zeros < contentLength.length() - 1 && contentLength.charAt(zeros) == '0') {
+          zeros++;
+        }
+        if (contentLength.length() - zeros > 18) {
           throw new Malformed("Content-Length is too large");
         }
-        contentLengthBytes = digits.isEmpty() ? 0 : Long.parseLong(digits);
+        contentLengthBytes = Long.parseLong(contentLength, zeros, contentLength.length(), 10);
       }
       case "transfer-encoding" -> transferEncoding = true;
       case "content-range" -> contentRange = once(contentRange, name, bytes, from, to);
