@@ -226,6 +226,20 @@ final class HttpReport {
     return cpuNanos < 0 || median.ops() == 0 ? "–" : Report.number(cpuNanos / 1e3 / median.ops());
   }
 
+  /**
+   * A target stated against nginx, for the main port and, when it was measured, the data port:
+   * "{@code what}, {@code measure}" and "{@code what} through the data port, {@code measure}".
+   */
+  private void nginxVerdicts(Scenario s, String what, String measure, double target) {
+    verdict(what + ", " + measure, ratioValue(s, HttpBench.SERVICE, HttpBench.NGINX), target);
+    if (dataPort) {
+      verdict(
+          what + " through the data port, " + measure,
+          ratioValue(s, HttpBench.DATA_PORT, HttpBench.NGINX),
+          target);
+    }
+  }
+
   /** The 99th-percentile target of allocating writes, for one contender when it was measured. */
   private void tailVerdict(Scenario s, String contender, String what) {
     find(s, contender)
@@ -257,46 +271,17 @@ final class HttpReport {
     line("");
     for (Scenario s : scenarios) {
       switch (s.pattern()) {
-        case SEQ_READ_1M -> {
-          verdict(
-              "GET 1 MiB, " + s.callers() + " conns, throughput ÷ nginx",
-              ratioValue(s, HttpBench.SERVICE, HttpBench.NGINX),
-              0.9);
-          if (dataPort) {
-            verdict(
-                "GET 1 MiB through the data port, " + s.callers() + " conns, throughput ÷ nginx",
-                ratioValue(s, HttpBench.DATA_PORT, HttpBench.NGINX),
-                0.9);
-          }
-        }
-        case RAND_READ_4K -> {
-          verdict(
-              "GET 4 KiB, " + s.callers() + " conns, requests per second ÷ nginx",
-              ratioValue(s, HttpBench.SERVICE, HttpBench.NGINX),
-              0.8);
-          if (dataPort) {
-            verdict(
-                "GET 4 KiB through the data port, "
-                    + s.callers()
-                    + " conns, requests per second ÷ nginx",
-                ratioValue(s, HttpBench.DATA_PORT, HttpBench.NGINX),
-                0.8);
-          }
-        }
+        case SEQ_READ_1M ->
+            nginxVerdicts(s, "GET 1 MiB", s.callers() + " conns, throughput ÷ nginx", 0.9);
+        case RAND_READ_4K ->
+            nginxVerdicts(s, "GET 4 KiB", s.callers() + " conns, requests per second ÷ nginx", 0.8);
         case SEQ_WRITE_1M_FRESH -> {
           if (!s.durable()) {
-            verdict(
-                "PUT 1 MiB write-back, " + s.callers() + " conns, ÷ nginx discarding the bodies",
-                ratioValue(s, HttpBench.SERVICE, HttpBench.NGINX),
+            nginxVerdicts(
+                s,
+                "PUT 1 MiB write-back",
+                s.callers() + " conns, ÷ nginx discarding the bodies",
                 0.8);
-            if (dataPort) {
-              verdict(
-                  "PUT 1 MiB write-back through the data port, "
-                      + s.callers()
-                      + " conns, ÷ nginx discarding the bodies",
-                  ratioValue(s, HttpBench.DATA_PORT, HttpBench.NGINX),
-                  0.8);
-            }
           }
         }
         case RAND_WRITE_4K_FRESH -> {

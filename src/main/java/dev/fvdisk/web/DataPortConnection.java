@@ -479,10 +479,7 @@ final class DataPortConnection implements Runnable {
             .streams()
             .write(disk, span, body, expected, flush, digests, server.images().staging());
       }
-      head.clear();
-      statusSent = 204;
-      put("HTTP/1.1 204 \r\n");
-      head.put(SECURITY_HEADERS);
+      startHead(204);
       put("ETag: ");
       put(EntityTags.quote(disk.version()));
       put("\r\nDate: ");
@@ -665,10 +662,7 @@ final class DataPortConnection implements Runnable {
    */
   private void startAnswer(
       int status, DataState state, @Nullable String contentRange, long lengthBytes) {
-    head.clear();
-    statusSent = status;
-    put(status == 206 ? "HTTP/1.1 206 \r\n" : "HTTP/1.1 200 \r\n");
-    head.put(SECURITY_HEADERS);
+    startHead(status);
     put("Accept-Ranges: bytes\r\nETag: ");
     put(EntityTags.quote(state.etag()));
     if (contentRange != null) {
@@ -681,6 +675,19 @@ final class DataPortConnection implements Runnable {
     head.put(server.date());
     put("\r\n");
     connectionHeader(closeAfter || server.stopping());
+  }
+
+  /**
+   * Begins every answer's head in {@link #head}: the status line and the security headers, with the
+   * status kept for the record should the client leave during the answer.
+   */
+  private void startHead(int status) {
+    head.clear();
+    statusSent = status;
+    put("HTTP/1.1 ");
+    put(Integer.toString(status));
+    put(" \r\n");
+    head.put(SECURITY_HEADERS);
   }
 
   /** Says that the connection closes after this answer, or, to HTTP/1.0, that it stays. */
@@ -766,10 +773,7 @@ final class DataPortConnection implements Runnable {
     body.putAll(properties);
     byte[] json = DataPortServer.JSON.writeValueAsBytes(body);
     boolean close = !keepAlive || closeAfter || bodyUnread || server.stopping();
-    head.clear();
-    statusSent = type.status();
-    put("HTTP/1.1 " + type.status() + " \r\n");
-    head.put(SECURITY_HEADERS);
+    startHead(type.status());
     if (extraHeaders != null) {
       put(extraHeaders);
     }
